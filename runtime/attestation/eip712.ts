@@ -1,0 +1,110 @@
+/**
+ * EIP-712 typed data for Cryptlet proofs (https://eips.ethereum.org/EIPS/eip-712).
+ *
+ * The domain is `{name: "CryptletRuntime", version: "1", salt: consortiumId}`: deliberately without `chainId` and
+ * `verifyingContract`, so that one signature is accepted by every contract of the consortium on every chain (a
+ * result is one truth, written to several chains); the `salt` keeps consortia apart. Replay inside one contract
+ * is prevented by the contracts' "once per `resultId`" rule. The Solidity side is `contracts/CryptletProofs.sol`;
+ * the type strings here and there must stay byte-for-byte equal (a test checks it).
+ *
+ * @module
+ */
+import { AbiCoder, TypedDataEncoder, keccak256, type TypedDataDomain } from "ethers";
+
+/** A 32-byte value as 0x-prefixed lowercase or mixed-case hex (66 characters). */
+export type Hex32 = `0x${string}`;
+
+/** EIP-712 domain name of every Cryptlet proof. */
+export const DOMAIN_NAME = "CryptletRuntime";
+/** EIP-712 domain version of every Cryptlet proof. */
+export const DOMAIN_VERSION = "1";
+
+/**
+ * One Cryptlet result as signed (the `CryptletResult` EIP-712 struct).
+ * All identifiers are `bytes32` hex; see docs/ARCHITECTURE.md "Identifiers and hashes" for their derivation.
+ */
+export interface CryptletResult {
+  /** keccak256(abi.encode(cryptletId, requestId)): one result per request, ever. */
+  resultId: Hex32;
+  /** keccak256(utf8 package name). */
+  cryptletId: Hex32;
+  /** The package measurement: sha256 of the canonical JSON of the built package. */
+  codeHash: Hex32;
+  /** keccak256 of the canonical JSON of the normalised event and every host-call record. */
+  inputHash: Hex32;
+  /** keccak256 of the bytes written on-chain (ABI output, or the UTF-8 JWE JSON of a sealed result). */
+  outputHash: Hex32;
+  /** When the result was produced, in Unix seconds (uint64). */
+  timestamp: bigint;
+}
+
+/** A Merkle batch of results as signed (the `ResultBatch` EIP-712 struct). */
+export interface ResultBatch {
+  /** Root of the OpenZeppelin StandardMerkleTree over the results' struct hashes (leaf encoding `["bytes32"]`). */
+  root: Hex32;
+  /** Number of results (leaves) in the batch (uint32). */
+  count: number;
+  /** When the batch was sealed, in Unix seconds (uint64). */
+  timestamp: bigint;
+}
+
+/** The EIP-712 `types` for {@link CryptletResult}, in ethers' format. */
+export const CRYPTLET_RESULT_TYPES = {
+  CryptletResult: [
+    { name: "resultId", type: "bytes32" },
+    { name: "cryptletId", type: "bytes32" },
+    { name: "codeHash", type: "bytes32" },
+    { name: "inputHash", type: "bytes32" },
+    { name: "outputHash", type: "bytes32" },
+    { name: "timestamp", type: "uint64" },
+  ],
+} as const satisfies Record<string, { name: string; type: string }[]>;
+
+/** The EIP-712 `types` for {@link ResultBatch}, in ethers' format. */
+export const RESULT_BATCH_TYPES = {
+  ResultBatch: [
+    { name: "root", type: "bytes32" },
+    { name: "count", type: "uint32" },
+    { name: "timestamp", type: "uint64" },
+  ],
+} as const satisfies Record<string, { name: string; type: string }[]>;
+
+/** `CryptletResult(bytes32 resultId,bytes32 cryptletId,bytes32 codeHash,bytes32 inputHash,bytes32 outputHash,uint64 timestamp)` */
+export const CRYPTLET_RESULT_TYPE = TypedDataEncoder.from(CRYPTLET_RESULT_TYPES).encodeType("CryptletResult");
+/** `ResultBatch(bytes32 root,uint32 count,uint64 timestamp)` */
+export const RESULT_BATCH_TYPE = TypedDataEncoder.from(RESULT_BATCH_TYPES).encodeType("ResultBatch");
+
+/**
+ * The EIP-712 domain of a consortium.
+ * @param consortiumId - the consortium's `bytes32` id, used as the domain `salt`.
+ */
+export function cryptletDomain(consortiumId: Hex32): TypedDataDomain {
+  return { name: DOMAIN_NAME, version: DOMAIN_VERSION, salt: consortiumId };
+}
+
+/** The domain separator (`hashStruct(eip712Domain)`) of a consortium; equals `CryptletRegistry.domainSeparator()`. */
+export function domainSeparator(consortiumId: Hex32): Hex32 {
+  return TypedDataEncoder.hashDomain(cryptletDomain(consortiumId)) as Hex32;
+}
+
+/** `hashStruct(result)`: the EIP-712 struct hash, also the Merkle leaf value of a batched result. */
+export function hashCryptletResult(result: CryptletResult): Hex32 {
+  return TypedDataEncoder.from(CRYPTLET_RESULT_TYPES).hash(result) as Hex32;
+}
+
+/** The EIP-712 digest that signers sign for one result: `keccak256("\x19\x01" ‖ domainSeparator ‖ hashStruct)`. */
+export function cryptletResultDigest(consortiumId: Hex32, result: CryptletResult): Hex32 {
+  return TypedDataEncoder.hash(cryptletDomain(consortiumId), CRYPTLET_RESULT_TYPES, result) as Hex32;
+}
+
+/** The EIP-712 digest that signers sign for a Merkle batch. */
+export function resultBatchDigest(consortiumId: Hex32, batch: ResultBatch): Hex32 {
+  return TypedDataEncoder.hash(cryptletDomain(consortiumId), RESULT_BATCH_TYPES, batch) as Hex32;
+}
+
+/**
+ * `resultId = keccak256(abi.encode(cryptletId, requestId))` (DESIGN §3): one result per request, ever.
+ */
+export function computeResultId(cryptletId: Hex32, requestId: Hex32): Hex32 {
+  return keccak256(AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [cryptletId, requestId])) as Hex32;
+}
