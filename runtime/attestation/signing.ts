@@ -1,0 +1,264 @@
+/**
+ * EIP-712 signatures over Cryptlet results and Merkle batches (DESIGN §4), made by any ethers `Signer` (a
+ * `Wallet`, or the Key Vault `AbstractSigner` of runtime/keys), and their offline verification: recovery, EIP-2
+ * low-s, and an M-of-N threshold over **distinct** trusted signers.
+ *
+ * Signature format: 65 bytes `r ‖ s ‖ v` as 0x hex (132 hex digits), `s` in the lower half of the secp256k1 order
+ * (EIP-2), `v` 27 or 28, exactly what OpenZeppelin `ECDSA.recover` accepts on-chain.
+ *
+ * @module
+ */
+import { Signature, getAddress, isHexString, recoverAddress, type Signer } from "ethers";
+
+import {
+  CRYPTLET_RESULT_TYPES,
+  RESULT_BATCH_TYPES,
+  cryptletDomain,
+  cryptletResultDigest,
+  resultBatchDigest,
+  type CryptletResult,
+  type Hex32,
+  type ResultBatch,
+} from "./eip712.ts";
+import { ResultSignatureError, ThresholdNotMetError } from "./errors.ts";
+import { buildMerkleBatch } from "./merkle.ts";
+
+/** secp256k1 group order n. */
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const HALF_N = SECP256K1_N / 2n;
+
+/** One signer's signature over a result or a batch, as carried in proof bundles and contract calls. */
+export interface ResultSignature {
+  /** The signer's checksummed Ethereum address. */
+  signer: string;
+  /** 65-byte `r ‖ s ‖ v` 0x hex, low-s, `v` ∈ {27, 28}. */
+  signature: string;
+  /** Key identifier including its version (Key Vault `kid` URL, or `local:{name}/{version}`), when known. */
+  keyId?: string;
+  /** The key version alone (Key Vault's 32-hex version), when known. */
+  keyVersion?: string;
+}
+
+/**
+ * A signer with optional key metadata. A bare ethers `Signer` is accepted too; when it exposes
+ * `getPublicKey(): Promise<{keyId, version}>` or a `keyProvider` with that method (the Key Vault signer does), the
+ * key id and version are read from it.
+ */
+export type ResultSigner = Signer | { signer: Signer; keyId?: string; keyVersion?: string };
+
+interface KeyInfoSource {
+  getPublicKey(): Promise<{ keyId: string; version: string }>;
+}
+
+function hasKeyInfo(value: unknown): value is KeyInfoSource {
+  return typeof value === "object" && value !== null && typeof (value as KeyInfoSource).getPublicKey === "function";
+}
+
+async function keyMetadata(entry: ResultSigner): Promise<{ signer: Signer; keyId?: string; keyVersion?: string }> {
+  if ("signer" in entry && typeof (entry as { signer: unknown }).signer === "object") {
+    return entry as { signer: Signer; keyId?: string; keyVersion?: string };
+  }
+  const signer = entry as Signer;
+  const source = hasKeyInfo(signer)
+    ? signer
+    : hasKeyInfo((signer as { keyProvider?: unknown }).keyProvider)
+      ? ((signer as unknown as { keyProvider: KeyInfoSource }).keyProvider as KeyInfoSource)
+      : undefined;
+  if (source === undefined) return { signer };
+  const info = await source.getPublicKey();
+  return { signer, keyId: info.keyId, keyVersion: info.version };
+}
+
+/**
+ * Parses a 65-byte signature strictly: rejects anything but 65 bytes, `v` other than 27/28 (0/1 accepted and
+ * mapped), and high `s` (EIP-2), which ethers would otherwise refuse with a generic error.
+ * @throws {@link ResultSignatureError} with `details.reason` `malformed`, `bad-v` or `high-s`.
+ */
+export function parseStrictSignature(signature: string): Signature {
+  if (!isHexString(signature, 65)) throw new ResultSignatureError("malformed", { length: signature.length });
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  const r = BigInt(`0x${signature.slice(2, 66)}`);
+  if (r === 0n || r >= SECP256K1_N || s === 0n || s >= SECP256K1_N) throw new ResultSignatureError("malformed");
+  if (s > HALF_N) throw new ResultSignatureError("high-s");
+  const v = Number.parseInt(signature.slice(130, 132), 16);
+  if (![0, 1, 27, 28].includes(v)) throw new ResultSignatureError("bad-v", { v });
+  return Signature.from({
+    r: `0x${signature.slice(2, 66)}`,
+    s: `0x${signature.slice(66, 130)}`,
+    v: v < 27 ? v + 27 : v,
+  });
+}
+
+/**
+ * Recovers the signer of a digest from a strict 65-byte signature.
+ * @throws {@link ResultSignatureError} for malformed or high-s signatures.
+ */
+export function recoverDigestSigner(digest: Hex32, signature: string): string {
+  const sig = parseStrictSignature(signature);
+  try {
+    return recoverAddress(digest, sig);
+  } catch (cause) {
+    throw new ResultSignatureError("malformed", { cause: String(cause) });
+  }
+}
+
+async function signTyped(
+  entry: ResultSigner,
+  sign: (signer: Signer) => Promise<string>,
+  digest: Hex32,
+): Promise<ResultSignature> {
+  const { signer, keyId, keyVersion } = await keyMetadata(entry);
+  const address = getAddress(await signer.getAddress());
+  const raw = await sign(signer);
+  // Normalise whatever the signer returned (some return v 0/1) and refuse a signature that does not verify.
+  const signature = Signature.from(raw).serialized;
+  const recovered = recoverDigestSigner(digest, signature);
+  if (recovered !== address) throw new ResultSignatureError("wrong-signer", { expected: address, recovered });
+  return {
+    signer: address,
+    signature,
+    ...(keyId === undefined ? {} : { keyId }),
+    ...(keyVersion === undefined ? {} : { keyVersion }),
+  };
+}
+
+/**
+ * Signs a {@link CryptletResult} with each signer (EIP-712, domain `{name: "CryptletRuntime", version: "1", salt:
+ * consortiumId}`), sequentially, and checks each signature recovers to its signer before returning it.
+ *
+ * @param consortiumId - the consortium's `bytes32` id (domain salt).
+ * @param result - the result to sign.
+ * @param signers - ethers signers (any `AbstractSigner`, e.g. the Key Vault signer), optionally with key metadata.
+ * @returns one {@link ResultSignature} per signer, in the given order.
+ * @throws {@link ResultSignatureError} (`ERR_RESULT_SIGNATURE_INVALID`) when a signer returns a signature that does
+ *   not recover to its own address; the signer's own errors (e.g. `ERR_KEY_PROVIDER_UNAVAILABLE`) pass through.
+ *
+ * @example
+ * ```ts
+ * import { Wallet } from "ethers";
+ * import { signCryptletResult } from "./runtime/attestation/signing.ts";
+ * const signatures = await signCryptletResult(consortiumId, result, [Wallet.createRandom()]);
+ * ```
+ */
+export async function signCryptletResult(
+  consortiumId: Hex32,
+  result: CryptletResult,
+  signers: readonly ResultSigner[],
+): Promise<ResultSignature[]> {
+  const domain = cryptletDomain(consortiumId);
+  const types = { CryptletResult: [...CRYPTLET_RESULT_TYPES.CryptletResult] };
+  const digest = cryptletResultDigest(consortiumId, result);
+  const out: ResultSignature[] = [];
+  for (const entry of signers) {
+    out.push(await signTyped(entry, (s) => s.signTypedData(domain, types, { ...result }), digest));
+  }
+  return out;
+}
+
+/** A signed Merkle batch: the `ResultBatch` struct, its signatures, and each result's proof in input order. */
+export interface SignedResultBatch {
+  batch: ResultBatch;
+  signatures: ResultSignature[];
+  /** `proofs[i]` proves `results[i]` against `batch.root`. */
+  proofs: Hex32[][];
+  /** `leaves[i]` is the EIP-712 struct hash of `results[i]`. */
+  leaves: Hex32[];
+}
+
+/**
+ * Builds a Merkle batch over the results (runtime/attestation/merkle.ts) and signs its `ResultBatch` struct.
+ * @param timestamp - when the batch was sealed, Unix **seconds**.
+ * @throws RangeError for an empty batch; {@link ResultSignatureError} as {@link signCryptletResult}.
+ */
+export async function signResultBatch(
+  consortiumId: Hex32,
+  results: readonly CryptletResult[],
+  signers: readonly ResultSigner[],
+  timestamp: bigint,
+): Promise<SignedResultBatch> {
+  const tree = buildMerkleBatch(results);
+  const batch: ResultBatch = { root: tree.root, count: results.length, timestamp };
+  const domain = cryptletDomain(consortiumId);
+  const types = { ResultBatch: [...RESULT_BATCH_TYPES.ResultBatch] };
+  const digest = resultBatchDigest(consortiumId, batch);
+  const signatures: ResultSignature[] = [];
+  for (const entry of signers) {
+    signatures.push(await signTyped(entry, (s) => s.signTypedData(domain, types, { ...batch }), digest));
+  }
+  return { batch, signatures, proofs: tree.proofs, leaves: tree.leaves };
+}
+
+/** The outcome of {@link evaluateSignatures}. */
+export interface SignatureEvaluation {
+  /** Distinct trusted signer addresses whose signature verified (checksummed), in first-seen order. */
+  valid: string[];
+  /** Signatures that did not count, with why: `malformed`, `high-s`, `bad-v`, `wrong-signer` (recovered address
+   *  differs from the claimed one), `untrusted` (not in the trusted set) or `duplicate` (signer already counted). */
+  rejected: { index: number; signer: string; reason: string }[];
+  /** The threshold M. */
+  threshold: number;
+  /** `valid.length >= threshold`. */
+  met: boolean;
+}
+
+/**
+ * Checks signatures over a digest against a trusted signer set and a threshold; never throws for bad signatures.
+ * @param digest - the EIP-712 digest (`cryptletResultDigest` or `resultBatchDigest`).
+ * @param trustedSigners - addresses allowed to sign (any case).
+ * @param threshold - the number M of distinct trusted signers required (≥ 1).
+ * @throws RangeError for a threshold below 1.
+ */
+export function evaluateSignatures(
+  digest: Hex32,
+  signatures: readonly ResultSignature[],
+  trustedSigners: readonly string[],
+  threshold: number,
+): SignatureEvaluation {
+  if (!Number.isInteger(threshold) || threshold < 1) throw new RangeError("threshold must be an integer ≥ 1");
+  const trusted = new Set(trustedSigners.map((a) => getAddress(a)));
+  const counted = new Set<string>();
+  const rejected: SignatureEvaluation["rejected"] = [];
+  signatures.forEach((entry, index) => {
+    let recovered: string;
+    try {
+      recovered = recoverDigestSigner(digest, entry.signature);
+    } catch (e) {
+      const reason = (e as ResultSignatureError).details?.reason;
+      rejected.push({ index, signer: String(entry.signer), reason: typeof reason === "string" ? reason : "malformed" });
+      return;
+    }
+    let claimed: string | undefined;
+    try {
+      claimed = getAddress(entry.signer);
+    } catch {
+      claimed = undefined;
+    }
+    if (claimed !== recovered) rejected.push({ index, signer: recovered, reason: "wrong-signer" });
+    else if (!trusted.has(recovered)) rejected.push({ index, signer: recovered, reason: "untrusted" });
+    else if (counted.has(recovered)) rejected.push({ index, signer: recovered, reason: "duplicate" });
+    else counted.add(recovered);
+  });
+  const valid = [...counted];
+  return { valid, rejected, threshold, met: valid.length >= threshold };
+}
+
+/**
+ * Throws unless at least `threshold` distinct trusted signers signed `result`.
+ * @throws {@link ThresholdNotMetError} (`ERR_THRESHOLD_NOT_MET`).
+ */
+export function assertResultThreshold(
+  consortiumId: Hex32,
+  result: CryptletResult,
+  signatures: readonly ResultSignature[],
+  trustedSigners: readonly string[],
+  threshold: number,
+): SignatureEvaluation {
+  const evaluation = evaluateSignatures(
+    cryptletResultDigest(consortiumId, result),
+    signatures,
+    trustedSigners,
+    threshold,
+  );
+  if (!evaluation.met) throw new ThresholdNotMetError(evaluation.valid.length, threshold);
+  return evaluation;
+}

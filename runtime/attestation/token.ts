@@ -1,0 +1,300 @@
+/**
+ * The attestation token (DESIGN §4): a JWT (RFC 7519) in JWS Compact Serialization (RFC 7515 §7.1), `alg` ES256
+ * (RFC 7518 §3.4), signed **through a {@link KeyProvider}** P-256 key that never leaves Key Vault. The runtime builds
+ * the JWS signing input itself, hashes it with SHA-256 and asks the provider to sign the digest; Key Vault's raw
+ * `r ‖ s` (64 bytes) is already the JWS ES256 signature encoding. Verification uses jose `jwtVerify`.
+ *
+ * Header: `{"alg":"ES256","typ":"cryptlet-attestation+jwt","kid":<keyId with version>}` (explicit typing, RFC 8725
+ * §3.11). Claims: see {@link AttestationClaims} and docs/proof-bundle.md ("Attestation token").
+ *
+ * @module
+ */
+import { createHash, randomUUID } from "node:crypto";
+
+import {
+  base64url,
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWK,
+  type JWTPayload,
+} from "jose";
+
+import type { KeyProvider, PublicKeyInfo } from "../keys/KeyProvider.ts";
+import type { Hex32 } from "./eip712.ts";
+import {
+  AttestationClaimMismatchError,
+  AttestationExpiredError,
+  AttestationInvalidError,
+  AttestationSigningError,
+  AttestationUnknownKeyError,
+} from "./errors.ts";
+
+/** The JWS `typ` header of attestation tokens. */
+export const ATTESTATION_TOKEN_TYPE = "cryptlet-attestation+jwt";
+
+/** Default token lifetime: 24 hours, in seconds. */
+export const DEFAULT_ATTESTATION_TTL_SECONDS = 86_400;
+
+/** Sandbox limits the run was held to. */
+export interface SandboxLimitsClaim {
+  /** Memory limit in bytes. */
+  memoryBytes: number;
+  /** Wall-time limit in milliseconds. */
+  wallTimeMs: number;
+  /** Output size limit in bytes. */
+  outputBytes: number;
+}
+
+/**
+ * Evidence about the platform the runtime ran on.
+ * - `software`: no hardware root of trust; the token is only as trustworthy as the runtime's key.
+ * - `tee-quote`: a raw TEE quote/report (`sgx`, `tdx`, `sev-snp`), base64url, whose report data binds
+ *   `reportData` (hex; by convention sha256 of the attestation key's JWK thumbprint).
+ * - `azure-attestation`: a Microsoft Azure Attestation token (a JWT issued by `issuer`) for the host's TEE.
+ */
+export type PlatformEvidence =
+  | { type: "software" }
+  | { type: "tee-quote"; tee: "sgx" | "tdx" | "sev-snp"; quote: string; reportData?: string }
+  | { type: "azure-attestation"; issuer: string; token: string };
+
+/** The claims of an attestation token. Times are Unix **seconds** (JWT NumericDate). */
+export interface AttestationClaims extends JWTPayload {
+  /** The runtime instance id (issuer). */
+  iss: string;
+  /** Issued at (seconds). */
+  iat: number;
+  /** Expiry (seconds). */
+  exp: number;
+  /** Unique token id (UUID v4). */
+  jti: string;
+  /** `resultId` (also the JWT subject). */
+  sub: string;
+  /** keccak256 of the package name, `bytes32` hex. */
+  cryptletId: Hex32;
+  /** The package measurement, `bytes32` hex. */
+  codeHash: Hex32;
+  /** The result this token attests, `bytes32` hex. */
+  resultId: Hex32;
+  /** The runtime software. */
+  runtime: { version: string; buildHash: string };
+  /** The sandbox that ran the code: engine name (`isolated-vm`, `quickjs`) and limits. */
+  sandbox: { engine: string; limits: SandboxLimitsClaim };
+  /** Platform evidence. */
+  platform: PlatformEvidence;
+}
+
+/** What {@link createAttestationToken} needs. */
+export interface CreateAttestationTokenInput {
+  /** Runtime instance id, becomes `iss`. */
+  issuer: string;
+  cryptletId: Hex32;
+  codeHash: Hex32;
+  resultId: Hex32;
+  runtime: { version: string; buildHash: string };
+  sandbox: { engine: string; limits: SandboxLimitsClaim };
+  /** Defaults to `{type: "software"}`. */
+  platform?: PlatformEvidence;
+  /** Issue time; defaults to now. */
+  now?: Date;
+  /** Lifetime in seconds; defaults to {@link DEFAULT_ATTESTATION_TTL_SECONDS}. */
+  ttlSeconds?: number;
+  /** Token id; defaults to a random UUID. */
+  jti?: string;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Issues an attestation token signed through `provider` (a P-256 key, `ES256`).
+ *
+ * @param provider - a {@link KeyProvider} whose key is EC P-256 (Key Vault `EC` / `P-256`, or a local key).
+ * @param input - the claims; times default to now and 24 h.
+ * @returns the compact JWS (`header.payload.signature`, base64url).
+ * @throws {@link AttestationSigningError} (`ERR_ATTESTATION_SIGNING`) when the key is not P-256 or the provider's
+ *   signature is not 64 bytes; the provider's own errors (`ERR_KEY_*`) pass through.
+ *
+ * @example
+ * ```ts
+ * import { createAttestationToken } from "./runtime/attestation/token.ts";
+ * const token = await createAttestationToken(provider, {
+ *   issuer: "runtime-eu-1", cryptletId, codeHash, resultId,
+ *   runtime: { version: "0.1.0", buildHash: "0x…" },
+ *   sandbox: { engine: "isolated-vm", limits: { memoryBytes: 67108864, wallTimeMs: 1000, outputBytes: 65536 } },
+ * });
+ * ```
+ */
+export async function createAttestationToken(
+  provider: KeyProvider,
+  input: CreateAttestationTokenInput,
+): Promise<string> {
+  const key = await provider.getPublicKey();
+  if (key.jwk.kty !== "EC" || key.jwk.crv !== "P-256") {
+    throw new AttestationSigningError(`key ${key.keyId} is not an EC P-256 key`);
+  }
+  const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
+  const claims: AttestationClaims = {
+    iss: input.issuer,
+    sub: input.resultId,
+    iat,
+    exp: iat + (input.ttlSeconds ?? DEFAULT_ATTESTATION_TTL_SECONDS),
+    jti: input.jti ?? randomUUID(),
+    cryptletId: input.cryptletId,
+    codeHash: input.codeHash,
+    resultId: input.resultId,
+    runtime: input.runtime,
+    sandbox: input.sandbox,
+    platform: input.platform ?? { type: "software" },
+  };
+  const header = { alg: "ES256", typ: ATTESTATION_TOKEN_TYPE, kid: key.keyId };
+  const signingInput = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(claims))}`;
+  const digest = createHash("sha256").update(encoder.encode(signingInput)).digest();
+  const signed = await provider.sign(new Uint8Array(digest), "ES256");
+  if (signed.signature.length !== 64) {
+    throw new AttestationSigningError(`expected a 64-byte r||s signature, got ${signed.signature.length} bytes`);
+  }
+  return `${signingInput}.${base64url.encode(signed.signature)}`;
+}
+
+/** JWA `alg` of a public JWK used for signatures. */
+function signatureAlgOf(jwk: JWK): string {
+  if (jwk.kty === "EC" && jwk.crv === "P-256") return "ES256";
+  if (jwk.kty === "EC" && jwk.crv === "secp256k1") return "ES256K";
+  if (jwk.kty === "RSA") return "RS256";
+  throw new AttestationInvalidError(`unsupported key type ${jwk.kty ?? "?"}/${jwk.crv ?? "-"} for a JWKS`);
+}
+
+const PUBLIC_MEMBERS = ["kty", "crv", "x", "y", "n", "e"] as const;
+
+/**
+ * Builds a JWKS (RFC 7517 §5) of signature keys from key providers and/or known public keys (e.g. previous key
+ * versions still accepted during a rotation). Each key carries `kid` = the key id with version, `alg`, `use: "sig"`,
+ * and only public members.
+ *
+ * @example
+ * ```ts
+ * import { buildJwks } from "./runtime/attestation/token.ts";
+ * const jwks = await buildJwks([attestationProvider]);
+ * ```
+ */
+export async function buildJwks(sources: readonly (KeyProvider | PublicKeyInfo)[]): Promise<JSONWebKeySet> {
+  const keys: JWK[] = [];
+  const seen = new Set<string>();
+  for (const source of sources) {
+    const info = "getPublicKey" in source ? await source.getPublicKey() : source;
+    if (seen.has(info.keyId)) continue;
+    seen.add(info.keyId);
+    const jwk: JWK = {};
+    for (const member of PUBLIC_MEMBERS) if (info.jwk[member] !== undefined) jwk[member] = info.jwk[member];
+    keys.push({ ...jwk, kid: info.keyId, alg: signatureAlgOf(info.jwk), use: "sig" });
+  }
+  return { keys };
+}
+
+/** What the verifier expects of a token; omitted fields are not compared. */
+export interface ExpectedAttestation {
+  issuer?: string;
+  cryptletId?: string;
+  codeHash?: string;
+  resultId?: string;
+  /** The verification time; defaults to now. */
+  currentDate?: Date;
+  /** Allowed clock skew in seconds; default 0. */
+  clockToleranceSeconds?: number;
+}
+
+/** A verified token. */
+export interface VerifiedAttestation {
+  claims: AttestationClaims;
+  /** The header `kid` (key id with version). */
+  kid: string;
+}
+
+const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
+
+function assertClaimShape(payload: JWTPayload): asserts payload is AttestationClaims {
+  const p = payload as Partial<AttestationClaims>;
+  for (const name of ["cryptletId", "codeHash", "resultId"] as const) {
+    if (typeof p[name] !== "string" || !BYTES32.test(p[name]))
+      throw new AttestationInvalidError(`claim ${name} missing or not bytes32`);
+  }
+  if (
+    typeof p.iss !== "string" ||
+    typeof p.exp !== "number" ||
+    typeof p.iat !== "number" ||
+    typeof p.jti !== "string"
+  ) {
+    throw new AttestationInvalidError("claims iss, iat, exp, jti are required");
+  }
+  if (typeof p.runtime?.version !== "string" || typeof p.runtime.buildHash !== "string") {
+    throw new AttestationInvalidError("claim runtime {version, buildHash} missing");
+  }
+  if (typeof p.sandbox?.engine !== "string" || typeof p.sandbox.limits !== "object") {
+    throw new AttestationInvalidError("claim sandbox {engine, limits} missing");
+  }
+  if (typeof p.platform?.type !== "string") throw new AttestationInvalidError("claim platform {type} missing");
+}
+
+/**
+ * Verifies an attestation token: ES256 signature against the JWKS key named by the header `kid`, `typ`, the time
+ * window at `expected.currentDate`, the claim shapes, and the expected claim values (hex compared case-insensitively).
+ *
+ * @param token - compact JWS.
+ * @param jwks - the accepted keys (from {@link buildJwks} or the runtime's `/.well-known/jwks.json`).
+ * @param expected - claim values to compare and the verification time.
+ * @returns the claims and the `kid`.
+ * @throws {@link AttestationExpiredError} (`ERR_ATTESTATION_EXPIRED`), {@link AttestationUnknownKeyError}
+ *   (`ERR_ATTESTATION_UNKNOWN_KID`), {@link AttestationClaimMismatchError} (`ERR_ATTESTATION_CLAIM_MISMATCH`),
+ *   {@link AttestationInvalidError} (`ERR_ATTESTATION_INVALID`: malformed, bad signature, wrong alg/typ).
+ *
+ * @example
+ * ```ts
+ * import { buildJwks, verifyAttestationToken } from "./runtime/attestation/token.ts";
+ * const { claims } = await verifyAttestationToken(token, await buildJwks([provider]), { codeHash, resultId });
+ * ```
+ */
+export async function verifyAttestationToken(
+  token: string,
+  jwks: JSONWebKeySet,
+  expected: ExpectedAttestation = {},
+): Promise<VerifiedAttestation> {
+  let kid: string | undefined;
+  try {
+    kid = decodeProtectedHeader(token).kid;
+  } catch (cause) {
+    throw new AttestationInvalidError("not a compact JWS", cause);
+  }
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, createLocalJWKSet(jwks), {
+      algorithms: ["ES256"],
+      typ: ATTESTATION_TOKEN_TYPE,
+      requiredClaims: ["iss", "iat", "exp", "jti"],
+      ...(expected.currentDate === undefined ? {} : { currentDate: expected.currentDate }),
+      clockTolerance: expected.clockToleranceSeconds ?? 0,
+    }));
+  } catch (cause) {
+    const code = (cause as { code?: string }).code;
+    const claim = (cause as { claim?: string }).claim;
+    if (code === "ERR_JWT_EXPIRED") throw new AttestationExpiredError("exp", cause);
+    if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED" && (claim === "nbf" || claim === "iat")) {
+      throw new AttestationExpiredError(claim, cause);
+    }
+    if (code === "ERR_JWKS_NO_MATCHING_KEY") throw new AttestationUnknownKeyError(kid, cause);
+    if (code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") throw new AttestationInvalidError("bad signature", cause);
+    throw new AttestationInvalidError(code ?? "malformed", cause);
+  }
+  assertClaimShape(payload);
+  const compare = (name: string, want: string | undefined, got: string, hex: boolean): void => {
+    if (want === undefined) return;
+    if (hex ? want.toLowerCase() !== got.toLowerCase() : want !== got) {
+      throw new AttestationClaimMismatchError(name, want, got);
+    }
+  };
+  compare("iss", expected.issuer, payload.iss, false);
+  compare("cryptletId", expected.cryptletId, payload.cryptletId, true);
+  compare("codeHash", expected.codeHash, payload.codeHash, true);
+  compare("resultId", expected.resultId, payload.resultId, true);
+  return { claims: payload, kid: kid ?? "" };
+}

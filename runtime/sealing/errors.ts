@@ -1,0 +1,28 @@
+/**
+ * Typed errors of sealing. Decryption errors are deliberately vague (as jose's `JWEDecryptionFailed`): they say
+ * only that the key did not open the JWE, never why, and never carry plaintext or key material.
+ *
+ * @module
+ */
+import { CryptletError } from "../errors.ts";
+
+/** A party's key cannot be a JWE recipient (unsupported key type or curve, private members, duplicate kid...). */
+export class SealingPartyError extends CryptletError {
+  constructor(party: string, reason: string) {
+    super("ERR_SEALING_PARTY_INVALID", `party ${party}: ${reason}`, { details: { party, reason } });
+  }
+}
+
+/** The key is not a recipient of the JWE, or decryption failed (the two are not told apart, on purpose). */
+export class NotARecipientError extends CryptletError {
+  constructor() {
+    super("ERR_NOT_A_RECIPIENT", "not a recipient or decryption failed");
+  }
+}
+
+/** The value is not a JWE in General JSON Serialization (RFC 7516 §7.2.1), or uses an algorithm not allowed. */
+export class JweInvalidError extends CryptletError {
+  constructor(reason: string) {
+    super("ERR_JWE_INVALID", `invalid JWE: ${reason}`, { details: { reason } });
+  }
+}
