@@ -16,6 +16,7 @@ export default {
     ],
   },
   testMatch: ["<rootDir>/test/**/*.test.ts"],
+  setupFiles: ["<rootDir>/test/setup.ts"],
   testTimeout: 60_000,
   maxWorkers: 2,
 };
