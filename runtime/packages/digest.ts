@@ -1,0 +1,82 @@
+/**
+ * Identifiers and the measurement of a Cryptlet package (DESIGN §3; byte-level definition in
+ * `docs/packages.md`, "codeHash"):
+ *
+ * - `cryptletId` = keccak256 of the UTF-8 bytes of the package name, as 0x-prefixed lower-case hex (bytes32).
+ * - `codeHash` = SHA-256 of the UTF-8 bytes of the RFC 8785 canonical JSON of
+ *   `{"files": {<path>: <sha256 hex>}, "manifest": <normalised manifest>}`, as 0x-prefixed lower-case hex.
+ */
+import { createHash } from "node:crypto";
+import canonicalizeModule from "canonicalize";
+import { keccak256, toUtf8Bytes } from "ethers";
+import type { Manifest } from "./manifest.ts";
+
+// `canonicalize` is CommonJS with an ESM-style declaration: under Node's ESM the default import is the function,
+// while TypeScript (NodeNext) types it as the module object. Accept both shapes.
+const canonicalize = (
+  typeof canonicalizeModule === "function"
+    ? canonicalizeModule
+    : (canonicalizeModule as unknown as { default: (input: unknown) => string | undefined }).default
+) as (input: unknown) => string | undefined;
+
+/** 0x-prefixed lower-case hex of 32 bytes. */
+export type Bytes32Hex = `0x${string}`;
+
+/**
+ * The package's on-chain identifier: keccak256(utf8(name)).
+ *
+ * @param name - the package name exactly as in the manifest, e.g. `@acme/price-median`.
+ * @returns 0x-prefixed lower-case hex, 32 bytes.
+ *
+ * @example
+ * ```ts
+ * import { cryptletId } from "./runtime/packages/digest.ts";
+ * cryptletId("@cryptlet/price-median"); // "0x…" (keccak256 of the 22 UTF-8 bytes)
+ * ```
+ */
+export function cryptletId(name: string): Bytes32Hex {
+  return keccak256(toUtf8Bytes(name)) as Bytes32Hex;
+}
+
+/** SHA-256 (FIPS 180-4) of `bytes`, as 64 lower-case hex digits without a prefix (what `sha256sum` prints). */
+export function sha256Hex(bytes: Uint8Array | string): string {
+  return createHash("sha256")
+    .update(typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes)
+    .digest("hex");
+}
+
+/**
+ * The exact string whose SHA-256 is the `codeHash`: RFC 8785 (JCS) canonical JSON of
+ * `{manifest, files: {path: sha256hex(bytes)}}`. Exposed so that tools and tests can show what is hashed.
+ *
+ * @param manifest - the normalised manifest (from `parseManifest`).
+ * @param files - every shipped file of the built package by relative POSIX path (`bundle.js`), as bytes.
+ * @returns the canonical JSON text.
+ */
+export function codeHashPreimage(manifest: Manifest, files: Readonly<Record<string, Uint8Array>>): string {
+  const digests: Record<string, string> = {};
+  for (const [path, bytes] of Object.entries(files)) digests[path] = sha256Hex(bytes);
+  const text = canonicalize({ manifest, files: digests });
+  if (text === undefined) throw new TypeError("the manifest has no JSON form");
+  return text;
+}
+
+/**
+ * The measurement of a built package (DESIGN §3): sha256(utf8(JCS({manifest, files}))).
+ *
+ * @param manifest - the normalised manifest.
+ * @param files - every shipped file by relative POSIX path, as bytes.
+ * @returns 0x-prefixed lower-case hex, 32 bytes.
+ *
+ * @example
+ * ```ts
+ * import { computeCodeHash } from "./runtime/packages/digest.ts";
+ * import { parseManifest } from "./runtime/packages/manifest.ts";
+ *
+ * const manifest = parseManifest({ name: "demo", version: "1.0.0", entry: "src/index.ts", output: { abi: "uint256" } });
+ * const codeHash = computeCodeHash(manifest, { "bundle.js": new TextEncoder().encode("var cryptlet = {};") });
+ * ```
+ */
+export function computeCodeHash(manifest: Manifest, files: Readonly<Record<string, Uint8Array>>): Bytes32Hex {
+  return `0x${sha256Hex(codeHashPreimage(manifest, files))}`;
+}
