@@ -1,0 +1,240 @@
+/**
+ * The default sandbox engine: V8 isolates through isolated-vm 7 (native addon, separate heap per isolate,
+ * execution on its own thread so the host's event loop keeps running while a Cryptlet loops).
+ *
+ * One isolate per loaded Cryptlet (heap limit = `limits.memoryMb`); the bundle and the prelude are compiled once
+ * per isolate; each run gets a **new context** (fresh global object and built-ins), so no run sees an earlier
+ * run's globals. A run that times out or exceeds memory disposes the isolate; the next run creates a new one.
+ *
+ * @example
+ * ```ts
+ * import { IsolatedVmEngine } from "./runtime/sandbox/IsolatedVmEngine.ts";
+ *
+ * const cryptlet = await new IsolatedVmEngine().load(
+ *   'var cryptlet = { default: { run: (input, ctx) => ({ twice: input.n * 2, at: ctx.now }) } };',
+ * );
+ * const { output } = await cryptlet.run({ n: 21 }, { event: {}, requestId: "0x01", resultId: "0x02", now: 1704412800 });
+ * console.log(output); // { twice: 42, at: 1704412800 }
+ * cryptlet.dispose();
+ * ```
+ */
+import ivm from "isolated-vm";
+import type { CryptletError } from "../errors.ts";
+import { isCryptletError } from "../errors.ts";
+import type { JsonValue } from "../sdk/index.ts";
+import {
+  BundleInvalidError,
+  SandboxEngineFailureError,
+  SandboxMemoryLimitError,
+  SandboxTimeoutError,
+} from "./errors.ts";
+import { describeHostValue, errorFromThrown, settleEnvelope } from "./internal/envelope.ts";
+import { HostFetcher, resolveFetchCapability, type FetchPolicy } from "./internal/hostFetch.ts";
+import { PRELUDE_SOURCE } from "./internal/prelude.ts";
+import { prepareRun, SerialQueue } from "./internal/prepareRun.ts";
+import {
+  resolveLimits,
+  type LoadOptions,
+  type RunContextData,
+  type RunResult,
+  type SandboxEngine,
+  type SandboxedCryptlet,
+  type SandboxLimits,
+} from "./SandboxEngine.ts";
+
+const ENGINE = "isolated-vm";
+
+/** {@link SandboxEngine} on isolated-vm. */
+export class IsolatedVmEngine implements SandboxEngine {
+  readonly name = ENGINE;
+
+  /** @inheritDoc */
+  async load(bundle: string, options: LoadOptions = {}): Promise<SandboxedCryptlet> {
+    if (typeof bundle !== "string" || bundle.length === 0) throw new BundleInvalidError("the bundle is empty");
+    const limits = resolveLimits(options.limits);
+    const fetchPolicy = resolveFetchCapability(options.capabilities?.fetch);
+    const cryptlet = new IsolatedVmCryptlet(bundle, limits, fetchPolicy);
+    try {
+      await cryptlet.probe();
+    } catch (error) {
+      cryptlet.dispose();
+      throw error;
+    }
+    return cryptlet;
+  }
+}
+
+interface Compiled {
+  isolate: ivm.Isolate;
+  prelude: ivm.Script;
+  bundle: ivm.Script;
+}
+
+class IsolatedVmCryptlet implements SandboxedCryptlet {
+  readonly engine = ENGINE;
+  readonly limits: Readonly<SandboxLimits>;
+  readonly #source: string;
+  readonly #fetchPolicy: FetchPolicy | undefined;
+  readonly #queue = new SerialQueue();
+  #compiled: Compiled | undefined;
+  #disposed = false;
+
+  constructor(source: string, limits: SandboxLimits, fetchPolicy: FetchPolicy | undefined) {
+    this.#source = source;
+    this.limits = Object.freeze({ ...limits });
+    this.#fetchPolicy = fetchPolicy;
+  }
+
+  /** Evaluates the bundle once and checks `cryptlet.default.run` exists. */
+  async probe(): Promise<void> {
+    const probeSource = "typeof globalThis.cryptlet?.default?.run === 'function'";
+    await this.#queue.run(async () => {
+      const compiled = this.#compile();
+      const context = await compiled.isolate.createContext();
+      try {
+        const deadline = performance.now() + this.limits.timeoutMs;
+        const result = await this.#guard(compiled, deadline, async (remaining) => {
+          const prelude = (await compiled.prelude.run(context, {
+            reference: true,
+            timeout: remaining(),
+          })) as ivm.Reference;
+          await prelude.apply(undefined, [JSON.stringify({ seed: [0, 0, 0, 0], maxOutputBytes: 2 })], {
+            timeout: remaining(),
+          });
+          await this.#evaluateBundle(compiled, context, remaining);
+          return (await context.eval(probeSource, { timeout: remaining() })) as boolean;
+        });
+        if (result !== true) throw new BundleInvalidError("cryptlet.default.run is not a function");
+      } finally {
+        if (!compiled.isolate.isDisposed) context.release();
+      }
+    });
+  }
+
+  run(input: JsonValue, context: RunContextData): Promise<RunResult> {
+    const prepared = prepareRun(input, context, this.limits);
+    return this.#queue.run(async () => {
+      if (this.#disposed)
+        throw new SandboxEngineFailureError(ENGINE, "the Cryptlet was disposed", { retryable: false });
+      const compiled = this.#compile();
+      const start = performance.now();
+      const deadline = start + this.limits.timeoutMs;
+      const abort = new AbortController();
+      const fetcher = this.#fetchPolicy === undefined ? undefined : new HostFetcher(this.#fetchPolicy, abort.signal);
+      let context: ivm.Context | undefined;
+      try {
+        const envelope = await this.#guard(compiled, deadline, async (remaining) => {
+          context = await compiled.isolate.createContext();
+          if (fetcher !== undefined) {
+            await context.global.set(
+              "__cryptletHostFetch",
+              new ivm.Callback((request: string) => fetcher.fetch(request), { async: true }),
+            );
+          }
+          const prelude = (await compiled.prelude.run(context, {
+            reference: true,
+            timeout: remaining(),
+          })) as ivm.Reference;
+          const runFunction = (await prelude.apply(undefined, [prepared.setupJson], {
+            result: { reference: true },
+            timeout: remaining(),
+          })) as ivm.Reference;
+          await this.#evaluateBundle(compiled, context, remaining);
+          return runFunction.apply(undefined, [prepared.inputJson, prepared.ctxJson], {
+            result: { promise: true, copy: true },
+            timeout: remaining(),
+          }) as Promise<unknown>;
+        });
+        if (fetcher?.failure !== undefined) throw fetcher.failure;
+        const settled = settleEnvelope(envelope, this.limits, ENGINE);
+        return {
+          ...settled,
+          hostCalls: fetcher?.records ?? [],
+          durationMs: performance.now() - start,
+        };
+      } catch (error) {
+        if (fetcher?.failure !== undefined && !isCryptletError(error, "ERR_SANDBOX_TIMEOUT")) throw fetcher.failure;
+        throw error;
+      } finally {
+        abort.abort();
+        if (context !== undefined && !compiled.isolate.isDisposed) context.release();
+      }
+    });
+  }
+
+  dispose(): void {
+    this.#disposed = true;
+    if (this.#compiled !== undefined && !this.#compiled.isolate.isDisposed) this.#compiled.isolate.dispose();
+    this.#compiled = undefined;
+  }
+
+  #compile(): Compiled {
+    if (this.#disposed) throw new SandboxEngineFailureError(ENGINE, "the Cryptlet was disposed", { retryable: false });
+    if (this.#compiled !== undefined && !this.#compiled.isolate.isDisposed) return this.#compiled;
+    let isolate: ivm.Isolate;
+    try {
+      isolate = new ivm.Isolate({ memoryLimit: this.limits.memoryMb });
+    } catch (cause) {
+      throw new SandboxEngineFailureError(ENGINE, "could not create an isolate", { cause });
+    }
+    const prelude = isolate.compileScriptSync(PRELUDE_SOURCE, { filename: "cryptlet-prelude.js" });
+    let bundle: ivm.Script;
+    try {
+      bundle = isolate.compileScriptSync(this.#source, { filename: "cryptlet.js" });
+    } catch (cause) {
+      isolate.dispose();
+      throw new BundleInvalidError("the bundle does not compile", { message: (cause as Error).message?.slice(0, 300) });
+    }
+    this.#compiled = { isolate, prelude, bundle };
+    return this.#compiled;
+  }
+
+  async #evaluateBundle(compiled: Compiled, context: ivm.Context, remaining: () => number): Promise<void> {
+    try {
+      await compiled.bundle.run(context, { timeout: remaining() });
+    } catch (error) {
+      if (compiled.isolate.isDisposed || isIvmTimeout(error)) throw error;
+      throw errorFromThrown(describeHostValue(error), "load", this.limits);
+    }
+  }
+
+  /**
+   * Runs `body` under the wall-time deadline: a timer disposes the isolate when it passes (which stops any
+   * execution, synchronous or awaiting), and isolate deaths are translated to typed errors.
+   */
+  async #guard<T>(compiled: Compiled, deadline: number, body: (remaining: () => number) => Promise<T>): Promise<T> {
+    let timedOut = false;
+    const remaining = (): number => Math.max(1, Math.ceil(deadline - performance.now()));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (!compiled.isolate.isDisposed) compiled.isolate.dispose();
+    }, remaining());
+    try {
+      return await body(remaining);
+    } catch (error) {
+      throw this.#translate(error, compiled, timedOut);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #translate(error: unknown, compiled: Compiled, timedOut: boolean): CryptletError {
+    if (isCryptletError(error)) return error;
+    const message = typeof (error as Error)?.message === "string" ? (error as Error).message : "";
+    if (timedOut || isIvmTimeout(error)) {
+      if (!compiled.isolate.isDisposed) compiled.isolate.dispose();
+      return new SandboxTimeoutError(this.limits.timeoutMs);
+    }
+    if (compiled.isolate.isDisposed && /memory limit/i.test(message)) {
+      return new SandboxMemoryLimitError(this.limits.memoryMb);
+    }
+    if (compiled.isolate.isDisposed) {
+      return new SandboxEngineFailureError(ENGINE, "the isolate died", { cause: error });
+    }
+    return new SandboxEngineFailureError(ENGINE, "unexpected failure", { cause: error });
+  }
+}
+
+function isIvmTimeout(error: unknown): boolean {
+  return error instanceof Error && /^Script execution timed out/.test(error.message);
+}

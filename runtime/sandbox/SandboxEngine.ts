@@ -1,0 +1,209 @@
+/**
+ * The sandbox port: what the runtime needs from an engine that runs untrusted Cryptlet bundles. Two adapters
+ * implement it, {@link IsolatedVmEngine} (V8 isolates, the default) and {@link QuickJsEngine} (QuickJS compiled
+ * to WebAssembly); both pass the same conformance suite (test/sandbox/conformance.test.ts) and are described in
+ * docs/sandbox.md.
+ *
+ * A bundle is one classic script (esbuild `format: "iife"`, `globalName: "cryptlet"`) that defines a global
+ * `cryptlet` whose `default.run(input, ctx)` is the Cryptlet (see runtime/sdk/index.ts).
+ *
+ * @example
+ * ```ts
+ * import { createSandboxEngine } from "./runtime/sandbox/index.ts";
+ *
+ * const engine = createSandboxEngine(); // isolated-vm
+ * const cryptlet = await engine.load(bundleSource, { limits: { memoryMb: 64, timeoutMs: 1000 } });
+ * const { output, logs, hostCalls, durationMs } = await cryptlet.run(
+ *   { prices: [1, 2, 3] },
+ *   { event: { kind: "schedule" }, requestId: "0x…", resultId: "0x…", now: 1704412800 },
+ * );
+ * cryptlet.dispose();
+ * ```
+ */
+import type { JsonValue } from "../sdk/index.ts";
+import { SandboxOptionsInvalidError } from "./errors.ts";
+
+/** Resource limits of one run. */
+export interface SandboxLimits {
+  /** Heap available to the Cryptlet, in MiB (2^20 bytes). @defaultValue 64 */
+  memoryMb: number;
+  /** Wall time of one run in milliseconds: evaluating the bundle, `run`, and every host call. @defaultValue 1000 */
+  timeoutMs: number;
+  /** Maximum size of the output's JSON, in UTF-8 bytes. @defaultValue 65536 */
+  maxOutputBytes: number;
+}
+
+/** The defaults of DESIGN §5: 64 MiB, 1 s, 64 KiB. */
+export const DEFAULT_LIMITS: Readonly<SandboxLimits> = Object.freeze({
+  memoryMb: 64,
+  timeoutMs: 1000,
+  maxOutputBytes: 65536,
+});
+
+/** Upper bounds accepted for limits (the manifest schema uses the same). */
+export const MAX_LIMITS: Readonly<SandboxLimits> = Object.freeze({
+  memoryMb: 512,
+  timeoutMs: 60_000,
+  maxOutputBytes: 4 * 1024 * 1024,
+});
+
+/** The `fetch` capability: which URLs the host fetches on the Cryptlet's behalf, and how. */
+export interface FetchCapability {
+  /**
+   * Allow-list of URL patterns in WHATWG URLPattern syntax (https://urlpattern.spec.whatwg.org/), e.g.
+   * `"https://api.coinbase.com/v2/prices/*"`. A URL is allowed when at least one pattern matches it in full;
+   * every redirect hop is checked again. Only `http:` and `https:` URLs are ever fetched.
+   */
+  allow: string[];
+  /** Methods allowed. @defaultValue ["GET"] (`"POST"` may be added). */
+  methods?: ("GET" | "POST")[];
+  /** Time limit of one fetch (all redirect hops), in ms; the run's own `timeoutMs` still applies. @defaultValue 5000 */
+  timeoutMs?: number;
+  /** Maximum body size of one response, in bytes. @defaultValue 1048576 */
+  maxResponseBytes?: number;
+  /** Maximum number of fetches per run. @defaultValue 16 */
+  maxRequests?: number;
+  /** Maximum redirects followed per fetch. @defaultValue 5 */
+  maxRedirects?: number;
+}
+
+/** Capabilities granted by the manifest. Absent means not granted. */
+export interface SandboxCapabilities {
+  fetch?: FetchCapability;
+}
+
+/** Options of {@link SandboxEngine.load}. */
+export interface LoadOptions {
+  /** Limits; each absent field takes its {@link DEFAULT_LIMITS} value. */
+  limits?: Partial<SandboxLimits>;
+  /** Granted capabilities. @defaultValue none */
+  capabilities?: SandboxCapabilities;
+}
+
+/** The data the host gives a run besides its input; the sandbox builds `ctx` from it (`log` and `fetch` are added there). */
+export interface RunContextData {
+  /** The triggering event (JSON; copied into the sandbox). */
+  event: JsonValue;
+  /** The request identifier (0x-prefixed hex). */
+  requestId: string;
+  /** The result identifier (0x-prefixed hex); `Math.random` is seeded from it (see prng.ts). */
+  resultId: string;
+  /** The event's time, in Unix seconds (a non-negative integer). */
+  now: number;
+}
+
+/** One fetch performed by the host for the Cryptlet; enters the result's `inputHash`. */
+export interface HostCallRecord {
+  /** Always `"fetch"` today. */
+  kind: "fetch";
+  /** `"GET"` or `"POST"`. */
+  method: string;
+  /** The URL the Cryptlet asked for. */
+  url: string;
+  /** The URL of the final response, after redirects. */
+  finalUrl: string;
+  /** Each redirect hop's target, in order. */
+  redirects: string[];
+  /** HTTP status of the final response. */
+  status: number;
+  /** The final response's `content-type` header (the only header a Cryptlet sees), or `null`. */
+  contentType: string | null;
+  /** SHA-256 of the response body, lower-case hex (64 characters). */
+  sha256: string;
+  /** Length of the response body, in bytes. */
+  bytes: number;
+  /** SHA-256 of the request body (POST), lower-case hex; absent for GET. */
+  requestSha256?: string;
+}
+
+/** What a successful run returns. */
+export interface RunResult {
+  /** The output, parsed back from its JSON on the host (a fresh host object). */
+  output: JsonValue;
+  /** The output's JSON text exactly as the Cryptlet's sandbox produced it. */
+  outputJson: string;
+  /** Lines from `ctx.log` / `console.log`, at most 100 lines of at most 1,024 characters each. */
+  logs: string[];
+  /** Log lines dropped beyond the bound. */
+  logsDropped: number;
+  /** Each fetch the host performed, in order. */
+  hostCalls: HostCallRecord[];
+  /** Wall time of the run in ms (fractional), from the start of bundle evaluation to the output. */
+  durationMs: number;
+}
+
+/** A bundle loaded into an engine; runs are serialised (one at a time per loaded Cryptlet). */
+export interface SandboxedCryptlet {
+  /** The engine's name. */
+  readonly engine: SandboxEngineName;
+  /** The effective limits. */
+  readonly limits: Readonly<SandboxLimits>;
+  /**
+   * Runs the Cryptlet once in a fresh global environment (no state survives from an earlier run).
+   * @param input - the run's input, JSON (deep-copied into the sandbox).
+   * @param context - event, identifiers and time.
+   * @throws one of the errors of errors.ts (`ERR_SANDBOX_TIMEOUT`, `ERR_CRYPTLET_THREW`, ...).
+   */
+  run(input: JsonValue, context: RunContextData): Promise<RunResult>;
+  /** Frees the engine's resources. Runs after `dispose` fail with `ERR_SANDBOX_ENGINE_FAILURE`. */
+  dispose(): void;
+}
+
+/** The engines available. */
+export type SandboxEngineName = "isolated-vm" | "quickjs";
+
+/** The port. */
+export interface SandboxEngine {
+  /** The engine's name, recorded in the attestation token. */
+  readonly name: SandboxEngineName;
+  /**
+   * Loads a bundle: compiles it and checks it defines `cryptlet.default.run`.
+   * @param bundle - the script's source text.
+   * @param options - limits and capabilities.
+   * @throws BundleInvalidError (`ERR_BUNDLE_INVALID`), SandboxOptionsInvalidError, or the run errors of its
+   * top-level code (it is evaluated once to check its shape).
+   */
+  load(bundle: string, options?: LoadOptions): Promise<SandboxedCryptlet>;
+}
+
+function checkInteger(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new SandboxOptionsInvalidError(field, "must be an integer", value);
+  }
+  if (value < min || value > max) throw new SandboxOptionsInvalidError(field, `must be within ${min}..${max}`, value);
+  return value;
+}
+
+/**
+ * Completes and validates limits.
+ * @throws SandboxOptionsInvalidError naming the field (e.g. `limits.memoryMb must be within 8..512`).
+ */
+export function resolveLimits(limits: Partial<SandboxLimits> = {}): SandboxLimits {
+  return {
+    memoryMb: checkInteger("limits.memoryMb", limits.memoryMb ?? DEFAULT_LIMITS.memoryMb, 8, MAX_LIMITS.memoryMb),
+    timeoutMs: checkInteger("limits.timeoutMs", limits.timeoutMs ?? DEFAULT_LIMITS.timeoutMs, 1, MAX_LIMITS.timeoutMs),
+    maxOutputBytes: checkInteger(
+      "limits.maxOutputBytes",
+      limits.maxOutputBytes ?? DEFAULT_LIMITS.maxOutputBytes,
+      2,
+      MAX_LIMITS.maxOutputBytes,
+    ),
+  };
+}
+
+/**
+ * Validates the run context data.
+ * @throws SandboxOptionsInvalidError naming the field.
+ */
+export function checkRunContext(context: RunContextData): void {
+  if (typeof context !== "object" || context === null)
+    throw new SandboxOptionsInvalidError("context", "must be an object");
+  for (const field of ["requestId", "resultId"] as const) {
+    if (typeof context[field] !== "string" || !/^0x[0-9a-fA-F]+$/.test(context[field])) {
+      throw new SandboxOptionsInvalidError(`context.${field}`, "must be a 0x-prefixed hex string", context[field]);
+    }
+  }
+  if (typeof context.now !== "number" || !Number.isSafeInteger(context.now) || context.now < 0) {
+    throw new SandboxOptionsInvalidError("context.now", "must be a non-negative integer (Unix seconds)", context.now);
+  }
+}

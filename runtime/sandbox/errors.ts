@@ -1,0 +1,164 @@
+/**
+ * Typed errors of the sandbox host. Each has a stable `code` and says whether the job queue should retry it:
+ * a Cryptlet's own failures (it threw, looped, used too much memory, produced bad output, asked for a URL it
+ * was not granted) are deterministic and fail at once; an engine that could not start, or a network failure on
+ * an allowed `fetch`, is worth a retry.
+ *
+ * IMPORTANT: a Cryptlet's error message, stack and logs are produced by the Cryptlet from its input. For a sealed
+ * Cryptlet they may contain plaintext: callers must treat `ERR_CRYPTLET_THREW` details like the result itself.
+ *
+ * @example
+ * ```ts
+ * import { isCryptletError } from "./runtime/errors.ts";
+ * import { createSandboxEngine } from "./runtime/sandbox/index.ts";
+ *
+ * const engine = createSandboxEngine("isolated-vm");
+ * const cryptlet = await engine.load('var cryptlet={default:{run(){for(;;){}}}}', { limits: { timeoutMs: 100 } });
+ * try {
+ *   await cryptlet.run({}, { event: {}, requestId: "0x01", resultId: "0x02", now: 0 });
+ * } catch (e) {
+ *   if (isCryptletError(e, "ERR_SANDBOX_TIMEOUT")) console.log("stopped after", e.details?.timeoutMs, "ms");
+ * } finally {
+ *   cryptlet.dispose();
+ * }
+ * ```
+ */
+import { CryptletError } from "../errors.ts";
+
+/** Every code raised by the sandbox host. */
+export const SANDBOX_ERROR_CODES = [
+  "ERR_SANDBOX_TIMEOUT",
+  "ERR_SANDBOX_MEMORY_LIMIT",
+  "ERR_SANDBOX_STACK_OVERFLOW",
+  "ERR_CRYPTLET_THREW",
+  "ERR_OUTPUT_TOO_LARGE",
+  "ERR_OUTPUT_NOT_SERIALIZABLE",
+  "ERR_CAPABILITY_DENIED",
+  "ERR_FETCH_FAILED",
+  "ERR_SANDBOX_ENGINE_FAILURE",
+  "ERR_BUNDLE_INVALID",
+  "ERR_SANDBOX_OPTIONS_INVALID",
+] as const;
+
+/** One of {@link SANDBOX_ERROR_CODES}. */
+export type SandboxErrorCode = (typeof SANDBOX_ERROR_CODES)[number];
+
+/** The run exceeded its wall-time limit (`limits.timeoutMs`, host calls included), or awaits a promise that can never settle. Not retryable. */
+export class SandboxTimeoutError extends CryptletError {
+  constructor(timeoutMs: number, details: Record<string, unknown> = {}) {
+    super("ERR_SANDBOX_TIMEOUT", `Cryptlet run exceeded its time limit of ${timeoutMs} ms`, {
+      details: { timeoutMs, ...details },
+    });
+  }
+}
+
+/** The run exceeded its memory limit (`limits.memoryMb`, MiB). Not retryable. */
+export class SandboxMemoryLimitError extends CryptletError {
+  constructor(memoryMb: number, details: Record<string, unknown> = {}) {
+    super("ERR_SANDBOX_MEMORY_LIMIT", `Cryptlet run exceeded its memory limit of ${memoryMb} MiB`, {
+      details: { memoryMb, ...details },
+    });
+  }
+}
+
+/** The Cryptlet recursed deeper than the engine's stack allows and did not catch it. Not retryable. */
+export class SandboxStackOverflowError extends CryptletError {
+  constructor(details: Record<string, unknown> = {}) {
+    super("ERR_SANDBOX_STACK_OVERFLOW", "Cryptlet run overflowed the sandbox stack", { details });
+  }
+}
+
+/** What a Cryptlet threw, described without keeping any reference to it. */
+export interface ThrownDescription {
+  /** `"error"` for Error-like objects, otherwise the `typeof` of the thrown value (`"string"`, `"symbol"`...) or `"null"`. */
+  kind: string;
+  /** The error's `name` (`"TypeError"`), or the kind for non-Errors. */
+  name: string;
+  /** The error's message, or a description of the thrown value; at most 1,024 characters. */
+  message: string;
+  /** The stack, at most 4,096 characters; absent for non-Errors. Its format is the engine's own. */
+  stack?: string;
+}
+
+/** The Cryptlet threw (or its promise rejected), at load or during `run`. Not retryable: the same input throws again. */
+export class CryptletThrewError extends CryptletError {
+  constructor(thrown: ThrownDescription, phase: "load" | "run") {
+    super("ERR_CRYPTLET_THREW", `Cryptlet threw during ${phase}: ${thrown.name}: ${thrown.message}`, {
+      details: { phase, ...thrown },
+    });
+  }
+}
+
+/** The output's JSON is larger than `limits.maxOutputBytes` (UTF-8 bytes). Not retryable. */
+export class OutputTooLargeError extends CryptletError {
+  constructor(maxOutputBytes: number, details: Record<string, unknown> = {}) {
+    super("ERR_OUTPUT_TOO_LARGE", `Cryptlet output exceeds ${maxOutputBytes} bytes of JSON`, {
+      details: { maxOutputBytes, ...details },
+    });
+  }
+}
+
+/** The output is not a JSON value (a function, symbol, BigInt, non-finite number, cycle, class instance...). Not retryable. */
+export class OutputNotSerializableError extends CryptletError {
+  constructor(path: string, reason: string) {
+    super("ERR_OUTPUT_NOT_SERIALIZABLE", `Cryptlet output is not JSON at ${path}: ${reason}`, {
+      details: { path, reason },
+    });
+  }
+}
+
+/** The Cryptlet used a capability it was not granted (a URL outside the allow-list, a redirect to one, a method). Not retryable. */
+export class CapabilityDeniedError extends CryptletError {
+  constructor(capability: string, reason: string, details: Record<string, unknown> = {}) {
+    super("ERR_CAPABILITY_DENIED", `Capability ${capability} denied: ${reason}`, {
+      details: { capability, reason, ...details },
+    });
+  }
+}
+
+/**
+ * An allowed `fetch` failed: `reason` is `"timeout"` or `"network"` (retryable) or `"response-too-large"` or
+ * `"too-many-redirects"` (not retryable). The run fails even if the Cryptlet caught the rejection, so a result
+ * only ever depends on recorded responses.
+ */
+export class FetchFailedError extends CryptletError {
+  constructor(
+    reason: "timeout" | "network" | "response-too-large" | "too-many-redirects",
+    url: string,
+    details: Record<string, unknown> = {},
+    cause?: unknown,
+  ) {
+    super("ERR_FETCH_FAILED", `fetch of ${url} failed: ${reason}`, {
+      details: { reason, url, ...details },
+      retryable: reason === "timeout" || reason === "network",
+      ...(cause === undefined ? {} : { cause }),
+    });
+  }
+}
+
+/** The engine itself failed (could not start, crashed, answered malformed data). Retryable unless said otherwise. */
+export class SandboxEngineFailureError extends CryptletError {
+  constructor(engine: string, reason: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super("ERR_SANDBOX_ENGINE_FAILURE", `Sandbox engine ${engine} failed: ${reason}`, {
+      details: { engine, reason },
+      retryable: options.retryable ?? true,
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+    });
+  }
+}
+
+/** The bundle is not a valid Cryptlet script: a syntax error, or no function at `cryptlet.default.run`. Not retryable. */
+export class BundleInvalidError extends CryptletError {
+  constructor(reason: string, details: Record<string, unknown> = {}) {
+    super("ERR_BUNDLE_INVALID", `Cryptlet bundle is invalid: ${reason}`, { details: { reason, ...details } });
+  }
+}
+
+/** Limits, capabilities or run context given to the sandbox are invalid (names the field). Not retryable. */
+export class SandboxOptionsInvalidError extends CryptletError {
+  constructor(field: string, reason: string, value?: unknown) {
+    super("ERR_SANDBOX_OPTIONS_INVALID", `Sandbox option ${field} ${reason}`, {
+      details: { field, reason, ...(value === undefined ? {} : { value: String(value).slice(0, 200) }) },
+    });
+  }
+}
