@@ -165,9 +165,13 @@ contract CryptletPriceFeed is AggregatorV3Interface {
     /// payload gets a named error instead of an empty revert.
     function _decode(bytes calldata payload) private view returns (int192 answer, uint32 observedAt) {
         if (payload.length != 96) revert CryptletFeedMalformedPayload(payload.length);
-        (int256 rawAnswer, uint256 rawDecimals, uint256 rawObservedAt) = abi.decode(payload, (int256, uint256, uint256));
+        (int256 rawAnswer, uint256 rawDecimals, uint256 rawObservedAt) = abi.decode(
+            payload,
+            (int256, uint256, uint256)
+        );
         if (rawDecimals != _decimals) revert CryptletFeedDecimalsMismatch(_decimals, rawDecimals);
-        if (rawAnswer > type(int192).max || rawAnswer < type(int192).min) revert CryptletFeedAnswerOutOfRange(rawAnswer);
+        if (rawAnswer > type(int192).max || rawAnswer < type(int192).min)
+            revert CryptletFeedAnswerOutOfRange(rawAnswer);
         if (rawObservedAt == 0 || rawObservedAt > type(uint32).max) {
             revert CryptletFeedObservationTimeOutOfRange(rawObservedAt);
         }

@@ -39,12 +39,13 @@ library CryptletProofs {
     /// @notice keccak256 of the domain version "1".
     bytes32 internal constant VERSION_HASH = keccak256("1");
     /// @notice The `CryptletResult` type hash.
-    bytes32 internal constant CRYPTLET_RESULT_TYPEHASH =
-        keccak256(
-            "CryptletResult(bytes32 resultId,bytes32 cryptletId,bytes32 codeHash,bytes32 inputHash,bytes32 outputHash,uint64 timestamp)"
-        );
+    bytes32 internal constant CRYPTLET_RESULT_TYPEHASH = keccak256(
+        "CryptletResult(bytes32 resultId,bytes32 cryptletId,bytes32 codeHash,bytes32 inputHash,bytes32 outputHash,uint64 timestamp)"
+    );
     /// @notice The `ResultBatch` type hash.
-    bytes32 internal constant RESULT_BATCH_TYPEHASH = keccak256("ResultBatch(bytes32 root,uint32 count,uint64 timestamp)");
+    bytes32 internal constant RESULT_BATCH_TYPEHASH = keccak256(
+        "ResultBatch(bytes32 root,uint32 count,uint64 timestamp)"
+    );
 
     /// @notice The EIP-712 domain separator of a consortium.
     function domainSeparator(bytes32 consortiumId) internal pure returns (bytes32) {

@@ -89,7 +89,11 @@ contract ResultLedger {
         if (batch.root == bytes32(0) || batch.count == 0) revert ResultLedgerEmptyBatch(batch.root, batch.count);
         if (_anchors[batch.root].anchoredAt != 0) revert ResultLedgerAlreadyAnchored(batch.root);
         registry.verifyBatchProof(batch, signatures);
-        _anchors[batch.root] = Anchor({count: batch.count, timestamp: batch.timestamp, anchoredAt: uint64(block.timestamp)});
+        _anchors[batch.root] = Anchor({
+            count: batch.count,
+            timestamp: batch.timestamp,
+            anchoredAt: uint64(block.timestamp)
+        });
         emit BatchAnchored(batch.root, batch.count, batch.timestamp);
     }
 

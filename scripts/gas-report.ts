@@ -49,9 +49,13 @@ async function deploy(name: string, args: unknown[], label = name) {
 }
 
 const sign = (wallets: Wallet[], result: CryptletResult) =>
-  Promise.all(wallets.map((w) => w.signTypedData(cryptletDomain(CONSORTIUM), CRYPTLET_RESULT_TYPES as unknown as Types, result)));
+  Promise.all(
+    wallets.map((w) => w.signTypedData(cryptletDomain(CONSORTIUM), CRYPTLET_RESULT_TYPES as unknown as Types, result)),
+  );
 const signBatch = (wallets: Wallet[], batch: ResultBatch) =>
-  Promise.all(wallets.map((w) => w.signTypedData(cryptletDomain(CONSORTIUM), RESULT_BATCH_TYPES as unknown as Types, batch)));
+  Promise.all(
+    wallets.map((w) => w.signTypedData(cryptletDomain(CONSORTIUM), RESULT_BATCH_TYPES as unknown as Types, batch)),
+  );
 
 function result(requestId: Hex32, payload: string, cryptletId = CRYPTLET): CryptletResult {
   return {
@@ -65,7 +69,11 @@ function result(requestId: Hex32, payload: string, cryptletId = CRYPTLET): Crypt
 }
 
 // Threshold 1 of 3, so that one and three signatures can both be measured on the same registry.
-const registry = await deploy("CryptletRegistry", [CONSORTIUM, adminAddress, signers.map((w) => w.address), 1], "CryptletRegistry (3 signers)");
+const registry = await deploy(
+  "CryptletRegistry",
+  [CONSORTIUM, adminAddress, signers.map((w) => w.address), 1],
+  "CryptletRegistry (3 signers)",
+);
 const registryAddress = await registry.getAddress();
 const oracle = await deploy("CryptletOracle", [registryAddress, 2_000_000]);
 const ledger = await deploy("ResultLedger", [registryAddress]);
@@ -84,11 +92,15 @@ const payloads: [string, string][] = [
 for (const signerCount of [1, 3]) {
   for (const [label, payload] of payloads) {
     const requestReceipt = await (await oracle.request(CRYPTLET, "0x", 0)).wait();
-    if (signerCount === 1 && label === "32 B") rows.push({ operation: "oracle request (no params)", gas: requestReceipt!.gasUsed });
+    if (signerCount === 1 && label === "32 B")
+      rows.push({ operation: "oracle request (no params)", gas: requestReceipt!.gasUsed });
     const requestId = oracle.interface.parseLog(requestReceipt!.logs[0]!)!.args.requestId as Hex32;
     const r = result(requestId, payload);
     const gas = await gasOf(oracle.fulfill(r, payload, await sign(signers.slice(0, signerCount), r)));
-    rows.push({ operation: `oracle fulfill, ${signerCount} signature${signerCount > 1 ? "s" : ""}, ${label} payload, no callback`, gas });
+    rows.push({
+      operation: `oracle fulfill, ${signerCount} signature${signerCount > 1 ? "s" : ""}, ${label} payload, no callback`,
+      gas,
+    });
   }
 }
 {
@@ -109,7 +121,10 @@ for (const signerCount of [1, 3]) {
   for (const [label, payload] of payloads) {
     const r = result(id(`record-${signerCount}-${label}`) as Hex32, payload);
     const gas = await gasOf(ledger.record(r, payload, await sign(signers.slice(0, signerCount), r)));
-    rows.push({ operation: `ledger record, ${signerCount} signature${signerCount > 1 ? "s" : ""}, ${label} payload`, gas });
+    rows.push({
+      operation: `ledger record, ${signerCount} signature${signerCount > 1 ? "s" : ""}, ${label} payload`,
+      gas,
+    });
   }
 }
 
@@ -122,9 +137,14 @@ for (const signerCount of [1, 3]) {
   const root = signerCount === 1 ? header.root : (id("other-root") as Hex32);
   const batch = { ...h, root };
   const gas = await gasOf(ledger.anchor(batch, await signBatch(signers.slice(0, signerCount), batch)));
-  rows.push({ operation: `ledger anchor (Merkle root of 256 results), ${signerCount} signature${signerCount > 1 ? "s" : ""}`, gas });
+  rows.push({
+    operation: `ledger anchor (Merkle root of 256 results), ${signerCount} signature${signerCount > 1 ? "s" : ""}`,
+    gas,
+  });
 }
-const anchorOneSig = rows.find((r) => r.operation.startsWith("ledger anchor") && r.operation.endsWith("1 signature"))!.gas;
+const anchorOneSig = rows.find(
+  (r) => r.operation.startsWith("ledger anchor") && r.operation.endsWith("1 signature"),
+)!.gas;
 rows.push({
   operation: "ledger anchor, per result at 256 per batch, 1 signature",
   gas: anchorOneSig / 256n,
@@ -149,7 +169,8 @@ for (const [i, observedAt] of [1_704_412_800n, 1_704_412_860n].entries()) {
 
 const fulfil1 = rows.find((r) => r.operation === "oracle fulfill, 1 signature, 32 B payload, no callback")!.gas;
 const anchor1 = anchorOneSig;
-const verdict = (gas: bigint, target: bigint) => (gas <= target ? "met" : `missed by ${(gas - target).toLocaleString("en-US")}`);
+const verdict = (gas: bigint, target: bigint) =>
+  gas <= target ? "met" : `missed by ${(gas - target).toLocaleString("en-US")}`;
 const table = rows
   .map((r) => `| ${r.operation} | ${r.gas.toLocaleString("en-US")} |${r.note ? ` ${r.note}` : ""}`)
   .join("\n");

@@ -39,7 +39,9 @@ if (!existsSync(node24) || !npmCli) {
   console.error(`postinstall: ${missing.join(", ")} missing and no Node 24 to install it with; run npm on Node >= 22.`);
   process.exit(1);
 }
-console.log(`postinstall: installing ${missing.join(", ")} with Node 24 (npm skipped it on Node ${process.versions.node})`);
+console.log(
+  `postinstall: installing ${missing.join(", ")} with Node 24 (npm skipped it on Node ${process.versions.node})`,
+);
 const result = spawnSync(node24, [npmCli, "install", "--no-save", "--ignore-scripts", ...missing], {
   cwd: root,
   stdio: "inherit",

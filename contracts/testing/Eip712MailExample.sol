@@ -21,11 +21,13 @@ contract Eip712MailExample {
         string contents;
     }
 
-    bytes32 private constant DOMAIN_TYPEHASH =
-        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 private constant DOMAIN_TYPEHASH = keccak256(
+        "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    );
     bytes32 private constant PERSON_TYPEHASH = keccak256("Person(string name,address wallet)");
-    bytes32 private constant MAIL_TYPEHASH =
-        keccak256("Mail(Person from,Person to,string contents)Person(string name,address wallet)");
+    bytes32 private constant MAIL_TYPEHASH = keccak256(
+        "Mail(Person from,Person to,string contents)Person(string name,address wallet)"
+    );
 
     /// @notice The domain separator of `{name, version, chainId, verifyingContract}`.
     function domainSeparator(
@@ -36,18 +38,30 @@ contract Eip712MailExample {
     ) public pure returns (bytes32) {
         return
             keccak256(
-                abi.encode(DOMAIN_TYPEHASH, keccak256(bytes(name)), keccak256(bytes(version)), chainId, verifyingContract)
+                abi.encode(
+                    DOMAIN_TYPEHASH,
+                    keccak256(bytes(name)),
+                    keccak256(bytes(version)),
+                    chainId,
+                    verifyingContract
+                )
             );
     }
 
     /// @notice `hashStruct(mail)`.
     function hashMail(Mail calldata mail) public pure returns (bytes32) {
         return
-            keccak256(abi.encode(MAIL_TYPEHASH, _hashPerson(mail.from), _hashPerson(mail.to), keccak256(bytes(mail.contents))));
+            keccak256(
+                abi.encode(MAIL_TYPEHASH, _hashPerson(mail.from), _hashPerson(mail.to), keccak256(bytes(mail.contents)))
+            );
     }
 
     /// @notice The signer of `mail` under `separator`, or reverts (OpenZeppelin `ECDSA`).
-    function recoverSigner(bytes32 separator, Mail calldata mail, bytes calldata signature) external pure returns (address) {
+    function recoverSigner(
+        bytes32 separator,
+        Mail calldata mail,
+        bytes calldata signature
+    ) external pure returns (address) {
         return ECDSA.recover(MessageHashUtils.toTypedDataHash(separator, hashMail(mail)), signature);
     }
 

@@ -20,7 +20,14 @@ import {
   resultBatchDigest,
   type Hex32,
 } from "../../runtime/attestation/eip712.ts";
-import { CONSORTIUM_ID, cryptletIdOf, deployStack, makeResult, signResult, type CryptletStack } from "../support/contracts.ts";
+import {
+  CONSORTIUM_ID,
+  cryptletIdOf,
+  deployStack,
+  makeResult,
+  signResult,
+  type CryptletStack,
+} from "../support/contracts.ts";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 const vectors = JSON.parse(
@@ -94,12 +101,14 @@ describe("EIP-712: the specification's Mail vector", () => {
     // The legacy vector itself is consistent...
     const legacySeparator = TypedDataEncoder.from(legacyDomainTypes).hashStruct("EIP712Domain", legacy.domain);
     expect(legacySeparator).toBe(legacy.expected.domainSeparator);
-    expect(solidityPackedKeccak256(["bytes2", "bytes32", "bytes32"], ["0x1901", legacySeparator, expected.hashStruct_Mail])).toBe(
-      legacy.expected.digest_signHash,
-    );
+    expect(
+      solidityPackedKeccak256(["bytes2", "bytes32", "bytes32"], ["0x1901", legacySeparator, expected.hashStruct_Mail]),
+    ).toBe(legacy.expected.digest_signHash);
     const { r, s, v } = legacy.expected.signature;
     const legacySignature = r + s.slice(2) + v.toString(16);
-    expect(recoverAddress(legacy.expected.digest_signHash, legacySignature).toLowerCase()).toBe(expected.signer_address);
+    expect(recoverAddress(legacy.expected.digest_signHash, legacySignature).toLowerCase()).toBe(
+      expected.signer_address,
+    );
     // ...but under the canonical domain the legacy signature recovers to somebody else.
     expect(legacy.expected.domainSeparator).not.toBe(expected.domainSeparator);
     expect(recoverAddress(expected.digest_signHash, legacySignature).toLowerCase()).not.toBe(expected.signer_address);

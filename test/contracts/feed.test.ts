@@ -34,7 +34,13 @@ describe("CryptletPriceFeed (Chainlink AggregatorV3Interface)", () => {
   beforeEach(async () => {
     s = await deployStack(3, 2);
     await (await s.registry.approveCodeHash(FEED_CRYPTLET, CODE)).wait();
-    feed = await s.ethers.deployContract("CryptletPriceFeed", [await s.registry.getAddress(), FEED_CRYPTLET, 8, "ETH / USD", 1]);
+    feed = await s.ethers.deployContract("CryptletPriceFeed", [
+      await s.registry.getAddress(),
+      FEED_CRYPTLET,
+      8,
+      "ETH / USD",
+      1,
+    ]);
   });
 
   test("metadata, and no data before the first answer", async () => {
@@ -56,8 +62,20 @@ describe("CryptletPriceFeed (Chainlink AggregatorV3Interface)", () => {
     const receipt2 = await (await second.send()).wait();
     const block2 = await s.ethers.provider.getBlock(receipt2.blockNumber);
 
-    expect([...(await feed.getRoundData(1))]).toEqual([1n, 227_812_345_678n, 1_704_412_800n, BigInt(block1!.timestamp), 1n]);
-    expect([...(await feed.latestRoundData())]).toEqual([2n, 228_000_000_000n, 1_704_412_860n, BigInt(block2!.timestamp), 2n]);
+    expect([...(await feed.getRoundData(1))]).toEqual([
+      1n,
+      227_812_345_678n,
+      1_704_412_800n,
+      BigInt(block1!.timestamp),
+      1n,
+    ]);
+    expect([...(await feed.latestRoundData())]).toEqual([
+      2n,
+      228_000_000_000n,
+      1_704_412_860n,
+      BigInt(block2!.timestamp),
+      2n,
+    ]);
     expect(await feed.isRecorded(first.result.resultId)).toBe(true);
     expect(await feed.roundOf(second.result.resultId)).toBe(2n);
     await expectCustomError(feed.getRoundData(3), s.errors, "CryptletFeedUnknownRound", [3n]);
@@ -66,14 +84,22 @@ describe("CryptletPriceFeed (Chainlink AggregatorV3Interface)", () => {
 
   test("answers arrive only as verified results of the feed's Cryptlet", async () => {
     const ok = await submit(1n, 100n);
-    await expectCustomError(feed.submit(ok.result, ok.payload, ok.signatures.slice(0, 1)), s.errors, "CryptletProofThresholdNotMet");
+    await expectCustomError(
+      feed.submit(ok.result, ok.payload, ok.signatures.slice(0, 1)),
+      s.errors,
+      "CryptletProofThresholdNotMet",
+    );
     const other = cryptletIdOf("@test/other");
     const wrong = { ...ok.result, cryptletId: other };
     await expectCustomError(feed.submit(wrong, ok.payload, ok.signatures), s.errors, "CryptletFeedWrongCryptlet", [
       FEED_CRYPTLET,
       other,
     ]);
-    await expectCustomError(feed.submit(ok.result, pricePayload(2n, 8, 100n), ok.signatures), s.errors, "CryptletFeedOutputHashMismatch");
+    await expectCustomError(
+      feed.submit(ok.result, pricePayload(2n, 8, 100n), ok.signatures),
+      s.errors,
+      "CryptletFeedOutputHashMismatch",
+    );
     await (await ok.send()).wait();
     await expectCustomError(ok.send(), s.errors, "CryptletFeedAlreadyRecorded", [ok.result.resultId]);
   });
@@ -98,7 +124,10 @@ describe("CryptletPriceFeed (Chainlink AggregatorV3Interface)", () => {
 
   test("observations must be strictly newer than the latest round's", async () => {
     await (await (await submit(10n, 1_000n)).send()).wait();
-    await expectCustomError((await submit(11n, 1_000n)).send(), s.errors, "CryptletFeedStaleObservation", [1_000n, 1_000n]);
+    await expectCustomError((await submit(11n, 1_000n)).send(), s.errors, "CryptletFeedStaleObservation", [
+      1_000n,
+      1_000n,
+    ]);
     await expectCustomError((await submit(11n, 999n)).send(), s.errors, "CryptletFeedStaleObservation", [999n, 1_000n]);
   });
 

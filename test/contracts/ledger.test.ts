@@ -19,7 +19,9 @@ function results(count: number): { results: CryptletResult[]; payloads: string[]
   const payloads = Array.from({ length: count }, (_, i) => keccak256(toUtf8Bytes(`payload-${i}`)));
   return {
     payloads,
-    results: payloads.map((p, i) => makeResult(CRYPTLET, id(`ledger-request-${i}`) as Hex32, CODE, p, 1_700_000_000n + BigInt(i))),
+    results: payloads.map((p, i) =>
+      makeResult(CRYPTLET, id(`ledger-request-${i}`) as Hex32, CODE, p, 1_700_000_000n + BigInt(i)),
+    ),
   };
 }
 
@@ -94,7 +96,9 @@ describe("ResultLedger", () => {
     await (await s.registry.revokeCodeHash(CRYPTLET, CODE)).wait();
     expect(await s.ledger.verify(batchResults[3], batch.proofs[3], batch.root)).toBe(false);
 
-    await expectCustomError(s.ledger.anchor(header, signatures), s.errors, "ResultLedgerAlreadyAnchored", [header.root]);
+    await expectCustomError(s.ledger.anchor(header, signatures), s.errors, "ResultLedgerAlreadyAnchored", [
+      header.root,
+    ]);
   });
 
   test("a single-result batch has an empty proof", async () => {
@@ -114,11 +118,23 @@ describe("ResultLedger", () => {
       [ZeroHash, 1n],
     );
     const root = id("root") as Hex32;
-    await expectCustomError(s.ledger.anchor({ root, count: 0, timestamp: 1n }, []), s.errors, "ResultLedgerEmptyBatch", [root, 0n]);
+    await expectCustomError(
+      s.ledger.anchor({ root, count: 0, timestamp: 1n }, []),
+      s.errors,
+      "ResultLedgerEmptyBatch",
+      [root, 0n],
+    );
     const header = { root, count: 5, timestamp: 1n };
     const signatures = await signBatch(s.signers, header);
-    await expectCustomError(s.ledger.anchor(header, signatures.slice(0, 1)), s.errors, "CryptletProofThresholdNotMet", [1n, 2n]);
-    await expectCustomError(s.ledger.anchor({ ...header, count: 6 }, signatures), s.errors, "CryptletProofUntrustedSigner");
+    await expectCustomError(s.ledger.anchor(header, signatures.slice(0, 1)), s.errors, "CryptletProofThresholdNotMet", [
+      1n,
+      2n,
+    ]);
+    await expectCustomError(
+      s.ledger.anchor({ ...header, count: 6 }, signatures),
+      s.errors,
+      "CryptletProofUntrustedSigner",
+    );
     expect(await s.ledger.isAnchored(root)).toBe(false);
   });
 });

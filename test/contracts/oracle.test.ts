@@ -56,10 +56,12 @@ describe("CryptletOracle", () => {
   test("request rejects an unknown Cryptlet and a callback gas limit above the maximum", async () => {
     const unknown = cryptletIdOf("@test/unknown");
     await expectCustomError(s.oracle.request(unknown, "0x", 0), s.errors, "CryptletOracleUnknownCryptlet", [unknown]);
-    await expectCustomError(s.oracle.request(CRYPTLET, "0x", 2_000_001), s.errors, "CryptletOracleCallbackGasLimitTooHigh", [
-      2_000_001n,
-      2_000_000n,
-    ]);
+    await expectCustomError(
+      s.oracle.request(CRYPTLET, "0x", 2_000_001),
+      s.errors,
+      "CryptletOracleCallbackGasLimitTooHigh",
+      [2_000_001n, 2_000_000n],
+    );
   });
 
   test("fulfil verifies, records once, and calls the consumer back with the payload", async () => {
@@ -68,7 +70,9 @@ describe("CryptletOracle", () => {
     const result = makeResult(CRYPTLET, req.requestId, CODE, payload);
     const signatures = await signResult(s.signers.slice(0, 2), result);
     const fulfiller = await s.others[1]!.getAddress();
-    const receipt = await (await (s.oracle.connect(s.others[1]!) as typeof s.oracle).fulfill(result, payload, signatures)).wait();
+    const receipt = await (
+      await (s.oracle.connect(s.others[1]!) as typeof s.oracle).fulfill(result, payload, signatures)
+    ).wait();
     const events = receipt.logs
       .map((l: never) => s.oracle.interface.parseLog(l))
       .filter(Boolean)
@@ -116,10 +120,12 @@ describe("CryptletOracle", () => {
       keccak256("0x02"),
     ]);
     // The proof is checked through the registry: below threshold, unapproved code.
-    await expectCustomError(s.oracle.fulfill(good, payload, signatures.slice(0, 1)), s.errors, "CryptletProofThresholdNotMet", [
-      1n,
-      2n,
-    ]);
+    await expectCustomError(
+      s.oracle.fulfill(good, payload, signatures.slice(0, 1)),
+      s.errors,
+      "CryptletProofThresholdNotMet",
+      [1n, 2n],
+    );
     const unapproved = { ...good, codeHash: id("unapproved") as Hex32 };
     await expectCustomError(
       s.oracle.fulfill(unapproved, payload, await signResult(s.signers, unapproved)),
@@ -135,7 +141,9 @@ describe("CryptletOracle", () => {
     const req = s.oracle.interface.parseLog(receiptAsk.logs[0])!.args;
     const result = makeResult(CRYPTLET, req.requestId, CODE, "0xaa");
     const receipt = await (await s.oracle.fulfill(result, "0xaa", await signResult(s.signers, result))).wait();
-    const failed = receipt.logs.map((l: never) => s.oracle.interface.parseLog(l)).find((e: { name: string } | null) => e?.name === "CryptletCallbackFailed");
+    const failed = receipt.logs
+      .map((l: never) => s.oracle.interface.parseLog(l))
+      .find((e: { name: string } | null) => e?.name === "CryptletCallbackFailed");
     expect(failed.args.requestId).toBe(req.requestId);
     expect(failed.args.consumer).toBe(await reverting.getAddress());
     const reason = reverting.interface.parseError(failed.args.reason);
@@ -153,7 +161,11 @@ describe("CryptletOracle", () => {
     const signatures = await signResult(s.signers, result);
 
     // Too little gas for the promised callback: the whole fulfilment reverts (a relayer cannot starve it).
-    await expectCustomError(s.oracle.fulfill(result, "0xbb", signatures, { gasLimit: 250_000 }), s.errors, "CryptletOracleInsufficientGas");
+    await expectCustomError(
+      s.oracle.fulfill(result, "0xbb", signatures, { gasLimit: 250_000 }),
+      s.errors,
+      "CryptletOracleInsufficientGas",
+    );
 
     const receipt = await (await s.oracle.fulfill(result, "0xbb", signatures, { gasLimit: 1_000_000 })).wait();
     const names = receipt.logs.map((l: never) => s.oracle.interface.parseLog(l)?.name);

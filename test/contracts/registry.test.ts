@@ -37,7 +37,10 @@ describe("CryptletRegistry governance", () => {
       "CryptletRegistryInvalidThreshold",
       [2n, 1n],
     );
-    await expectCustomError(factory.deploy(ZeroHash, admin, [], 0), s.errors, "CryptletRegistryInvalidThreshold", [0n, 0n]);
+    await expectCustomError(factory.deploy(ZeroHash, admin, [], 0), s.errors, "CryptletRegistryInvalidThreshold", [
+      0n,
+      0n,
+    ]);
     await expectCustomError(
       factory.deploy(ZeroHash, admin, [s.signers[0]!.address, s.signers[0]!.address], 1),
       s.errors,
@@ -65,14 +68,18 @@ describe("CryptletRegistry governance", () => {
     expect(await s.registry.isApproved(CRYPTLET, CODE_V2)).toBe(true);
     expect(await s.registry.approvedCount(CRYPTLET)).toBe(1n);
 
-    await expectCustomError(s.registry.approveCodeHash(CRYPTLET, CODE_V2), s.errors, "CryptletRegistryCodeHashAlreadyApproved", [
-      CRYPTLET,
-      CODE_V2,
-    ]);
-    await expectCustomError(s.registry.revokeCodeHash(CRYPTLET, CODE_V1), s.errors, "CryptletRegistryCodeHashNotApproved", [
-      CRYPTLET,
-      CODE_V1,
-    ]);
+    await expectCustomError(
+      s.registry.approveCodeHash(CRYPTLET, CODE_V2),
+      s.errors,
+      "CryptletRegistryCodeHashAlreadyApproved",
+      [CRYPTLET, CODE_V2],
+    );
+    await expectCustomError(
+      s.registry.revokeCodeHash(CRYPTLET, CODE_V1),
+      s.errors,
+      "CryptletRegistryCodeHashNotApproved",
+      [CRYPTLET, CODE_V1],
+    );
     await expectCustomError(s.registry.approveCodeHash(CRYPTLET, ZeroHash), s.errors, "CryptletRegistryZeroCodeHash", [
       CRYPTLET,
     ]);
@@ -84,20 +91,29 @@ describe("CryptletRegistry governance", () => {
     const asOutsider = s.registry.connect(outsider) as typeof s.registry;
     const approver = await s.registry.APPROVER_ROLE();
     const manager = await s.registry.SIGNER_MANAGER_ROLE();
-    await expectCustomError(asOutsider.approveCodeHash(CRYPTLET, CODE_V1), s.errors, "AccessControlUnauthorizedAccount", [
-      outsiderAddress,
-      approver,
-    ]);
+    await expectCustomError(
+      asOutsider.approveCodeHash(CRYPTLET, CODE_V1),
+      s.errors,
+      "AccessControlUnauthorizedAccount",
+      [outsiderAddress, approver],
+    );
     await expectCustomError(asOutsider.addSigner(outsiderAddress), s.errors, "AccessControlUnauthorizedAccount", [
       outsiderAddress,
       manager,
     ]);
-    await expectCustomError(asOutsider.setThreshold(1), s.errors, "AccessControlUnauthorizedAccount", [outsiderAddress, manager]);
+    await expectCustomError(asOutsider.setThreshold(1), s.errors, "AccessControlUnauthorizedAccount", [
+      outsiderAddress,
+      manager,
+    ]);
     // Granting the approver role is enough to approve, not to manage signers.
     await (await s.registry.grantRole(approver, outsiderAddress)).wait();
     await (await asOutsider.approveCodeHash(CRYPTLET, CODE_V1)).wait();
     expect(await s.registry.isApproved(CRYPTLET, CODE_V1)).toBe(true);
-    await expectCustomError(asOutsider.removeSigner(s.signers[0]!.address), s.errors, "AccessControlUnauthorizedAccount");
+    await expectCustomError(
+      asOutsider.removeSigner(s.signers[0]!.address),
+      s.errors,
+      "AccessControlUnauthorizedAccount",
+    );
   });
 
   test("signers: add, remove, rotate, threshold bounds", async () => {
@@ -111,7 +127,10 @@ describe("CryptletRegistry governance", () => {
     await expectCustomError(s.registry.addSigner(ZeroAddress), s.errors, "CryptletRegistryZeroAddress");
 
     const rotated = await (await s.registry.rotateSigner(extra!.address, replacement!.address)).wait();
-    expect(rotated.logs.map((l: never) => s.registry.interface.parseLog(l)?.name)).toEqual(["SignerRemoved", "SignerAdded"]);
+    expect(rotated.logs.map((l: never) => s.registry.interface.parseLog(l)?.name)).toEqual([
+      "SignerRemoved",
+      "SignerAdded",
+    ]);
     expect(await s.registry.isSigner(extra!.address)).toBe(false);
     expect(await s.registry.isSigner(replacement!.address)).toBe(true);
     expect(await s.registry.signerCount()).toBe(4n);
@@ -124,10 +143,12 @@ describe("CryptletRegistry governance", () => {
     expect(log?.name).toBe("ThresholdChanged");
     expect([log!.args[0], log!.args[1]]).toEqual([2n, 4n]);
     // Removing a signer would leave 3 < M = 4.
-    await expectCustomError(s.registry.removeSigner(replacement!.address), s.errors, "CryptletRegistryInvalidThreshold", [
-      4n,
-      3n,
-    ]);
+    await expectCustomError(
+      s.registry.removeSigner(replacement!.address),
+      s.errors,
+      "CryptletRegistryInvalidThreshold",
+      [4n, 3n],
+    );
     await expectCustomError(s.registry.setThreshold(5), s.errors, "CryptletRegistryInvalidThreshold", [5n, 4n]);
     await expectCustomError(s.registry.setThreshold(0), s.errors, "CryptletRegistryInvalidThreshold", [0n, 4n]);
     await (await s.registry.setThreshold(3)).wait();
@@ -153,8 +174,14 @@ describe("CryptletRegistry proof verification (M of N)", () => {
 
   test("fewer than M signatures", async () => {
     const [a] = await signResult(s.signers, result);
-    await expectCustomError(s.registry.verifyResultProof(result, [a]), s.errors, "CryptletProofThresholdNotMet", [1n, 2n]);
-    await expectCustomError(s.registry.verifyResultProof(result, []), s.errors, "CryptletProofThresholdNotMet", [0n, 2n]);
+    await expectCustomError(s.registry.verifyResultProof(result, [a]), s.errors, "CryptletProofThresholdNotMet", [
+      1n,
+      2n,
+    ]);
+    await expectCustomError(s.registry.verifyResultProof(result, []), s.errors, "CryptletProofThresholdNotMet", [
+      0n,
+      2n,
+    ]);
   });
 
   test("a duplicate signer counts once and is rejected", async () => {
@@ -195,20 +222,30 @@ describe("CryptletRegistry proof verification (M of N)", () => {
     );
     expect(index).toBe(1n);
     expect(decodedS).toBe("0x" + high.slice(66, 130));
-    await expectCustomError(s.registry.verifyResultProof(result, [a, b!.slice(0, 130)]), s.errors, "CryptletProofMalformedSignature", [
-      1n,
-    ]);
+    await expectCustomError(
+      s.registry.verifyResultProof(result, [a, b!.slice(0, 130)]),
+      s.errors,
+      "CryptletProofMalformedSignature",
+      [1n],
+    );
     const badV = b!.slice(0, 130) + "1d"; // v = 29
-    await expectCustomError(s.registry.verifyResultProof(result, [a, badV]), s.errors, "CryptletProofMalformedSignature", [1n]);
+    await expectCustomError(
+      s.registry.verifyResultProof(result, [a, badV]),
+      s.errors,
+      "CryptletProofMalformedSignature",
+      [1n],
+    );
   });
 
   test("an unapproved code hash is rejected before any signature is checked", async () => {
     const unapproved = { ...result, codeHash: CODE_V2 };
     const signatures = await signResult(s.signers, unapproved);
-    await expectCustomError(s.registry.verifyResultProof(unapproved, signatures), s.errors, "CryptletProofCodeHashNotApproved", [
-      CRYPTLET,
-      CODE_V2,
-    ]);
+    await expectCustomError(
+      s.registry.verifyResultProof(unapproved, signatures),
+      s.errors,
+      "CryptletProofCodeHashNotApproved",
+      [CRYPTLET, CODE_V2],
+    );
   });
 
   test("a result signed for another consortium does not verify", async () => {
