@@ -35,10 +35,14 @@ export class InvalidIdentifierError extends CryptletError {
 
 /**
  * A result or batch signature is malformed, high-s (EIP-2), or does not recover to the expected signer.
- * `details.reason` is one of `malformed`, `high-s`, `bad-v`, `wrong-signer`.
+ * `details.reason` is one of `malformed`, `high-s`, `bad-v`, `unrecoverable` (no key recovers from it),
+ * `wrong-signer`.
  */
 export class ResultSignatureError extends CryptletError {
-  constructor(reason: "malformed" | "high-s" | "bad-v" | "wrong-signer", details: Record<string, unknown> = {}) {
+  constructor(
+    reason: "malformed" | "high-s" | "bad-v" | "unrecoverable" | "wrong-signer",
+    details: Record<string, unknown> = {},
+  ) {
     super("ERR_RESULT_SIGNATURE_INVALID", `result signature invalid: ${reason}`, { details: { reason, ...details } });
   }
 }

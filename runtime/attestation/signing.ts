@@ -90,6 +90,25 @@ export function parseStrictSignature(signature: string): Signature {
 }
 
 /**
+ * Normalises a 65-byte secp256k1 signature to the form contracts accept: `s` in the lower half (EIP-2: a high `s`
+ * becomes `n - s` and the recovery bit flips) and `v` 27/28.
+ * @throws {@link ResultSignatureError} (`malformed`, `bad-v`) when it is not a 65-byte signature.
+ */
+export function normaliseSignature(signature: string): string {
+  if (!isHexString(signature, 65)) throw new ResultSignatureError("malformed", { length: signature.length });
+  const r = signature.slice(2, 66);
+  let s = BigInt(`0x${signature.slice(66, 130)}`);
+  let v = Number.parseInt(signature.slice(130, 132), 16);
+  if (v === 0 || v === 1) v += 27;
+  if (v !== 27 && v !== 28) throw new ResultSignatureError("bad-v", { v });
+  if (s > HALF_N) {
+    s = SECP256K1_N - s;
+    v = v === 27 ? 28 : 27;
+  }
+  return `0x${r}${s.toString(16).padStart(64, "0")}${v.toString(16)}`.toLowerCase();
+}
+
+/**
  * Recovers the signer of a digest from a strict 65-byte signature.
  * @throws {@link ResultSignatureError} for malformed or high-s signatures.
  */
@@ -98,7 +117,7 @@ export function recoverDigestSigner(digest: Hex32, signature: string): string {
   try {
     return recoverAddress(digest, sig);
   } catch (cause) {
-    throw new ResultSignatureError("malformed", { cause: String(cause) });
+    throw new ResultSignatureError("unrecoverable", { cause: String(cause) });
   }
 }
 
@@ -110,8 +129,8 @@ async function signTyped(
   const { signer, keyId, keyVersion } = await keyMetadata(entry);
   const address = getAddress(await signer.getAddress());
   const raw = await sign(signer);
-  // Normalise whatever the signer returned (some return v 0/1) and refuse a signature that does not verify.
-  const signature = Signature.from(raw).serialized;
+  // Normalise whatever the signer returned (v 0/1, high s) and refuse a signature that does not verify.
+  const signature = normaliseSignature(raw);
   const recovered = recoverDigestSigner(digest, signature);
   if (recovered !== address) throw new ResultSignatureError("wrong-signer", { expected: address, recovered });
   return {
@@ -192,7 +211,7 @@ export async function signResultBatch(
 export interface SignatureEvaluation {
   /** Distinct trusted signer addresses whose signature verified (checksummed), in first-seen order. */
   valid: string[];
-  /** Signatures that did not count, with why: `malformed`, `high-s`, `bad-v`, `wrong-signer` (recovered address
+  /** Signatures that did not count, with why: `malformed`, `high-s`, `bad-v`, `unrecoverable` (no public key recovers from it), `wrong-signer` (recovered address
    *  differs from the claimed one), `untrusted` (not in the trusted set) or `duplicate` (signer already counted). */
   rejected: { index: number; signer: string; reason: string }[];
   /** The threshold M. */

@@ -1,0 +1,198 @@
+import { SignJWT, base64url, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK } from "jose";
+import { keccak256, toUtf8Bytes } from "ethers";
+
+import type { Hex32 } from "../../runtime/attestation/eip712.ts";
+import {
+  ATTESTATION_TOKEN_TYPE,
+  buildJwks,
+  createAttestationToken,
+  verifyAttestationToken,
+  type CreateAttestationTokenInput,
+} from "../../runtime/attestation/token.ts";
+import type { KeyProvider } from "../../runtime/keys/KeyProvider.ts";
+import { SoftwareP256Provider } from "./softwareKeyProvider.ts";
+
+const h = (s: string): Hex32 => keccak256(toUtf8Bytes(s)) as Hex32;
+const issuedAt = new Date("2024-01-05T00:00:02Z");
+const input: CreateAttestationTokenInput = {
+  issuer: "runtime-test-1",
+  cryptletId: h("@acme/eth-usd-median"),
+  codeHash: h("code"),
+  resultId: h("result"),
+  runtime: { version: "0.1.0", buildHash: h("build") },
+  sandbox: { engine: "isolated-vm", limits: { memoryBytes: 67108864, wallTimeMs: 1000, outputBytes: 65536 } },
+  now: issuedAt,
+  ttlSeconds: 3600,
+};
+const during = new Date("2024-01-05T00:30:00Z");
+
+let provider: SoftwareP256Provider;
+let rotated: SoftwareP256Provider;
+beforeAll(async () => {
+  provider = await SoftwareP256Provider.generate("attestation");
+  rotated = await SoftwareP256Provider.generate("attestation");
+});
+
+describe("createAttestationToken / verifyAttestationToken", () => {
+  it("issues an ES256 JWT through the provider with the documented header and claims", async () => {
+    const token = await createAttestationToken(provider, input);
+    const key = await provider.getPublicKey();
+    expect(decodeProtectedHeader(token)).toEqual({ alg: "ES256", typ: ATTESTATION_TOKEN_TYPE, kid: key.keyId });
+    const { claims, kid } = await verifyAttestationToken(token, await buildJwks([provider]), {
+      issuer: "runtime-test-1",
+      cryptletId: input.cryptletId.toUpperCase().replace("0X", "0x"),
+      codeHash: input.codeHash,
+      resultId: input.resultId,
+      currentDate: during,
+    });
+    expect(kid).toBe(key.keyId);
+    expect(claims).toMatchObject({
+      iss: "runtime-test-1",
+      sub: input.resultId,
+      iat: 1704412802,
+      exp: 1704412802 + 3600,
+      cryptletId: input.cryptletId,
+      runtime: input.runtime,
+      sandbox: input.sandbox,
+      platform: { type: "software" },
+    });
+    expect(claims.jti).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("verifies whatever s the provider returns (Key Vault does not normalise P-256 signatures)", async () => {
+    const jwks = await buildJwks([provider]);
+    let high = 0;
+    const halfN = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n / 2n;
+    for (let i = 0; i < 12; i++) {
+      const token = await createAttestationToken(provider, input);
+      const sig = base64url.decode(token.split(".")[2]!);
+      if (BigInt(`0x${Buffer.from(sig.slice(32)).toString("hex")}`) > halfN) high++;
+      await expect(verifyAttestationToken(token, jwks, { currentDate: during })).resolves.toBeDefined();
+    }
+    expect(high).toBeGreaterThan(0);
+  });
+
+  it("carries Azure Attestation or TEE evidence as given", async () => {
+    const platform = {
+      type: "azure-attestation" as const,
+      issuer: "https://shared.weu.attest.azure.net",
+      token: "a.b.c",
+    };
+    const token = await createAttestationToken(provider, { ...input, platform });
+    const { claims } = await verifyAttestationToken(token, await buildJwks([provider]), { currentDate: during });
+    expect(claims.platform).toEqual(platform);
+  });
+
+  it("says ERR_ATTESTATION_EXPIRED after exp", async () => {
+    const token = await createAttestationToken(provider, input);
+    await expect(
+      verifyAttestationToken(token, await buildJwks([provider]), { currentDate: new Date("2024-01-05T01:00:03Z") }),
+    ).rejects.toMatchObject({ code: "ERR_ATTESTATION_EXPIRED", details: { claim: "exp" } });
+    await expect(
+      verifyAttestationToken(token, await buildJwks([provider]), {
+        currentDate: new Date("2024-01-05T01:00:03Z"),
+        clockToleranceSeconds: 10,
+      }),
+    ).resolves.toBeDefined();
+  });
+
+  it("says ERR_ATTESTATION_CLAIM_MISMATCH for a wrong codeHash, cryptletId, resultId or issuer", async () => {
+    const token = await createAttestationToken(provider, input);
+    const jwks = await buildJwks([provider]);
+    for (const [field, claim] of [
+      ["codeHash", "codeHash"],
+      ["cryptletId", "cryptletId"],
+      ["resultId", "resultId"],
+      ["issuer", "iss"],
+    ] as const) {
+      await expect(
+        verifyAttestationToken(token, jwks, { currentDate: during, [field]: field === "issuer" ? "other" : h("x") }),
+      ).rejects.toMatchObject({ code: "ERR_ATTESTATION_CLAIM_MISMATCH", details: expect.objectContaining({ claim }) });
+    }
+  });
+
+  it("says ERR_ATTESTATION_UNKNOWN_KID for a rotated-out key version, and accepts both during the overlap", async () => {
+    const token = await createAttestationToken(rotated, input);
+    await expect(
+      verifyAttestationToken(token, await buildJwks([provider]), { currentDate: during }),
+    ).rejects.toMatchObject({
+      code: "ERR_ATTESTATION_UNKNOWN_KID",
+      details: { kid: (await rotated.getPublicKey()).keyId },
+    });
+    const both = await buildJwks([provider, await rotated.getPublicKey(), provider]);
+    expect(both.keys).toHaveLength(2);
+    await expect(verifyAttestationToken(token, both, { currentDate: during })).resolves.toBeDefined();
+  });
+
+  it("says ERR_ATTESTATION_INVALID for a tampered token, a wrong typ, a non-ES256 alg and garbage", async () => {
+    const jwks = await buildJwks([provider]);
+    const token = await createAttestationToken(provider, input);
+    const [header, payload, signature] = token.split(".");
+    const claims = JSON.parse(new TextDecoder().decode(base64url.decode(payload!))) as Record<string, unknown>;
+    const forged = base64url.encode(JSON.stringify({ ...claims, codeHash: h("evil") }));
+    await expect(
+      verifyAttestationToken(`${header}.${forged}.${signature}`, jwks, { currentDate: during }),
+    ).rejects.toMatchObject({
+      code: "ERR_ATTESTATION_INVALID",
+      details: { reason: "bad signature" },
+    });
+    const kid = (await provider.getPublicKey()).keyId;
+    const hs = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256", typ: ATTESTATION_TOKEN_TYPE, kid })
+      .sign(new Uint8Array(32));
+    await expect(verifyAttestationToken(hs, jwks, { currentDate: during })).rejects.toMatchObject({
+      code: "ERR_ATTESTATION_INVALID",
+    });
+    // Same key, valid signature, but typ "JWT": not an attestation token (explicit typing, RFC 8725 §3.11).
+    const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+    const privateJwk = await exportJWK(privateKey);
+    const sameKey = new SoftwareP256Provider("typed", privateJwk);
+    const plainJwt = await new SignJWT(claims)
+      .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: (await sameKey.getPublicKey()).keyId })
+      .sign(await importJWK(privateJwk, "ES256"));
+    await expect(
+      verifyAttestationToken(await createAttestationToken(sameKey, input), await buildJwks([sameKey]), {
+        currentDate: during,
+      }),
+    ).resolves.toBeDefined();
+    await expect(
+      verifyAttestationToken(plainJwt, await buildJwks([sameKey]), { currentDate: during }),
+    ).rejects.toMatchObject({
+      code: "ERR_ATTESTATION_INVALID",
+    });
+    await expect(verifyAttestationToken("not a token", jwks)).rejects.toMatchObject({
+      code: "ERR_ATTESTATION_INVALID",
+    });
+  });
+
+  it("refuses a non-P-256 key and a provider that answers DER instead of r||s", async () => {
+    const k1: KeyProvider = {
+      kind: "local",
+      getPublicKey: () =>
+        Promise.resolve({
+          keyId: "local:k1/1",
+          name: "k1",
+          version: "1",
+          jwk: { kty: "EC", crv: "secp256k1", x: "a", y: "b" },
+        }),
+      sign: () => Promise.reject(new Error("unreachable")),
+    };
+    await expect(createAttestationToken(k1, input)).rejects.toMatchObject({ code: "ERR_ATTESTATION_SIGNING" });
+    const der: KeyProvider = {
+      kind: "local",
+      getPublicKey: () => provider.getPublicKey(),
+      sign: async (digest, alg) => ({ ...(await provider.sign(digest, alg)), signature: new Uint8Array(71) }),
+    };
+    await expect(createAttestationToken(der, input)).rejects.toMatchObject({ code: "ERR_ATTESTATION_SIGNING" });
+  });
+});
+
+describe("buildJwks", () => {
+  it("lists public members only, with kid (key id with version), alg and use", async () => {
+    const jwks = await buildJwks([provider]);
+    const info = await provider.getPublicKey();
+    expect(jwks.keys).toEqual([
+      { kty: "EC", crv: "P-256", x: info.jwk.x, y: info.jwk.y, kid: info.keyId, alg: "ES256", use: "sig" },
+    ]);
+  });
+});
