@@ -34,7 +34,7 @@ export interface SettledOutput {
 
 /**
  * Maps an escaped throw to its error: engine stack overflows to `ERR_SANDBOX_STACK_OVERFLOW`, allocation
- * failures (QuickJS `InternalError: out of memory`, V8 `Array buffer allocation failed` and `Invalid string
+ * failures (QuickJS `InternalError: out of memory` and `string too long`, V8 `Array buffer allocation failed` and `Invalid string
  * length`, the engines' maximum object sizes) to `ERR_SANDBOX_MEMORY_LIMIT`, everything else to
  * `ERR_CRYPTLET_THREW`.
  */
@@ -52,7 +52,7 @@ export function errorFromThrown(
       return new SandboxStackOverflowError({ phase, name, message });
     }
     if (
-      (name === "InternalError" && /^out of memory/.test(message)) ||
+      (name === "InternalError" && /^(out of memory|string too long)/.test(message)) ||
       (name === "RangeError" &&
         /^(Array buffer allocation failed|Invalid string length|invalid string length)/.test(message))
     ) {
