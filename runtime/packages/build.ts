@@ -154,7 +154,7 @@ export async function buildPackage(dir: string, options: BuildPackageOptions = {
     logLevel: "silent",
     // An explicit tsconfig: esbuild then reads no tsconfig.json from the folders above the package, whose
     // settings would otherwise depend on where the package happens to be checked out.
-    tsconfigRaw: { compilerOptions: { useDefineForClassFields: true } },
+    tsconfigRaw: { compilerOptions: { useDefineForClassFields: true, verbatimModuleSyntax: true } },
     plugins: [cryptletResolverPlugin(refused)],
   };
 
