@@ -1,0 +1,168 @@
+import { Wallet } from "ethers";
+import { exportJWK, generateKeyPair, type JWK, type JSONWebKeySet } from "jose";
+
+import { assertProofBundle, type ProofBundle } from "../../runtime/attestation/bundle.ts";
+import { buildJwks } from "../../runtime/attestation/token.ts";
+import { verifyBundle, type VerifyBundleOptions } from "../../runtime/attestation/verifyBundle.ts";
+import { isCryptletError } from "../../runtime/errors.ts";
+import { open } from "../../runtime/sealing/open.ts";
+import { SoftwareP256Provider } from "../attestation/softwareKeyProvider.ts";
+import { CODE_HASH, CONSORTIUM_ID, makeBundle, type FixtureKeys } from "./bundleFixture.ts";
+
+let keys: FixtureKeys;
+let partyPrivate: JWK[];
+let jwks: JSONWebKeySet;
+let options: VerifyBundleOptions;
+let publicBundle: ProofBundle;
+let sealedBundle: ProofBundle;
+let plaintext: string;
+
+beforeAll(async () => {
+  const wallets = [Wallet.createRandom(), Wallet.createRandom(), Wallet.createRandom()];
+  const attestation = await SoftwareP256Provider.generate("attestation");
+  const parties = [];
+  partyPrivate = [];
+  for (const [alg, opts] of [
+    ["ECDH-ES+A256KW", { crv: "P-256" }],
+    ["ECDH-ES+A256KW", { crv: "X25519" }],
+    ["RSA-OAEP-256", { modulusLength: 2048 }],
+  ] as const) {
+    const kp = await generateKeyPair(alg, { ...opts, extractable: true });
+    parties.push({ name: `party ${parties.length}`, jwk: await exportJWK(kp.publicKey) });
+    partyPrivate.push(await exportJWK(kp.privateKey));
+  }
+  keys = { signers: wallets.slice(0, 2), attestation, parties };
+  jwks = await buildJwks([attestation]);
+  options = {
+    trustedSigners: wallets.map((w) => w.address),
+    threshold: 2,
+    consortiumId: CONSORTIUM_ID,
+    approvedCodeHashes: [CODE_HASH],
+    jwks,
+    now: new Date("2024-01-05T00:05:00Z"),
+  };
+  publicBundle = (await makeBundle(keys)).bundle;
+  const sealed = await makeBundle(keys, { sealed: true });
+  sealedBundle = sealed.bundle;
+  plaintext = sealed.plaintext!;
+});
+
+const verdicts = (checks: { name: string; verdict: string }[]): Record<string, string> =>
+  Object.fromEntries(checks.map((c) => [c.name, c.verdict]));
+
+describe("verifyBundle", () => {
+  it("passes a freshly built public bundle, surviving a JSON round trip", async () => {
+    const report = await verifyBundle(JSON.parse(JSON.stringify(publicBundle)), options);
+    expect(report.ok).toBe(true);
+    expect(verdicts(report.checks)).toEqual({
+      schema: "pass",
+      manifest: "pass",
+      consortium: "pass",
+      resultId: "pass",
+      codeHash: "pass",
+      outputHash: "pass",
+      signatures: "pass",
+      merkleProof: "skipped",
+      batchSignatures: "skipped",
+      attestation: "pass",
+      recipients: "skipped",
+      anchors: "skipped",
+    });
+  });
+
+  it("passes a sealed bundle whose payload each party opens", async () => {
+    const report = await verifyBundle(sealedBundle, options);
+    expect(report.ok).toBe(true);
+    expect(verdicts(report.checks)).toMatchObject({ outputHash: "pass", recipients: "pass", signatures: "pass" });
+    for (const key of partyPrivate) {
+      expect(new TextDecoder().decode(await open(sealedBundle.payload.sealed!.jwe, key))).toBe(plaintext);
+    }
+    // The bundle text never holds the plaintext.
+    expect(JSON.stringify(sealedBundle)).not.toContain("227124622660");
+  });
+
+  it("skips what it was not asked to check", async () => {
+    const report = await verifyBundle(publicBundle, { trustedSigners: options.trustedSigners, threshold: 2 });
+    expect(report.ok).toBe(true);
+    expect(verdicts(report.checks)).toMatchObject({
+      consortium: "skipped",
+      codeHash: "skipped",
+      attestation: "skipped",
+    });
+  });
+
+  it("fails a consortium mismatch, a threshold higher than the signers, a tampered JWE and a swapped result field", async () => {
+    const other = await verifyBundle(publicBundle, { ...options, consortiumId: `0x${"00".repeat(32)}` });
+    expect(verdicts(other.checks).consortium).toBe("fail");
+    const m3 = await verifyBundle(publicBundle, { ...options, threshold: 3 });
+    expect(verdicts(m3.checks).signatures).toBe("fail");
+    const tamperedJwe = structuredClone(sealedBundle);
+    const ct = tamperedJwe.payload.sealed!.jwe.ciphertext;
+    tamperedJwe.payload.sealed!.jwe.ciphertext = `${ct[0] === "A" ? "B" : "A"}${ct.slice(1)}`;
+    expect(verdicts((await verifyBundle(tamperedJwe, options)).checks).outputHash).toBe("fail");
+    const swapped = structuredClone(publicBundle);
+    swapped.result.inputHash = swapped.result.outputHash;
+    const r = verdicts((await verifyBundle(swapped, options)).checks);
+    expect(r.signatures).toBe("fail");
+    expect(r.outputHash).toBe("pass");
+  });
+
+  it("fails a public bundle whose manifest names parties, and a wrong cryptletId", async () => {
+    const b = structuredClone(publicBundle);
+    b.manifest.parties = [{ name: "x", kid: "y" }];
+    expect(verdicts((await verifyBundle(b, options)).checks).recipients).toBe("fail");
+    const c = structuredClone(publicBundle);
+    c.manifest.name = "@acme/other";
+    expect(verdicts((await verifyBundle(c, options)).checks).manifest).toBe("fail");
+  });
+
+  it("never throws for a bad bundle", async () => {
+    const overflow = structuredClone(publicBundle);
+    overflow.result.timestamp = "99999999999999999999"; // fits the schema's digits, not uint64
+    const badJwe = structuredClone(sealedBundle);
+    (badJwe.payload.sealed!.jwe as unknown as { recipients: unknown[] }).recipients = [{ header: { alg: 1, kid: 2 } }];
+    const inputs: unknown[] = [
+      null,
+      undefined,
+      42,
+      "bundle",
+      [],
+      {},
+      { bundleVersion: 1 },
+      { ...publicBundle, signatures: "0x" },
+      { ...publicBundle, payload: { public: publicBundle.payload.public, sealed: sealedBundle.payload.sealed } },
+      { ...publicBundle, bundleVersion: 2 },
+      overflow,
+      badJwe,
+    ];
+    for (const input of inputs) {
+      const report = await verifyBundle(input, options);
+      expect(report.ok).toBe(false);
+      expect(report.checks.length).toBe(12);
+    }
+    const o = verdicts((await verifyBundle(overflow, options)).checks);
+    expect(o.schema).toBe("pass");
+    expect(o.signatures).toBe("fail");
+  });
+
+  it("throws only for a bad option (threshold < 1)", async () => {
+    await expect(verifyBundle(publicBundle, { ...options, threshold: 0 })).rejects.toThrow(RangeError);
+  });
+});
+
+describe("assertProofBundle", () => {
+  it("names the schema errors with JSON Pointer paths", () => {
+    const bad = { ...structuredClone(publicBundle), extra: true } as unknown;
+    try {
+      assertProofBundle(bad);
+      throw new Error("expected an error");
+    } catch (e) {
+      expect(isCryptletError(e, "ERR_PROOF_BUNDLE_SCHEMA")).toBe(true);
+      expect((e as { details: { errors: { path: string; message: string }[] } }).details.errors).toContainEqual({
+        path: "/",
+        message: "must NOT have additional properties (extra)",
+      });
+    }
+    expect(() => assertProofBundle(publicBundle)).not.toThrow();
+  });
+});
