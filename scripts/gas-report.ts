@@ -8,7 +8,18 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 
-import { AbiCoder, Wallet, id, keccak256, randomBytes, hexlify, toUtf8Bytes, type TransactionResponse } from "ethers";
+import {
+  AbiCoder,
+  type BaseContract,
+  type Log,
+  Wallet,
+  id,
+  keccak256,
+  randomBytes,
+  hexlify,
+  toUtf8Bytes,
+  type TransactionResponse,
+} from "ethers";
 import { network } from "hardhat";
 
 import {
@@ -41,11 +52,15 @@ async function gasOf(tx: Promise<TransactionResponse>): Promise<bigint> {
   return receipt.gasUsed;
 }
 
-async function deploy(name: string, args: unknown[], label = name) {
+/** A contract called by name, without generated bindings. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyContract = BaseContract & { [member: string]: any };
+
+async function deploy(name: string, args: unknown[], label = name): Promise<AnyContract> {
   const contract = await ethers.deployContract(name, args);
   const receipt = await contract.deploymentTransaction()!.wait();
   rows.push({ operation: `deploy ${label}`, gas: receipt!.gasUsed });
-  return contract;
+  return contract as unknown as AnyContract;
 }
 
 const sign = (wallets: Wallet[], result: CryptletResult) =>
@@ -105,7 +120,7 @@ for (const signerCount of [1, 3]) {
 }
 {
   const askReceipt = await (await consumer.ask("0x")).wait();
-  const log = askReceipt!.logs.find((l) => l.address === (oracle.target as string));
+  const log = askReceipt!.logs.find((l: Log) => l.address === (oracle.target as string));
   const requestId = oracle.interface.parseLog(log!)!.args.requestId as Hex32;
   const [, payload] = payloads[0]!;
   const r = result(requestId, payload);

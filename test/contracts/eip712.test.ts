@@ -23,9 +23,11 @@ import {
 import {
   CONSORTIUM_ID,
   cryptletIdOf,
+  deploy,
   deployStack,
   makeResult,
   signResult,
+  type AnyContract,
   type CryptletStack,
 } from "../support/contracts.ts";
 
@@ -51,11 +53,11 @@ describe("EIP-712: the specification's Mail vector", () => {
   const { typedData, expected } = vectors.canonical;
   const { EIP712Domain: _domain, ...types } = typedData.types;
   let stack: CryptletStack;
-  let mailExample: Awaited<ReturnType<CryptletStack["ethers"]["deployContract"]>>;
+  let mailExample: AnyContract;
 
   beforeAll(async () => {
     stack = await deployStack(1, 1);
-    mailExample = await stack.ethers.deployContract("Eip712MailExample");
+    mailExample = await deploy(stack.ethers, "Eip712MailExample");
   });
 
   test("TypeScript reproduces encodeType, type hash, struct hashes, domain separator and digest", () => {
@@ -75,7 +77,7 @@ describe("EIP-712: the specification's Mail vector", () => {
     expect(wallet.address.toLowerCase()).toBe(expected.signer_address);
     const signature = await wallet.signTypedData(typedData.domain, types, typedData.message);
     expect(signature).toBe(expected.signature.rsv_65_bytes);
-    expect(recoverAddress(expected.digest_signHash, signature).toLowerCase()).toBe(expected.signer_address);
+    expect(recoverAddress(expected.digest_signHash!, signature).toLowerCase()).toBe(expected.signer_address);
   });
 
   test("Solidity hashes the same way and recovers the same signer", async () => {
@@ -111,7 +113,7 @@ describe("EIP-712: the specification's Mail vector", () => {
     );
     // ...but under the canonical domain the legacy signature recovers to somebody else.
     expect(legacy.expected.domainSeparator).not.toBe(expected.domainSeparator);
-    expect(recoverAddress(expected.digest_signHash, legacySignature).toLowerCase()).not.toBe(expected.signer_address);
+    expect(recoverAddress(expected.digest_signHash!, legacySignature).toLowerCase()).not.toBe(expected.signer_address);
     const d = typedData.domain;
     const separator = await mailExample.domainSeparator(d.name, d.version, d.chainId, d.verifyingContract);
     const onChain = await mailExample.recoverSigner(separator, typedData.message, legacySignature);

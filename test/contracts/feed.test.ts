@@ -3,10 +3,12 @@ import { AbiCoder, id } from "ethers";
 import type { Hex32 } from "../../runtime/attestation/eip712.ts";
 import {
   cryptletIdOf,
+  deploy,
   deployStack,
   expectCustomError,
   makeResult,
   signResult,
+  type AnyContract,
   type CryptletStack,
 } from "../support/contracts.ts";
 
@@ -20,8 +22,7 @@ function pricePayload(answer: bigint, decimals: number, observedAt: bigint): str
 
 describe("CryptletPriceFeed (Chainlink AggregatorV3Interface)", () => {
   let s: CryptletStack;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  let feed: any;
+  let feed: AnyContract;
   let sequence = 0;
 
   async function submit(answer: bigint, observedAt: bigint, decimals = 8) {
@@ -34,7 +35,7 @@ describe("CryptletPriceFeed (Chainlink AggregatorV3Interface)", () => {
   beforeEach(async () => {
     s = await deployStack(3, 2);
     await (await s.registry.approveCodeHash(FEED_CRYPTLET, CODE)).wait();
-    feed = await s.ethers.deployContract("CryptletPriceFeed", [
+    feed = await deploy(s.ethers, "CryptletPriceFeed", [
       await s.registry.getAddress(),
       FEED_CRYPTLET,
       8,
@@ -132,7 +133,7 @@ describe("CryptletPriceFeed (Chainlink AggregatorV3Interface)", () => {
   });
 
   test("the example consumer reads latestRoundData with Chainlink's staleness and sanity checks", async () => {
-    const consumer = await s.ethers.deployContract("PriceFeedConsumer", [await feed.getAddress(), 3_600]);
+    const consumer = await deploy(s.ethers, "PriceFeedConsumer", [await feed.getAddress(), 3_600]);
     await expectCustomError(consumer.latestPrice(), s.errors, "CryptletFeedUnknownRound", [0n]);
     await (await (await submit(227_812_345_678n, 1_704_412_800n)).send()).wait();
     expect([...(await consumer.latestPrice())]).toEqual([227_812_345_678n, 8n]);

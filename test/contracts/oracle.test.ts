@@ -3,10 +3,12 @@ import { AbiCoder, id, keccak256 } from "ethers";
 import { computeResultId, type Hex32 } from "../../runtime/attestation/eip712.ts";
 import {
   cryptletIdOf,
+  deploy,
   deployStack,
   expectCustomError,
   makeResult,
   signResult,
+  type AnyContract,
   type CryptletStack,
 } from "../support/contracts.ts";
 
@@ -16,13 +18,12 @@ const abi = AbiCoder.defaultAbiCoder();
 
 describe("CryptletOracle", () => {
   let s: CryptletStack;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  let consumer: any;
+  let consumer: AnyContract;
 
   beforeEach(async () => {
     s = await deployStack(3, 2);
     await (await s.registry.approveCodeHash(CRYPTLET, CODE)).wait();
-    consumer = await s.ethers.deployContract("ExampleOracleConsumer", [await s.oracle.getAddress(), CRYPTLET]);
+    consumer = await deploy(s.ethers, "ExampleOracleConsumer", [await s.oracle.getAddress(), CRYPTLET]);
   });
 
   /** Sends `consumer.ask(params)` and returns the decoded CryptletRequested event. */
@@ -136,7 +137,7 @@ describe("CryptletOracle", () => {
   });
 
   test("a reverting callback is recorded and does not revert the fulfilment", async () => {
-    const reverting = await s.ethers.deployContract("RevertingConsumer", [await s.oracle.getAddress()]);
+    const reverting = await deploy(s.ethers, "RevertingConsumer", [await s.oracle.getAddress()]);
     const receiptAsk = await (await reverting.ask(CRYPTLET, 100_000)).wait();
     const req = s.oracle.interface.parseLog(receiptAsk.logs[0])!.args;
     const result = makeResult(CRYPTLET, req.requestId, CODE, "0xaa");
@@ -154,7 +155,7 @@ describe("CryptletOracle", () => {
   });
 
   test("an out-of-gas callback is recorded; the consumer got exactly its gas limit", async () => {
-    const burner = await s.ethers.deployContract("GasBurningConsumer", [await s.oracle.getAddress()]);
+    const burner = await deploy(s.ethers, "GasBurningConsumer", [await s.oracle.getAddress()]);
     const receiptAsk = await (await burner.ask(CRYPTLET, 300_000)).wait();
     const req = s.oracle.interface.parseLog(receiptAsk.logs[0])!.args;
     const result = makeResult(CRYPTLET, req.requestId, CODE, "0xbb");

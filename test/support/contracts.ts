@@ -17,6 +17,20 @@ import {
 /** The hardhat-ethers helpers of one in-process chain. */
 export type HardhatEthers = Awaited<ReturnType<typeof network.create>>["ethers"];
 
+/**
+ * A deployed contract whose methods are called by name (no generated bindings): every member is `any`, so that
+ * `noUncheckedIndexedAccess` does not make each method "possibly undefined".
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyContract = BaseContract & { [member: string]: any };
+
+/** Deploys `name` with constructor `args` and waits for it. */
+export async function deploy(ethers: HardhatEthers, name: string, args: unknown[] = []): Promise<AnyContract> {
+  const contract = await ethers.deployContract(name, args);
+  await contract.waitForDeployment();
+  return contract as unknown as AnyContract;
+}
+
 /** A consortium id for tests. */
 export const CONSORTIUM_ID = id("test-consortium") as Hex32;
 
@@ -97,9 +111,9 @@ export interface CryptletStack {
   admin: Signer;
   others: Signer[];
   signers: Wallet[];
-  registry: BaseContract & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  oracle: BaseContract & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  ledger: BaseContract & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  registry: AnyContract;
+  oracle: AnyContract;
+  ledger: AnyContract;
   /** An interface holding every custom error of every contract, to decode bubbled-up reverts. */
   errors: Interface;
 }
@@ -113,14 +127,14 @@ export async function deployStack(signerCount = 3, threshold = 2): Promise<Crypt
   const [admin, ...others] = await ethers.getSigners();
   if (!admin) throw new Error("no Hardhat accounts");
   const signers = testWallets(signerCount);
-  const registry = await ethers.deployContract("CryptletRegistry", [
+  const registry = await deploy(ethers, "CryptletRegistry", [
     CONSORTIUM_ID,
     await admin.getAddress(),
     signers.map((w) => w.address),
     threshold,
   ]);
-  const oracle = await ethers.deployContract("CryptletOracle", [await registry.getAddress(), 2_000_000]);
-  const ledger = await ethers.deployContract("ResultLedger", [await registry.getAddress()]);
+  const oracle = await deploy(ethers, "CryptletOracle", [await registry.getAddress(), 2_000_000]);
+  const ledger = await deploy(ethers, "ResultLedger", [await registry.getAddress()]);
   const errors = await allErrors(ethers);
   return { ethers, admin, others, signers, registry, oracle, ledger, errors };
 }
