@@ -15,8 +15,6 @@ import {
   Wallet,
   id,
   keccak256,
-  randomBytes,
-  hexlify,
   toUtf8Bytes,
   type TransactionResponse,
 } from "ethers";
@@ -97,10 +95,16 @@ const consumer = await deploy("ExampleOracleConsumer", [await oracle.getAddress(
 await deploy("PriceFeedConsumer", [await feed.getAddress(), 3600]);
 rows.push({ operation: "registry approveCodeHash", gas: await gasOf(registry.approveCodeHash(CRYPTLET, CODE)) });
 
+/** `length` deterministic pseudo-random bytes (a keccak256 chain), so that calldata costs are reproducible. */
+function fixedBytes(length: number): string {
+  const words: string[] = [];
+  for (let word = id("gas-payload"); words.length * 32 < length; word = keccak256(word)) words.push(word.slice(2));
+  return "0x" + words.join("").slice(0, length * 2);
+}
 const payloads: [string, string][] = [
-  ["32 B", hexlify(randomBytes(32))],
-  ["256 B", hexlify(randomBytes(256))],
-  ["1 KiB", hexlify(randomBytes(1024))],
+  ["32 B", fixedBytes(32)],
+  ["256 B", fixedBytes(256)],
+  ["1 KiB", fixedBytes(1024)],
 ];
 
 // Oracle: request (from an account, callbackGasLimit 0 = no callback) and fulfil.
