@@ -15,7 +15,7 @@ import { buildJwks } from "../../runtime/attestation/token.ts";
 import { verifyBundle } from "../../runtime/attestation/verifyBundle.ts";
 import { open } from "../../runtime/sealing/open.ts";
 import { seal, type SealingParty } from "../../runtime/sealing/seal.ts";
-import { SoftwareP256Provider } from "../../test/attestation/softwareKeyProvider.ts";
+import { generateLocalP256 } from "../../test/attestation/localKeys.ts";
 import { CODE_HASH, CONSORTIUM_ID, makeBundle } from "../../test/verify/bundleFixture.ts";
 import { writeBenchSection } from "./report.ts";
 
@@ -34,7 +34,7 @@ const payload = randomBytes(1024);
 const jwe = await seal(payload, parties);
 
 const wallets = [Wallet.createRandom(), Wallet.createRandom()];
-const attestation = await SoftwareP256Provider.generate("attestation");
+const attestation = generateLocalP256("attestation").provider;
 const { bundle } = await makeBundle({ signers: wallets, attestation, parties }, { sealed: true });
 const verifyOptions = {
   trustedSigners: wallets.map((w) => w.address),

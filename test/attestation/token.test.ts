@@ -10,7 +10,8 @@ import {
   type CreateAttestationTokenInput,
 } from "../../runtime/attestation/token.ts";
 import type { KeyProvider } from "../../runtime/keys/KeyProvider.ts";
-import { SoftwareP256Provider } from "./softwareKeyProvider.ts";
+import type { LocalKeyProvider } from "../../runtime/keys/LocalKeyProvider.ts";
+import { generateLocalP256, localP256Provider } from "./localKeys.ts";
 
 const h = (s: string): Hex32 => keccak256(toUtf8Bytes(s)) as Hex32;
 const issuedAt = new Date("2024-01-05T00:00:02Z");
@@ -26,11 +27,11 @@ const input: CreateAttestationTokenInput = {
 };
 const during = new Date("2024-01-05T00:30:00Z");
 
-let provider: SoftwareP256Provider;
-let rotated: SoftwareP256Provider;
+let provider: LocalKeyProvider;
+let rotated: LocalKeyProvider;
 beforeAll(async () => {
-  provider = await SoftwareP256Provider.generate("attestation");
-  rotated = await SoftwareP256Provider.generate("attestation");
+  provider = generateLocalP256("attestation").provider;
+  rotated = generateLocalP256("attestation").provider;
 });
 
 describe("createAttestationToken / verifyAttestationToken", () => {
@@ -146,7 +147,7 @@ describe("createAttestationToken / verifyAttestationToken", () => {
     // Same key, valid signature, but typ "JWT": not an attestation token (explicit typing, RFC 8725 §3.11).
     const { privateKey } = await generateKeyPair("ES256", { extractable: true });
     const privateJwk = await exportJWK(privateKey);
-    const sameKey = new SoftwareP256Provider("typed", privateJwk);
+    const sameKey = localP256Provider("typed", privateJwk);
     const plainJwt = await new SignJWT(claims)
       .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: (await sameKey.getPublicKey()).keyId })
       .sign(await importJWK(privateJwk, "ES256"));

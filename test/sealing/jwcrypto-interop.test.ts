@@ -12,7 +12,7 @@ import type { Hex32 } from "../../runtime/attestation/eip712.ts";
 import { buildJwks, createAttestationToken } from "../../runtime/attestation/token.ts";
 import { open } from "../../runtime/sealing/open.ts";
 import { partyKid, seal, type SealingParty } from "../../runtime/sealing/seal.ts";
-import { SoftwareP256Provider } from "../attestation/softwareKeyProvider.ts";
+import { generateLocalP256 } from "../attestation/localKeys.ts";
 
 const script = fileURLToPath(new URL("./jwcrypto_interop.py", import.meta.url));
 
@@ -72,7 +72,7 @@ describe("jwcrypto interop", () => {
   });
 
   it("jwcrypto verifies our attestation token (ES256 signed through a key provider)", async () => {
-    const provider = await SoftwareP256Provider.generate("attestation");
+    const provider = generateLocalP256("attestation").provider;
     const h = (s: string): Hex32 => keccak256(toUtf8Bytes(s)) as Hex32;
     const token = await createAttestationToken(provider, {
       issuer: "runtime-test-1",

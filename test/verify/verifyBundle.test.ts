@@ -6,7 +6,7 @@ import { buildJwks } from "../../runtime/attestation/token.ts";
 import { verifyBundle, type VerifyBundleOptions } from "../../runtime/attestation/verifyBundle.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { open } from "../../runtime/sealing/open.ts";
-import { SoftwareP256Provider } from "../attestation/softwareKeyProvider.ts";
+import { generateLocalP256 } from "../attestation/localKeys.ts";
 import { CODE_HASH, CONSORTIUM_ID, makeBundle, type FixtureKeys } from "./bundleFixture.ts";
 
 let keys: FixtureKeys;
@@ -19,7 +19,7 @@ let plaintext: string;
 
 beforeAll(async () => {
   const wallets = [Wallet.createRandom(), Wallet.createRandom(), Wallet.createRandom()];
-  const attestation = await SoftwareP256Provider.generate("attestation");
+  const attestation = generateLocalP256("attestation").provider;
   const parties = [];
   partyPrivate = [];
   for (const [alg, opts] of [

@@ -11,7 +11,7 @@ import { exportJWK, generateKeyPair, type JWK } from "jose";
 import type { ProofBundle } from "../../../runtime/attestation/bundle.ts";
 import { buildJwks } from "../../../runtime/attestation/token.ts";
 import { verifyBundle, type VerifyBundleOptions } from "../../../runtime/attestation/verifyBundle.ts";
-import { SoftwareP256Provider } from "../../attestation/softwareKeyProvider.ts";
+import { localP256Provider } from "../../attestation/localKeys.ts";
 import { CODE_HASH, CONSORTIUM_ID, makeBundle, publicJwk, type FixtureKeys } from "../../verify/bundleFixture.ts";
 
 const dir = new URL("./", import.meta.url);
@@ -68,8 +68,8 @@ function highS(signature: string): string {
 }
 
 const keys = await loadKeys();
-const attestation = new SoftwareP256Provider("attestation", keys.attestation);
-const rotated = new SoftwareP256Provider("attestation", keys.rotatedAttestation);
+const attestation = localP256Provider("attestation", keys.attestation);
+const rotated = localP256Provider("attestation", keys.rotatedAttestation);
 const trustedSigners = keys.signers.map((k) => new Wallet(k).address);
 const fixtureKeys: FixtureKeys = {
   signers: keys.signers.slice(0, 2).map((k) => new Wallet(k)),
