@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -282,5 +283,32 @@ describe("assembleBuiltPackage", () => {
     const built = assembleBuiltPackage(manifestOf(), { "bundle.js": bytes });
     bytes[0] = 0x20;
     expect(computeCodeHash(built.manifest, built.files)).toBe(built.codeHash);
+  });
+});
+
+describe("build command", () => {
+  const node = join(import.meta.dirname, "..", "..", "node_modules", ".bin", "node");
+  const command = join(import.meta.dirname, "..", "..", "runtime", "packages", "buildCommand.ts");
+
+  it("builds a package folder, writes dist and prints its codeHash", async () => {
+    const dir = await copyPriceMedian(["cli"]);
+    const stdout = execFileSync(node, [command, dir, "--out", "out"]).toString();
+    const line = JSON.parse(stdout) as Record<string, unknown>;
+    const loaded = await loadBuiltPackage(join(dir, "out"));
+    expect(line).toEqual({
+      name: "@cryptlet/price-median",
+      version: "1.0.0",
+      cryptletId: loaded.cryptletId,
+      codeHash: loaded.codeHash,
+      bundleBytes: (loaded.files["bundle.js"] as Uint8Array).byteLength,
+      outDir: join(dir, "out"),
+    });
+  });
+
+  it("exits 1 with the error's JSON on standard error", async () => {
+    const dir = await writePackage({ "cryptlet.json": manifestOf({ limits: { memoryMb: 4 } }), "src/index.ts": "" });
+    const result = spawnSync(node, [command, dir]);
+    expect(result.status).toBe(1);
+    expect(JSON.parse(result.stderr.toString())).toMatchObject({ code: "ERR_MANIFEST_INVALID" });
   });
 });

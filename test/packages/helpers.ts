@@ -1,7 +1,7 @@
 /** Test helpers: temporary package folders and publisher keys. */
 import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
 import type { CryptoKey, JWK } from "jose";
 
@@ -38,7 +38,10 @@ export async function writePackage(files: Record<string, string | object>, neste
 /** Copies the price-median package (without dist/) into a new temp folder under `nested`. */
 export async function copyPriceMedian(nested: string[]): Promise<string> {
   const dir = await tempDir(nested);
-  await cp(PRICE_MEDIAN_DIR, dir, { recursive: true, filter: (src) => !src.includes(`${"/"}dist`) });
+  await cp(PRICE_MEDIAN_DIR, dir, {
+    recursive: true,
+    filter: (src) => relative(PRICE_MEDIAN_DIR, src).split(sep)[0] !== "dist",
+  });
   return dir;
 }
 
