@@ -126,6 +126,15 @@ export interface KeyVaultEmulator {
   clientId: string;
   /** Replaces the identity's key permissions (as an access-policy change would). */
   setPermissions(permissions: readonly KeyPermission[]): void;
+  /**
+   * Creates the key when absent (an operator's `az keyvault key create`, without the HTTP round trip); returns the
+   * latest version's `kid` (for the `vaultUrl` host) and version either way.
+   * @throws Error when the key is soft-deleted.
+   */
+  ensureKey(
+    name: string,
+    spec: { kty: "EC"; crv: "P-256" | "P-256K" } | { kty: "RSA"; keySize: 2048 | 3072 | 4096 },
+  ): { kid: string; version: string; created: boolean };
   /** Makes the next requests fail with a service fault (throttling, 5xx). */
   injectFault(fault: InjectedFault): void;
   /** Stops both servers and closes open connections. */
@@ -564,6 +573,23 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions = {
     clientId,
     setPermissions(next) {
       permissions = new Set(next);
+    },
+    ensureKey(name, spec) {
+      if (!KEY_NAME.test(name)) throw new Error(`invalid key name ${name.slice(0, 130)}`);
+      const existing = store.get(name);
+      if (existing?.deleted !== undefined) throw new Error(`key ${name} is deleted`);
+      const version =
+        existing !== undefined
+          ? latest(existing)
+          : store.addVersion(
+              name,
+              spec.kty === "EC" ? { kty: "EC", crv: spec.crv } : { kty: "RSA", keySize: spec.keySize },
+            );
+      return {
+        kid: `https://127.0.0.1:${vaultPort}/keys/${name}/${version.version}`,
+        version: version.version,
+        created: existing === undefined,
+      };
     },
     injectFault(fault) {
       faults.push({
