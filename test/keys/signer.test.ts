@@ -186,7 +186,8 @@ describe("on a Hardhat chain, signed through the emulated Key Vault", () => {
 
   beforeAll(async () => {
     ({ ethers } = await network.create());
-    signer = new KeyVaultSigner(azure, ethers.provider);
+    signer = new KeyVaultSigner(azure).connect(ethers.provider);
+    expect(signer.provider).toBe(ethers.provider);
     const [funder] = await ethers.getSigners();
     await (await funder!.sendTransaction({ to: await signer.getAddress(), value: parseEther("10") })).wait();
   });
