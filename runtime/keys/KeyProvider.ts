@@ -42,7 +42,8 @@ export interface ProviderSignature {
  * A signing key held by someone else (Key Vault) or locally.
  *
  * Errors are {@link CryptletError}s: `ERR_KEY_NOT_FOUND`, `ERR_KEY_ALGORITHM_UNSUPPORTED`, `ERR_KEY_PROVIDER_UNAVAILABLE`
- * (retryable: network, throttling), `ERR_KEY_ACCESS_DENIED`.
+ * (retryable: network, throttling), `ERR_KEY_ACCESS_DENIED`; also `ERR_KEY_DIGEST_INVALID` for a digest that is not
+ * 32 bytes (all defined in `./errors.ts`; codes and retry verdicts in docs/keys.md).
  */
 export interface KeyProvider {
   /** Which adapter this is, for logs and attestation claims. */
