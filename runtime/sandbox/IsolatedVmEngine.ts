@@ -67,7 +67,54 @@ export class IsolatedVmEngine implements SandboxEngine {
 interface Compiled {
   isolate: ivm.Isolate;
   prelude: ivm.Script;
+  bridge: ivm.Script;
   bundle: ivm.Script;
+}
+
+/**
+ * The isolate side of the fetch bridge, evaluated before the prelude when fetch is granted. isolated-vm's
+ * `Callback` copies arguments and results but does not wait for a host promise, so a request is split in two:
+ * `start(id, request)` (a fire-and-forget Callback into the host) and `deliver(id, ok, payload)` (called by the
+ * host when the response is ready). No `Reference` ever enters the isolate; the prelude takes
+ * `__cryptletHostFetch` out of the global object before any Cryptlet code runs.
+ */
+const BRIDGE_SOURCE = `(function (start) {
+  "use strict";
+  var P = Promise;
+  var E = TypeError;
+  var pending = Object.create(null);
+  var nextId = 0;
+  globalThis.__cryptletHostFetch = function (request) {
+    var id = ++nextId;
+    var promise = new P(function (resolve, reject) { pending[id] = { resolve: resolve, reject: reject }; });
+    start(id, request);
+    return promise;
+  };
+  return function deliver(id, ok, payload) {
+    var entry = pending[id];
+    if (entry === undefined) return;
+    delete pending[id];
+    if (ok) entry.resolve(payload); else entry.reject(new E(payload));
+  };
+})`;
+
+async function installFetchBridge(compiled: Compiled, context: ivm.Context, fetcher: HostFetcher): Promise<void> {
+  const factory = (await compiled.bridge.run(context, { reference: true })) as ivm.Reference;
+  const bridge: { deliver?: ivm.Reference } = {};
+  const reply = (id: number, ok: boolean, payload: string): void => {
+    if (bridge.deliver === undefined || compiled.isolate.isDisposed) return;
+    bridge.deliver.apply(undefined, [id, ok, payload], { arguments: { copy: true } }).catch(() => undefined);
+  };
+  const start = new ivm.Callback(
+    (id: number, request: string) => {
+      fetcher.fetch(String(request)).then(
+        (json) => reply(id, true, json),
+        (error: unknown) => reply(id, false, (error as Error).message),
+      );
+    },
+    { ignored: true },
+  );
+  bridge.deliver = (await factory.apply(undefined, [start], { result: { reference: true } })) as ivm.Reference;
 }
 
 class IsolatedVmCryptlet implements SandboxedCryptlet {
@@ -111,7 +158,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
     });
   }
 
-  run(input: JsonValue, context: RunContextData): Promise<RunResult> {
+  async run(input: JsonValue, context: RunContextData): Promise<RunResult> {
     const prepared = prepareRun(input, context, this.limits);
     return this.#queue.run(async () => {
       if (this.#disposed)
@@ -125,12 +172,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
       try {
         const envelope = await this.#guard(compiled, deadline, async (remaining) => {
           context = await compiled.isolate.createContext();
-          if (fetcher !== undefined) {
-            await context.global.set(
-              "__cryptletHostFetch",
-              new ivm.Callback((request: string) => fetcher.fetch(request), { async: true }),
-            );
-          }
+          if (fetcher !== undefined) await installFetchBridge(compiled, context, fetcher);
           const prelude = (await compiled.prelude.run(context, {
             reference: true,
             timeout: remaining(),
@@ -178,6 +220,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
       throw new SandboxEngineFailureError(ENGINE, "could not create an isolate", { cause });
     }
     const prelude = isolate.compileScriptSync(PRELUDE_SOURCE, { filename: "cryptlet-prelude.js" });
+    const bridge = isolate.compileScriptSync(BRIDGE_SOURCE, { filename: "cryptlet-fetch-bridge.js" });
     let bundle: ivm.Script;
     try {
       bundle = isolate.compileScriptSync(this.#source, { filename: "cryptlet.js" });
@@ -185,7 +228,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
       isolate.dispose();
       throw new BundleInvalidError("the bundle does not compile", { message: (cause as Error).message?.slice(0, 300) });
     }
-    this.#compiled = { isolate, prelude, bundle };
+    this.#compiled = { isolate, prelude, bridge, bundle };
     return this.#compiled;
   }
 

@@ -113,7 +113,7 @@ class QuickJsCryptlet implements SandboxedCryptlet {
     await this.#queue.run(() => this.#execute(PROBE, undefined, true));
   }
 
-  run(input: JsonValue, context: RunContextData): Promise<RunResult> {
+  async run(input: JsonValue, context: RunContextData): Promise<RunResult> {
     const prepared = prepareRun(input, context, this.limits);
     return this.#queue.run(async () => {
       if (this.#disposed)

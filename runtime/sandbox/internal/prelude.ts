@@ -9,8 +9,9 @@
  *   prelude's behaviour), and takes the host's fetch bridge out of the global object;
  * - removes `Date`, `Intl`, `WeakRef`, `FinalizationRegistry`, `SharedArrayBuffer`, `Atomics`, `WebAssembly`
  *   (clocks, GC-observable and host-dependent behaviour);
- * - replaces `Math.random` with sfc32 seeded from the `resultId` (see prng.ts) and the locale-dependent string
- *   and number methods with locale-independent ones;
+ * - replaces `Math.random` with sfc32 seeded from the `resultId` (see prng.ts), the locale-dependent string
+ *   and number methods with locale-independent ones (`localeCompare` compares UTF-16 code units), and
+ *   `BigInt.asUintN`/`asIntN` with specification-exact versions (QuickJS 0.32 gets `asUintN(64, -1n)` wrong);
  * - defines `console.log/info/warn/error/debug` as `ctx.log`.
  *
  * After `run`: serialises the output itself (one read of each property; rejects functions, symbols, BigInt,
@@ -97,6 +98,37 @@ export const PRELUDE_SOURCE = String.raw`(function cryptletPrelude(setupJson) {
   hide(String.prototype, "toLocaleLowerCase", function toLocaleLowerCase() { return apply(strToLower, this, []); });
   hide(Number.prototype, "toLocaleString", function toLocaleString() { return apply(numToString, this, []); });
   if (bigToString) hide(BigInt.prototype, "toLocaleString", function toLocaleString() { return apply(bigToString, this, []); });
+
+  // BigInt.asUintN / asIntN by their specification (QuickJS 0.32's asUintN(64, -1n) answers -1n).
+  if (typeof BigInt === "function") {
+    var B = BigInt;
+    var floor = Math.floor;
+    var RangeErrorCtor = RangeError;
+    var toIndex = function (bits) {
+      var n = +bits;
+      if (n !== n) n = 0;
+      n = n < 0 ? -floor(-n) : floor(n);
+      if (n < 0 || n > 9007199254740991) throw new RangeErrorCtor("Invalid value: not (convertible to) a safe integer");
+      return n;
+    };
+    hide(B, "asUintN", function asUintN(bits, bigint) {
+      var n = toIndex(bits);
+      var x = B(bigint);
+      if (n === 0) return B(0);
+      var modulus = B(1) << B(n);
+      var r = x % modulus;
+      return r < B(0) ? r + modulus : r;
+    });
+    hide(B, "asIntN", function asIntN(bits, bigint) {
+      var n = toIndex(bits);
+      var x = B(bigint);
+      if (n === 0) return B(0);
+      var modulus = B(1) << B(n);
+      var r = x % modulus;
+      if (r < B(0)) r += modulus;
+      return r >= modulus >> B(1) ? r - modulus : r;
+    });
+  }
 
   // Logs.
   var logs = [];
