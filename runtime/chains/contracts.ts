@@ -1,0 +1,153 @@
+/**
+ * The Cryptlet contracts as the runtime sees them: ABIs and bytecode from the Hardhat build
+ * (`artifacts/contracts/**`, produced by `npm run build:contracts`), an interface with every custom error to
+ * decode reverts, and a deployer for a consortium's contract set (used by the dev stack and tests).
+ *
+ * @module
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+
+import { ContractFactory, Interface, type InterfaceAbi, type Signer } from "ethers";
+
+import { CryptletError } from "../errors.ts";
+import type { DecodedRevert } from "./errors.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..", "..");
+
+/** Where each contract's artifact lives, relative to `artifacts/contracts/`. */
+const ARTIFACTS = {
+  CryptletRegistry: "CryptletRegistry.sol/CryptletRegistry.json",
+  CryptletOracle: "CryptletOracle.sol/CryptletOracle.json",
+  ResultLedger: "ResultLedger.sol/ResultLedger.json",
+  CryptletPriceFeed: "CryptletPriceFeed.sol/CryptletPriceFeed.json",
+  ExampleOracleConsumer: "examples/ExampleOracleConsumer.sol/ExampleOracleConsumer.json",
+  PriceFeedConsumer: "examples/PriceFeedConsumer.sol/PriceFeedConsumer.json",
+} as const;
+
+/** A contract the runtime knows by name. */
+export type CryptletContractName = keyof typeof ARTIFACTS;
+
+interface Artifact {
+  abi: InterfaceAbi;
+  bytecode: string;
+}
+
+const cache = new Map<string, Artifact>();
+
+/**
+ * The compiled artifact of `name`.
+ * @throws CryptletError `ERR_CONTRACTS_NOT_BUILT` when the contracts were not compiled.
+ */
+export function artifactOf(name: CryptletContractName): Artifact {
+  let artifact = cache.get(name);
+  if (!artifact) {
+    const file = path.join(ROOT, "artifacts", "contracts", ARTIFACTS[name]);
+    if (!existsSync(file)) {
+      throw new CryptletError("ERR_CONTRACTS_NOT_BUILT", `no artifact for ${name}: run \`npm run build:contracts\``, {
+        details: { file },
+      });
+    }
+    const json = JSON.parse(readFileSync(file, "utf8")) as Artifact;
+    artifact = { abi: json.abi, bytecode: json.bytecode };
+    cache.set(name, artifact);
+  }
+  return artifact;
+}
+
+/** The ethers `Interface` of `name`. */
+export function interfaceOf(name: CryptletContractName): Interface {
+  return new Interface(artifactOf(name).abi);
+}
+
+let errorsInterface: Interface | undefined;
+
+/** An `Interface` holding every custom error of every Cryptlet contract (errors bubble up between them). */
+export function errorsInterfaceOf(): Interface {
+  if (!errorsInterface) {
+    const fragments = new Map<string, string>();
+    for (const name of Object.keys(ARTIFACTS) as CryptletContractName[]) {
+      interfaceOf(name).forEachError((e) => fragments.set(e.selector, e.format("full")));
+    }
+    errorsInterface = new Interface([...fragments.values()]);
+  }
+  return errorsInterface;
+}
+
+/**
+ * Decodes revert data into a custom error of our contracts, `Error(string)`, `Panic(uint256)` or `unknown`.
+ * @param data - the revert data (0x hex); `undefined` or `0x` when the node returned none.
+ */
+export function decodeRevert(data: string | undefined): DecodedRevert {
+  const raw = data ?? "0x";
+  if (raw.length < 10) return { name: "unknown", args: [], data: raw };
+  const stringify = (v: unknown): string => (typeof v === "bigint" ? v.toString() : String(v));
+  try {
+    const parsed = errorsInterfaceOf().parseError(raw);
+    if (parsed) return { name: parsed.name, args: [...parsed.args].map(stringify), data: raw };
+  } catch {
+    // fall through to the standard errors
+  }
+  const standard = new Interface(["error Error(string)", "error Panic(uint256)"]);
+  try {
+    const parsed = standard.parseError(raw);
+    if (parsed) return { name: parsed.name, args: [...parsed.args].map(stringify), data: raw };
+  } catch {
+    // unknown selector
+  }
+  return { name: "unknown", args: [], data: raw };
+}
+
+/**
+ * Custom errors meaning "this result (or batch) is on-chain already": a writer treats them as an idempotent
+ * success, never as a failure.
+ */
+export const ALREADY_RECORDED_ERRORS = new Set([
+  "CryptletOracleAlreadyFulfilled",
+  "ResultLedgerAlreadyRecorded",
+  "ResultLedgerAlreadyAnchored",
+  "CryptletFeedAlreadyRecorded",
+]);
+
+/** Addresses of a deployed consortium contract set. */
+export interface DeployedContracts {
+  registry: string;
+  oracle: string;
+  ledger: string;
+  /** Price feeds by Cryptlet package name. */
+  feeds: Record<string, string>;
+}
+
+/**
+ * Deploys registry, oracle and ledger (and a price feed per entry of `feeds`) with `deployer`.
+ * @param options.consortiumId - the EIP-712 salt (bytes32 hex).
+ * @param options.signers - trusted signer addresses; `threshold` of them must sign (1 ≤ threshold ≤ signers).
+ * @param options.maxCallbackGasLimit - the oracle's cap on callback gas (default 2,000,000).
+ * @param options.feeds - `{packageName: {cryptletId, decimals, description}}`.
+ */
+export async function deployCryptletContracts(
+  deployer: Signer,
+  options: {
+    consortiumId: string;
+    signers: string[];
+    threshold: number;
+    maxCallbackGasLimit?: number;
+    feeds?: Record<string, { cryptletId: string; decimals: number; description: string }>;
+  },
+): Promise<DeployedContracts> {
+  const deploy = async (name: CryptletContractName, args: unknown[]): Promise<string> => {
+    const { abi, bytecode } = artifactOf(name);
+    const contract = await new ContractFactory(abi, bytecode, deployer).deploy(...args);
+    await contract.waitForDeployment();
+    return contract.getAddress();
+  };
+  const admin = await deployer.getAddress();
+  const registry = await deploy("CryptletRegistry", [options.consortiumId, admin, options.signers, options.threshold]);
+  const oracle = await deploy("CryptletOracle", [registry, options.maxCallbackGasLimit ?? 2_000_000]);
+  const ledger = await deploy("ResultLedger", [registry]);
+  const feeds: Record<string, string> = {};
+  for (const [name, feed] of Object.entries(options.feeds ?? {})) {
+    feeds[name] = await deploy("CryptletPriceFeed", [registry, feed.cryptletId, feed.decimals, feed.description, 1]);
+  }
+  return { registry, oracle, ledger, feeds };
+}

@@ -1,0 +1,268 @@
+/**
+ * A **lane** is the transaction stream of one signer on one chain: `(chainId, address)`. Its state lives in
+ * Redis so that several worker processes can share it:
+ *
+ * | key (prefix `P:lane:{chainId:address}`) | type | holds |
+ * | --- | --- | --- |
+ * | `…:lock` | string, PX TTL | the token of the process that may sign and broadcast now |
+ * | `…:next` | string | the next nonce to assign |
+ * | `…:tx:<nonce>` | hash | `key` (idempotency key), `raw` (latest signed transaction), `hashes` (JSON array of every hash broadcast for this nonce), `maxFeePerGas`, `maxPriorityFeePerGas` (wei), `sentAt` (ms), `state` (`pending`, `mined`, `failed`, `filler`) |
+ * | `…:idem:<key>` | string | the nonce assigned to an idempotency key |
+ * | `…:pending` | sorted set | nonces whose transaction is not yet confirmed (score = nonce) |
+ *
+ * The `{…}` hash tag keeps a lane's keys in one Redis Cluster slot. Every mutation is a Lua script that first
+ * checks the caller still holds the lock (a fencing token), so a process that lost its lock (paused, partitioned)
+ * cannot assign a nonce twice. A nonce is committed together with its signed transaction in one script: a crash
+ * between signing and committing leaves no hole.
+ *
+ * @module
+ */
+import { randomUUID } from "node:crypto";
+
+import type { Redis } from "ioredis";
+
+import { ChainLaneBusyError } from "./errors.ts";
+
+/** The stored state of one nonce of a lane. */
+export interface LaneTx {
+  nonce: number;
+  /** The idempotency key of the write this nonce carries (`filler:<nonce>` for a gap filler). */
+  key: string;
+  /** The latest signed raw transaction (0x hex). */
+  raw: string;
+  /** Every transaction hash broadcast for this nonce, oldest first (replacements append). */
+  hashes: string[];
+  /** Fees of the latest signed transaction, in wei. */
+  maxFeePerGas: bigint;
+  maxPriorityFeePerGas: bigint;
+  /** When the latest transaction was first broadcast (Unix milliseconds). */
+  sentAt: number;
+  state: "pending" | "mined" | "failed" | "filler";
+}
+
+const COMMIT = `
+-- KEYS: lock, next, tx, idem, pending ; ARGV: token, nonce, key, raw, hash, maxFee, prio, sentAt, state
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end
+local existing = redis.call('GET', KEYS[4])
+if existing then return redis.error_reply('LANE_KEY_TAKEN ' .. existing) end
+local nonce = tonumber(ARGV[2])
+local nextNonce = tonumber(redis.call('GET', KEYS[2]) or '0')
+if nonce < nextNonce and redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('LANE_NONCE_TAKEN') end
+if nonce + 1 > nextNonce then redis.call('SET', KEYS[2], nonce + 1) end
+redis.call('HSET', KEYS[3], 'key', ARGV[3], 'raw', ARGV[4], 'hashes', cjson.encode({ARGV[5]}), 'maxFeePerGas', ARGV[6],
+  'maxPriorityFeePerGas', ARGV[7], 'sentAt', ARGV[8], 'state', ARGV[9])
+redis.call('SET', KEYS[4], nonce)
+redis.call('ZADD', KEYS[5], nonce, nonce)
+return nonce
+`;
+
+const REPLACE = `
+-- KEYS: lock, tx ; ARGV: token, raw, hash, maxFee, prio, sentAt
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end
+local hashes = cjson.decode(redis.call('HGET', KEYS[2], 'hashes') or '[]')
+table.insert(hashes, ARGV[3])
+redis.call('HSET', KEYS[2], 'raw', ARGV[2], 'hashes', cjson.encode(hashes), 'maxFeePerGas', ARGV[4],
+  'maxPriorityFeePerGas', ARGV[5], 'sentAt', ARGV[6])
+return #hashes
+`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+const REASSIGN = `
+-- Moves an idempotency key off a nonce that something else consumed. KEYS: lock, tx, idem, pending ; ARGV: token, nonce
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end
+redis.call('HSET', KEYS[2], 'state', 'failed')
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[2])
+return 1
+`;
+
+/**
+ * Redis-backed state of one lane. Construct one per (chain, signer) per process; all instances with the same
+ * `prefix`, `chainId` and `address` share state.
+ */
+export class Lane {
+  readonly id: string;
+  readonly #redis: Redis;
+  readonly #base: string;
+
+  /**
+   * @param redis - an ioredis client (not in subscriber mode).
+   * @param prefix - key prefix shared by the deployment, e.g. `cryptlet`.
+   * @param chainId - EIP-155 chain id.
+   * @param address - the signer's address (any case; stored lowercase).
+   */
+  constructor(redis: Redis, prefix: string, chainId: number, address: string) {
+    this.#redis = redis;
+    this.id = `${chainId}:${address.toLowerCase()}`;
+    this.#base = `${prefix}:lane:{${this.id}}`;
+  }
+
+  #key(...parts: (string | number)[]): string {
+    return [this.#base, ...parts].join(":");
+  }
+
+  /**
+   * Runs `fn` holding the lane lock. The lock is a lease of `leaseMs` milliseconds, renewed while `fn` runs.
+   * @param waitMs - how long to wait for the lock before failing with `ERR_CHAIN_LANE_BUSY` (retryable).
+   */
+  async withLock<T>(fn: (token: string) => Promise<T>, { waitMs = 30_000, leaseMs = 15_000 } = {}): Promise<T> {
+    const token = randomUUID();
+    const lockKey = this.#key("lock");
+    const started = Date.now();
+    let delay = 2;
+    while ((await this.#redis.set(lockKey, token, "PX", leaseMs, "NX")) !== "OK") {
+      if (Date.now() - started > waitMs) throw new ChainLaneBusyError(this.id, Date.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+    const renew = setInterval(
+      () => {
+        void this.#redis.eval(
+          "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+          1,
+          lockKey,
+          token,
+          leaseMs,
+        );
+      },
+      Math.floor(leaseMs / 3),
+    );
+    renew.unref();
+    try {
+      return await fn(token);
+    } finally {
+      clearInterval(renew);
+      await this.#redis.eval(RELEASE, 1, lockKey, token);
+    }
+  }
+
+  /** The next nonce the lane would assign (0 for a new lane). */
+  async nextNonce(): Promise<number> {
+    return Number((await this.#redis.get(this.#key("next"))) ?? 0);
+  }
+
+  /**
+   * Commits `nonce` to the write `key` together with its signed transaction, and advances the next nonce.
+   * Fails (`LANE_KEY_TAKEN`) if the key already has a nonce, and (`LANE_LOCK_LOST`) without the lock.
+   */
+  async commit(token: string, tx: Omit<LaneTx, "hashes"> & { hash: string }): Promise<void> {
+    await this.#redis.eval(
+      COMMIT,
+      5,
+      this.#key("lock"),
+      this.#key("next"),
+      this.#key("tx", tx.nonce),
+      this.#key("idem", tx.key),
+      this.#key("pending"),
+      token,
+      tx.nonce,
+      tx.key,
+      tx.raw,
+      tx.hash,
+      tx.maxFeePerGas.toString(),
+      tx.maxPriorityFeePerGas.toString(),
+      tx.sentAt,
+      tx.state,
+    );
+  }
+
+  /** Records a replacement transaction (same nonce, new fees) for `nonce`. */
+  async replace(
+    token: string,
+    nonce: number,
+    tx: { raw: string; hash: string; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint; sentAt: number },
+  ): Promise<void> {
+    await this.#redis.eval(
+      REPLACE,
+      2,
+      this.#key("lock"),
+      this.#key("tx", nonce),
+      token,
+      tx.raw,
+      tx.hash,
+      tx.maxFeePerGas.toString(),
+      tx.maxPriorityFeePerGas.toString(),
+      tx.sentAt,
+    );
+  }
+
+  /** Marks `nonce` consumed by something else: frees its key for a new nonce. */
+  async reassign(token: string, nonce: number, key: string): Promise<void> {
+    await this.#redis.eval(
+      REASSIGN,
+      4,
+      this.#key("lock"),
+      this.#key("tx", nonce),
+      this.#key("idem", key),
+      this.#key("pending"),
+      token,
+      nonce,
+    );
+  }
+
+  /** Raises the next nonce to at least `nonce` (after the chain shows nonces used outside this lane). */
+  async raiseNextNonce(token: string, nonce: number): Promise<void> {
+    await this.#redis.eval(
+      "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end " +
+        "if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end return 1",
+      2,
+      this.#key("lock"),
+      this.#key("next"),
+      token,
+      nonce,
+    );
+  }
+
+  /** Marks a nonce's transaction as mined and confirmed (no longer pending). */
+  async markMined(nonce: number): Promise<void> {
+    await this.#redis.multi().hset(this.#key("tx", nonce), "state", "mined").zrem(this.#key("pending"), nonce).exec();
+  }
+
+  /** The nonce assigned to write `key`, if any. */
+  async nonceOf(key: string): Promise<number | undefined> {
+    const value = await this.#redis.get(this.#key("idem", key));
+    return value === null ? undefined : Number(value);
+  }
+
+  /** The stored transaction of `nonce`, if any. */
+  async get(nonce: number): Promise<LaneTx | undefined> {
+    const h = await this.#redis.hgetall(this.#key("tx", nonce));
+    if (!h.raw || !h.key) return undefined;
+    return {
+      nonce,
+      key: h.key,
+      raw: h.raw,
+      hashes: JSON.parse(h.hashes ?? "[]") as string[],
+      maxFeePerGas: BigInt(h.maxFeePerGas ?? "0"),
+      maxPriorityFeePerGas: BigInt(h.maxPriorityFeePerGas ?? "0"),
+      sentAt: Number(h.sentAt ?? 0),
+      state: (h.state ?? "pending") as LaneTx["state"],
+    };
+  }
+
+  /** Pending (unconfirmed) nonces below `below`, ascending. */
+  async pendingBelow(below: number): Promise<number[]> {
+    const members = await this.#redis.zrangebyscore(this.#key("pending"), 0, `(${below}`);
+    return members.map(Number);
+  }
+
+  /** Deletes every key of this lane (tests and `cryptlet chains reset`). */
+  async destroy(): Promise<void> {
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.#redis.scan(
+        cursor,
+        "MATCH",
+        `${this.#base.replace(/[{}]/g, "\\$&")}:*`,
+        "COUNT",
+        500,
+      );
+      cursor = next;
+      if (keys.length > 0) await this.#redis.del(...keys);
+    } while (cursor !== "0");
+  }
+}

@@ -1,0 +1,478 @@
+/**
+ * The chain writer: sends a contract call exactly once per idempotency key, on one lane (chain, signer), and
+ * returns its receipt after the chain's confirmations.
+ *
+ * What it guarantees, whatever fails on the way (worker killed, RPC errors, dropped or stuck transactions,
+ * reorgs):
+ * - **One nonce per write.** The nonce is committed in Redis together with the signed transaction (see
+ *   {@link Lane}); a retry of the same write resumes that transaction instead of sending another.
+ * - **Never written twice.** Before every new nonce the writer asks the contract (`isRecorded`); a revert with
+ *   one of our "already recorded" errors is an idempotent success; and our contracts accept a result once.
+ * - **Liveness.** A transaction not included after `replaceAfterMs` is replaced with fees bumped by
+ *   `bumpPercent` (up to the caps); a dropped one is re-broadcast; a gap below our nonce is filled by
+ *   re-broadcasting the lower transactions, or a zero-value self-transfer where the lane has none; a nonce taken
+ *   by a transaction outside the lane moves the write to a new nonce; a write mined in a block that a reorg
+ *   removed is waited for again (re-broadcast) until it has `confirmations` on the canonical chain.
+ * - **Typed failures.** A revert is decoded into `ERR_CHAIN_REVERTED` with the custom error's name and
+ *   arguments (not retried); RPC trouble is `ERR_CHAIN_RPC_UNAVAILABLE` and a write still pending at the
+ *   deadline `ERR_CHAIN_WRITE_TIMEOUT` (both retried: the retry resumes the same nonce).
+ *
+ * @module
+ */
+import { Transaction, getAddress, type AbstractSigner, type TransactionRequest } from "ethers";
+import type { Redis } from "ioredis";
+
+import { CryptletError } from "../errors.ts";
+import type { ChainConfig } from "./config.ts";
+import { ALREADY_RECORDED_ERRORS, decodeRevert } from "./contracts.ts";
+import { ChainRevertedError, ChainWriteTimeoutError, type DecodedRevert } from "./errors.ts";
+import { bumpedFees, currentFees, type Fees } from "./fees.ts";
+import { Lane, type LaneTx } from "./lane.ts";
+import { ChainRpc, nodeErrorOf } from "./rpc.ts";
+
+/** One contract call to write. */
+export interface WriteRequest {
+  /** Unique per logical write, e.g. `record:<chain>:<resultId>`; the same key is never sent twice. */
+  idempotencyKey: string;
+  /** The contract address. */
+  to: string;
+  /** ABI-encoded call data (0x hex). */
+  data: string;
+  /** For errors and logs: contract and method names. */
+  contract: string;
+  method: string;
+  /** Gas added to the estimate (e.g. a consumer callback's gas limit), in gas units. Default 0. */
+  extraGas?: bigint;
+  /** Asks the contract whether this write's effect is already on-chain (e.g. `isRecorded(resultId)`). */
+  isRecorded: () => Promise<boolean>;
+}
+
+/** The outcome of a write. */
+export interface WriteReceipt {
+  /** `confirmed`: our transaction has `confirmations` blocks; `already-recorded`: the effect was on-chain already. */
+  status: "confirmed" | "already-recorded";
+  chain: string;
+  chainId: number;
+  idempotencyKey: string;
+  /** Present when `confirmed`. */
+  txHash?: string;
+  blockNumber?: number;
+  blockHash?: string;
+  /** Gas units used by the transaction. */
+  gasUsed?: string;
+  /** Wei per gas actually paid (EIP-1559 effective gas price). */
+  effectiveGasPrice?: string;
+  nonce?: number;
+  from?: string;
+  /** Confirmations counted when the write was accepted (≥ the chain's setting). */
+  confirmations?: number;
+  /** How many replacement transactions were sent (fee bumps). */
+  replacements?: number;
+}
+
+/** Minimal structured logger (pino-compatible). */
+export interface WriterLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+interface RpcReceipt {
+  transactionHash: string;
+  blockNumber: string;
+  blockHash: string;
+  gasUsed: string;
+  effectiveGasPrice?: string;
+  status: string;
+  from: string;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Writes contract calls to one chain from one signer. */
+export class ChainWriter {
+  readonly chain: ChainConfig;
+  readonly rpc: ChainRpc;
+  readonly #signer: AbstractSigner;
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #log: WriterLogger | undefined;
+  #lane: Lane | undefined;
+  #address: string | undefined;
+
+  /**
+   * @param options.chain - the chain's configuration.
+   * @param options.signer - signs transactions (e.g. a `KeyVaultSigner`); need not be connected to a provider.
+   * @param options.redis - shared Redis for lane state.
+   * @param options.prefix - Redis key prefix of the deployment. Default `cryptlet`.
+   */
+  constructor(options: {
+    chain: ChainConfig;
+    signer: AbstractSigner;
+    redis: Redis;
+    prefix?: string;
+    rpc?: ChainRpc;
+    logger?: WriterLogger;
+  }) {
+    this.chain = options.chain;
+    this.rpc = options.rpc ?? new ChainRpc(options.chain);
+    this.#signer = options.signer;
+    this.#redis = options.redis;
+    this.#prefix = options.prefix ?? "cryptlet";
+    this.#log = options.logger;
+  }
+
+  /** The signer's address (checksummed). */
+  async address(): Promise<string> {
+    this.#address ??= getAddress(await this.#signer.getAddress());
+    return this.#address;
+  }
+
+  /** This writer's lane. */
+  async lane(): Promise<Lane> {
+    this.#lane ??= new Lane(this.#redis, this.#prefix, this.chain.chainId, await this.address());
+    return this.#lane;
+  }
+
+  /**
+   * Checks that the endpoint serves the configured chain id.
+   * @throws CryptletError `ERR_CHAIN_ID_MISMATCH`.
+   */
+  async start(): Promise<void> {
+    const chainId = Number(BigInt(await this.rpc.send<string>("eth_chainId", [])));
+    if (chainId !== this.chain.chainId) {
+      throw new CryptletError(
+        "ERR_CHAIN_ID_MISMATCH",
+        `chain ${this.chain.name} answers chain id ${chainId}, configured ${this.chain.chainId}`,
+        {
+          details: { chain: this.chain.name, expected: this.chain.chainId, actual: chainId },
+        },
+      );
+    }
+  }
+
+  /**
+   * Writes `request` exactly once and waits for the chain's confirmations.
+   * @param options.timeoutMs - how long to wait for confirmation before `ERR_CHAIN_WRITE_TIMEOUT` (retryable; a
+   * retry resumes the same transaction). Default 120000.
+   * @throws ChainRevertedError (`ERR_CHAIN_REVERTED`), ChainWriteTimeoutError, ChainRpcUnavailableError.
+   */
+  async write(request: WriteRequest, { timeoutMs = 120_000 } = {}): Promise<WriteReceipt> {
+    const started = Date.now();
+    const lane = await this.lane();
+    let nonce = await lane.nonceOf(request.idempotencyKey);
+    if (nonce === undefined) {
+      if (await request.isRecorded()) return this.#already(request);
+      const gasLimit = await this.#estimate(request);
+      if (gasLimit === undefined) return this.#already(request);
+      nonce = await this.#submitNew(request, gasLimit);
+    }
+    return this.#await(request, nonce, started, timeoutMs);
+  }
+
+  #already(request: WriteRequest): WriteReceipt {
+    return {
+      status: "already-recorded",
+      chain: this.chain.name,
+      chainId: this.chain.chainId,
+      idempotencyKey: request.idempotencyKey,
+    };
+  }
+
+  /** Estimates gas (a simulation): a revert is decoded; an "already recorded" revert gives `undefined`. */
+  async #estimate(request: WriteRequest): Promise<bigint | undefined> {
+    try {
+      const estimate = BigInt(
+        await this.rpc.send<string>("eth_estimateGas", [
+          { from: await this.address(), to: request.to, data: request.data },
+        ]),
+      );
+      return (estimate * BigInt(this.chain.fees.gasLimitPercent)) / 100n + (request.extraGas ?? 0n);
+    } catch (error) {
+      const revert = this.#revertOf(error);
+      if (!revert) throw error;
+      if (ALREADY_RECORDED_ERRORS.has(revert.name)) return undefined;
+      throw new ChainRevertedError(this.chain.name, request.contract, request.method, revert);
+    }
+  }
+
+  #revertOf(error: unknown): DecodedRevert | undefined {
+    const node = nodeErrorOf(error);
+    if (node.code === "CALL_EXCEPTION" || node.data !== undefined || /revert/i.test(node.message)) {
+      return decodeRevert(node.data);
+    }
+    return undefined;
+  }
+
+  async #sign(tx: {
+    to: string;
+    data: string;
+    nonce: number;
+    gasLimit: bigint;
+    fees: Fees;
+  }): Promise<{ raw: string; hash: string }> {
+    const request: TransactionRequest = {
+      chainId: this.chain.chainId,
+      to: tx.to,
+      data: tx.data,
+      nonce: tx.nonce,
+      gasLimit: tx.gasLimit,
+      value: 0n,
+      ...(tx.fees.type === 2
+        ? { type: 2, maxFeePerGas: tx.fees.maxFeePerGas, maxPriorityFeePerGas: tx.fees.maxPriorityFeePerGas }
+        : { type: 0, gasPrice: tx.fees.gasPrice }),
+    };
+    const raw = await this.#signer.signTransaction(request);
+    return { raw, hash: Transaction.from(raw).hash! };
+  }
+
+  /** Assigns a nonce, signs, commits and broadcasts, under the lane lock. Returns the write's nonce. */
+  async #submitNew(request: WriteRequest, gasLimit: bigint): Promise<number> {
+    const lane = await this.lane();
+    return lane.withLock(async (token) => {
+      const raced = await lane.nonceOf(request.idempotencyKey);
+      if (raced !== undefined) return raced;
+      const chainNext = Number(
+        BigInt(await this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"])),
+      );
+      const nonce = Math.max(await lane.nextNonce(), chainNext);
+      const fees = await currentFees(this.rpc, this.chain);
+      const { raw, hash } = await this.#sign({ to: request.to, data: request.data, nonce, gasLimit, fees });
+      await lane.commit(token, {
+        nonce,
+        key: request.idempotencyKey,
+        raw,
+        hash,
+        ...feeFields(fees),
+        sentAt: Date.now(),
+        state: "pending",
+      });
+      await this.#broadcast(token, nonce, raw);
+      return nonce;
+    });
+  }
+
+  /**
+   * Broadcasts a signed transaction. "Already known" is success; "nonce too high" means a lower nonce is missing
+   * from the node, so the gap is filled first; transport trouble is left to the monitor loop's re-broadcast.
+   */
+  async #broadcast(token: string, nonce: number, raw: string, fillGaps = true): Promise<void> {
+    try {
+      await this.rpc.send("eth_sendRawTransaction", [raw]);
+    } catch (error) {
+      const { code, message } = nodeErrorOf(error);
+      if (/already known|known transaction|already imported|already in the mempool/i.test(message)) return;
+      if (code === "NONCE_EXPIRED" || /nonce too low/i.test(message)) return; // the monitor loop resolves it
+      if (code === "REPLACEMENT_UNDERPRICED" || /underpriced/i.test(message)) return;
+      if (/nonce too high/i.test(message)) {
+        // A lower nonce is missing at the node (dropped, or not yet sent). Fill the gap once; if it is still
+        // there (the filler was dropped too), the monitor loop re-broadcasts and fills again.
+        if (fillGaps) {
+          await this.#fillGap(token, nonce);
+          return this.#broadcast(token, nonce, raw, false);
+        }
+        return;
+      }
+      if ((error as { code?: string }).code === "ERR_CHAIN_RPC_UNAVAILABLE") {
+        this.#log?.warn({ chain: this.chain.name, nonce }, "broadcast failed; will retry");
+        return;
+      }
+      throw error;
+    }
+  }
+
+  /** Makes the node see every nonce below `nonce`: re-broadcasts the lane's transactions, fills holes. */
+  async #fillGap(token: string, nonce: number): Promise<void> {
+    const lane = await this.lane();
+    const address = await this.address();
+    const chainNext = Number(BigInt(await this.rpc.send<string>("eth_getTransactionCount", [address, "pending"])));
+    for (let n = chainNext; n < nonce; n += 1) {
+      const tx = await lane.get(n);
+      if (tx && tx.state !== "failed") {
+        this.#log?.info({ chain: this.chain.name, nonce: n }, "re-broadcasting a lower nonce to close a gap");
+        await this.#broadcast(token, n, tx.raw, false);
+        continue;
+      }
+      this.#log?.warn({ chain: this.chain.name, nonce: n }, "filling a nonce gap with a zero-value self-transfer");
+      const fees = await currentFees(this.rpc, this.chain);
+      const filler = await this.#sign({ to: address, data: "0x", nonce: n, gasLimit: 21_000n, fees });
+      await lane.commit(token, {
+        nonce: n,
+        key: `filler:${n}`,
+        ...filler,
+        ...feeFields(fees),
+        sentAt: Date.now(),
+        state: "filler",
+      });
+      await this.#broadcast(token, n, filler.raw, false);
+    }
+  }
+
+  /** Waits until the write at `nonce` is confirmed, replacing, re-broadcasting or moving it as needed. */
+  async #await(request: WriteRequest, startNonce: number, started: number, timeoutMs: number): Promise<WriteReceipt> {
+    const lane = await this.lane();
+    const address = await this.address();
+    let nonce = startNonce;
+    let lastBroadcast = Date.now();
+    let consumedSince: number | undefined;
+    const rebroadcastMs = Math.max(this.chain.pollIntervalMs * 4, Math.floor(this.chain.fees.replaceAfterMs / 3));
+    for (;;) {
+      if (Date.now() - started > timeoutMs) {
+        throw new ChainWriteTimeoutError(this.chain.name, request.idempotencyKey, nonce, Date.now() - started);
+      }
+      const tx = await lane.get(nonce);
+      if (!tx || tx.key !== request.idempotencyKey || tx.state === "failed") {
+        // Another process moved this write to a new nonce.
+        const moved = await lane.nonceOf(request.idempotencyKey);
+        if (moved === undefined || moved === nonce) {
+          throw new CryptletError("ERR_CHAIN_LANE_STATE_LOST", `lane ${lane.id} lost write ${request.idempotencyKey}`, {
+            details: { lane: lane.id, idempotencyKey: request.idempotencyKey, nonce },
+            retryable: true,
+          });
+        }
+        nonce = moved;
+        continue;
+      }
+      const receipt = await this.#receiptOf(tx);
+      if (receipt) {
+        consumedSince = undefined;
+        if (BigInt(receipt.status) === 0n) return this.#reverted(request, tx, receipt);
+        const blockNumber = Number(BigInt(receipt.blockNumber));
+        const head = Number(BigInt(await this.rpc.send<string>("eth_blockNumber", [])));
+        const confirmations = head - blockNumber + 1;
+        if (confirmations >= this.chain.confirmations) {
+          const block = await this.rpc.send<{ hash: string } | null>("eth_getBlockByNumber", [
+            receipt.blockNumber,
+            false,
+          ]);
+          if (block?.hash === receipt.blockHash) {
+            await lane.markMined(nonce);
+            return {
+              status: "confirmed",
+              chain: this.chain.name,
+              chainId: this.chain.chainId,
+              idempotencyKey: request.idempotencyKey,
+              txHash: receipt.transactionHash,
+              blockNumber,
+              blockHash: receipt.blockHash,
+              gasUsed: BigInt(receipt.gasUsed).toString(),
+              ...(receipt.effectiveGasPrice ? { effectiveGasPrice: BigInt(receipt.effectiveGasPrice).toString() } : {}),
+              nonce,
+              from: getAddress(receipt.from),
+              confirmations,
+              replacements: tx.hashes.length - 1,
+            };
+          }
+          this.#log?.warn({ chain: this.chain.name, nonce, block: blockNumber }, "receipt's block was reorged out");
+        }
+        await sleep(this.chain.pollIntervalMs);
+        continue;
+      }
+
+      // Not (or no longer) in a block.
+      const latest = Number(BigInt(await this.rpc.send<string>("eth_getTransactionCount", [address, "latest"])));
+      if (latest > nonce) {
+        // The nonce is used, but by none of our hashes. Give receipts one more poll to appear, then move on.
+        consumedSince ??= Date.now();
+        if (Date.now() - consumedSince > this.chain.pollIntervalMs * 3) {
+          if (await request.isRecorded()) {
+            await lane.markMined(nonce);
+            return this.#already(request);
+          }
+          nonce = await this.#moveToNewNonce(request, tx);
+          lastBroadcast = Date.now();
+          consumedSince = undefined;
+          continue;
+        }
+      } else if (Date.now() - tx.sentAt > this.chain.fees.replaceAfterMs) {
+        if (await request.isRecorded()) {
+          // Recorded by another transaction: ours would revert; keep waiting for it to be mined or replaced.
+          this.#log?.info({ chain: this.chain.name, nonce }, "write recorded elsewhere while ours is pending");
+        }
+        await this.#replace(tx);
+        lastBroadcast = Date.now();
+      } else if (Date.now() - lastBroadcast > rebroadcastMs) {
+        await lane.withLock((token) => this.#broadcast(token, nonce, tx.raw));
+        lastBroadcast = Date.now();
+      }
+      await sleep(this.chain.pollIntervalMs);
+    }
+  }
+
+  async #receiptOf(tx: LaneTx): Promise<RpcReceipt | undefined> {
+    for (const hash of [...tx.hashes].reverse()) {
+      const receipt = await this.rpc.send<RpcReceipt | null>("eth_getTransactionReceipt", [hash]);
+      if (receipt) return receipt;
+    }
+    return undefined;
+  }
+
+  /** Replaces a stuck transaction with bumped fees (same nonce), or re-broadcasts it when the caps allow no bump. */
+  async #replace(tx: LaneTx): Promise<void> {
+    const lane = await this.lane();
+    await lane.withLock(async (token) => {
+      const fresh = await lane.get(tx.nonce);
+      if (!fresh || fresh.hashes.length !== tx.hashes.length) return; // another process replaced it already
+      const previous = Transaction.from(fresh.raw);
+      const previousFees: Fees =
+        previous.type === 2
+          ? { type: 2, maxFeePerGas: previous.maxFeePerGas!, maxPriorityFeePerGas: previous.maxPriorityFeePerGas! }
+          : { type: 0, gasPrice: previous.gasPrice! };
+      const fees = bumpedFees(previousFees, await currentFees(this.rpc, this.chain), this.chain);
+      if (!fees) {
+        this.#log?.warn({ chain: this.chain.name, nonce: tx.nonce }, "fee cap reached: re-broadcasting without a bump");
+        await this.#broadcast(token, tx.nonce, fresh.raw);
+        return;
+      }
+      const signed = await this.#sign({
+        to: previous.to!,
+        data: previous.data,
+        nonce: tx.nonce,
+        gasLimit: previous.gasLimit,
+        fees,
+      });
+      await lane.replace(token, tx.nonce, { ...signed, ...feeFields(fees), sentAt: Date.now() });
+      this.#log?.info({ chain: this.chain.name, nonce: tx.nonce, hash: signed.hash }, "replaced a stuck transaction");
+      await this.#broadcast(token, tx.nonce, signed.raw);
+    });
+  }
+
+  /** The write's nonce was consumed by a transaction outside the lane: re-sign the write at a new nonce. */
+  async #moveToNewNonce(request: WriteRequest, tx: LaneTx): Promise<number> {
+    const lane = await this.lane();
+    const previous = Transaction.from(tx.raw);
+    this.#log?.warn({ chain: this.chain.name, nonce: tx.nonce }, "nonce used outside the lane: moving the write");
+    await lane.withLock(async (token) => {
+      await lane.reassign(token, tx.nonce, request.idempotencyKey);
+      const chainNext = Number(
+        BigInt(await this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"])),
+      );
+      await lane.raiseNextNonce(token, chainNext);
+    });
+    return this.#submitNew(request, previous.gasLimit);
+  }
+
+  async #reverted(request: WriteRequest, tx: LaneTx, receipt: RpcReceipt): Promise<WriteReceipt> {
+    const lane = await this.lane();
+    const parsed = Transaction.from(tx.raw);
+    let revert: DecodedRevert = { name: "unknown", args: [], data: "0x" };
+    try {
+      // Replay the call on the state before the block to recover the revert data.
+      const before = "0x" + (BigInt(receipt.blockNumber) - 1n).toString(16);
+      await this.rpc.send("eth_call", [
+        { from: receipt.from, to: parsed.to, data: parsed.data, gas: "0x" + parsed.gasLimit.toString(16) },
+        before,
+      ]);
+    } catch (error) {
+      revert = this.#revertOf(error) ?? revert;
+    }
+    await lane.markMined(tx.nonce);
+    if (ALREADY_RECORDED_ERRORS.has(revert.name) || (await request.isRecorded())) return this.#already(request);
+    throw new ChainRevertedError(this.chain.name, request.contract, request.method, revert);
+  }
+}
+
+function feeFields(fees: Fees): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } {
+  return fees.type === 2
+    ? { maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }
+    : { maxFeePerGas: fees.gasPrice, maxPriorityFeePerGas: 0n };
+}

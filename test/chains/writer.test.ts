@@ -1,0 +1,341 @@
+import { Contract, Wallet, id, keccak256, toUtf8Bytes } from "ethers";
+import { Redis } from "ioredis";
+
+import type { Hex32 } from "../../runtime/attestation/eip712.ts";
+import { parseChainsConfig, type ChainConfig } from "../../runtime/chains/config.ts";
+import { deployCryptletContracts, interfaceOf } from "../../runtime/chains/contracts.ts";
+import { Lane } from "../../runtime/chains/lane.ts";
+import type { ChainRpc } from "../../runtime/chains/rpc.ts";
+import { ChainWriter, type WriteRequest } from "../../runtime/chains/writer.ts";
+import { isCryptletError } from "../../runtime/errors.ts";
+import { CONSORTIUM_ID, makeResult, signResult, testWallets } from "../support/contracts.ts";
+import { startFlakyProxy, startHardhatNode, type HardhatNode } from "../support/hardhatNode.ts";
+
+const CHAIN_ID = 71_001;
+const CRYPTLET = keccak256(toUtf8Bytes("@test/writer")) as Hex32;
+const CODE = id("writer-code") as Hex32;
+const ledgerInterface = () => interfaceOf("ResultLedger");
+
+describe("ChainWriter against a hardhat node over JSON-RPC", () => {
+  let node: HardhatNode;
+  let redis: Redis;
+  let ledger: Contract;
+  const resultSigners = testWallets(2);
+  const prefix = `test-writer-${process.pid}-${Date.now()}`;
+  let sequence = 0;
+
+  beforeAll(async () => {
+    node = await startHardhatNode(CHAIN_ID);
+    redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+    const addresses = await deployCryptletContracts(node.funder, {
+      consortiumId: CONSORTIUM_ID,
+      signers: resultSigners.map((w) => w.address),
+      threshold: 2,
+    });
+    const registry = new Contract(addresses.registry, interfaceOf("CryptletRegistry"), node.funder);
+    await (await registry.getFunction("approveCodeHash")(CRYPTLET, CODE)).wait();
+    ledger = new Contract(addresses.ledger, ledgerInterface(), node.provider);
+  }, 90_000);
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    await node.stop();
+  });
+
+  function chainConfig(overrides: Partial<ChainConfig> = {}, url = node.url): ChainConfig {
+    const [chain] = parseChainsConfig({
+      chains: [
+        {
+          name: "testchain",
+          chainId: CHAIN_ID,
+          rpcUrl: url,
+          confirmations: 1,
+          pollIntervalMs: 20,
+          fees: { maxFeePerGasGwei: "100", maxPriorityFeePerGasGwei: "2", replaceAfterMs: 400 },
+          signer: { type: "local", jwkPath: "unused.jwk" },
+          contracts: { ledger: ledger.target as string },
+        },
+      ],
+    }).chains;
+    return { ...chain!, ...overrides };
+  }
+
+  async function newSigner(): Promise<Wallet> {
+    const wallet = Wallet.createRandom();
+    await node.fund(wallet.address);
+    return new Wallet(wallet.privateKey);
+  }
+
+  /** A `record` write of a fresh signed result. */
+  async function recordWrite(label = `r${sequence++}`): Promise<WriteRequest & { resultId: string }> {
+    const payload = keccak256(toUtf8Bytes(label));
+    const result = makeResult(CRYPTLET, id(`${prefix}-${label}`) as Hex32, CODE, payload);
+    const signatures = await signResult(resultSigners, result);
+    return {
+      idempotencyKey: `record:testchain:${result.resultId}`,
+      to: ledger.target as string,
+      data: ledgerInterface().encodeFunctionData("record", [result, payload, signatures]),
+      contract: "ResultLedger",
+      method: "record",
+      isRecorded: () => ledger.getFunction("isRecorded")(result.resultId) as Promise<boolean>,
+      resultId: result.resultId,
+    };
+  }
+
+  function writer(signer: Wallet, chain = chainConfig(), rpc?: ChainRpc): ChainWriter {
+    return new ChainWriter({ chain, signer, redis, prefix, ...(rpc ? { rpc } : {}) });
+  }
+
+  async function recordedEvents(resultId: string): Promise<number> {
+    const logs = await node.provider.getLogs({
+      address: ledger.target as string,
+      topics: [ledgerInterface().getEvent("ResultRecorded")!.topicHash, resultId],
+      fromBlock: 0,
+    });
+    return logs.length;
+  }
+
+  test("config: bad input is reported with paths", () => {
+    let caught: unknown;
+    try {
+      parseChainsConfig({
+        chains: [
+          {
+            name: "a",
+            chainId: 1,
+            rpcUrl: "http://x",
+            signer: { type: "local", jwkPath: "k" },
+            fees: { maxFeePerGasGwei: "abc" },
+          },
+          {
+            name: "a",
+            chainId: 1,
+            rpcUrl: "http://y",
+            signer: { type: "local", jwkPath: "k" },
+            contracts: { ledger: "0x1234" },
+          },
+        ],
+      });
+    } catch (e) {
+      caught = e;
+    }
+    expect(isCryptletError(caught, "ERR_CHAIN_CONFIG_INVALID")).toBe(true);
+    const errors = (caught as { details: { errors: { path: string }[] } }).details.errors.map((e) => e.path);
+    expect(errors).toEqual(expect.arrayContaining(["chains[0].fees.maxFeePerGasGwei", "chains[1].contracts.ledger"]));
+    try {
+      parseChainsConfig({
+        chains: [
+          { name: "a", chainId: 1, rpcUrl: "http://x", signer: { type: "local", jwkPath: "k" } },
+          { name: "a", chainId: 1, rpcUrl: "http://y", signer: { type: "local", jwkPath: "k" } },
+        ],
+      });
+    } catch (e) {
+      caught = e;
+    }
+    const duplicates = (caught as { details: { errors: { path: string }[] } }).details.errors.map((e) => e.path);
+    expect(duplicates).toEqual(["chains[1].name", "chains[1].chainId"]);
+  });
+
+  test("writes once, waits for confirmations, and a retry of the same write sends nothing new", async () => {
+    const w = writer(await newSigner(), chainConfig({ confirmations: 3 }));
+    await w.start();
+    const request = await recordWrite();
+    const mining = setInterval(() => void node.rpc("evm_mine").catch(() => undefined), 100);
+    try {
+      const receipt = await w.write(request);
+      expect(receipt.status).toBe("confirmed");
+      expect(receipt.confirmations).toBeGreaterThanOrEqual(3);
+      expect(receipt.nonce).toBe(0);
+      const chainReceipt = await node.provider.getTransactionReceipt(receipt.txHash!);
+      expect(chainReceipt!.blockHash).toBe(receipt.blockHash);
+      expect(chainReceipt!.gasUsed.toString()).toBe(receipt.gasUsed);
+      const again = await w.write(request);
+      expect(again.txHash).toBe(receipt.txHash);
+      expect(await recordedEvents(request.resultId)).toBe(1);
+      expect(await node.provider.getTransactionCount(await w.address())).toBe(1);
+    } finally {
+      clearInterval(mining);
+    }
+  });
+
+  test("two writers sharing a lane (two processes) assign distinct nonces; every result lands once", async () => {
+    const signer = await newSigner();
+    const [a, b] = [writer(signer), writer(signer)];
+    const requests = await Promise.all(Array.from({ length: 20 }, () => recordWrite()));
+    const receipts = await Promise.all(requests.map((r, i) => (i % 2 === 0 ? a : b).write(r)));
+    expect(receipts.every((r) => r.status === "confirmed")).toBe(true);
+    expect(new Set(receipts.map((r) => r.nonce)).size).toBe(20);
+    expect(receipts.map((r) => r.nonce).sort((x, y) => x! - y!)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    for (const r of requests) expect(await recordedEvents(r.resultId)).toBe(1);
+  });
+
+  test("a result already on-chain is not written again (isRecorded, and the contract's own error)", async () => {
+    const signer = await newSigner();
+    const request = await recordWrite();
+    await writer(signer).write(request);
+    const sameResultOtherKey = { ...request, idempotencyKey: `${request.idempotencyKey}:other` };
+    expect((await writer(signer).write(sameResultOtherKey)).status).toBe("already-recorded");
+    const lying = {
+      ...sameResultOtherKey,
+      idempotencyKey: `${request.idempotencyKey}:lying`,
+      isRecorded: async () => false,
+    };
+    expect((await writer(signer).write(lying)).status).toBe("already-recorded");
+    expect(await node.provider.getTransactionCount(signer.address)).toBe(1);
+    expect(await recordedEvents(request.resultId)).toBe(1);
+  });
+
+  test("a revert is decoded into ERR_CHAIN_REVERTED with the custom error, and is not retryable", async () => {
+    const payload = keccak256(toUtf8Bytes("revert-case"));
+    const result = makeResult(CRYPTLET, id(`${prefix}-revert`) as Hex32, CODE, payload);
+    const signatures = await signResult(resultSigners, result);
+    const cases: [string, unknown[], string][] = [
+      ["mismatch", [result, "0x1234", signatures], "ResultLedgerOutputHashMismatch"],
+      ["one-signature", [result, payload, signatures.slice(0, 1)], "CryptletProofThresholdNotMet"],
+    ];
+    for (const [label, args, expected] of cases) {
+      let caught: unknown;
+      try {
+        await writer(await newSigner()).write({
+          idempotencyKey: `revert:${label}:${result.resultId}`,
+          to: ledger.target as string,
+          data: ledgerInterface().encodeFunctionData("record", args),
+          contract: "ResultLedger",
+          method: "record",
+          isRecorded: async () => false,
+        });
+      } catch (e) {
+        caught = e;
+      }
+      expect(isCryptletError(caught, "ERR_CHAIN_REVERTED")).toBe(true);
+      expect((caught as { retryable: boolean }).retryable).toBe(false);
+      expect((caught as { details: { error: string } }).details.error).toBe(expected);
+    }
+    expect(await ledger.getFunction("isRecorded")(result.resultId)).toBe(false);
+  });
+
+  test("a stuck transaction is replaced with bumped fees; exactly one of them is mined", async () => {
+    const signer = await newSigner();
+    const w = writer(signer, chainConfig({ fees: { ...chainConfig().fees, replaceAfterMs: 200 } }));
+    await node.rpc("evm_setAutomine", [false]);
+    const request = await recordWrite();
+    try {
+      const pending = w.write(request);
+      await new Promise((resolve) => setTimeout(resolve, 900));
+      await node.rpc("evm_mine");
+      const receipt = await pending;
+      expect(receipt.status).toBe("confirmed");
+      expect(receipt.replacements).toBeGreaterThanOrEqual(1);
+      const mined = await node.provider.getTransaction(receipt.txHash!);
+      expect(mined!.maxFeePerGas! > 0n).toBe(true);
+      const lane = new Lane(redis, prefix, CHAIN_ID, signer.address);
+      const tx = await lane.get(receipt.nonce!);
+      expect(tx!.hashes.length).toBe(receipt.replacements! + 1);
+      expect(tx!.hashes).toContain(receipt.txHash);
+      expect(await recordedEvents(request.resultId)).toBe(1);
+    } finally {
+      await node.rpc("evm_setAutomine", [true]);
+    }
+  });
+
+  test("a nonce gap (a lost transaction) is filled with a self-transfer, then the write lands", async () => {
+    const signer = await newSigner();
+    const w = writer(signer);
+    await w.write(await recordWrite()); // nonce 0
+    // Simulate a lost nonce: the lane believes nonce 1 was used, the chain never saw it.
+    const lane = await w.lane();
+    await lane.withLock((token) => lane.raiseNextNonce(token, 2));
+    const request = await recordWrite();
+    const receipt = await w.write(request);
+    expect(receipt.status).toBe("confirmed");
+    expect(receipt.nonce).toBe(2);
+    const filler = await lane.get(1);
+    expect(filler?.key).toBe("filler:1");
+    const fillerTx = await node.provider.getTransaction(filler!.hashes[0]!);
+    expect(fillerTx!.to).toBe(signer.address);
+    expect(fillerTx!.value).toBe(0n);
+    expect(await node.provider.getTransactionCount(signer.address)).toBe(3);
+  });
+
+  test("a nonce taken by a transaction outside the lane moves the write to a new nonce", async () => {
+    const signer = await newSigner();
+    const w = writer(signer, chainConfig({ fees: { ...chainConfig().fees, replaceAfterMs: 60_000 } }));
+    await node.rpc("evm_setAutomine", [false]);
+    try {
+      const request = await recordWrite();
+      const pending = w.write(request);
+      const lane = await w.lane();
+      while ((await lane.nonceOf(request.idempotencyKey)) === undefined) await new Promise((r) => setTimeout(r, 20));
+      // Someone else with the same key replaces nonce 0 with a higher-fee self-transfer.
+      const outside = await signer.connect(node.provider).signTransaction({
+        to: signer.address,
+        nonce: 0,
+        gasLimit: 21_000n,
+        maxFeePerGas: 90_000_000_000n,
+        maxPriorityFeePerGas: 2_000_000_000n,
+        chainId: CHAIN_ID,
+        type: 2,
+      });
+      await node.rpc("eth_sendRawTransaction", [outside]);
+      await node.rpc("evm_mine");
+      await node.rpc("evm_setAutomine", [true]);
+      const receipt = await pending;
+      expect(receipt.status).toBe("confirmed");
+      expect(receipt.nonce).toBe(1);
+      expect(await recordedEvents(request.resultId)).toBe(1);
+    } finally {
+      await node.rpc("evm_setAutomine", [true]);
+    }
+  });
+
+  test("a write mined in a block that a reorg removes is re-broadcast and confirmed on the new chain", async () => {
+    const signer = await newSigner();
+    const w = writer(signer, chainConfig({ confirmations: 3 }));
+    const snapshot = await node.rpc<string>("evm_snapshot");
+    const request = await recordWrite();
+    const pending = w.write(request);
+    const lane = await w.lane();
+    let firstHash: string | undefined;
+    while (!firstHash) {
+      const nonce = await lane.nonceOf(request.idempotencyKey);
+      const tx = nonce === undefined ? undefined : await lane.get(nonce);
+      if (tx && (await node.provider.getTransactionReceipt(tx.hashes[0]!))) firstHash = tx.hashes[0];
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    const minedIn = (await node.provider.getTransactionReceipt(firstHash))!.blockHash;
+    // Reorg: drop the block with our transaction and build a longer chain without it.
+    expect(await node.rpc("evm_revert", [snapshot])).toBe(true);
+    await node.rpc("hardhat_mine", ["0x2"]);
+    const mining = setInterval(() => void node.rpc("evm_mine").catch(() => undefined), 100);
+    try {
+      const receipt = await pending;
+      expect(receipt.status).toBe("confirmed");
+      expect(receipt.blockHash).not.toBe(minedIn);
+      expect(await recordedEvents(request.resultId)).toBe(1);
+      expect(await ledger.getFunction("isRecorded")(request.resultId)).toBe(true);
+    } finally {
+      clearInterval(mining);
+    }
+  });
+
+  test("through a JSON-RPC proxy that fails 10% of calls and drops 20% of transactions: every write exactly once", async () => {
+    const proxy = await startFlakyProxy(node.url, { failRate: 0.1, dropRate: 0.2, seed: 7 });
+    try {
+      const signer = await newSigner();
+      const chain = chainConfig({ fees: { ...chainConfig().fees, replaceAfterMs: 500 } }, proxy.url);
+      const [a, b] = [writer(signer, chain), writer(signer, chain)];
+      const requests = await Promise.all(Array.from({ length: 30 }, () => recordWrite()));
+      const receipts = await Promise.all(requests.map((r, i) => (i % 2 ? a : b).write(r, { timeoutMs: 60_000 })));
+      expect(receipts.every((r) => r.status === "confirmed")).toBe(true);
+      for (const r of requests) expect(await recordedEvents(r.resultId)).toBe(1);
+      expect(proxy.stats.failed).toBeGreaterThan(0);
+      expect(proxy.stats.dropped).toBeGreaterThan(0);
+      a.rpc.destroy();
+      b.rpc.destroy();
+    } finally {
+      await proxy.close();
+    }
+  });
+});
