@@ -43,6 +43,12 @@ export interface WriteRequest {
   method: string;
   /** Gas added to the estimate (e.g. a consumer callback's gas limit), in gas units. Default 0. */
   extraGas?: bigint;
+  /**
+   * Replaces `eth_estimateGas` (e.g. where a node refuses to estimate a call whose inner call runs out of gas by
+   * design); gets the sender's address, returns gas units; `gasLimitPercent` and `extraGas` still apply. A node
+   * error it throws is decoded like a failed estimate. Default: `eth_estimateGas`.
+   */
+  estimateGas?: (from: string) => Promise<bigint>;
   /** Asks the contract whether this write's effect is already on-chain (e.g. `isRecorded(resultId)`). */
   isRecorded: () => Promise<boolean>;
 }
@@ -181,11 +187,13 @@ export class ChainWriter {
   /** Estimates gas (a simulation): a revert is decoded; an "already recorded" revert gives `undefined`. */
   async #estimate(request: WriteRequest): Promise<bigint | undefined> {
     try {
-      const estimate = BigInt(
-        await this.rpc.send<string>("eth_estimateGas", [
-          { from: await this.address(), to: request.to, data: request.data },
-        ]),
-      );
+      const estimate = request.estimateGas
+        ? await request.estimateGas(await this.address())
+        : BigInt(
+            await this.rpc.send<string>("eth_estimateGas", [
+              { from: await this.address(), to: request.to, data: request.data },
+            ]),
+          );
       return (estimate * BigInt(this.chain.fees.gasLimitPercent)) / 100n + (request.extraGas ?? 0n);
     } catch (error) {
       const revert = this.#revertOf(error);
