@@ -10,34 +10,38 @@ import type { ErrorObject } from "ajv/dist/2020.js";
 import { CronExpressionParser } from "cron-parser";
 import { EventFragment, ParamType, isAddress } from "ethers";
 import semver from "semver";
-import { checkFetchAllowEntry } from "./fetchAllow.ts";
+import { checkFetchAllowEntry } from "../sandbox/fetchAllow.ts";
+import {
+  DEFAULT_FETCH,
+  DEFAULT_LIMITS,
+  FETCH_BOUNDS,
+  MAX_FETCH_ALLOW_ENTRIES,
+  MAX_LIMITS,
+  MIN_LIMITS,
+} from "../sandbox/SandboxEngine.ts";
+import type {
+  FetchCapability as SandboxFetchCapability,
+  SandboxEngineName,
+  SandboxLimits,
+} from "../sandbox/SandboxEngine.ts";
 import { ManifestInvalidError } from "./errors.ts";
 import type { ManifestProblem } from "./errors.ts";
 
-/** Sandbox engines a Cryptlet can ask for. */
-export type SandboxEngineName = "isolated-vm" | "quickjs";
+export type { SandboxEngineName };
 
-/** Resource limits of one run. */
-export interface ManifestLimits {
-  /** Heap limit of the sandbox, in MiB. Default 64, range 8..512. */
-  memoryMb: number;
-  /** Wall-clock limit of one run, in milliseconds. Default 1000, range 1..30000. */
-  timeoutMs: number;
-  /** Largest output, in bytes of its UTF-8 JSON. Default 65536, range 1..1048576 (1 MiB). */
-  maxOutputBytes: number;
-}
+/**
+ * Resource limits of one run: the sandbox's {@link SandboxLimits}, with the same names, units, defaults and
+ * bounds (memoryMb MiB, default 64, 8..512; timeoutMs ms, default 1000, 1..30000; maxOutputBytes UTF-8 bytes of
+ * the output JSON, default 65536, 1..1048576).
+ */
+export type ManifestLimits = SandboxLimits;
 
-/** The `fetch` capability: host-performed HTTP requests to allow-listed URLs. */
-export interface FetchCapability {
-  /** Origin plus path prefix entries, normalised absolute URLs (see `fetchAllow.ts`). At least one. */
-  allow: string[];
-  /** Limit of one request including redirects and body, in milliseconds. Default 2000, range 1..30000. */
-  timeoutMs: number;
-  /** Largest response body, in bytes. Default 1048576 (1 MiB), range 1..16777216 (16 MiB). */
-  maxResponseBytes: number;
-  /** Most requests per run (each redirect hop counts). Default 8, range 1..64. */
-  maxRequests: number;
-}
+/**
+ * The `fetch` capability after normalisation: the sandbox's {@link SandboxFetchCapability} with every default
+ * applied (methods `["GET"]`, timeoutMs 2000 ms, maxResponseBytes 1 MiB, maxRequests 8 with each redirect hop
+ * counted, maxRedirects 5). `allow` entries are origin plus path prefix (runtime/sandbox/fetchAllow.ts).
+ */
+export type FetchCapability = Required<SandboxFetchCapability>;
 
 /** Capabilities granted to the Cryptlet; absent ones are denied. */
 export interface ManifestCapabilities {
@@ -169,6 +173,22 @@ const chain = {
 const address = { type: "string", format: "evm-address" };
 const confirmations = { type: "integer", minimum: 0, maximum: 10000, default: 12 };
 
+/** Schema of one run limit, with the sandbox's bounds and default (one source of truth). */
+function limit(name: keyof SandboxLimits): { type: "integer"; minimum: number; maximum: number; default: number } {
+  return { type: "integer", minimum: MIN_LIMITS[name], maximum: MAX_LIMITS[name], default: DEFAULT_LIMITS[name] };
+}
+
+/** Schema of one numeric fetch option, with the sandbox's bounds and default. */
+function fetchLimit(name: keyof typeof FETCH_BOUNDS): {
+  type: "integer";
+  minimum: number;
+  maximum: number;
+  default: number;
+} {
+  const [minimum, maximum] = FETCH_BOUNDS[name];
+  return { type: "integer", minimum, maximum, default: DEFAULT_FETCH[name] };
+}
+
 const publicJwk = {
   type: "object",
   required: ["kty"],
@@ -246,9 +266,9 @@ export const manifestSchema = {
       default: {},
       additionalProperties: false,
       properties: {
-        memoryMb: { type: "integer", minimum: 8, maximum: 512, default: 64 },
-        timeoutMs: { type: "integer", minimum: 1, maximum: 30000, default: 1000 },
-        maxOutputBytes: { type: "integer", minimum: 1, maximum: 1048576, default: 65536 },
+        memoryMb: limit("memoryMb"),
+        timeoutMs: limit("timeoutMs"),
+        maxOutputBytes: limit("maxOutputBytes"),
       },
     },
     capabilities: {
@@ -264,13 +284,21 @@ export const manifestSchema = {
             allow: {
               type: "array",
               minItems: 1,
-              maxItems: 64,
+              maxItems: MAX_FETCH_ALLOW_ENTRIES,
               uniqueItems: true,
               items: { type: "string", maxLength: 2048, format: "fetch-allow" },
             },
-            timeoutMs: { type: "integer", minimum: 1, maximum: 30000, default: 2000 },
-            maxResponseBytes: { type: "integer", minimum: 1, maximum: 16777216, default: 1048576 },
-            maxRequests: { type: "integer", minimum: 1, maximum: 64, default: 8 },
+            methods: {
+              type: "array",
+              minItems: 1,
+              uniqueItems: true,
+              items: { enum: ["GET", "POST"] },
+              default: [...DEFAULT_FETCH.methods],
+            },
+            timeoutMs: fetchLimit("timeoutMs"),
+            maxResponseBytes: fetchLimit("maxResponseBytes"),
+            maxRequests: fetchLimit("maxRequests"),
+            maxRedirects: fetchLimit("maxRedirects"),
           },
         },
       },

@@ -23,49 +23,91 @@
 import type { JsonValue } from "../sdk/index.ts";
 import { SandboxOptionsInvalidError } from "./errors.ts";
 
-/** Resource limits of one run. */
+/** Resource limits of one run (the manifest's `limits`, same names, units, defaults and bounds). */
 export interface SandboxLimits {
-  /** Heap available to the Cryptlet, in MiB (2^20 bytes). @defaultValue 64 */
+  /** Heap available to the Cryptlet, in MiB (2^20 bytes). @defaultValue 64 (bounds 8..512) */
   memoryMb: number;
-  /** Wall time of one run in milliseconds: evaluating the bundle, `run`, and every host call. @defaultValue 1000 */
+  /**
+   * Wall time of one run in milliseconds: evaluating the bundle, `run`, and every host call.
+   * @defaultValue 1000 (bounds 1..30000)
+   */
   timeoutMs: number;
-  /** Maximum size of the output's JSON, in UTF-8 bytes. @defaultValue 65536 */
+  /** Maximum size of the output's JSON, in UTF-8 bytes. @defaultValue 65536 (bounds 1..1048576) */
   maxOutputBytes: number;
 }
 
-/** The defaults of DESIGN §5: 64 MiB, 1 s, 64 KiB. */
+/** The defaults of DESIGN §5: 64 MiB, 1 s, 64 KiB. The manifest schema (runtime/packages/manifest.ts) uses them. */
 export const DEFAULT_LIMITS: Readonly<SandboxLimits> = Object.freeze({
   memoryMb: 64,
   timeoutMs: 1000,
   maxOutputBytes: 65536,
 });
 
+/** Lower bounds accepted for limits (the manifest schema uses the same). */
+export const MIN_LIMITS: Readonly<SandboxLimits> = Object.freeze({
+  memoryMb: 8,
+  timeoutMs: 1,
+  maxOutputBytes: 1,
+});
+
 /** Upper bounds accepted for limits (the manifest schema uses the same). */
 export const MAX_LIMITS: Readonly<SandboxLimits> = Object.freeze({
   memoryMb: 512,
-  timeoutMs: 60_000,
-  maxOutputBytes: 4 * 1024 * 1024,
+  timeoutMs: 30_000,
+  maxOutputBytes: 1024 * 1024,
 });
 
-/** The `fetch` capability: which URLs the host fetches on the Cryptlet's behalf, and how. */
+/**
+ * The `fetch` capability: which URLs the host fetches on the Cryptlet's behalf, and how. It is the manifest's
+ * `capabilities.fetch` field for field (same names, units, defaults and bounds; see
+ * `sandboxOptionsFromManifest` in runtime/packages/sandboxOptions.ts).
+ */
 export interface FetchCapability {
   /**
-   * Allow-list of URL patterns in WHATWG URLPattern syntax (https://urlpattern.spec.whatwg.org/), e.g.
-   * `"https://api.coinbase.com/v2/prices/*"`. A URL is allowed when at least one pattern matches it in full;
-   * every redirect hop is checked again. Only `http:` and `https:` URLs are ever fetched.
+   * Allow-list entries, each an origin plus a path prefix written as a normalised absolute URL, e.g.
+   * `"https://api.coinbase.com/v2/prices/"` (the rule of `isFetchAllowed` in runtime/sandbox/fetchAllow.ts: same scheme,
+   * host and port; the path equal to the entry's, or under it when the entry ends with `/`; no credentials).
+   * Every redirect hop is checked again. 1..64 entries.
    */
   allow: string[];
-  /** Methods allowed. @defaultValue ["GET"] (`"POST"` may be added). */
+  /** Methods granted. @defaultValue ["GET"] (`"POST"` may be added) */
   methods?: ("GET" | "POST")[];
-  /** Time limit of one fetch (all redirect hops), in ms; the run's own `timeoutMs` still applies. @defaultValue 5000 */
+  /**
+   * Time limit of one fetch (every redirect hop and the body), in ms; the run's own `timeoutMs` still applies.
+   * @defaultValue 2000 (bounds 1..30000)
+   */
   timeoutMs?: number;
-  /** Maximum body size of one response, in bytes. @defaultValue 1048576 */
+  /** Maximum body size of one response, in bytes. @defaultValue 1048576 (bounds 1..16777216) */
   maxResponseBytes?: number;
-  /** Maximum number of fetches per run. @defaultValue 16 */
+  /** Maximum HTTP requests per run; each redirect hop counts as one. @defaultValue 8 (bounds 1..64) */
   maxRequests?: number;
-  /** Maximum redirects followed per fetch. @defaultValue 5 */
+  /** Maximum redirects followed per fetch. @defaultValue 5 (bounds 0..20) */
   maxRedirects?: number;
 }
+
+/** The numeric options of {@link FetchCapability}. */
+export type FetchLimitName = "timeoutMs" | "maxResponseBytes" | "maxRequests" | "maxRedirects";
+
+/** Defaults of the optional {@link FetchCapability} fields (the manifest schema uses the same). */
+export const DEFAULT_FETCH: Readonly<Record<FetchLimitName, number> & { methods: readonly ("GET" | "POST")[] }> =
+  Object.freeze({
+    methods: Object.freeze(["GET"] as const),
+    timeoutMs: 2000,
+    maxResponseBytes: 1024 * 1024,
+    maxRequests: 8,
+    maxRedirects: 5,
+  });
+
+/** Inclusive bounds `[min, max]` of the numeric {@link FetchCapability} fields (the manifest schema uses the same). */
+export const FETCH_BOUNDS: Readonly<Record<FetchLimitName, readonly [number, number]>> = Object.freeze({
+  timeoutMs: [1, 30_000],
+  maxResponseBytes: [1, 16 * 1024 * 1024],
+  maxRequests: [1, 64],
+  maxRedirects: [0, 20],
+});
+
+/** Most entries in {@link FetchCapability.allow}. */
+export const MAX_FETCH_ALLOW_ENTRIES = 64;
 
 /** Capabilities granted by the manifest. Absent means not granted. */
 export interface SandboxCapabilities {
@@ -176,16 +218,27 @@ function checkInteger(field: string, value: unknown, min: number, max: number): 
 
 /**
  * Completes and validates limits.
- * @throws SandboxOptionsInvalidError naming the field (e.g. `limits.memoryMb must be within 8..512`).
+ * @throws SandboxOptionsInvalidError (`ERR_SANDBOX_OPTIONS_INVALID`) naming the field in `details.field`
+ *   (e.g. `limits.memoryMb`, "must be within 8..512").
  */
 export function resolveLimits(limits: Partial<SandboxLimits> = {}): SandboxLimits {
   return {
-    memoryMb: checkInteger("limits.memoryMb", limits.memoryMb ?? DEFAULT_LIMITS.memoryMb, 8, MAX_LIMITS.memoryMb),
-    timeoutMs: checkInteger("limits.timeoutMs", limits.timeoutMs ?? DEFAULT_LIMITS.timeoutMs, 1, MAX_LIMITS.timeoutMs),
+    memoryMb: checkInteger(
+      "limits.memoryMb",
+      limits.memoryMb ?? DEFAULT_LIMITS.memoryMb,
+      MIN_LIMITS.memoryMb,
+      MAX_LIMITS.memoryMb,
+    ),
+    timeoutMs: checkInteger(
+      "limits.timeoutMs",
+      limits.timeoutMs ?? DEFAULT_LIMITS.timeoutMs,
+      MIN_LIMITS.timeoutMs,
+      MAX_LIMITS.timeoutMs,
+    ),
     maxOutputBytes: checkInteger(
       "limits.maxOutputBytes",
       limits.maxOutputBytes ?? DEFAULT_LIMITS.maxOutputBytes,
-      2,
+      MIN_LIMITS.maxOutputBytes,
       MAX_LIMITS.maxOutputBytes,
     ),
   };

@@ -2,7 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { parseManifest } from "../../runtime/packages/manifest.ts";
 import type { ManifestProblem } from "../../runtime/packages/errors.ts";
-import { checkFetchAllowEntry, isFetchAllowed } from "../../runtime/packages/fetchAllow.ts";
+import { checkFetchAllowEntry, isFetchAllowed } from "../../runtime/sandbox/fetchAllow.ts";
 import { manifestOf } from "./helpers.ts";
 
 /** The problems of an invalid manifest (fails the test when it is valid). */
@@ -64,9 +64,11 @@ describe("parseManifest", () => {
     );
     expect(m.capabilities.fetch).toEqual({
       allow: ["https://api.example.com/v1/"],
+      methods: ["GET"],
       timeoutMs: 2000,
       maxResponseBytes: 1048576,
       maxRequests: 8,
+      maxRedirects: 5,
     });
     expect(m.triggers[0]).toEqual({ type: "oracle", chain: "consortium", confirmations: 12 });
     expect(m.triggers[1]).toMatchObject({ type: "chain-log", confirmations: 12 });

@@ -61,7 +61,7 @@ function capabilitiesOf(c: { fetch?: boolean }): SandboxCapabilities {
   if (c.fetch !== true) return {};
   return {
     fetch: {
-      allow: [`${server.origin}/api/*`],
+      allow: [`${server.origin}/api/`],
       methods: ["GET", "POST"],
       timeoutMs: 1500,
       maxResponseBytes: 1024 * 1024,
@@ -302,7 +302,7 @@ describe.each(ENGINES)("engine %s", (engineName, makeEngine) => {
       code: "ERR_SANDBOX_OPTIONS_INVALID",
       details: { field: "limits.memoryMb" },
     });
-    await expect(engine.load(bundle, { capabilities: { fetch: { allow: ["ftp://x/*"] } } })).rejects.toMatchObject({
+    await expect(engine.load(bundle, { capabilities: { fetch: { allow: ["ftp://x/"] } } })).rejects.toMatchObject({
       code: "ERR_SANDBOX_OPTIONS_INVALID",
       details: { field: "capabilities.fetch.allow[0]" },
     });

@@ -1,6 +1,7 @@
 /**
  * The host side of the `fetch` capability: performs the Cryptlet's requests with Node's fetch (undici) against
- * the manifest's allow-list, follows redirects by hand (each hop checked), bounds time and size, and records
+ * the manifest's allow-list (origin plus path prefix, ../fetchAllow.ts), follows redirects by hand (each hop
+ * checked and counted against `maxRequests`), bounds time and size, and records
  * every response for the `inputHash`.
  *
  * Any violation or failure is kept as the run's failure: the run fails with it even if the Cryptlet caught the
@@ -9,11 +10,18 @@
 import { createHash } from "node:crypto";
 import { redactUrl, type CryptletError } from "../../errors.ts";
 import { CapabilityDeniedError, FetchFailedError, SandboxOptionsInvalidError } from "../errors.ts";
-import type { FetchCapability, HostCallRecord } from "../SandboxEngine.ts";
+import { checkFetchAllowEntry, isFetchAllowed } from "../fetchAllow.ts";
+import {
+  DEFAULT_FETCH,
+  FETCH_BOUNDS,
+  MAX_FETCH_ALLOW_ENTRIES,
+  type FetchCapability,
+  type FetchLimitName,
+  type HostCallRecord,
+} from "../SandboxEngine.ts";
 
-/** {@link FetchCapability} with every default filled in and its patterns compiled. */
+/** {@link FetchCapability} with every default filled in. */
 export interface FetchPolicy {
-  patterns: URLPattern[];
   allow: string[];
   methods: ("GET" | "POST")[];
   timeoutMs: number;
@@ -26,49 +34,56 @@ export interface FetchPolicy {
 export const MAX_REQUEST_BODY_BYTES = 65536;
 
 /**
- * Validates the capability and compiles its URL patterns.
- * @throws SandboxOptionsInvalidError naming the field (e.g. `capabilities.fetch.allow[0]`).
+ * Validates the capability (the same rules as the manifest schema) and fills in its defaults.
+ * @throws SandboxOptionsInvalidError (`ERR_SANDBOX_OPTIONS_INVALID`) naming the field in `details.field`
+ *   (e.g. `capabilities.fetch.allow[0]`).
  */
 export function resolveFetchCapability(capability: FetchCapability | undefined): FetchPolicy | undefined {
   if (capability === undefined) return undefined;
-  if (!Array.isArray(capability.allow) || capability.allow.length === 0) {
-    throw new SandboxOptionsInvalidError("capabilities.fetch.allow", "must be a non-empty array of URL patterns");
+  if (
+    !Array.isArray(capability.allow) ||
+    capability.allow.length === 0 ||
+    capability.allow.length > MAX_FETCH_ALLOW_ENTRIES
+  ) {
+    throw new SandboxOptionsInvalidError(
+      "capabilities.fetch.allow",
+      `must be an array of 1..${MAX_FETCH_ALLOW_ENTRIES} allow-list entries (origin plus path prefix)`,
+    );
   }
-  const patterns = capability.allow.map((pattern, index) => {
-    if (typeof pattern !== "string" || !/^https?:\/\//.test(pattern)) {
-      throw new SandboxOptionsInvalidError(
-        `capabilities.fetch.allow[${index}]`,
-        "must be a URL pattern starting with http:// or https://",
-        pattern,
-      );
+  for (const [index, entry] of capability.allow.entries()) {
+    const problem = typeof entry === "string" ? checkFetchAllowEntry(entry) : "must be a string";
+    if (problem !== undefined) {
+      throw new SandboxOptionsInvalidError(`capabilities.fetch.allow[${index}]`, problem, entry);
     }
-    try {
-      return new URLPattern(pattern);
-    } catch {
-      throw new SandboxOptionsInvalidError(`capabilities.fetch.allow[${index}]`, "is not a valid URLPattern", pattern);
-    }
-  });
-  const methods = capability.methods ?? ["GET"];
+  }
+  const methods = capability.methods ?? [...DEFAULT_FETCH.methods];
+  if (!Array.isArray(methods) || methods.length === 0) {
+    throw new SandboxOptionsInvalidError("capabilities.fetch.methods", "must be a non-empty array of GET or POST");
+  }
   for (const [index, method] of methods.entries()) {
     if (method !== "GET" && method !== "POST") {
       throw new SandboxOptionsInvalidError(`capabilities.fetch.methods[${index}]`, "must be GET or POST", method);
     }
   }
-  const positive = (field: keyof FetchCapability, value: number | undefined, fallback: number, max: number): number => {
-    const v = value ?? fallback;
-    if (!Number.isInteger(v) || v < 0 || v > max) {
-      throw new SandboxOptionsInvalidError(`capabilities.fetch.${field}`, `must be an integer within 0..${max}`, v);
+  const bounded = (field: FetchLimitName): number => {
+    const value = capability[field] ?? DEFAULT_FETCH[field];
+    const [min, max] = FETCH_BOUNDS[field];
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new SandboxOptionsInvalidError(
+        `capabilities.fetch.${field}`,
+        `must be an integer within ${min}..${max}`,
+        value,
+      );
     }
-    return v;
+    return value;
   };
   return {
-    patterns,
     allow: [...capability.allow],
     methods: [...methods],
-    timeoutMs: positive("timeoutMs", capability.timeoutMs, 5000, 60_000),
-    maxResponseBytes: positive("maxResponseBytes", capability.maxResponseBytes, 1024 * 1024, 64 * 1024 * 1024),
-    maxRequests: positive("maxRequests", capability.maxRequests, 16, 1000),
-    maxRedirects: positive("maxRedirects", capability.maxRedirects, 5, 20),
+    timeoutMs: bounded("timeoutMs"),
+    maxResponseBytes: bounded("maxResponseBytes"),
+    maxRequests: bounded("maxRequests"),
+    maxRedirects: bounded("maxRedirects"),
   };
 }
 
@@ -121,15 +136,17 @@ export class HostFetcher {
   }
 
   #allowed(url: string): boolean {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      return false;
+    return isFetchAllowed(url, this.#policy.allow);
+  }
+
+  /** Counts one HTTP request (the first or a redirect hop) against `maxRequests`. */
+  #countRequest(): void {
+    if (this.#count >= this.#policy.maxRequests) {
+      throw new CapabilityDeniedError("fetch", `more than ${this.#policy.maxRequests} HTTP requests in one run`, {
+        maxRequests: this.#policy.maxRequests,
+      });
     }
-    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return false;
-    if (parsed.username !== "" || parsed.password !== "") return false;
-    return this.#policy.patterns.some((pattern) => pattern.test(parsed.href));
+    this.#count++;
   }
 
   #parse(requestJson: string): FetchRequest {
@@ -158,12 +175,6 @@ export class HostFetcher {
   }
 
   async #fetch(request: FetchRequest): Promise<string> {
-    if (this.#count >= this.#policy.maxRequests) {
-      throw new CapabilityDeniedError("fetch", `more than ${this.#policy.maxRequests} requests in one run`, {
-        maxRequests: this.#policy.maxRequests,
-      });
-    }
-    this.#count++;
     if (!this.#allowed(request.url)) {
       throw new CapabilityDeniedError("fetch", "URL not in the allow-list", { url: redactUrl(request.url) });
     }
@@ -176,6 +187,7 @@ export class HostFetcher {
     const redirects: string[] = [];
     try {
       for (;;) {
+        this.#countRequest();
         const response = await fetch(url, { method, headers: request.headers, body, redirect: "manual", signal });
         const location = response.headers.get("location");
         if (REDIRECT_STATUSES.has(response.status) && location !== null) {

@@ -1,5 +1,6 @@
 /**
- * The `fetch` allow-list of a manifest (`capabilities.fetch.allow`): each entry is an **origin plus a path
+ * The `fetch` allow-list rule, one for the manifest (`capabilities.fetch.allow`, validated with
+ * {@link checkFetchAllowEntry}) and the sandbox host (which enforces it with {@link isFetchAllowed}): each entry is an **origin plus a path
  * prefix**, written as a normalised absolute URL (WHATWG URL Standard), e.g. `https://api.example.com/v1/`.
  *
  * A request URL is allowed when, after WHATWG parsing (which removes default ports, lower-cases the host and
@@ -20,7 +21,7 @@
  *
  * @example
  * ```ts
- * import { checkFetchAllowEntry } from "./runtime/packages/fetchAllow.ts";
+ * import { checkFetchAllowEntry } from "./runtime/sandbox/fetchAllow.ts";
  * checkFetchAllowEntry("https://api.example.com/v1/"); // undefined
  * checkFetchAllowEntry("ftp://example.com/");          // "must be an http: or https: URL"
  * ```
@@ -41,7 +42,7 @@ export function checkFetchAllowEntry(entry: string): string | undefined {
 
 /**
  * Whether `requestUrl` may be fetched under the allow-list `allow` (see the module documentation for the rule).
- * The sandbox host calls this for the first request and for every redirect hop.
+ * The sandbox host (internal/hostFetch.ts) calls this for the first request and for every redirect hop.
  *
  * @param requestUrl - the absolute URL the Cryptlet (or a redirect) asks for.
  * @param allow - the manifest's `capabilities.fetch.allow` entries.
@@ -49,7 +50,7 @@ export function checkFetchAllowEntry(entry: string): string | undefined {
  *
  * @example
  * ```ts
- * import { isFetchAllowed } from "./runtime/packages/fetchAllow.ts";
+ * import { isFetchAllowed } from "./runtime/sandbox/fetchAllow.ts";
  * const allow = ["https://api.example.com/v1/"];
  * isFetchAllowed("https://api.example.com/v1/prices?pair=ETH-USD", allow); // true
  * isFetchAllowed("https://api.example.com/v1/../admin", allow);            // false: resolves to /admin
