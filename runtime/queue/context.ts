@@ -1,0 +1,74 @@
+/**
+ * What the pipeline's workers need, passed in once (constructor injection): stores, the sandbox pool, the
+ * signing keys, the chains. Production code and tests build the same object; only the adapters differ.
+ *
+ * @module
+ */
+import type { Redis } from "ioredis";
+
+import type { CryptletResult, Hex32 } from "../attestation/eip712.ts";
+import type { ResultSignature, ResultSigner } from "../attestation/signing.ts";
+import type { ChainConfig } from "../chains/config.ts";
+import type { ChainWriter } from "../chains/writer.ts";
+import type { KeyProvider } from "../keys/KeyProvider.ts";
+import type { PackageStore } from "../packages/PackageStore.ts";
+import type { SandboxPool } from "../sandbox/pool.ts";
+import type { ResultStore } from "./results.ts";
+
+/** A logger (pino-compatible subset). Never give it secrets or sealed plaintext. */
+export interface PipelineLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** One chain as the pipeline uses it. */
+export interface PipelineChain {
+  config: ChainConfig;
+  writer: ChainWriter;
+  /** The anchor batcher of this chain, for `anchor` targets. */
+  anchors?: AnchorService;
+}
+
+/** The part of the anchor batcher the pipeline uses (runtime/chains/anchor.ts implements it). */
+export interface AnchorService {
+  /** Adds a result to the chain's next batch (idempotent per `resultId`). */
+  enqueue(result: CryptletResult): Promise<void>;
+  /** The anchor record of a result once its batch is confirmed, else `undefined`. */
+  anchorOf(resultId: string): Promise<AnchorRecord | undefined>;
+}
+
+/** A confirmed batch membership, as the proof bundle needs it. */
+export interface AnchorRecord {
+  root: Hex32;
+  proof: Hex32[];
+  count: number;
+  /** Batch timestamp, Unix seconds (decimal string). */
+  timestamp: string;
+  signatures: ResultSignature[];
+  receipt: { chainId: string; contract: string; txHash: Hex32; blockNumber: string; blockHash: Hex32; gasUsed: string };
+}
+
+/** The pipeline's dependencies. */
+export interface PipelineContext {
+  /** A Redis client for the stores (BullMQ opens its own connections from `redisUrl`). */
+  redis: Redis;
+  /** Redis URL for BullMQ's connections, e.g. `redis://127.0.0.1:6379`. */
+  redisUrl: string;
+  /** Key prefix of every queue and store key. */
+  prefix: string;
+  /** The consortium id: EIP-712 domain salt. */
+  consortiumId: Hex32;
+  packages: PackageStore;
+  sandbox: SandboxPool;
+  /** Signers of results and batches (threshold M of the registry's N). */
+  resultSigners: readonly ResultSigner[];
+  /** The P-256 key that signs attestation tokens. */
+  attestationKey: KeyProvider;
+  /** Runtime identity for the attestation token. */
+  runtime: { issuer: string; version: string; buildHash: string };
+  /** Chains by name. */
+  chains: ReadonlyMap<string, PipelineChain>;
+  results: ResultStore;
+  logger?: PipelineLogger;
+}

@@ -1,0 +1,351 @@
+/**
+ * The pipeline: BullMQ queues and workers that carry an event through execute → attest → one write per target →
+ * the run's composite receipt (see topology.ts for the queues and docs/pipeline.md for operations).
+ *
+ * One process may run every stage (the dev stack) or only some (scale-out: API processes submit, worker
+ * processes on many machines share one Redis). Everything a stage needs survives a crash: jobs are in Redis,
+ * the chain writer's nonces and transactions are in Redis, and every job id derives from the `resultId`.
+ *
+ * @module
+ */
+import { DelayedError, FlowProducer, Queue, UnrecoverableError, WaitingChildrenError, Worker, type Job } from "bullmq";
+
+import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
+import { cryptletIdOf } from "../attestation/ids.ts";
+import { CryptletError, classifyError, isCryptletError } from "../errors.ts";
+import type { PipelineContext } from "./context.ts";
+import { attest } from "./processors/attest.ts";
+import { execute } from "./processors/execute.ts";
+import { finalizeRun } from "./processors/finalize.ts";
+import { write } from "./processors/write.ts";
+import type { CompositeReceipt, RunRecord } from "./results.ts";
+import {
+  QUEUES,
+  RETENTION,
+  RETRY,
+  jobIds,
+  type AttestJob,
+  type CryptletEvent,
+  type ExecuteJob,
+  type QueueName,
+  type RunJob,
+  type WriteJob,
+} from "./topology.ts";
+
+/** Worker tuning; every duration in milliseconds. */
+export interface WorkerOptions {
+  /** Stages this process works on. Default: all. */
+  stages?: Exclude<QueueName, "dead-letter">[];
+  /** Concurrent jobs per stage. Defaults: events 16, execute 4, attest 8, writes 64, runs 16. */
+  concurrency?: Partial<Record<Exclude<QueueName, "dead-letter">, number>>;
+  /** A job whose worker stops renewing its lock for this long is re-queued (crash recovery). Default 30000. */
+  lockDurationMs?: number;
+  /** How often workers look for stalled jobs. Default 15000. */
+  stalledIntervalMs?: number;
+}
+
+/** A dead-letter entry: a job that failed for good. */
+export interface DeadLetter {
+  queue: QueueName;
+  jobId: string;
+  name: string;
+  data: unknown;
+  error: { code: string; message: string; retryable: boolean };
+  attemptsMade: number;
+  failedAt: number;
+}
+
+/** What {@link Pipeline.submit} returns. */
+export interface SubmittedRun {
+  runId: string;
+  resultId: Hex32;
+}
+
+/** The status of a run, as {@link Pipeline.waitForRun} sees it. */
+export type RunOutcome =
+  | { status: "complete"; receipt: CompositeReceipt }
+  | { status: "failed"; run: RunRecord; error: NonNullable<RunRecord["error"]> };
+
+const DEFAULT_CONCURRENCY = { events: 16, execute: 4, attest: 8, writes: 64, runs: 16 } as const;
+
+/** Queues, flow producer and (optionally) workers of one process. */
+export class Pipeline {
+  readonly ctx: PipelineContext;
+  readonly #queues: Map<QueueName, Queue>;
+  readonly #flows: FlowProducer;
+  readonly #workers: Worker[] = [];
+  #closing = false;
+
+  constructor(ctx: PipelineContext) {
+    this.ctx = ctx;
+    const connection = this.#connection();
+    this.#queues = new Map(
+      Object.values(QUEUES).map((name) => [name, new Queue(name, { connection, prefix: ctx.prefix })] as const),
+    );
+    this.#flows = new FlowProducer({ connection, prefix: ctx.prefix });
+  }
+
+  #connection() {
+    return { url: this.ctx.redisUrl, maxRetriesPerRequest: null };
+  }
+
+  /** The BullMQ queue `name` (for dashboards and tests). */
+  queue<T = unknown>(name: QueueName): Queue<T> {
+    return this.#queues.get(name) as Queue<T>;
+  }
+
+  /**
+   * Accepts an event: adds it to the `events` queue with a job id derived from the Cryptlet and the event id,
+   * so the same event submitted twice is one run.
+   * @returns the run id (= `resultId`).
+   */
+  async submit(event: CryptletEvent): Promise<SubmittedRun> {
+    const cryptletId = cryptletIdOf(event.cryptlet.name);
+    const resultId = computeResultId(cryptletId, event.requestId ?? event.eventId);
+    await this.queue<CryptletEvent>(QUEUES.events).add("event", event, {
+      jobId: `event-${cryptletId}-${event.eventId}`,
+      ...RETRY.events,
+      ...RETENTION,
+    });
+    return { runId: resultId, resultId };
+  }
+
+  /**
+   * Waits until a run has its composite receipt or has failed before its writes.
+   * @throws CryptletError `ERR_RUN_TIMEOUT` after `timeoutMs`.
+   */
+  async waitForRun(runId: string, timeoutMs = 60_000, pollMs = 50): Promise<RunOutcome> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const receipt = await this.ctx.results.getReceipt(runId);
+      if (receipt) return { status: "complete", receipt };
+      const run = await this.ctx.results.getRun(runId);
+      if (run?.error) return { status: "failed", run, error: run.error };
+      if (Date.now() > deadline) {
+        throw new CryptletError("ERR_RUN_TIMEOUT", `run ${runId} not complete after ${timeoutMs} ms`, {
+          details: { runId, timeoutMs },
+          retryable: true,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
+  /** Starts workers for the configured stages in this process. */
+  startWorkers(options: WorkerOptions = {}): void {
+    const stages = options.stages ?? ["events", "execute", "attest", "writes", "runs"];
+    const concurrency = { ...DEFAULT_CONCURRENCY, ...options.concurrency };
+    const ctx = this.ctx;
+    const processors: Record<(typeof stages)[number], (job: Job, token?: string) => Promise<unknown>> = {
+      events: (job) => this.#accept(job as Job<CryptletEvent>),
+      execute: (job) => execute(job as Job<ExecuteJob>, ctx),
+      attest: (job) => attest(job as Job<AttestJob>, ctx, this.queue<WriteJob>(QUEUES.writes)),
+      writes: (job, token) => write(job as Job<WriteJob>, ctx, token),
+      runs: (job) => finalizeRun(job as Job<RunJob>, ctx),
+    };
+    for (const stage of stages) {
+      const processor = processors[stage];
+      const worker = new Worker(
+        stage,
+        async (job, token) => {
+          try {
+            return await processor(job, token);
+          } catch (error) {
+            throw await this.#onError(stage, job, error);
+          }
+        },
+        {
+          connection: this.#connection(),
+          prefix: ctx.prefix,
+          concurrency: concurrency[stage],
+          lockDuration: options.lockDurationMs ?? 30_000,
+          stalledInterval: options.stalledIntervalMs ?? 15_000,
+          maxStalledCount: 10,
+        },
+      );
+      worker.on("error", (error) => ctx.logger?.error({ stage, err: String(error) }, "worker error"));
+      this.#workers.push(worker);
+    }
+  }
+
+  /** Routes an event to its run: resolves the package, records the run, adds the flow. */
+  async #accept(job: Job<CryptletEvent>): Promise<SubmittedRun & { duplicate: boolean }> {
+    const event = job.data;
+    const pkg = await this.ctx.packages.get(event.cryptlet.name, event.cryptlet.version);
+    const requestId = event.requestId ?? event.eventId;
+    const resultId = computeResultId(pkg.cryptletId, requestId);
+    const runId = resultId;
+    const targets = pkg.manifest.targets.filter((t) => t.mode !== "oracle").map((t) => ({ ...t }));
+    if (event.source.type === "oracle") {
+      targets.unshift({ chain: event.source.chain, mode: "oracle", address: event.source.oracle });
+    }
+    for (const target of targets) {
+      if (!this.ctx.chains.has(target.chain)) {
+        throw new CryptletError(
+          "ERR_CHAIN_UNKNOWN",
+          `target chain "${target.chain}" of ${pkg.manifest.name} is not configured`,
+          {
+            details: { chain: target.chain, cryptlet: pkg.manifest.name },
+          },
+        );
+      }
+    }
+    const cryptlet = {
+      name: pkg.manifest.name,
+      version: pkg.manifest.version,
+      cryptletId: pkg.cryptletId,
+      codeHash: pkg.codeHash,
+    };
+    await this.ctx.results.putRun({
+      runId,
+      resultId,
+      eventId: event.eventId,
+      requestId,
+      cryptlet,
+      targets,
+      acceptedAt: Date.now(),
+    });
+    if (await this.queue(QUEUES.runs).getJob(jobIds.run(resultId))) return { runId, resultId, duplicate: true };
+    const normalisedEvent = { eventId: event.eventId, requestId, source: event.source, time: event.time };
+    const callbackGasLimit = event.source.type === "oracle" ? event.source.callbackGasLimit : undefined;
+    await this.#flows.add({
+      name: "run",
+      queueName: QUEUES.runs,
+      data: { runId, resultId, eventId: event.eventId, cryptlet } satisfies RunJob,
+      opts: { jobId: jobIds.run(resultId), ...RETRY.runs, ...RETENTION },
+      children: [
+        {
+          name: "attest",
+          queueName: QUEUES.attest,
+          data: {
+            runId,
+            resultId,
+            requestId,
+            codeHash: pkg.codeHash,
+            ...(callbackGasLimit === undefined ? {} : { callbackGasLimit }),
+          } satisfies AttestJob,
+          opts: { jobId: jobIds.attest(resultId), failParentOnFailure: true, ...RETRY.attest, ...RETENTION },
+          children: [
+            {
+              name: "execute",
+              queueName: QUEUES.execute,
+              data: {
+                runId,
+                resultId,
+                requestId,
+                eventId: event.eventId,
+                cryptletId: pkg.cryptletId,
+                codeHash: pkg.codeHash,
+                event: normalisedEvent,
+                input: event.input,
+                time: event.time,
+              } satisfies ExecuteJob,
+              opts: { jobId: jobIds.execute(resultId), failParentOnFailure: true, ...RETRY.execute, ...RETENTION },
+            },
+          ],
+        },
+      ],
+    });
+    return { runId, resultId, duplicate: false };
+  }
+
+  /**
+   * Classifies a failure: BullMQ's own control-flow errors pass through; a failure that will not be retried
+   * (not retryable, or attempts exhausted) goes to the dead-letter queue and, for a write, into the run's
+   * receipt as `failed`.
+   */
+  async #onError(stage: QueueName, job: Job, error: unknown): Promise<unknown> {
+    if (error instanceof DelayedError || error instanceof WaitingChildrenError) return error;
+    const retry = classifyError(error) === "retry";
+    const final = !retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const described = isCryptletError(error)
+      ? { code: error.code, message: error.shortMessage ?? error.message, retryable: error.retryable }
+      : { code: "ERR_UNEXPECTED", message: error instanceof Error ? error.message : String(error), retryable: retry };
+    const data = job.data as { resultId?: Hex32; chain?: string; mode?: WriteJob["mode"] };
+    if (stage === "execute" && data.resultId) {
+      // A Cryptlet's error text may echo its input; for sealed Cryptlets keep the code only.
+      const run = await this.ctx.results.getRun(data.resultId);
+      if (run) {
+        const pkg = await this.ctx.packages.getByCodeHash(run.cryptlet.codeHash).catch(() => undefined);
+        if (pkg && "sealed" in pkg.manifest.output) described.message = "(withheld: sealed Cryptlet)";
+      }
+    }
+    this.ctx.logger?.warn({ stage, jobId: job.id, code: described.code, final }, "job failed");
+    if (final) {
+      const entry: DeadLetter = {
+        queue: stage,
+        jobId: String(job.id),
+        name: job.name,
+        data: job.data,
+        error: described,
+        attemptsMade: job.attemptsMade + 1,
+        failedAt: Date.now(),
+      };
+      await this.queue<DeadLetter>(QUEUES.deadLetter).add("dead-letter", entry, {
+        jobId: `dlq-${job.id}-${job.attemptsMade}`,
+        removeOnComplete: false,
+        removeOnFail: false,
+      });
+      if (data.resultId) {
+        if (stage === "writes" && data.chain && data.mode) {
+          await this.ctx.results.putOutcome(data.resultId, {
+            chain: data.chain,
+            mode: data.mode,
+            status: "failed",
+            error: { code: described.code, message: described.message },
+            updatedAt: Date.now(),
+          });
+        } else if (stage === "execute" || stage === "attest") {
+          await this.ctx.results.failRun(data.resultId, { code: described.code, message: described.message, stage });
+        }
+      }
+    }
+    return retry ? error : new UnrecoverableError(`${described.code}: ${described.message}`);
+  }
+
+  /** Dead-letter entries, newest first. */
+  async deadLetters(limit = 100): Promise<DeadLetter[]> {
+    const jobs = await this.queue<DeadLetter>(QUEUES.deadLetter).getJobs(["waiting", "delayed"], 0, limit - 1);
+    return jobs.map((j) => j.data).sort((a, b) => b.failedAt - a.failedAt);
+  }
+
+  /**
+   * Replays a dead-lettered write: adds it again (a new job id) and removes the entry. A write is the one stage
+   * that can be replayed alone; a run that failed before its writes is submitted again as a new event instead.
+   * @throws CryptletError `ERR_DEAD_LETTER_NOT_REPLAYABLE` for other stages.
+   */
+  async replay(entryJobId: string): Promise<string> {
+    const queue = this.queue<DeadLetter>(QUEUES.deadLetter);
+    const entry = await queue.getJob(entryJobId);
+    if (!entry) throw new CryptletError("ERR_DEAD_LETTER_NOT_FOUND", `no dead-letter entry ${entryJobId}`);
+    if (entry.data.queue !== "writes") {
+      throw new CryptletError(
+        "ERR_DEAD_LETTER_NOT_REPLAYABLE",
+        `entries of stage ${entry.data.queue} are not replayable; resubmit the event`,
+        {
+          details: { queue: entry.data.queue },
+        },
+      );
+    }
+    const jobId = `${entry.data.jobId}-replay-${Date.now()}`;
+    await this.queue<WriteJob>(QUEUES.writes).add("write", entry.data.data as WriteJob, {
+      jobId,
+      ...RETRY.writes,
+      ...RETENTION,
+    });
+    await entry.remove();
+    return jobId;
+  }
+
+  /**
+   * Graceful shutdown: workers stop taking jobs and finish the ones they hold (a write in flight completes or
+   * stays resumable from its lane record), then connections close.
+   */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    await Promise.all(this.#workers.map((w) => w.close()));
+    await this.#flows.close();
+    await Promise.all([...this.#queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Stage `attest`: builds the `CryptletResult` from the execute stage's hashes, signs it (M of N result signers,
+ * EIP-712) when a target needs a per-result signature, issues the attestation token, stores the proof bundle
+ * once, and adds one write job per target as a child of the waiting run.
+ *
+ * @module
+ */
+import type { Job, Queue } from "bullmq";
+
+import { buildProofBundle } from "../../attestation/bundle.ts";
+import type { CryptletResult } from "../../attestation/eip712.ts";
+import { signCryptletResult } from "../../attestation/signing.ts";
+import { createAttestationToken } from "../../attestation/token.ts";
+import { partyKid } from "../../sealing/seal.ts";
+import { CryptletError } from "../../errors.ts";
+import type { PipelineContext } from "../context.ts";
+import type { AttestedRecord } from "../results.ts";
+import { RETENTION, RETRY, jobIds, type AttestJob, type ExecuteOutput, type WriteJob } from "../topology.ts";
+
+/** Attests the result of `job` and fans out its writes. Returns the number of writes added. */
+export async function attest(
+  job: Job<AttestJob>,
+  ctx: PipelineContext,
+  writes: Queue<WriteJob>,
+): Promise<{ writes: number }> {
+  const data = job.data;
+  const run = await ctx.results.getRun(data.resultId);
+  if (!run) throw new CryptletError("ERR_RUN_UNKNOWN", `no run record for result ${data.resultId}`);
+  if (!(await ctx.results.getAttested(data.resultId))) {
+    const children = Object.values(await job.getChildrenValues<ExecuteOutput>());
+    const executed = children[0];
+    if (!executed)
+      throw new CryptletError("ERR_RUN_UNKNOWN", `execute produced no output for ${data.resultId}`, {
+        retryable: true,
+      });
+    const pkg = await ctx.packages.getByCodeHash(data.codeHash);
+    const result: CryptletResult = {
+      resultId: data.resultId,
+      cryptletId: pkg.cryptletId,
+      codeHash: pkg.codeHash,
+      inputHash: executed.inputHash,
+      outputHash: executed.outputHash,
+      timestamp: BigInt(executed.producedAt),
+    };
+    const needsSignatures = run.targets.some((t) => t.mode !== "anchor");
+    const signatures = needsSignatures ? await signCryptletResult(ctx.consortiumId, result, ctx.resultSigners) : [];
+    const attestation = await createAttestationToken(ctx.attestationKey, {
+      issuer: ctx.runtime.issuer,
+      cryptletId: result.cryptletId,
+      codeHash: result.codeHash,
+      resultId: result.resultId,
+      runtime: { version: ctx.runtime.version, buildHash: ctx.runtime.buildHash },
+      sandbox: {
+        engine: executed.engine,
+        limits: {
+          memoryBytes: pkg.manifest.limits.memoryMb * 1024 * 1024,
+          wallTimeMs: pkg.manifest.limits.timeoutMs,
+          outputBytes: pkg.manifest.limits.maxOutputBytes,
+        },
+      },
+    });
+    const output = pkg.manifest.output;
+    const parties =
+      "sealed" in output
+        ? await Promise.all(output.parties.map(async (p) => ({ name: p.name, kid: await partyKid(p) })))
+        : [];
+    const bundle = buildProofBundle({
+      consortiumId: ctx.consortiumId,
+      manifest: { cryptletId: pkg.cryptletId, name: pkg.manifest.name, version: pkg.manifest.version, parties },
+      requestId: data.requestId,
+      result,
+      signatures,
+      attestation,
+      payload:
+        "sealed" in output
+          ? { sealed: { jwe: JSON.parse(Buffer.from(executed.payload.slice(2), "hex").toString("utf8")) } }
+          : { public: { abiType: output.abi, data: executed.payload } },
+    });
+    const record: AttestedRecord = {
+      bundle,
+      payload: executed.payload,
+      signatures: signatures.map((s) => s.signature),
+      attestedAt: Date.now(),
+    };
+    await ctx.results.putAttested(data.resultId, record);
+  }
+  const parent = job.parent;
+  if (!parent?.id) throw new CryptletError("ERR_RUN_UNKNOWN", `attest job ${job.id} has no parent run`);
+  for (const target of run.targets) {
+    await writes.add(
+      "write",
+      {
+        runId: data.runId,
+        resultId: data.resultId,
+        chain: target.chain,
+        mode: target.mode,
+        ...(target.address ? { address: target.address } : {}),
+        ...(data.callbackGasLimit !== undefined ? { callbackGasLimit: data.callbackGasLimit } : {}),
+      },
+      {
+        jobId: jobIds.write(target.chain, target.mode, data.resultId),
+        parent: { id: parent.id, queue: parent.queueKey },
+        ignoreDependencyOnFailure: true,
+        ...RETRY.writes,
+        ...RETENTION,
+      },
+    );
+  }
+  return { writes: run.targets.length };
+}

@@ -1,0 +1,105 @@
+/**
+ * Stage `writes`: one target of one run. `oracle`, `record` and `feed` targets send one transaction through the
+ * chain's writer (exactly once per idempotency key); `anchor` targets join the chain's next Merkle batch and
+ * wait, without holding a worker slot (the job is delayed and re-checked), until that batch is confirmed.
+ *
+ * @module
+ */
+import { DelayedError, type Job } from "bullmq";
+
+import type { BundleAnchor } from "../../attestation/bundle.ts";
+import { bundleResultToStruct } from "../../attestation/bundle.ts";
+import { targetOf, writeRequestOf, type WriteTarget } from "../../chains/targets.ts";
+import { CryptletError } from "../../errors.ts";
+import type { PipelineContext } from "../context.ts";
+import type { ChainOutcome } from "../results.ts";
+import type { WriteJob } from "../topology.ts";
+
+/** How long an `anchor` write sleeps between checks of its batch, in milliseconds. */
+export const ANCHOR_POLL_MS = 250;
+
+const BUNDLE_MODE = { oracle: "fulfill", record: "record", feed: "submit", anchor: "anchor" } as const;
+
+/** Writes one target of a run and records its outcome. */
+export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: string): Promise<ChainOutcome> {
+  const data = job.data;
+  const chain = ctx.chains.get(data.chain);
+  if (!chain)
+    throw new CryptletError("ERR_CHAIN_UNKNOWN", `chain "${data.chain}" is not configured`, {
+      details: { chain: data.chain },
+    });
+  const [attested, run] = await Promise.all([
+    ctx.results.getAttested(data.resultId),
+    ctx.results.getRun(data.resultId),
+  ]);
+  if (!attested || !run) {
+    throw new CryptletError("ERR_RUN_UNKNOWN", `result ${data.resultId} is not attested`, { retryable: true });
+  }
+  const result = bundleResultToStruct(attested.bundle.result);
+  let outcome: ChainOutcome;
+
+  if (data.mode === "anchor") {
+    const anchors = chain.anchors;
+    if (!anchors) throw new CryptletError("ERR_CHAIN_UNKNOWN", `chain "${data.chain}" has no anchor batcher`);
+    const record = await anchors.anchorOf(data.resultId);
+    if (!record) {
+      await anchors.enqueue(result);
+      if (!token) throw new CryptletError("ERR_RUN_UNKNOWN", "anchor writes need a worker token", { retryable: true });
+      await job.moveToDelayed(Date.now() + ANCHOR_POLL_MS, token);
+      throw new DelayedError();
+    }
+    outcome = {
+      chain: data.chain,
+      mode: "anchor",
+      status: "confirmed",
+      anchor: { ...record.receipt, mode: "anchor" },
+      batch: {
+        root: record.root,
+        count: record.count,
+        timestamp: record.timestamp,
+        proof: record.proof,
+        signatures: record.signatures,
+      },
+      updatedAt: Date.now(),
+    };
+  } else {
+    const target: WriteTarget = data.address
+      ? { chain: data.chain, mode: data.mode, address: data.address }
+      : targetOf(chain.config, data.mode, run.cryptlet.name);
+    const request = writeRequestOf(
+      target,
+      { result, payload: attested.payload, signatures: attested.signatures },
+      {
+        reader: chain.writer.rpc,
+        ...(data.callbackGasLimit === undefined ? {} : { callbackGasLimit: data.callbackGasLimit }),
+      },
+    );
+    const receipt = await chain.writer.write(request);
+    const anchor: BundleAnchor | undefined =
+      receipt.status === "confirmed"
+        ? {
+            chainId: String(chain.config.chainId),
+            contract: request.to,
+            txHash: receipt.txHash as BundleAnchor["txHash"],
+            blockNumber: String(receipt.blockNumber),
+            blockHash: receipt.blockHash as BundleAnchor["blockHash"],
+            gasUsed: receipt.gasUsed ?? "0",
+            mode: BUNDLE_MODE[data.mode],
+          }
+        : undefined;
+    outcome = {
+      chain: data.chain,
+      mode: data.mode,
+      status: receipt.status,
+      receipt,
+      ...(anchor ? { anchor } : {}),
+      updatedAt: Date.now(),
+    };
+  }
+  await ctx.results.putOutcome(data.resultId, outcome);
+  // A replayed write after the run completed refreshes the run's receipt.
+  if (await ctx.results.getReceipt(data.resultId)) {
+    await ctx.results.buildReceipt(run.runId, run.resultId, run.cryptlet, run.targets);
+  }
+  return outcome;
+}

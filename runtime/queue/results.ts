@@ -1,0 +1,194 @@
+/**
+ * The result store: everything about a run that outlives its jobs, in Redis, keyed by `resultId` (which is also
+ * the run id: one run per result).
+ *
+ * | key (prefix `P:result:{resultId}`) | type | holds |
+ * | --- | --- | --- |
+ * | `…:attested` | string (JSON) | {@link AttestedRecord}: the proof bundle (without anchors), the payload hex, the result's signatures. Written once (SET NX): a retried `attest` reuses it. |
+ * | `…:writes` | hash | per target `<chain>:<mode>`: the JSON of a {@link ChainOutcome} |
+ * | `…:run` | string (JSON) | {@link RunRecord}: the run's Cryptlet and targets, written when the event is accepted |
+ * | `…:receipt` | string (JSON) | the {@link CompositeReceipt}, rewritten whenever an outcome changes |
+ *
+ * For a sealed Cryptlet the payload is the JWE (ciphertext); no plaintext is ever stored.
+ *
+ * @module
+ */
+import type { Redis } from "ioredis";
+
+import type { BundleAnchor, ProofBundle } from "../attestation/bundle.ts";
+import type { Hex32 } from "../attestation/eip712.ts";
+import type { TargetMode } from "../packages/manifest.ts";
+import type { WriteReceipt } from "../chains/writer.ts";
+
+/** What `attest` produced, stored once per result. */
+export interface AttestedRecord {
+  bundle: ProofBundle;
+  /** The exact bytes written on-chain (0x hex). */
+  payload: string;
+  /** 65-byte signatures over the result (empty when every target is `anchor`). */
+  signatures: string[];
+  /** When the record was created (Unix ms). */
+  attestedAt: number;
+}
+
+/** The outcome of one target of a run. */
+export interface ChainOutcome {
+  chain: string;
+  mode: TargetMode;
+  /** `confirmed` (our transaction), `already-recorded` (on-chain before us), `failed` (in the dead-letter queue). */
+  status: "confirmed" | "already-recorded" | "failed";
+  receipt?: WriteReceipt;
+  /** The anchor entry for the proof bundle. */
+  anchor?: BundleAnchor;
+  /** For `anchor` mode: the batch the result is in. */
+  batch?: ProofBundle["batch"];
+  /** For `failed`: the error code and message. */
+  error?: { code: string; message: string };
+  updatedAt: number;
+}
+
+/** The composite receipt of a run: the proof bundle with every chain's anchor, and each target's status. */
+export interface CompositeReceipt {
+  runId: string;
+  resultId: Hex32;
+  cryptlet: { name: string; version: string; cryptletId: Hex32; codeHash: Hex32 };
+  /** `confirmed`: every target confirmed or already recorded; `partial`: some failed; `failed`: all failed. */
+  status: "confirmed" | "partial" | "failed";
+  targets: ChainOutcome[];
+  /** The proof bundle, with one anchor per confirmed write (and the batch proof for `anchor` mode). */
+  bundle: ProofBundle;
+  /** Gas used across the run's own transactions (decimal string). */
+  gasUsed: string;
+  /** One line per target, for terminals and logs. */
+  summary: string;
+  completedAt: number;
+}
+
+/** What is known about a run from the moment its event is accepted. */
+export interface RunRecord {
+  runId: string;
+  resultId: Hex32;
+  eventId: Hex32;
+  requestId: Hex32;
+  cryptlet: CompositeReceipt["cryptlet"];
+  targets: { chain: string; mode: TargetMode; address?: string }[];
+  acceptedAt: number;
+  /** Set when the run failed before any write (execute or attest failed for good). */
+  error?: { code: string; message: string; stage: string };
+}
+
+/** Redis-backed result store (see the module documentation for the layout). */
+export class ResultStore {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+
+  constructor(redis: Redis, prefix = "cryptlet") {
+    this.#redis = redis;
+    this.#prefix = prefix;
+  }
+
+  #key(resultId: string, part: string): string {
+    return `${this.#prefix}:result:{${resultId.toLowerCase()}}:${part}`;
+  }
+
+  /** Stores the run record (first accept wins); returns whether this call created it. */
+  async putRun(record: RunRecord): Promise<boolean> {
+    return (await this.#redis.set(this.#key(record.resultId, "run"), JSON.stringify(record), "NX")) === "OK";
+  }
+
+  /** The run record of a result. */
+  async getRun(resultId: string): Promise<RunRecord | undefined> {
+    const value = await this.#redis.get(this.#key(resultId, "run"));
+    return value === null ? undefined : (JSON.parse(value) as RunRecord);
+  }
+
+  /** Marks a run failed before its writes (e.g. the Cryptlet threw). */
+  async failRun(resultId: string, error: NonNullable<RunRecord["error"]>): Promise<void> {
+    const run = await this.getRun(resultId);
+    if (run) await this.#redis.set(this.#key(resultId, "run"), JSON.stringify({ ...run, error }));
+  }
+
+  /** Stores the attested record unless one exists; returns the stored one (the first writer wins). */
+  async putAttested(resultId: string, record: AttestedRecord): Promise<AttestedRecord> {
+    const key = this.#key(resultId, "attested");
+    const created = await this.#redis.set(key, JSON.stringify(record), "NX");
+    return created === "OK" ? record : ((await this.getAttested(resultId)) as AttestedRecord);
+  }
+
+  /** The attested record, if `attest` has run. */
+  async getAttested(resultId: string): Promise<AttestedRecord | undefined> {
+    const value = await this.#redis.get(this.#key(resultId, "attested"));
+    return value === null ? undefined : (JSON.parse(value) as AttestedRecord);
+  }
+
+  /** Records a target's outcome (last write wins per target). */
+  async putOutcome(resultId: string, outcome: ChainOutcome): Promise<void> {
+    await this.#redis.hset(this.#key(resultId, "writes"), `${outcome.chain}:${outcome.mode}`, JSON.stringify(outcome));
+  }
+
+  /** Every recorded target outcome of a result. */
+  async outcomes(resultId: string): Promise<ChainOutcome[]> {
+    const all = await this.#redis.hgetall(this.#key(resultId, "writes"));
+    return Object.values(all).map((v) => JSON.parse(v) as ChainOutcome);
+  }
+
+  /**
+   * Assembles and stores the composite receipt from the attested record and the outcomes.
+   * @param expected - the run's targets, so that a target with no outcome yet counts as not confirmed.
+   */
+  async buildReceipt(
+    runId: string,
+    resultId: Hex32,
+    cryptlet: CompositeReceipt["cryptlet"],
+    expected: { chain: string; mode: TargetMode }[],
+  ): Promise<CompositeReceipt | undefined> {
+    const attested = await this.getAttested(resultId);
+    if (!attested) return undefined;
+    const outcomes = await this.outcomes(resultId);
+    const byTarget = new Map(outcomes.map((o) => [`${o.chain}:${o.mode}`, o]));
+    const targets: ChainOutcome[] = expected.map(
+      (t) =>
+        byTarget.get(`${t.chain}:${t.mode}`) ?? {
+          chain: t.chain,
+          mode: t.mode,
+          status: "failed",
+          error: { code: "ERR_WRITE_MISSING", message: "no outcome recorded" },
+          updatedAt: Date.now(),
+        },
+    );
+    const ok = targets.filter((t) => t.status !== "failed").length;
+    const status = ok === targets.length ? "confirmed" : ok === 0 ? "failed" : "partial";
+    const anchors = targets.flatMap((t) => (t.anchor ? [t.anchor] : []));
+    const batch = targets.find((t) => t.batch)?.batch;
+    const bundle: ProofBundle = { ...attested.bundle, anchors, ...(batch ? { batch } : {}) };
+    const gasUsed = targets.reduce((sum, t) => sum + BigInt(t.receipt?.gasUsed ?? "0"), 0n);
+    const summary = targets
+      .map((t) => {
+        const where = `${t.chain}/${t.mode}`;
+        if (t.status === "failed") return `${where}: FAILED ${t.error?.code ?? ""}`;
+        if (t.status === "already-recorded") return `${where}: already recorded`;
+        const r = t.receipt;
+        return `${where}: confirmed in block ${r?.blockNumber} (${r?.confirmations} conf.), tx ${r?.txHash}, gas ${r?.gasUsed}`;
+      })
+      .join("\n");
+    const receipt: CompositeReceipt = {
+      runId,
+      resultId,
+      cryptlet,
+      status,
+      targets,
+      bundle,
+      gasUsed: gasUsed.toString(),
+      summary,
+      completedAt: Date.now(),
+    };
+    await this.#redis.set(this.#key(resultId, "receipt"), JSON.stringify(receipt));
+    return receipt;
+  }
+
+  /** The composite receipt of a run (by run id or result id: they are the same). */
+  async getReceipt(runOrResultId: string): Promise<CompositeReceipt | undefined> {
+    const value = await this.#redis.get(this.#key(runOrResultId, "receipt"));
+    return value === null ? undefined : (JSON.parse(value) as CompositeReceipt);
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The pipeline's queues, job names, payloads, idempotency keys and retry policies: the one place that says how
+ * an event travels (documented for operators in docs/pipeline.md).
+ *
+ * ```
+ *  events ──► (flow per run)  runs: run:<resultId>            ◄── parent; completes last, returns the composite receipt
+ *                               ├── attest: attest:<resultId>   ◄── adds one write per target as a child of the run
+ *                               │     └── execute: execute:<resultId>
+ *                               ├── writes: write:<chain>:<mode>:<resultId>   (added by attest)
+ *                               └── writes: …
+ * ```
+ *
+ * BullMQ runs a flow's leaves first: `execute` (sandbox, and sealing for a sealed Cryptlet, in one process so
+ * that plaintext never leaves it), then `attest` (hashes, EIP-712 signatures, attestation token, proof bundle),
+ * which adds the writes to the still-waiting run; when every write has finished, the `run` job assembles the
+ * composite receipt. Every job id is derived from the `resultId`, so accepting the same event twice, or
+ * retrying any stage, never creates a second result or a second transaction.
+ *
+ * @module
+ */
+import type { JobsOptions } from "bullmq";
+
+import type { Hex32 } from "../attestation/eip712.ts";
+import type { TargetMode } from "../packages/manifest.ts";
+
+/** Queue names (BullMQ queue names; Redis keys are `<prefix>:<name>:…`). */
+export const QUEUES = {
+  /** Incoming events from triggers (chain logs, oracle requests, HTTP, schedules). */
+  events: "events",
+  /** Sandbox runs (and sealing). */
+  execute: "execute",
+  /** Attestation: hashes, signatures, token, proof bundle. */
+  attest: "attest",
+  /** One chain write per (run, target). */
+  writes: "writes",
+  /** Run parents: complete when every write has, and return the composite receipt. */
+  runs: "runs",
+  /** Jobs that failed for good, kept for inspection and replay. */
+  deadLetter: "dead-letter",
+} as const;
+
+/** A queue name. */
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+/** Where an event came from (kept in the normalised event, which enters `inputHash`). */
+export type EventSource =
+  | { type: "http"; idempotencyKey: string }
+  | { type: "schedule"; slotTime: number }
+  | {
+      type: "chain-log";
+      chainId: number;
+      address: string;
+      blockNumber: number;
+      blockHash: string;
+      txHash: string;
+      logIndex: number;
+    }
+  | {
+      type: "oracle";
+      chain: string;
+      chainId: number;
+      oracle: string;
+      requestId: Hex32;
+      consumer: string;
+      callbackGasLimit: number;
+      blockNumber: number;
+      blockHash: string;
+      txHash: string;
+      logIndex: number;
+    };
+
+/**
+ * An event accepted by the runtime (the `events` job payload).
+ * - `eventId`: see docs/ARCHITECTURE.md §3 (chain log, HTTP idempotency key, schedule slot).
+ * - `requestId`: the oracle's request id for oracle events, else the `eventId`.
+ */
+export interface CryptletEvent {
+  eventId: Hex32;
+  /** The package to run: by name, optionally pinned to a version (default: the latest deployed). */
+  cryptlet: { name: string; version?: string };
+  requestId?: Hex32;
+  source: EventSource;
+  /** The Cryptlet's input (JSON). */
+  input: unknown;
+  /** The event's time, Unix seconds: the Cryptlet's `ctx.now`. */
+  time: number;
+}
+
+/** `execute` job payload. */
+export interface ExecuteJob {
+  runId: string;
+  resultId: Hex32;
+  requestId: Hex32;
+  eventId: Hex32;
+  cryptletId: Hex32;
+  codeHash: Hex32;
+  /** The normalised event given to the Cryptlet as `ctx.event` (JSON). */
+  event: Record<string, unknown>;
+  input: unknown;
+  /** Unix seconds. */
+  time: number;
+}
+
+/** `execute` job return value. For a sealed Cryptlet `payload` is the JWE (ciphertext) only. */
+export interface ExecuteOutput {
+  /** The exact bytes to write on-chain (0x hex): ABI-encoded output, or the UTF-8 JWE JSON. */
+  payload: string;
+  sealed: boolean;
+  inputHash: Hex32;
+  outputHash: Hex32;
+  /** When the output was produced, Unix seconds: the result's `timestamp`. */
+  producedAt: number;
+  /** Sandbox engine and the run's wall time in ms. */
+  engine: string;
+  durationMs: number;
+  /** Number of host calls (fetches) recorded in `inputHash`. */
+  hostCalls: number;
+}
+
+/** `attest` job payload. */
+export interface AttestJob {
+  runId: string;
+  resultId: Hex32;
+  requestId: Hex32;
+  codeHash: Hex32;
+  /** For oracle targets: the request's callback gas limit. */
+  callbackGasLimit?: number;
+}
+
+/** `writes` job payload: which result goes where. The result itself is read from the result store. */
+export interface WriteJob {
+  runId: string;
+  resultId: Hex32;
+  chain: string;
+  mode: TargetMode;
+  /** The contract, when the manifest names one; else the chain configuration's. */
+  address?: string;
+  callbackGasLimit?: number;
+}
+
+/** `runs` job payload. */
+export interface RunJob {
+  runId: string;
+  resultId: Hex32;
+  eventId: Hex32;
+  cryptlet: { name: string; version: string; cryptletId: Hex32; codeHash: Hex32 };
+}
+
+/** Job ids: one per stage and result, so that duplicates are no-ops. */
+export const jobIds = {
+  run: (resultId: string) => `run-${resultId}`,
+  execute: (resultId: string) => `execute-${resultId}`,
+  attest: (resultId: string) => `attest-${resultId}`,
+  write: (chain: string, mode: string, resultId: string) => `write-${chain}-${mode}-${resultId}`,
+};
+
+/**
+ * Retry policy per stage. Failures a `CryptletError` marks as not retryable fail at once (BullMQ
+ * `UnrecoverableError`); others retry with exponential backoff (delay in ms doubles from `delay`).
+ */
+export const RETRY: Record<
+  "events" | "execute" | "attest" | "writes" | "runs",
+  Pick<JobsOptions, "attempts" | "backoff">
+> = {
+  events: { attempts: 5, backoff: { type: "exponential", delay: 200 } },
+  execute: { attempts: 3, backoff: { type: "exponential", delay: 500 } },
+  attest: { attempts: 8, backoff: { type: "exponential", delay: 500 } },
+  writes: { attempts: 12, backoff: { type: "exponential", delay: 1000 } },
+  runs: { attempts: 5, backoff: { type: "exponential", delay: 500 } },
+};
+
+/** Completed and failed jobs kept in Redis (count), so that duplicates are detected and failures inspected. */
+export const RETENTION: Pick<JobsOptions, "removeOnComplete" | "removeOnFail"> = {
+  removeOnComplete: { age: 7 * 24 * 3600, count: 100_000 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+};

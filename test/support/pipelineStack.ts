@@ -1,0 +1,199 @@
+/**
+ * Test support: the whole pipeline on real parts: Redis (BullMQ), `hardhat node` JSON-RPC chains, the Key Vault
+ * emulator reached through the real Azure SDK (result signers, chain writer key and attestation key), a built and
+ * publisher-signed Cryptlet package in the package store, and the contracts deployed and configured.
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+import { DefaultAzureCredential } from "@azure/identity";
+import { KeyClient } from "@azure/keyvault-keys";
+import { Contract, id } from "ethers";
+import { Redis } from "ioredis";
+import { exportJWK, generateKeyPair } from "jose";
+
+import type { Hex32 } from "../../runtime/attestation/eip712.ts";
+import { parseChainsConfig } from "../../runtime/chains/config.ts";
+import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "../../runtime/chains/contracts.ts";
+import { ChainWriter } from "../../runtime/chains/writer.ts";
+import { AzureKeyVaultProvider } from "../../runtime/keys/AzureKeyVaultProvider.ts";
+import { KeyVaultSigner } from "../../runtime/keys/KeyVaultSigner.ts";
+import { buildPackage } from "../../runtime/packages/build.ts";
+import type { BuiltPackage } from "../../runtime/packages/builtPackage.ts";
+import { PackageStore } from "../../runtime/packages/PackageStore.ts";
+import { signPackage } from "../../runtime/packages/signature.ts";
+import type { PipelineChain, PipelineContext } from "../../runtime/queue/context.ts";
+import { Pipeline, type WorkerOptions } from "../../runtime/queue/pipeline.ts";
+import { ResultStore } from "../../runtime/queue/results.ts";
+import { SandboxPool } from "../../runtime/sandbox/pool.ts";
+import { startHardhatNode, type HardhatNode } from "./hardhatNode.ts";
+import { startTestVault, type TestVault } from "./keyvault.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..", "..");
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+export const STACK_CONSORTIUM_ID = id("pipeline-test-consortium") as Hex32;
+
+/** A chain of the stack. */
+export interface StackChain {
+  name: string;
+  node: HardhatNode;
+  contracts: DeployedContracts;
+  ledger: Contract;
+  registry: Contract;
+}
+
+/** The running stack. */
+export interface PipelineStack {
+  prefix: string;
+  redis: Redis;
+  vault: TestVault;
+  pkg: BuiltPackage;
+  chains: StackChain[];
+  ctx: PipelineContext;
+  pipeline: Pipeline;
+  resultSignerAddresses: string[];
+  /** Builds a second pipeline on the same Redis, chains and keys (another process's view). */
+  newPipeline(): Pipeline;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the stack. The Cryptlet is `cryptlets/price-median` with its targets replaced by `targets`.
+ * @param chains - name and chain id of each chain.
+ */
+export async function startPipelineStack(options: {
+  chains: { name: string; chainId: number }[];
+  targets: { chain: string; mode: "record" | "feed" | "anchor" | "oracle" }[];
+  workers?: WorkerOptions | false;
+  confirmations?: number;
+}): Promise<PipelineStack> {
+  const prefix = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const redis = new Redis(REDIS_URL);
+  const vault = await startTestVault();
+  const credential = new DefaultAzureCredential();
+  const keys = new KeyClient(vault.vaultUrl, credential, vault.clientOptions);
+  const provider = (keyName: string) =>
+    new AzureKeyVaultProvider({ vaultUrl: vault.vaultUrl, keyName, credential, clientOptions: vault.clientOptions });
+  await Promise.all([
+    keys.createEcKey("result-signer-1", { curve: "P-256K" }),
+    keys.createEcKey("result-signer-2", { curve: "P-256K" }),
+    keys.createEcKey("chain-writer", { curve: "P-256K" }),
+    keys.createEcKey("attestation", { curve: "P-256" }),
+  ]);
+  const resultSigners = [
+    new KeyVaultSigner(provider("result-signer-1")),
+    new KeyVaultSigner(provider("result-signer-2")),
+  ];
+  const resultSignerAddresses = await Promise.all(resultSigners.map((s) => s.getAddress()));
+  const chainSigner = new KeyVaultSigner(provider("chain-writer"));
+  const chainSignerAddress = await chainSigner.getAddress();
+
+  // The Cryptlet: price-median, retargeted.
+  const dir = await mkdtemp(path.join(os.tmpdir(), "cryptlet-stack-"));
+  await cp(path.join(ROOT, "cryptlets", "price-median"), dir, {
+    recursive: true,
+    filter: (src) => !src.includes(`${path.sep}data`) && !src.includes(`${path.sep}dist`),
+  });
+  const manifest = JSON.parse(await readFile(path.join(dir, "cryptlet.json"), "utf8")) as Record<string, unknown>;
+  manifest.targets = options.targets;
+  await writeFile(path.join(dir, "cryptlet.json"), JSON.stringify(manifest, null, 2));
+  const pkg = await buildPackage(dir);
+  await rm(dir, { recursive: true, force: true });
+  const publisher = await generateKeyPair("ES256", { extractable: true });
+  const publisherJwk = { ...(await exportJWK(publisher.publicKey)), kid: "test-publisher" };
+  const packages = new PackageStore({ redis, trustedPublisherKeys: [publisherJwk], prefix: `{${prefix}-packages}:` });
+  await packages.deploy(pkg, await signPackage(pkg, publisher.privateKey, "test-publisher"));
+
+  const chains: StackChain[] = [];
+  const pipelineChains = new Map<string, PipelineChain>();
+  for (const chain of options.chains) {
+    const node = await startHardhatNode(chain.chainId);
+    const contracts = await deployCryptletContracts(node.funder, {
+      consortiumId: STACK_CONSORTIUM_ID,
+      signers: resultSignerAddresses,
+      threshold: 2,
+      feeds: { [pkg.manifest.name]: { cryptletId: pkg.cryptletId, decimals: 8, description: "ETH / USD" } },
+    });
+    const registry = new Contract(contracts.registry, interfaceOf("CryptletRegistry"), node.funder);
+    await (await registry.getFunction("approveCodeHash")(pkg.cryptletId, pkg.codeHash)).wait();
+    await node.fund(chainSignerAddress);
+    const config = parseChainsConfig({
+      chains: [
+        {
+          name: chain.name,
+          chainId: chain.chainId,
+          rpcUrl: node.url,
+          confirmations: options.confirmations ?? 1,
+          pollIntervalMs: 25,
+          fees: { maxFeePerGasGwei: "100", replaceAfterMs: 2000 },
+          signer: { type: "azure-key-vault", vaultUrl: vault.vaultUrl, keyName: "chain-writer" },
+          contracts: {
+            registry: contracts.registry,
+            oracle: contracts.oracle,
+            ledger: contracts.ledger,
+            feeds: contracts.feeds,
+          },
+          anchor: { maxBatchSize: 256, maxBatchDelayMs: 300 },
+        },
+      ],
+    }).chains[0]!;
+    const writer = new ChainWriter({ chain: config, signer: chainSigner, redis, prefix });
+    await writer.start();
+    pipelineChains.set(chain.name, { config, writer });
+    chains.push({
+      name: chain.name,
+      node,
+      contracts,
+      registry,
+      ledger: new Contract(contracts.ledger, interfaceOf("ResultLedger"), node.provider),
+    });
+  }
+
+  const ctx: PipelineContext = {
+    redis,
+    redisUrl: REDIS_URL,
+    prefix,
+    consortiumId: STACK_CONSORTIUM_ID,
+    packages,
+    sandbox: new SandboxPool(2),
+    resultSigners,
+    attestationKey: provider("attestation"),
+    runtime: { issuer: "test-runtime", version: "0.1.0", buildHash: "test" },
+    chains: pipelineChains,
+    results: new ResultStore(redis, prefix),
+  };
+  const pipeline = new Pipeline(ctx);
+  if (options.workers !== false)
+    pipeline.startWorkers({ lockDurationMs: 5000, stalledIntervalMs: 2000, ...(options.workers ?? {}) });
+  const extra: Pipeline[] = [];
+  return {
+    prefix,
+    redis,
+    vault,
+    pkg,
+    chains,
+    ctx,
+    pipeline,
+    resultSignerAddresses,
+    newPipeline() {
+      const p = new Pipeline(ctx);
+      extra.push(p);
+      return p;
+    },
+    async close() {
+      await Promise.all([pipeline, ...extra].map((p) => p.close()));
+      await ctx.sandbox.dispose();
+      for (const chain of pipelineChains.values()) chain.writer.rpc.destroy();
+      await Promise.all(chains.map((c) => c.node.stop()));
+      let cursor = "0";
+      do {
+        const [next, found] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
+        cursor = next;
+        if (found.length > 0) await redis.del(...found);
+      } while (cursor !== "0");
+      await redis.quit();
+      await vault.close();
+    },
+  };
+}
