@@ -17,7 +17,7 @@ import {
 } from "../../attestation/hashing.ts";
 import { seal } from "../../sealing/seal.ts";
 import type { JsonValue } from "../../sdk/index.ts";
-import { sandboxOptionsOf } from "../manifestOptions.ts";
+import { sandboxOptionsFromManifest } from "../../packages/sandboxOptions.ts";
 import type { PipelineContext } from "../context.ts";
 import type { ExecuteJob, ExecuteOutput } from "../topology.ts";
 
@@ -26,8 +26,9 @@ export async function execute(job: Job<ExecuteJob>, ctx: PipelineContext): Promi
   const data = job.data;
   const pkg = await ctx.packages.getByCodeHash(data.codeHash);
   const manifest = pkg.manifest;
+  const { engine, load } = sandboxOptionsFromManifest(manifest);
   const run = await ctx.sandbox.run(
-    { codeHash: pkg.codeHash, bundle: pkg.bundle, engine: manifest.engine, options: sandboxOptionsOf(manifest) },
+    { codeHash: pkg.codeHash, bundle: pkg.bundle, engine, options: load },
     data.input as JsonValue,
     { event: data.event as JsonValue, requestId: data.requestId, resultId: data.resultId, now: data.time },
   );
