@@ -8,8 +8,8 @@ import canonicalizeModule from "canonicalize";
 import semver from "semver";
 import { BUNDLE_FILE, assembleBuiltPackage } from "./builtPackage.ts";
 import type { BuiltPackage } from "./builtPackage.ts";
-import { cryptletId as computeCryptletId } from "./digest.ts";
-import type { Bytes32Hex } from "./digest.ts";
+import { cryptletIdOf as computeCryptletId } from "../attestation/ids.ts";
+import type { Hex32 } from "../attestation/eip712.ts";
 import { PackageInvalidError, PackageNotFoundError, PackageVersionExistsError } from "./errors.ts";
 import { verifyPackageSignature } from "./signature.ts";
 
@@ -49,8 +49,8 @@ export interface DeployResult {
   created: boolean;
   name: string;
   version: string;
-  codeHash: Bytes32Hex;
-  cryptletId: Bytes32Hex;
+  codeHash: Hex32;
+  cryptletId: Hex32;
 }
 
 /** A deployed package: the built package plus its publisher signature and deploy time. */
@@ -66,7 +66,7 @@ export interface StoredPackage extends BuiltPackage {
 /** One package in {@link PackageStore.list}. */
 export interface PackageSummary {
   name: string;
-  cryptletId: Bytes32Hex;
+  cryptletId: Hex32;
   /** Deployed versions, ascending by semver precedence. */
   versions: string[];
   /** The version `get(name)` returns: the highest release, or the highest pre-release when there is no release. */

@@ -12,8 +12,9 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { computeCodeHash, cryptletId as computeCryptletId } from "./digest.ts";
-import type { Bytes32Hex } from "./digest.ts";
+import { cryptletIdOf as computeCryptletId } from "../attestation/ids.ts";
+import { computeCodeHash } from "./digest.ts";
+import type { Hex32 } from "../attestation/eip712.ts";
 import { PackageInvalidError } from "./errors.ts";
 import { parseManifest } from "./manifest.ts";
 import type { Manifest } from "./manifest.ts";
@@ -32,9 +33,9 @@ export interface BuiltPackage {
   /** Every shipped file by relative POSIX path, as bytes; includes `bundle.js`. */
   readonly files: Readonly<Record<string, Uint8Array>>;
   /** The measurement: sha256 of the canonical JSON of `{manifest, files}` (0x hex, 32 bytes). */
-  readonly codeHash: Bytes32Hex;
+  readonly codeHash: Hex32;
   /** keccak256(utf8(manifest.name)) (0x hex, 32 bytes). */
-  readonly cryptletId: Bytes32Hex;
+  readonly cryptletId: Hex32;
 }
 
 const FILE_PATH = /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;

@@ -1,14 +1,13 @@
 /**
- * Identifiers and the measurement of a Cryptlet package (DESIGN §3; byte-level definition in
- * `docs/packages.md`, "codeHash"):
+ * The measurement of a Cryptlet package (DESIGN §3; byte-level definition in `docs/packages.md`, "codeHash").
+ * The package's identifier, `cryptletId` = keccak256(utf8(name)), is `cryptletIdOf` in runtime/attestation/ids.ts.
  *
- * - `cryptletId` = keccak256 of the UTF-8 bytes of the package name, as 0x-prefixed lower-case hex (bytes32).
  * - `codeHash` = SHA-256 of the UTF-8 bytes of the RFC 8785 canonical JSON of
  *   `{"files": {<path>: <sha256 hex>}, "manifest": <normalised manifest>}`, as 0x-prefixed lower-case hex.
  */
 import { createHash } from "node:crypto";
 import canonicalizeModule from "canonicalize";
-import { keccak256, toUtf8Bytes } from "ethers";
+import type { Hex32 } from "../attestation/eip712.ts";
 import type { Manifest } from "./manifest.ts";
 
 // `canonicalize` is CommonJS with an ESM-style declaration: under Node's ESM the default import is the function,
@@ -18,25 +17,6 @@ const canonicalize = (
     ? canonicalizeModule
     : (canonicalizeModule as unknown as { default: (input: unknown) => string | undefined }).default
 ) as (input: unknown) => string | undefined;
-
-/** 0x-prefixed lower-case hex of 32 bytes. */
-export type Bytes32Hex = `0x${string}`;
-
-/**
- * The package's on-chain identifier: keccak256(utf8(name)).
- *
- * @param name - the package name exactly as in the manifest, e.g. `@acme/price-median`.
- * @returns 0x-prefixed lower-case hex, 32 bytes.
- *
- * @example
- * ```ts
- * import { cryptletId } from "./runtime/packages/digest.ts";
- * cryptletId("@cryptlet/price-median"); // "0x…" (keccak256 of the 22 UTF-8 bytes)
- * ```
- */
-export function cryptletId(name: string): Bytes32Hex {
-  return keccak256(toUtf8Bytes(name)) as Bytes32Hex;
-}
 
 /** SHA-256 (FIPS 180-4) of `bytes`, as 64 lower-case hex digits without a prefix (what `sha256sum` prints). */
 export function sha256Hex(bytes: Uint8Array | string): string {
@@ -77,6 +57,6 @@ export function codeHashPreimage(manifest: Manifest, files: Readonly<Record<stri
  * const codeHash = computeCodeHash(manifest, { "bundle.js": new TextEncoder().encode("var cryptlet = {};") });
  * ```
  */
-export function computeCodeHash(manifest: Manifest, files: Readonly<Record<string, Uint8Array>>): Bytes32Hex {
+export function computeCodeHash(manifest: Manifest, files: Readonly<Record<string, Uint8Array>>): Hex32 {
   return `0x${sha256Hex(codeHashPreimage(manifest, files))}`;
 }

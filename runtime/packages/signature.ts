@@ -6,8 +6,9 @@
  */
 import { SignJWT, createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify } from "jose";
 import type { CryptoKey, JSONWebKeySet, JWK, KeyObject } from "jose";
-import { computeCodeHash, cryptletId as computeCryptletId } from "./digest.ts";
-import type { Bytes32Hex } from "./digest.ts";
+import { cryptletIdOf as computeCryptletId } from "../attestation/ids.ts";
+import { computeCodeHash } from "./digest.ts";
+import type { Hex32 } from "../attestation/eip712.ts";
 import { PublisherSignatureInvalidError } from "./errors.ts";
 import { parseManifest } from "./manifest.ts";
 
@@ -19,13 +20,13 @@ export const PUBLISH_JWT_ALG = "ES256";
 /** The claims a publisher signs. */
 export interface PublishClaims {
   /** keccak256(utf8(name)), 0x hex. */
-  cryptletId: Bytes32Hex;
+  cryptletId: Hex32;
   /** Package name. */
   name: string;
   /** Package version (semver). */
   version: string;
   /** The package's measurement, 0x hex. */
-  codeHash: Bytes32Hex;
+  codeHash: Hex32;
 }
 
 /** What a valid publisher signature told. */

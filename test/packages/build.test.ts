@@ -6,7 +6,8 @@ import { runInNewContext } from "node:vm";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { buildPackage } from "../../runtime/packages/build.ts";
 import { assembleBuiltPackage, loadBuiltPackage } from "../../runtime/packages/builtPackage.ts";
-import { codeHashPreimage, computeCodeHash, cryptletId } from "../../runtime/packages/digest.ts";
+import { cryptletIdOf as cryptletId } from "../../runtime/attestation/ids.ts";
+import { codeHashPreimage, computeCodeHash } from "../../runtime/packages/digest.ts";
 import { parseManifest } from "../../runtime/packages/manifest.ts";
 import { PRICE_MEDIAN_DIR, cleanupTempDirs, copyPriceMedian, manifestOf, writePackage } from "./helpers.ts";
 

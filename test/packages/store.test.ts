@@ -4,7 +4,7 @@ import { isCryptletError } from "../../runtime/errors.ts";
 import { buildPackage } from "../../runtime/packages/build.ts";
 import { assembleBuiltPackage } from "../../runtime/packages/builtPackage.ts";
 import type { BuiltPackage } from "../../runtime/packages/builtPackage.ts";
-import { cryptletId } from "../../runtime/packages/digest.ts";
+import { cryptletIdOf as cryptletId } from "../../runtime/attestation/ids.ts";
 import { PackageStore } from "../../runtime/packages/PackageStore.ts";
 import { signPackage } from "../../runtime/packages/signature.ts";
 import { PRICE_MEDIAN_DIR, manifestOf, publisherKey } from "./helpers.ts";

@@ -34,10 +34,8 @@ export async function deploy(ethers: HardhatEthers, name: string, args: unknown[
 /** A consortium id for tests. */
 export const CONSORTIUM_ID = id("test-consortium") as Hex32;
 
-/** keccak256 of a package name, as `cryptletId`. */
-export function cryptletIdOf(name: string): Hex32 {
-  return keccak256(toUtf8Bytes(name)) as Hex32;
-}
+/** keccak256 of a package name, as `cryptletId` (re-exported from the runtime, the one definition). */
+export { cryptletIdOf } from "../../runtime/attestation/ids.ts";
 
 /** Deterministic test wallets (never use these keys anywhere else). */
 export function testWallets(count: number): Wallet[] {
