@@ -8,6 +8,7 @@ import type { AccessToken, TokenCredential } from "@azure/identity";
 import { KeyClient } from "@azure/keyvault-keys";
 import { classifyError, isCryptletError } from "../../runtime/errors.ts";
 import { AzureKeyVaultProvider } from "../../runtime/keys/AzureKeyVaultProvider.ts";
+import { ALL_KEY_PERMISSIONS } from "../../runtime/keys/emulator/startKeyVaultEmulator.ts";
 import { verifyDigest } from "../../runtime/keys/digestSignature.ts";
 import { startTestVault } from "../support/keyvault.ts";
 import type { TestVault } from "../support/keyvault.ts";
@@ -86,22 +87,7 @@ describe("rotation", () => {
       expect(await pinned.getPublicKey()).toEqual(info);
       expect(await pinned.getPublicKeyVersion(info.version)).toEqual(info);
     } finally {
-      vault.setPermissions([
-        "get",
-        "list",
-        "create",
-        "update",
-        "delete",
-        "recover",
-        "purge",
-        "rotate",
-        "sign",
-        "verify",
-        "wrapKey",
-        "unwrapKey",
-        "encrypt",
-        "decrypt",
-      ]);
+      vault.setPermissions(ALL_KEY_PERMISSIONS);
     }
   });
 
@@ -129,22 +115,7 @@ describe("failures", () => {
       expect(classifyError(error)).toBe("fail");
       expect((error as { details: { status: number } }).details.status).toBe(403);
     } finally {
-      vault.setPermissions([
-        "get",
-        "list",
-        "create",
-        "update",
-        "delete",
-        "recover",
-        "purge",
-        "rotate",
-        "sign",
-        "verify",
-        "wrapKey",
-        "unwrapKey",
-        "encrypt",
-        "decrypt",
-      ]);
+      vault.setPermissions(ALL_KEY_PERMISSIONS);
     }
   });
 

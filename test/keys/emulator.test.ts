@@ -10,7 +10,7 @@ import { DefaultAzureCredential } from "@azure/identity";
 import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { verifyDigest } from "../../runtime/keys/digestSignature.ts";
-import { startKeyVaultEmulator } from "../../runtime/keys/emulator/startKeyVaultEmulator.ts";
+import { ALL_KEY_PERMISSIONS, startKeyVaultEmulator } from "../../runtime/keys/emulator/startKeyVaultEmulator.ts";
 import { fetchToken, rawRequest, startTestVault } from "../support/keyvault.ts";
 import type { TestVault } from "../support/keyvault.ts";
 
@@ -246,22 +246,7 @@ describe("protocol errors as the real service answers them", () => {
       expect(denied.status).toBe(403);
       expect(errorOf(denied.body)).toBe("Forbidden");
     } finally {
-      vault.setPermissions([
-        "get",
-        "list",
-        "create",
-        "update",
-        "delete",
-        "recover",
-        "purge",
-        "rotate",
-        "sign",
-        "verify",
-        "wrapKey",
-        "unwrapKey",
-        "encrypt",
-        "decrypt",
-      ]);
+      vault.setPermissions(ALL_KEY_PERMISSIONS);
     }
     expect((await sign()).status).toBe(200);
     await client.updateKeyProperties("guarded", key.properties.version as string, { enabled: false });

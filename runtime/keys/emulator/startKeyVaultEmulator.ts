@@ -54,7 +54,8 @@ export type KeyPermission =
   | "encrypt"
   | "decrypt";
 
-const ALL_PERMISSIONS: readonly KeyPermission[] = [
+/** Every key permission: the default access policy of the emulated identity. */
+export const ALL_KEY_PERMISSIONS: readonly KeyPermission[] = Object.freeze([
   "get",
   "list",
   "create",
@@ -69,7 +70,7 @@ const ALL_PERMISSIONS: readonly KeyPermission[] = [
   "unwrapKey",
   "encrypt",
   "decrypt",
-];
+]);
 
 /** Options of {@link startKeyVaultEmulator}. */
 export interface KeyVaultEmulatorOptions {
@@ -198,7 +199,7 @@ export async function startKeyVaultEmulator(options: KeyVaultEmulatorOptions = {
   const { tenantId, clientId } = store;
   const identityHeader = randomBytes(24).toString("base64url");
   const tokens = new AccessTokenIssuer(store.tokenSecret, tenantId, options.tokenLifetimeSeconds ?? 3600);
-  let permissions = new Set<KeyPermission>(options.permissions ?? ALL_PERMISSIONS);
+  let permissions = new Set<KeyPermission>(options.permissions ?? ALL_KEY_PERMISSIONS);
   const deletionPendingPolls = options.deletionPendingPolls ?? 0;
   const faults: { status: number; remaining: number; retryAfterSeconds: number }[] = [];
 
