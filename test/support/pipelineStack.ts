@@ -53,6 +53,8 @@ export interface PipelineStack {
   ctx: PipelineContext;
   pipeline: Pipeline;
   resultSignerAddresses: string[];
+  /** Writes a runtime configuration file equivalent to this stack (for worker processes); returns its path. */
+  writeConfig(): Promise<string>;
   /** Builds a second pipeline on the same Redis, chains and keys (another process's view). */
   newPipeline(): Pipeline;
   close(): Promise<void>;
@@ -106,6 +108,7 @@ export async function startPipelineStack(options: {
   await packages.deploy(pkg, await signPackage(pkg, publisher.privateKey, "test-publisher"));
 
   const chains: StackChain[] = [];
+  const rawChains: Record<string, unknown>[] = [];
   const pipelineChains = new Map<string, PipelineChain>();
   for (const chain of options.chains) {
     const node = await startHardhatNode(chain.chainId);
@@ -118,26 +121,24 @@ export async function startPipelineStack(options: {
     const registry = new Contract(contracts.registry, interfaceOf("CryptletRegistry"), node.funder);
     await (await registry.getFunction("approveCodeHash")(pkg.cryptletId, pkg.codeHash)).wait();
     await node.fund(chainSignerAddress);
-    const config = parseChainsConfig({
-      chains: [
-        {
-          name: chain.name,
-          chainId: chain.chainId,
-          rpcUrl: node.url,
-          confirmations: options.confirmations ?? 1,
-          pollIntervalMs: 25,
-          fees: { maxFeePerGasGwei: "100", replaceAfterMs: 2000 },
-          signer: { type: "azure-key-vault", vaultUrl: vault.vaultUrl, keyName: "chain-writer" },
-          contracts: {
-            registry: contracts.registry,
-            oracle: contracts.oracle,
-            ledger: contracts.ledger,
-            feeds: contracts.feeds,
-          },
-          anchor: { maxBatchSize: 256, maxBatchDelayMs: 300 },
-        },
-      ],
-    }).chains[0]!;
+    const rawChain = {
+      name: chain.name,
+      chainId: chain.chainId,
+      rpcUrl: node.url,
+      confirmations: options.confirmations ?? 1,
+      pollIntervalMs: 25,
+      fees: { maxFeePerGasGwei: "100", replaceAfterMs: 2000 },
+      signer: { type: "azure-key-vault", vaultUrl: vault.vaultUrl, keyName: "chain-writer" },
+      contracts: {
+        registry: contracts.registry,
+        oracle: contracts.oracle,
+        ledger: contracts.ledger,
+        feeds: contracts.feeds,
+      },
+      anchor: { maxBatchSize: 256, maxBatchDelayMs: 300 },
+    };
+    rawChains.push(rawChain);
+    const config = parseChainsConfig({ chains: [rawChain] }).chains[0]!;
     const writer = new ChainWriter({ chain: config, signer: chainSigner, redis, prefix });
     await writer.start();
     pipelineChains.set(chain.name, { config, writer });
@@ -176,6 +177,28 @@ export async function startPipelineStack(options: {
     ctx,
     pipeline,
     resultSignerAddresses,
+    async writeConfig() {
+      const dir = await mkdtemp(path.join(os.tmpdir(), "cryptlet-config-"));
+      const key = (keyName: string) => ({ type: "azure-key-vault", vaultUrl: vault.vaultUrl, keyName });
+      const file = path.join(dir, "cryptlet.config.json");
+      await writeFile(path.join(dir, "ca.pem"), vault.ca);
+      await writeFile(
+        file,
+        JSON.stringify({
+          redisUrl: REDIS_URL,
+          prefix,
+          consortiumId: STACK_CONSORTIUM_ID,
+          issuer: "test-runtime",
+          keys: {
+            resultSigners: [key("result-signer-1"), key("result-signer-2")],
+            attestation: key("attestation"),
+            keyVault: { disableChallengeResourceVerification: true },
+          },
+          chains: rawChains,
+        }),
+      );
+      return file;
+    },
     newPipeline() {
       const p = new Pipeline(ctx);
       extra.push(p);

@@ -1,0 +1,87 @@
+/**
+ * Builds the pipeline's dependencies from a {@link RuntimeConfig}: Redis, the package store, the sandbox pool,
+ * the key providers (Azure Key Vault through the real SDK, or local JWK files), one chain writer per chain.
+ * The same code serves production and the local stack; only the configuration differs.
+ *
+ * @module
+ */
+import { DefaultAzureCredential } from "@azure/identity";
+import { Redis } from "ioredis";
+
+import { ChainWriter } from "./chains/writer.ts";
+import type { KeyRef, RuntimeConfig } from "./config.ts";
+import { AzureKeyVaultProvider } from "./keys/AzureKeyVaultProvider.ts";
+import type { KeyProvider } from "./keys/KeyProvider.ts";
+import { KeyVaultSigner } from "./keys/KeyVaultSigner.ts";
+import { LocalKeyProvider } from "./keys/LocalKeyProvider.ts";
+import { PackageStore } from "./packages/PackageStore.ts";
+import type { PipelineChain, PipelineContext, PipelineLogger } from "./queue/context.ts";
+import { ResultStore } from "./queue/results.ts";
+import { SandboxPool } from "./sandbox/pool.ts";
+
+/** The package store's key prefix for a deployment prefix (hash-tagged for Redis Cluster). */
+export const packagePrefixOf = (prefix: string) => `{${prefix}-packages}:`;
+
+/** Creates the key provider a {@link KeyRef} names. One credential is shared by every Key Vault provider. */
+export function keyProviderOf(ref: KeyRef, config: RuntimeConfig, credential?: DefaultAzureCredential): KeyProvider {
+  if (ref.type === "local") return new LocalKeyProvider({ keyFile: ref.jwkPath });
+  return new AzureKeyVaultProvider({
+    vaultUrl: ref.vaultUrl,
+    keyName: ref.keyName,
+    ...(ref.keyVersion ? { keyVersion: ref.keyVersion } : {}),
+    credential: credential ?? new DefaultAzureCredential(),
+    clientOptions: { disableChallengeResourceVerification: config.keys.keyVault.disableChallengeResourceVerification },
+  });
+}
+
+/**
+ * Builds a {@link PipelineContext}. Checks every chain's chain id against its endpoint.
+ * @throws the chain writer's `ERR_CHAIN_ID_MISMATCH` / `ERR_CHAIN_RPC_UNAVAILABLE`, the key providers' errors.
+ */
+export async function createPipelineContext(config: RuntimeConfig, logger?: PipelineLogger): Promise<PipelineContext> {
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const credential = [
+    ...config.keys.resultSigners,
+    config.keys.attestation,
+    ...config.chains.map((c) => c.signer),
+  ].some((k) => k.type === "azure-key-vault")
+    ? new DefaultAzureCredential()
+    : undefined;
+  const chains = new Map<string, PipelineChain>();
+  for (const chain of config.chains) {
+    const writer = new ChainWriter({
+      chain,
+      signer: new KeyVaultSigner(keyProviderOf(chain.signer, config, credential)),
+      redis,
+      prefix: config.prefix,
+      ...(logger ? { logger } : {}),
+    });
+    await writer.start();
+    chains.set(chain.name, { config: chain, writer });
+  }
+  return {
+    redis,
+    redisUrl: config.redisUrl,
+    prefix: config.prefix,
+    consortiumId: config.consortiumId,
+    packages: new PackageStore({
+      redis,
+      trustedPublisherKeys: config.packages.trustedPublishers,
+      prefix: packagePrefixOf(config.prefix),
+    }),
+    sandbox: new SandboxPool(config.sandboxPoolSize),
+    resultSigners: config.keys.resultSigners.map((ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential))),
+    attestationKey: keyProviderOf(config.keys.attestation, config, credential),
+    runtime: { issuer: config.issuer, version: "0.1.0", buildHash: "unknown" },
+    chains,
+    results: new ResultStore(redis, config.prefix),
+    ...(logger ? { logger } : {}),
+  };
+}
+
+/** Releases what {@link createPipelineContext} opened (after the pipeline is closed). */
+export async function closePipelineContext(ctx: PipelineContext): Promise<void> {
+  await ctx.sandbox.dispose();
+  for (const chain of ctx.chains.values()) chain.writer.rpc.destroy();
+  await ctx.redis.quit();
+}

@@ -1,0 +1,187 @@
+/**
+ * The runtime configuration file (`cryptlet.config.json`): Redis, the consortium, the keys, the chains, the
+ * trusted package publishers. Every process of a deployment (API, workers) reads the same file; pointing the
+ * runtime at real chains and a real Key Vault is a change of this file only. Validated with a JSON Schema
+ * (ajv): mistakes are reported with their path (`ERR_RUNTIME_CONFIG_INVALID`).
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+import { Ajv, type ErrorObject } from "ajv";
+import type { JWK } from "jose";
+
+import { parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
+import { CryptletError } from "./errors.ts";
+
+/** A key the runtime uses: in Azure Key Vault (production) or a local JWK file (development). */
+export type KeyRef = SignerRef;
+
+/** The normalised runtime configuration. */
+export interface RuntimeConfig {
+  /** Redis for BullMQ and the stores. Default `redis://127.0.0.1:6379` (or `REDIS_URL`). */
+  redisUrl: string;
+  /** Prefix of every Redis key of this deployment. Default `cryptlet`. */
+  prefix: string;
+  /** The consortium id (bytes32 hex): EIP-712 domain salt. */
+  consortiumId: `0x${string}`;
+  /** This runtime's identity in attestation tokens (`iss`). */
+  issuer: string;
+  keys: {
+    /** Result and batch signers (M of N, the registry's trusted signers), secp256k1 keys. */
+    resultSigners: KeyRef[];
+    /** The P-256 key that signs attestation tokens. */
+    attestation: KeyRef;
+    /** Key Vault client options: set `disableChallengeResourceVerification` only for a loopback emulator. */
+    keyVault: { disableChallengeResourceVerification: boolean };
+  };
+  /** The chains, as in the chains file (see docs/chains.md). */
+  chains: ChainConfig[];
+  packages: {
+    /** Public EC P-256 JWKs (with `kid`) of the publishers whose signed packages may be deployed. */
+    trustedPublishers: JWK[];
+  };
+  /** Sandbox copies loaded per package per worker process. Default 2. */
+  sandboxPoolSize: number;
+}
+
+const keyRef = {
+  oneOf: [
+    {
+      type: "object",
+      additionalProperties: false,
+      required: ["type", "vaultUrl", "keyName"],
+      properties: {
+        type: { const: "azure-key-vault" },
+        vaultUrl: { type: "string", pattern: "^https://" },
+        keyName: { type: "string", pattern: "^[0-9a-zA-Z-]{1,127}$" },
+        keyVersion: { type: "string", pattern: "^[0-9a-f]{32}$" },
+      },
+    },
+    {
+      type: "object",
+      additionalProperties: false,
+      required: ["type", "jwkPath"],
+      properties: { type: { const: "local" }, jwkPath: { type: "string", minLength: 1 } },
+    },
+  ],
+} as const;
+
+const SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  required: ["consortiumId", "keys", "chains"],
+  properties: {
+    $schema: { type: "string" },
+    redisUrl: { type: "string", pattern: "^rediss?://" },
+    prefix: { type: "string", pattern: "^[A-Za-z0-9_{}-]{1,64}$" },
+    consortiumId: { type: "string", pattern: "^0x[0-9a-fA-F]{64}$" },
+    issuer: { type: "string", minLength: 1, maxLength: 200 },
+    keys: {
+      type: "object",
+      additionalProperties: false,
+      required: ["resultSigners", "attestation"],
+      properties: {
+        resultSigners: { type: "array", minItems: 1, items: keyRef },
+        attestation: keyRef,
+        keyVault: {
+          type: "object",
+          additionalProperties: false,
+          properties: { disableChallengeResourceVerification: { type: "boolean" } },
+        },
+      },
+    },
+    chains: { type: "array", minItems: 1 },
+    packages: {
+      type: "object",
+      additionalProperties: false,
+      properties: { trustedPublishers: { type: "array", items: { type: "object" } } },
+    },
+    sandboxPoolSize: { type: "integer", minimum: 1, maximum: 64 },
+  },
+} as const;
+
+const validate = new Ajv({ allErrors: true, strict: true }).compile(SCHEMA);
+
+function pathOf(e: ErrorObject): string {
+  const base = e.instancePath
+    .slice(1)
+    .replace(/\/(\d+)/g, "[$1]")
+    .replace(/\//g, ".");
+  const extra =
+    e.keyword === "required"
+      ? String(e.params.missingProperty)
+      : e.keyword === "additionalProperties"
+        ? String(e.params.additionalProperty)
+        : "";
+  return [base, extra].filter(Boolean).join(".") || "(root)";
+}
+
+/**
+ * Validates and normalises a parsed configuration; relative `jwkPath`s are resolved against `baseDir`.
+ * @throws CryptletError `ERR_RUNTIME_CONFIG_INVALID` (with `details.errors: {path, message}[]`), or the chains
+ * section's `ERR_CHAIN_CONFIG_INVALID`.
+ */
+export function parseRuntimeConfig(
+  document: unknown,
+  source = "runtime config",
+  baseDir = process.cwd(),
+): RuntimeConfig {
+  if (!validate(document)) {
+    const errors = (validate.errors ?? [])
+      .filter((e) => e.keyword !== "oneOf")
+      .map((e) => ({
+        path: pathOf(e),
+        message: e.keyword === "additionalProperties" ? "is not a known field" : (e.message ?? "is invalid"),
+      }));
+    throw new CryptletError(
+      "ERR_RUNTIME_CONFIG_INVALID",
+      `invalid runtime configuration (${source}): ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`,
+      {
+        details: { source, errors },
+      },
+    );
+  }
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const raw = document as any;
+  const resolveKey = (ref: KeyRef): KeyRef =>
+    ref.type === "local" ? { ...ref, jwkPath: path.resolve(baseDir, ref.jwkPath) } : ref;
+  const chains = parseChainsConfig({ chains: raw.chains }, `${source}: chains`).chains.map((c) => ({
+    ...c,
+    signer: resolveKey(c.signer),
+  }));
+  return {
+    redisUrl: raw.redisUrl ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    prefix: raw.prefix ?? "cryptlet",
+    consortiumId: raw.consortiumId,
+    issuer: raw.issuer ?? "cryptlet-runtime",
+    keys: {
+      resultSigners: raw.keys.resultSigners.map(resolveKey),
+      attestation: resolveKey(raw.keys.attestation),
+      keyVault: {
+        disableChallengeResourceVerification: raw.keys.keyVault?.disableChallengeResourceVerification ?? false,
+      },
+    },
+    chains,
+    packages: { trustedPublishers: raw.packages?.trustedPublishers ?? [] },
+    sandboxPoolSize: raw.sandboxPoolSize ?? 2,
+  };
+}
+
+/** Reads and validates a configuration file (JSON). */
+export function loadRuntimeConfig(file: string): RuntimeConfig {
+  let document: unknown;
+  try {
+    document = JSON.parse(readFileSync(file, "utf8"));
+  } catch (cause) {
+    throw new CryptletError(
+      "ERR_RUNTIME_CONFIG_INVALID",
+      `cannot read runtime configuration ${file}: ${(cause as Error).message}`,
+      {
+        details: { source: file },
+      },
+    );
+  }
+  return parseRuntimeConfig(document, file, path.dirname(path.resolve(file)));
+}

@@ -1,0 +1,45 @@
+/**
+ * A worker process: `node runtime/queue/worker.ts <cryptlet.config.json>` (or `CRYPTLET_CONFIG`). Runs the
+ * pipeline's stages (all, or those in `CRYPTLET_STAGES`, comma-separated) until SIGTERM or SIGINT, then shuts
+ * down gracefully: stops taking jobs, finishes the ones it holds, closes connections. A SIGKILL loses nothing
+ * either: held jobs are re-queued when their lock expires and resume from their Redis state.
+ *
+ * Prints one JSON line `{"ready": true, "pid": ...}` on stdout when it is taking jobs.
+ *
+ * @module
+ */
+import pino from "pino";
+
+import { closePipelineContext, createPipelineContext } from "../bootstrap.ts";
+import { loadRuntimeConfig } from "../config.ts";
+import { Pipeline, type WorkerOptions } from "./pipeline.ts";
+
+const file = process.argv[2] ?? process.env.CRYPTLET_CONFIG;
+if (!file) {
+  console.error("usage: node runtime/queue/worker.ts <cryptlet.config.json>   (or set CRYPTLET_CONFIG)");
+  process.exit(2);
+}
+const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
+const config = loadRuntimeConfig(file);
+const ctx = await createPipelineContext(config, logger);
+const pipeline = new Pipeline(ctx);
+const stages = process.env.CRYPTLET_STAGES?.split(",").map((s) => s.trim()) as WorkerOptions["stages"];
+pipeline.startWorkers({
+  ...(stages ? { stages } : {}),
+  ...(process.env.CRYPTLET_LOCK_MS ? { lockDurationMs: Number(process.env.CRYPTLET_LOCK_MS) } : {}),
+  ...(process.env.CRYPTLET_STALLED_MS ? { stalledIntervalMs: Number(process.env.CRYPTLET_STALLED_MS) } : {}),
+});
+process.stdout.write(JSON.stringify({ ready: true, pid: process.pid }) + "\n");
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, "draining");
+  await pipeline.close();
+  await closePipelineContext(ctx);
+  logger.info({}, "stopped");
+  process.exit(0);
+}
+process.on("SIGTERM", () => void stop("SIGTERM"));
+process.on("SIGINT", () => void stop("SIGINT"));
