@@ -145,7 +145,11 @@ export function oracleExtraGas(callbackGasLimit: number | bigint): bigint {
 
 const UINT64_MAX = 2n ** 64n - 1n;
 
-function checkResult(result: CryptletResult): void {
+/**
+ * Checks the shape of a `CryptletResult` (bytes32 fields, uint64 bigint timestamp).
+ * @throws ChainWriteInvalidError (`ERR_CHAIN_WRITE_INVALID`, `details.field` = `result.<field>`).
+ */
+export function assertCryptletResult(result: CryptletResult): void {
   if (typeof result !== "object" || result === null) throw new ChainWriteInvalidError("result", "is not an object");
   for (const field of ["resultId", "cryptletId", "codeHash", "inputHash", "outputHash"] as const) {
     if (!isHexString(result[field], 32))
@@ -232,7 +236,7 @@ export function writeRequestOf(
     throw new ChainWriteInvalidError("mode", `is not one of ${WRITE_MODES.join(", ")}`);
   const to = checkAddress(target.address);
   const { result, payload } = attested;
-  checkResult(result);
+  assertCryptletResult(result);
   if (typeof payload !== "string" || !isHexString(payload)) {
     throw new ChainWriteInvalidError("payload", "must be 0x hex of whole bytes");
   }
