@@ -35,8 +35,11 @@ export interface AttestedRecord {
 export interface ChainOutcome {
   chain: string;
   mode: TargetMode;
-  /** `confirmed` (our transaction), `already-recorded` (on-chain before us), `failed` (in the dead-letter queue). */
-  status: "confirmed" | "already-recorded" | "failed";
+  /**
+   * `confirmed` (our transaction), `already-recorded` (on-chain before us), `superseded` (a price feed already
+   * holds a newer observation, so this older one is obsolete: not an error), `failed` (in the dead-letter queue).
+   */
+  status: "confirmed" | "already-recorded" | "superseded" | "failed";
   receipt?: WriteReceipt;
   /** The anchor entry for the proof bundle. */
   anchor?: BundleAnchor;
@@ -167,6 +170,7 @@ export class ResultStore {
         const where = `${t.chain}/${t.mode}`;
         if (t.status === "failed") return `${where}: FAILED ${t.error?.code ?? ""}`;
         if (t.status === "already-recorded") return `${where}: already recorded`;
+        if (t.status === "superseded") return `${where}: superseded by a newer observation`;
         const r = t.receipt;
         return `${where}: confirmed in block ${r?.blockNumber} (${r?.confirmations} conf.), tx ${r?.txHash}, gas ${r?.gasUsed}`;
       })

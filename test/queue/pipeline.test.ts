@@ -114,6 +114,19 @@ describe("pipeline: one event, two chains (real Redis, hardhat nodes, Key Vault 
     expect(logs).toHaveLength(1);
   });
 
+  test("an older observation that arrives after a newer one is superseded on the feed, still recorded on the ledger", async () => {
+    const { runId } = await stack.pipeline.submit(event(500));
+    const outcome = await stack.pipeline.waitForRun(runId, 60_000);
+    expect(outcome.status).toBe("complete");
+    if (outcome.status !== "complete") return;
+    expect(outcome.receipt.status).toBe("confirmed");
+    expect(outcome.receipt.targets.map((t) => [t.chain, t.status])).toEqual([
+      ["consortium", "confirmed"],
+      ["public", "superseded"],
+    ]);
+    expect(outcome.receipt.bundle.anchors).toHaveLength(1);
+  });
+
   test("a Cryptlet that fails (no quorum of observations) fails the run with a typed error in the dead-letter queue", async () => {
     const bad = event(602, "bad-input");
     bad.input = { ...bad.input, observations: [] };

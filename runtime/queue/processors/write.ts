@@ -10,7 +10,7 @@ import { DelayedError, type Job } from "bullmq";
 import type { BundleAnchor } from "../../attestation/bundle.ts";
 import { bundleResultToStruct } from "../../attestation/bundle.ts";
 import { targetOf, writeRequestOf, type WriteTarget } from "../../chains/targets.ts";
-import { CryptletError } from "../../errors.ts";
+import { CryptletError, isCryptletError } from "../../errors.ts";
 import type { PipelineContext } from "../context.ts";
 import type { ChainOutcome } from "../results.ts";
 import type { WriteJob } from "../topology.ts";
@@ -74,7 +74,28 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
         ...(data.callbackGasLimit === undefined ? {} : { callbackGasLimit: data.callbackGasLimit }),
       },
     );
-    const receipt = await chain.writer.write(request);
+    let receipt;
+    try {
+      receipt = await chain.writer.write(request);
+    } catch (error) {
+      // A price feed accepts only observations newer than its latest round: an older one that arrives after a
+      // newer one (runs complete in any order) is obsolete, not a failure.
+      if (
+        data.mode === "feed" &&
+        isCryptletError(error, "ERR_CHAIN_REVERTED") &&
+        error.details?.error === "CryptletFeedStaleObservation"
+      ) {
+        const superseded: ChainOutcome = {
+          chain: data.chain,
+          mode: "feed",
+          status: "superseded",
+          updatedAt: Date.now(),
+        };
+        await ctx.results.putOutcome(data.resultId, superseded);
+        return superseded;
+      }
+      throw error;
+    }
     const anchor: BundleAnchor | undefined =
       receipt.status === "confirmed"
         ? {
