@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { AbiCoder, TypedDataEncoder, keccak256, type TypedDataDomain } from "ethers";
+import { AbiCoder, TypedDataEncoder, concat, keccak256, type TypedDataDomain } from "ethers";
 
 /** A 32-byte value as 0x-prefixed lowercase or mixed-case hex (66 characters). */
 export type Hex32 = `0x${string}`;
@@ -69,10 +69,19 @@ export const RESULT_BATCH_TYPES = {
   ],
 } as const satisfies Record<string, { name: string; type: string }[]>;
 
+// One encoder per struct, built once: `TypedDataEncoder.from` parses and validates the types on every call, which
+// cost more than the hashing itself (see docs/benchmarks.md, "proofs").
+const RESULT_ENCODER = TypedDataEncoder.from(CRYPTLET_RESULT_TYPES);
+const BATCH_ENCODER = TypedDataEncoder.from(RESULT_BATCH_TYPES);
+
 /** `CryptletResult(bytes32 resultId,bytes32 cryptletId,bytes32 codeHash,bytes32 inputHash,bytes32 outputHash,uint64 timestamp)` */
-export const CRYPTLET_RESULT_TYPE = TypedDataEncoder.from(CRYPTLET_RESULT_TYPES).encodeType("CryptletResult");
+export const CRYPTLET_RESULT_TYPE = RESULT_ENCODER.encodeType("CryptletResult");
 /** `ResultBatch(bytes32 root,uint32 count,uint64 timestamp)` */
-export const RESULT_BATCH_TYPE = TypedDataEncoder.from(RESULT_BATCH_TYPES).encodeType("ResultBatch");
+export const RESULT_BATCH_TYPE = BATCH_ENCODER.encodeType("ResultBatch");
+
+// Domain separators by lower-case consortium id; a runtime serves a handful of consortia, the bound is a guard.
+const separators = new Map<string, Hex32>();
+const MAX_CACHED_SEPARATORS = 256;
 
 /**
  * The EIP-712 domain of a consortium.
@@ -84,22 +93,34 @@ export function cryptletDomain(consortiumId: Hex32): TypedDataDomain {
 
 /** The domain separator (`hashStruct(eip712Domain)`) of a consortium; equals `CryptletRegistry.domainSeparator()`. */
 export function domainSeparator(consortiumId: Hex32): Hex32 {
-  return TypedDataEncoder.hashDomain(cryptletDomain(consortiumId)) as Hex32;
+  const key = consortiumId.toLowerCase();
+  let separator = separators.get(key);
+  if (separator === undefined) {
+    separator = TypedDataEncoder.hashDomain(cryptletDomain(consortiumId)) as Hex32;
+    if (separators.size >= MAX_CACHED_SEPARATORS) separators.clear();
+    separators.set(key, separator);
+  }
+  return separator;
+}
+
+/** EIP-712 §"Specification": `keccak256("\x19\x01" ‖ domainSeparator ‖ hashStruct(message))`. */
+function typedDataDigest(consortiumId: Hex32, structHash: string): Hex32 {
+  return keccak256(concat(["0x1901", domainSeparator(consortiumId), structHash])) as Hex32;
 }
 
 /** `hashStruct(result)`: the EIP-712 struct hash, also the Merkle leaf value of a batched result. */
 export function hashCryptletResult(result: CryptletResult): Hex32 {
-  return TypedDataEncoder.from(CRYPTLET_RESULT_TYPES).hash(result) as Hex32;
+  return RESULT_ENCODER.hash(result) as Hex32;
 }
 
 /** The EIP-712 digest that signers sign for one result: `keccak256("\x19\x01" ‖ domainSeparator ‖ hashStruct)`. */
 export function cryptletResultDigest(consortiumId: Hex32, result: CryptletResult): Hex32 {
-  return TypedDataEncoder.hash(cryptletDomain(consortiumId), CRYPTLET_RESULT_TYPES, result) as Hex32;
+  return typedDataDigest(consortiumId, RESULT_ENCODER.hash(result));
 }
 
 /** The EIP-712 digest that signers sign for a Merkle batch. */
 export function resultBatchDigest(consortiumId: Hex32, batch: ResultBatch): Hex32 {
-  return TypedDataEncoder.hash(cryptletDomain(consortiumId), RESULT_BATCH_TYPES, batch) as Hex32;
+  return typedDataDigest(consortiumId, BATCH_ENCODER.hash(batch));
 }
 
 /**
