@@ -127,6 +127,46 @@ describe("pipeline: one event, two chains (real Redis, hardhat nodes, Key Vault 
     expect(outcome.receipt.bundle.anchors).toHaveLength(1);
   });
 
+  test("a write that fails for good goes to the dead-letter queue (run partial); after the fix, replay completes it", async () => {
+    const consortium = stack.chains[0]!;
+    await (await consortium.registry.getFunction("revokeCodeHash")(stack.pkg.cryptletId, stack.pkg.codeHash)).wait();
+    try {
+      const { runId, resultId } = await stack.pipeline.submit(event(700));
+      const outcome = await stack.pipeline.waitForRun(runId, 60_000);
+      expect(outcome.status).toBe("complete");
+      if (outcome.status !== "complete") return;
+      expect(outcome.receipt.status).toBe("partial");
+      const failed = outcome.receipt.targets.find((t) => t.chain === "consortium")!;
+      expect(failed.status).toBe("failed");
+      expect(failed.error?.code).toBe("ERR_CHAIN_REVERTED");
+      const entry = (await stack.pipeline.deadLetters()).find(
+        (d) => d.queue === QUEUES.writes && (d.data as { resultId: string }).resultId === resultId,
+      );
+      expect(entry?.error.code).toBe("ERR_CHAIN_REVERTED");
+      expect(entry?.error.retryable).toBe(false);
+
+      await (await consortium.registry.getFunction("approveCodeHash")(stack.pkg.cryptletId, stack.pkg.codeHash)).wait();
+      const dlqJobs = await stack.pipeline.queue(QUEUES.deadLetter).getJobs(["waiting"]);
+      const dlqJob = dlqJobs.find((j) => (j.data as { jobId: string }).jobId === entry!.jobId)!;
+      await stack.pipeline.replay(dlqJob.id!);
+      const deadline = Date.now() + 30_000;
+      let receipt = await stack.ctx.results.getReceipt(runId);
+      while (receipt?.status !== "confirmed" && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        receipt = await stack.ctx.results.getReceipt(runId);
+      }
+      expect(receipt?.status).toBe("confirmed");
+      expect(await consortium.ledger.getFunction("isRecorded")(resultId)).toBe(true);
+      expect((await stack.pipeline.deadLetters()).some((d) => d.jobId === entry!.jobId)).toBe(false);
+    } finally {
+      if (!(await consortium.registry.getFunction("isApproved")(stack.pkg.cryptletId, stack.pkg.codeHash))) {
+        await (
+          await consortium.registry.getFunction("approveCodeHash")(stack.pkg.cryptletId, stack.pkg.codeHash)
+        ).wait();
+      }
+    }
+  });
+
   test("a Cryptlet that fails (no quorum of observations) fails the run with a typed error in the dead-letter queue", async () => {
     const bad = event(602, "bad-input");
     bad.input = { ...bad.input, observations: [] };
