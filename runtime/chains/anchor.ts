@@ -13,7 +13,7 @@
  * | --- | --- | --- |
  * | `:pending` | sorted set | queued result ids, score = enqueue time (Unix ms) |
  * | `:results` | hash | result id → the queued result (JSON, bundle form) until its batch closes |
- * | `:digest` | hash | result id → EIP-712 struct hash; the "enqueued once" index (kept) |
+ * | `:digest` | hash | result id → SHA-256 (base64) of the result's JSON; the "enqueued once" index (kept) |
  * | `:seq` | string | the last batch sequence number |
  * | `:open` | sorted set | sequence numbers of closed batches not yet anchored (score = seq) |
  * | `:batch:<seq>` | hash | `state` (`closed`, `signed`, `anchored`), `closedAt` (ms), `count`, `attempt`, `failures`, `retryAt` (ms), `lastError`; once signed `root`, `timestamp` (s), `signatures` (JSON); once anchored `anchor` (JSON {@link BundleAnchor}) |
@@ -38,7 +38,7 @@
  *
  * @module
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 
 import { getAddress } from "ethers";
 import type { Redis } from "ioredis";
@@ -50,7 +50,7 @@ import {
   type BundleBatch,
   type BundleResult,
 } from "../attestation/bundle.ts";
-import { hashCryptletResult, type CryptletResult, type Hex32, type ResultBatch } from "../attestation/eip712.ts";
+import { type CryptletResult, type Hex32, type ResultBatch } from "../attestation/eip712.ts";
 import { buildMerkleBatch } from "../attestation/merkle.ts";
 import { signResultBatch, type ResultSignature, type ResultSigner } from "../attestation/signing.ts";
 import { CryptletError, isCryptletError } from "../errors.ts";
@@ -128,7 +128,7 @@ export class AnchorConfigInvalidError extends CryptletError {
 }
 
 const ENQUEUE = `
--- KEYS: digest, pending, results ; ARGV: resultId, structHash, json, now
+-- KEYS: digest, pending, results ; ARGV: resultId, digest of json, json, now
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then
   if existing == ARGV[2] then return 0 end
@@ -310,6 +310,7 @@ export class AnchorBatcher {
       const chunk = results.slice(start, start + 1000);
       const pipeline = this.#redis.pipeline();
       for (const result of chunk) {
+        const json = JSON.stringify(structToBundleResult(result));
         pipeline.eval(
           ENQUEUE,
           3,
@@ -317,8 +318,8 @@ export class AnchorBatcher {
           this.#key("pending"),
           this.#key("results"),
           result.resultId.toLowerCase(),
-          hashCryptletResult(result),
-          JSON.stringify(structToBundleResult(result)),
+          createHash("sha256").update(json).digest("base64"),
+          json,
           now,
         );
       }
