@@ -8,6 +8,7 @@
 import { DefaultAzureCredential } from "@azure/identity";
 import { Redis } from "ioredis";
 
+import { AnchorBatcher } from "./chains/anchor.ts";
 import { ChainWriter } from "./chains/writer.ts";
 import type { KeyRef, RuntimeConfig } from "./config.ts";
 import { AzureKeyVaultProvider } from "./keys/AzureKeyVaultProvider.ts";
@@ -59,6 +60,21 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     await writer.start();
     chains.set(chain.name, { config: chain, writer });
   }
+  const resultSigners = config.keys.resultSigners.map(
+    (ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential)),
+  );
+  for (const chain of chains.values()) {
+    if (chain.config.contracts.ledger) {
+      chain.anchors = new AnchorBatcher({
+        writer: chain.writer,
+        redis,
+        consortiumId: config.consortiumId,
+        signers: resultSigners,
+        prefix: config.prefix,
+        ...(logger ? { logger } : {}),
+      });
+    }
+  }
   return {
     redis,
     redisUrl: config.redisUrl,
@@ -70,7 +86,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
       prefix: packagePrefixOf(config.prefix),
     }),
     sandbox: new SandboxPool(config.sandboxPoolSize),
-    resultSigners: config.keys.resultSigners.map((ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential))),
+    resultSigners,
     attestationKey: keyProviderOf(config.keys.attestation, config, credential),
     runtime: { issuer: config.issuer, version: "0.1.0", buildHash: "unknown" },
     chains,

@@ -6,8 +6,9 @@
  */
 import type { Redis } from "ioredis";
 
-import type { CryptletResult, Hex32 } from "../attestation/eip712.ts";
-import type { ResultSignature, ResultSigner } from "../attestation/signing.ts";
+import type { Hex32 } from "../attestation/eip712.ts";
+import type { ResultSigner } from "../attestation/signing.ts";
+import type { AnchorBatcher } from "../chains/anchor.ts";
 import type { ChainConfig } from "../chains/config.ts";
 import type { ChainWriter } from "../chains/writer.ts";
 import type { KeyProvider } from "../keys/KeyProvider.ts";
@@ -30,24 +31,8 @@ export interface PipelineChain {
   anchors?: AnchorService;
 }
 
-/** The part of the anchor batcher the pipeline uses (runtime/chains/anchor.ts implements it). */
-export interface AnchorService {
-  /** Adds a result to the chain's next batch (idempotent per `resultId`). */
-  enqueue(result: CryptletResult): Promise<void>;
-  /** The anchor record of a result once its batch is confirmed, else `undefined`. */
-  anchorOf(resultId: string): Promise<AnchorRecord | undefined>;
-}
-
-/** A confirmed batch membership, as the proof bundle needs it. */
-export interface AnchorRecord {
-  root: Hex32;
-  proof: Hex32[];
-  count: number;
-  /** Batch timestamp, Unix seconds (decimal string). */
-  timestamp: string;
-  signatures: ResultSignature[];
-  receipt: { chainId: string; contract: string; txHash: Hex32; blockNumber: string; blockHash: Hex32; gasUsed: string };
-}
+/** The part of the anchor batcher (runtime/chains/anchor.ts) the pipeline uses. */
+export type AnchorService = Pick<AnchorBatcher, "enqueue" | "anchorOf" | "run">;
 
 /** The pipeline's dependencies. */
 export interface PipelineContext {

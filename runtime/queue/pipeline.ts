@@ -74,6 +74,8 @@ export class Pipeline {
   readonly #queues: Map<QueueName, Queue>;
   readonly #flows: FlowProducer;
   readonly #workers: Worker[] = [];
+  readonly #anchorLoops: Promise<void>[] = [];
+  readonly #stopAnchors = new AbortController();
   #closing = false;
 
   constructor(ctx: PipelineContext) {
@@ -165,6 +167,12 @@ export class Pipeline {
       );
       worker.on("error", (error) => ctx.logger?.error({ stage, err: String(error) }, "worker error"));
       this.#workers.push(worker);
+    }
+    if (stages.includes("writes")) {
+      // Anchor batches are closed and written by every process that runs writes; batch locks keep them apart.
+      for (const chain of ctx.chains.values()) {
+        if (chain.anchors) this.#anchorLoops.push(chain.anchors.run(this.#stopAnchors.signal));
+      }
     }
   }
 
@@ -345,6 +353,8 @@ export class Pipeline {
     if (this.#closing) return;
     this.#closing = true;
     await Promise.all(this.#workers.map((w) => w.close()));
+    this.#stopAnchors.abort();
+    await Promise.all(this.#anchorLoops);
     await this.#flows.close();
     await Promise.all([...this.#queues.values()].map((q) => q.close()));
   }

@@ -43,11 +43,17 @@ export const SANDBOX_ERROR_CODES = [
 /** One of {@link SANDBOX_ERROR_CODES}. */
 export type SandboxErrorCode = (typeof SANDBOX_ERROR_CODES)[number];
 
-/** The run exceeded its wall-time limit (`limits.timeoutMs`, host calls included), or awaits a promise that can never settle. Not retryable. */
+/**
+ * The run exceeded its wall-time limit (`limits.timeoutMs`, host calls included), or awaits a promise that can
+ * never settle. Retryable: a wall-time limit also trips when the host is overloaded (measured: a 500 ms limit on
+ * a 2-core machine running 1,000 events at once), so one such failure says nothing certain about the Cryptlet; one
+ * that loops forever fails again on every attempt, and the execute stage's attempts (3) bound that cost.
+ */
 export class SandboxTimeoutError extends CryptletError {
   constructor(timeoutMs: number, details: Record<string, unknown> = {}) {
     super("ERR_SANDBOX_TIMEOUT", `Cryptlet run exceeded its time limit of ${timeoutMs} ms`, {
       details: { timeoutMs, ...details },
+      retryable: true,
     });
   }
 }

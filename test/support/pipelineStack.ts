@@ -15,6 +15,7 @@ import { exportJWK, generateKeyPair } from "jose";
 
 import type { Hex32 } from "../../runtime/attestation/eip712.ts";
 import { parseChainsConfig } from "../../runtime/chains/config.ts";
+import { AnchorBatcher } from "../../runtime/chains/anchor.ts";
 import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "../../runtime/chains/contracts.ts";
 import { ChainWriter } from "../../runtime/chains/writer.ts";
 import { AzureKeyVaultProvider } from "../../runtime/keys/AzureKeyVaultProvider.ts";
@@ -141,7 +142,14 @@ export async function startPipelineStack(options: {
     const config = parseChainsConfig({ chains: [rawChain] }).chains[0]!;
     const writer = new ChainWriter({ chain: config, signer: chainSigner, redis, prefix });
     await writer.start();
-    pipelineChains.set(chain.name, { config, writer });
+    const anchors = new AnchorBatcher({
+      writer,
+      redis,
+      consortiumId: STACK_CONSORTIUM_ID,
+      signers: resultSigners,
+      prefix,
+    });
+    pipelineChains.set(chain.name, { config, writer, anchors });
     chains.push({
       name: chain.name,
       node,

@@ -52,14 +52,8 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
       chain: data.chain,
       mode: "anchor",
       status: "confirmed",
-      anchor: { ...record.receipt, mode: "anchor" },
-      batch: {
-        root: record.root,
-        count: record.count,
-        timestamp: record.timestamp,
-        proof: record.proof,
-        signatures: record.signatures,
-      },
+      anchor: record.anchor,
+      batch: record.batch,
       updatedAt: Date.now(),
     };
   } else {

@@ -1,0 +1,87 @@
+import { httpEventId } from "../../runtime/attestation/ids.ts";
+import { bundleResultToStruct } from "../../runtime/attestation/bundle.ts";
+import { interfaceOf } from "../../runtime/chains/contracts.ts";
+import type { CompositeReceipt } from "../../runtime/queue/results.ts";
+import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
+import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
+
+describe("pipeline in anchor mode: 1,000 events into two chains", () => {
+  let stack: PipelineStack;
+
+  beforeAll(async () => {
+    stack = await startPipelineStack({
+      chains: [
+        { name: "consortium", chainId: 74_001 },
+        { name: "public", chainId: 74_002 },
+      ],
+      targets: [
+        { chain: "consortium", mode: "anchor" },
+        { chain: "public", mode: "anchor" },
+      ],
+      workers: { concurrency: { execute: 8, attest: 16, writes: 256 } },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test("every result is in exactly one anchored batch per chain and its Merkle proof verifies on-chain", async () => {
+    const minutes = (await loadMinuteInputs()).slice(0, 1000);
+    const runs = [];
+    for (let i = 0; i < minutes.length; i += 100) {
+      runs.push(
+        ...(await Promise.all(
+          minutes.slice(i, i + 100).map(({ minute, input }) =>
+            stack.pipeline.submit({
+              eventId: httpEventId(`${stack.prefix}-anchor-${minute}`),
+              cryptlet: { name: stack.pkg.manifest.name },
+              source: { type: "http", idempotencyKey: `anchor-${minute}` },
+              input,
+              time: minute + 59,
+            }),
+          ),
+        )),
+      );
+    }
+    const receipts: CompositeReceipt[] = [];
+    for (const run of runs) {
+      const outcome = await stack.pipeline.waitForRun(run.runId, 240_000);
+      if (outcome.status === "failed") throw new Error(`run failed: ${JSON.stringify(outcome.error)}`);
+      if (outcome.status === "complete") receipts.push(outcome.receipt);
+    }
+    expect(receipts.every((r) => r.status === "confirmed")).toBe(true);
+    // Anchor-only runs carry no per-result signatures: the batch signature covers them.
+    expect(receipts.every((r) => r.bundle.signatures.length === 0)).toBe(true);
+
+    const anchored = interfaceOf("ResultLedger").getEvent("BatchAnchored")!.topicHash;
+    for (const chain of stack.chains) {
+      const logs = await chain.node.provider.getLogs({
+        address: chain.contracts.ledger,
+        topics: [anchored],
+        fromBlock: 0,
+      });
+      const counts = logs.map((log) => Number(interfaceOf("ResultLedger").parseLog(log)!.args.count));
+      expect(counts.reduce((a, b) => a + b, 0)).toBe(1000);
+      const roots = new Set(logs.map((log) => log.topics[1]));
+      expect(roots.size).toBe(logs.length);
+      for (const receipt of receipts) {
+        const target = receipt.targets.find((t) => t.chain === chain.name)!;
+        expect(target.status).toBe("confirmed");
+        expect(roots.has(target.batch!.root)).toBe(true);
+      }
+      // Every proof verifies on-chain (ResultLedger.verify is a view: one eth_call each).
+      const verifications = await Promise.all(
+        receipts.map((receipt) => {
+          const target = receipt.targets.find((t) => t.chain === chain.name)!;
+          return chain.ledger.getFunction("verify")(
+            bundleResultToStruct(receipt.bundle.result),
+            target.batch!.proof,
+            target.batch!.root,
+          );
+        }),
+      );
+      expect(verifications.every(Boolean)).toBe(true);
+    }
+  }, 300_000);
+});
