@@ -3,9 +3,16 @@
  * leaf encoding `["bytes32"]`, leaf = keccak256(keccak256(abi.encode(structHash))), sorted-pair hashing), which
  * `ResultLedger.verify` checks on-chain with OpenZeppelin `MerkleProof`.
  *
+ * The batch is built with the same library's `SimpleMerkleTree` over leaves we hash ourselves with the
+ * StandardMerkleTree leaf encoding, and proofs are read from the tree by index (`core.getProof`): the same root and
+ * proofs as `StandardMerkleTree.of(leaves, ["bytes32"])` (a test compares them) at under half the time, because
+ * StandardMerkleTree ABI-encodes every value through a generic encoder and re-validates the tree for each proof.
+ *
  * @module
  */
-import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
+import { SimpleMerkleTree, StandardMerkleTree } from "@openzeppelin/merkle-tree";
+import { getProof } from "@openzeppelin/merkle-tree/dist/core.js";
+import { keccak256 } from "ethers";
 
 import { hashCryptletResult, type CryptletResult, type Hex32 } from "./eip712.ts";
 
@@ -26,15 +33,21 @@ export interface MerkleBatch {
 export function buildMerkleBatch(results: readonly CryptletResult[]): MerkleBatch {
   if (results.length === 0) throw new RangeError("a Merkle batch needs at least one result");
   const leaves = results.map(hashCryptletResult);
-  const tree = StandardMerkleTree.of(
-    leaves.map((leaf) => [leaf]),
-    ["bytes32"],
-  );
+  const tree = SimpleMerkleTree.of(leaves.map(resultLeaf)).dump();
   return {
-    root: tree.root as Hex32,
-    proofs: leaves.map((_, i) => tree.getProof(i) as Hex32[]),
+    root: tree.tree[0] as Hex32,
+    proofs: tree.values.map((value) => getProof(tree.tree, value.treeIndex) as Hex32[]),
     leaves,
   };
+}
+
+/**
+ * The Merkle leaf of a result's struct hash in StandardMerkleTree encoding with type `bytes32`:
+ * `keccak256(keccak256(abi.encode(structHash)))`, where `abi.encode` of one `bytes32` is the word itself.
+ * Equals `CryptletProofs.resultLeaf` on-chain.
+ */
+export function resultLeaf(structHash: Hex32): Hex32 {
+  return keccak256(keccak256(structHash)) as Hex32;
 }
 
 /** Checks a Merkle proof off-chain exactly as `ResultLedger.verify` does on-chain. */
