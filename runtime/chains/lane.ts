@@ -6,7 +6,7 @@
  * | --- | --- | --- |
  * | `…:lock` | string, PX TTL | the token of the process that may sign and broadcast now |
  * | `…:next` | string | the next nonce to assign |
- * | `…:tx:<nonce>` | hash | `key` (idempotency key), `raw` (latest signed transaction), `hashes` (JSON array of every hash broadcast for this nonce), `maxFeePerGas`, `maxPriorityFeePerGas` (wei), `sentAt` (ms), `state` (`pending`, `mined`, `failed`, `filler`) |
+ * | `…:tx:<nonce>` | hash | `key` (idempotency key), `raw` (latest signed transaction), `hashes` (JSON array of every hash broadcast for this nonce), `maxFeePerGas`, `maxPriorityFeePerGas` (wei), `sentAt` and `firstSentAt` (ms), `state` (`pending`, `mined`, `failed`, `filler`) |
  * | `…:idem:<key>` | string | the nonce assigned to an idempotency key |
  * | `…:pending` | sorted set | nonces whose transaction is not yet confirmed (score = nonce) |
  *
@@ -37,6 +37,8 @@ export interface LaneTx {
   maxPriorityFeePerGas: bigint;
   /** When the latest transaction was first broadcast (Unix milliseconds). */
   sentAt: number;
+  /** When the first transaction for this nonce was committed and broadcast (Unix milliseconds). */
+  firstSentAt: number;
   state: "pending" | "mined" | "failed" | "filler";
 }
 
@@ -50,7 +52,7 @@ local nextNonce = tonumber(redis.call('GET', KEYS[2]) or '0')
 if nonce < nextNonce and redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('LANE_NONCE_TAKEN') end
 if nonce + 1 > nextNonce then redis.call('SET', KEYS[2], nonce + 1) end
 redis.call('HSET', KEYS[3], 'key', ARGV[3], 'raw', ARGV[4], 'hashes', cjson.encode({ARGV[5]}), 'maxFeePerGas', ARGV[6],
-  'maxPriorityFeePerGas', ARGV[7], 'sentAt', ARGV[8], 'state', ARGV[9])
+  'maxPriorityFeePerGas', ARGV[7], 'sentAt', ARGV[8], 'firstSentAt', ARGV[8], 'state', ARGV[9])
 redis.call('SET', KEYS[4], nonce)
 redis.call('ZADD', KEYS[5], nonce, nonce)
 return nonce
@@ -149,7 +151,7 @@ export class Lane {
    * Commits `nonce` to the write `key` together with its signed transaction, and advances the next nonce.
    * Fails (`LANE_KEY_TAKEN`) if the key already has a nonce, and (`LANE_LOCK_LOST`) without the lock.
    */
-  async commit(token: string, tx: Omit<LaneTx, "hashes"> & { hash: string }): Promise<void> {
+  async commit(token: string, tx: Omit<LaneTx, "hashes" | "firstSentAt"> & { hash: string }): Promise<void> {
     await this.#redis.eval(
       COMMIT,
       5,
@@ -240,6 +242,7 @@ export class Lane {
       maxFeePerGas: BigInt(h.maxFeePerGas ?? "0"),
       maxPriorityFeePerGas: BigInt(h.maxPriorityFeePerGas ?? "0"),
       sentAt: Number(h.sentAt ?? 0),
+      firstSentAt: Number(h.firstSentAt ?? h.sentAt ?? 0),
       state: (h.state ?? "pending") as LaneTx["state"],
     };
   }

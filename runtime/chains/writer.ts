@@ -74,6 +74,8 @@ export interface WriteReceipt {
   confirmations?: number;
   /** How many replacement transactions were sent (fee bumps). */
   replacements?: number;
+  /** When the write's first transaction was signed and broadcast, Unix milliseconds. */
+  submittedAt?: number;
 }
 
 /** Minimal structured logger (pino-compatible). */
@@ -368,6 +370,7 @@ export class ChainWriter {
               from: getAddress(receipt.from),
               confirmations,
               replacements: tx.hashes.length - 1,
+              submittedAt: tx.firstSentAt,
             };
           }
           this.#log?.warn({ chain: this.chain.name, nonce, block: blockNumber }, "receipt's block was reorged out");

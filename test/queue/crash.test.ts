@@ -1,44 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 
 import { httpEventId } from "../../runtime/attestation/ids.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
-
-const ROOT = path.resolve(import.meta.dirname, "..", "..");
-
-/** Starts `runtime/queue/worker.ts` as its own process and waits for its ready line. */
-async function startWorker(configFile: string, caFile: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, "runtime", "queue", "worker.ts"), configFile], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_OPTIONS: "",
-      NODE_EXTRA_CA_CERTS: caFile,
-      CRYPTLET_LOCK_MS: "3000",
-      CRYPTLET_STALLED_MS: "1000",
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker not ready:\n${stderr}`)), 60_000);
-    child.stdout!.on("data", (c: Buffer) => {
-      if (c.toString().includes('"ready":true')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker exited with ${code}:\n${stderr}`));
-    });
-  });
-  return child;
-}
+import { startWorker } from "../support/workerProcess.ts";
 
 describe("a worker process killed with SIGKILL mid-run, then restarted", () => {
   let stack: PipelineStack;
