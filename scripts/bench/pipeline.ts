@@ -91,7 +91,7 @@ async function runRound(
   );
   const confirmed = receipts.map((r) => Math.max(...r.targets.map((t) => t.updatedAt)) - submittedAt.get(r.runId)!);
   // Gas: the run's own transactions (record), or each anchor transaction shared by its batch (anchor).
-  let gas = 0n;
+  let gas: bigint;
   if (mode === "anchor") {
     const perRoot = new Map<string, bigint>();
     for (const r of receipts)
