@@ -32,7 +32,7 @@ export interface PipelineChain {
 }
 
 /** The part of the anchor batcher (runtime/chains/anchor.ts) the pipeline uses. */
-export type AnchorService = Pick<AnchorBatcher, "enqueue" | "anchorOf" | "run">;
+export type AnchorService = Pick<AnchorBatcher, "enqueue" | "anchorOf" | "run" | "statusOf" | "nextDueInMs">;
 
 /** The pipeline's dependencies. */
 export interface PipelineContext {

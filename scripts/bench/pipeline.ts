@@ -6,7 +6,7 @@
  * timestamps). Writes the section "pipeline" of docs/benchmarks.md.
  *
  * Environment: `BENCH_ANCHOR_EVENTS` (default 1000), `BENCH_RECORD_EVENTS` (default 200), `BENCH_WORKERS`
- * (default `1,2,4`).
+ * (default `1,2,4`), `BENCH_MODES` (default `anchor,record`).
  */
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
@@ -22,6 +22,7 @@ import { writeBenchSection } from "./report.ts";
 const ANCHOR_EVENTS = Number(process.env.BENCH_ANCHOR_EVENTS ?? 1000);
 const RECORD_EVENTS = Number(process.env.BENCH_RECORD_EVENTS ?? 200);
 const WORKERS = (process.env.BENCH_WORKERS ?? "1,2,4").split(",").map(Number);
+const MODES = (process.env.BENCH_MODES ?? "anchor,record").split(",") as ("anchor" | "record")[];
 
 const minutes = await loadMinuteInputs();
 const percentile = (values: number[], p: number) => {
@@ -133,7 +134,7 @@ async function runRound(
 }
 
 const rows: Row[] = [];
-for (const mode of ["anchor", "record"] as const) {
+for (const mode of MODES) {
   const stack = await startPipelineStack({
     chains: [
       { name: "consortium", chainId: 75_001 },

@@ -11,12 +11,29 @@ import type { BundleAnchor } from "../../attestation/bundle.ts";
 import { bundleResultToStruct } from "../../attestation/bundle.ts";
 import { targetOf, writeRequestOf, type WriteTarget } from "../../chains/targets.ts";
 import { CryptletError, isCryptletError } from "../../errors.ts";
-import type { PipelineContext } from "../context.ts";
+import type { AnchorService, PipelineContext } from "../context.ts";
 import type { ChainOutcome } from "../results.ts";
 import type { WriteJob } from "../topology.ts";
 
-/** How long an `anchor` write sleeps between checks of its batch, in milliseconds. */
+/** Shortest sleep of an `anchor` write between checks of its batch, in milliseconds. */
 export const ANCHOR_POLL_MS = 250;
+/** Longest sleep of an `anchor` write between checks of its batch, in milliseconds. */
+export const ANCHOR_POLL_MAX_MS = 2000;
+
+/**
+ * How long an `anchor` write sleeps before it checks its batch again: until the batch is due when the result is
+ * still pending, and otherwise a quarter of the time it has waited so far (250 ms to 2 s). Each check is a job
+ * round trip through Redis, so a fixed short period would make thousands of waiting writes the pipeline's main
+ * load; this keeps the added latency under a quarter of the wait.
+ */
+async function anchorPollDelay(job: Job<WriteJob>, anchors: AnchorService, resultId: string): Promise<number> {
+  let delay = Math.min(ANCHOR_POLL_MAX_MS, Math.max(ANCHOR_POLL_MS, (Date.now() - job.timestamp) / 4));
+  if ((await anchors.statusOf(resultId)) === "pending") {
+    const due = await anchors.nextDueInMs();
+    if (due !== undefined) delay = Math.max(delay, Math.min(due + ANCHOR_POLL_MS, 10 * ANCHOR_POLL_MAX_MS));
+  }
+  return Math.round(delay);
+}
 
 const BUNDLE_MODE = { oracle: "fulfill", record: "record", feed: "submit", anchor: "anchor" } as const;
 
@@ -45,7 +62,7 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
     if (!record) {
       await anchors.enqueue(result);
       if (!token) throw new CryptletError("ERR_RUN_UNKNOWN", "anchor writes need a worker token", { retryable: true });
-      await job.moveToDelayed(Date.now() + ANCHOR_POLL_MS, token);
+      await job.moveToDelayed(Date.now() + (await anchorPollDelay(job, anchors, data.resultId)), token);
       throw new DelayedError();
     }
     outcome = {
