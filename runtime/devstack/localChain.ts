@@ -1,0 +1,131 @@
+/**
+ * A local EVM chain for development: a `hardhat node` process (Hardhat's EDR simulator served as JSON-RPC on
+ * 127.0.0.1), with a chosen chain id and port. The local stack (`npm start`) runs two of them; tests run more.
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+
+import { JsonRpcProvider, Wallet, parseEther } from "ethers";
+
+import { CryptletError } from "../errors.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..", "..");
+
+/**
+ * Hardhat's first default account. Its private key is PUBLIC (Hardhat's well-known test mnemonic): it exists only
+ * on local chains and funds the local stack's deployer and relayer.
+ */
+const HARDHAT_ACCOUNT_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/** A running local chain. */
+export interface LocalChain {
+  /** JSON-RPC URL, e.g. `http://127.0.0.1:8545`. */
+  url: string;
+  chainId: number;
+  provider: JsonRpcProvider;
+  /** A funded account of the node (Hardhat's first default account), connected to `provider`. */
+  funder: Wallet;
+  /** Sends a raw JSON-RPC request (e.g. `evm_mine`). */
+  rpc<T = unknown>(method: string, params?: unknown[]): Promise<T>;
+  /** Sets `address`'s balance to `ether` ETH (`hardhat_setBalance`). */
+  fund(address: string, ether?: string): Promise<void>;
+  /** Stops the node (SIGTERM) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export async function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * Starts `hardhat node --chain-id <chainId>` on 127.0.0.1 and waits until it serves JSON-RPC.
+ * @param options.port - TCP port; default: a free one.
+ * @param options.startTimeoutMs - how long to wait for the node, in ms (default 60000).
+ * @throws CryptletError `ERR_LOCAL_CHAIN_START` with the node's output when it does not start.
+ */
+export async function startLocalChain(
+  chainId: number,
+  options: { port?: number; startTimeoutMs?: number } = {},
+): Promise<LocalChain> {
+  const port = options.port ?? (await freePort());
+  const bin = path.join(ROOT, "node_modules", ".bin");
+  const child: ChildProcess = spawn(
+    path.join(bin, "hardhat"),
+    ["node", "--hostname", "127.0.0.1", "--port", String(port), "--chain-id", String(chainId)],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ""}`, NODE_OPTIONS: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const fail = (why: string) =>
+      reject(
+        new CryptletError("ERR_LOCAL_CHAIN_START", `hardhat node (chain ${chainId}, port ${port}) ${why}`, {
+          details: { chainId, port, output: output.slice(-2000) },
+        }),
+      );
+    const timer = setTimeout(() => fail("did not start in time"), options.startTimeoutMs ?? 60_000);
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Started HTTP")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      fail(`exited with code ${code}`);
+    });
+  });
+  child.stdout!.removeAllListeners("data");
+  child.stdout!.resume();
+  child.stderr!.resume();
+  const url = `http://127.0.0.1:${port}`;
+  const provider = new JsonRpcProvider(url, chainId, { staticNetwork: true, cacheTimeout: -1 });
+  const funder = new Wallet(HARDHAT_ACCOUNT_0, provider);
+  const rpc = <T>(method: string, params: unknown[] = []) => provider.send(method, params) as Promise<T>;
+  return {
+    url,
+    chainId,
+    provider,
+    funder,
+    rpc,
+    async fund(address, ether = "100") {
+      await rpc("hardhat_setBalance", [address, "0x" + parseEther(ether).toString(16)]);
+    },
+    async stop() {
+      provider.destroy();
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
+    },
+  };
+}
