@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
+
 import { DefaultAzureCredential } from "@azure/identity";
 import { Redis } from "ioredis";
 
@@ -23,15 +25,33 @@ import { SandboxPool } from "./sandbox/pool.ts";
 /** The package store's key prefix for a deployment prefix (hash-tagged for Redis Cluster). */
 export const packagePrefixOf = (prefix: string) => `{${prefix}-packages}:`;
 
+/**
+ * The credential for every Key Vault provider: `DefaultAzureCredential`. When the configuration names a
+ * managed-identity endpoint (the emulator's), it is exported as `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` first,
+ * exactly as Azure App Service does for a real vault.
+ */
+export function keyVaultCredentialOf(config: RuntimeConfig): DefaultAzureCredential {
+  const { identityEndpoint, identityHeader } = config.keys.keyVault;
+  if (identityEndpoint && identityHeader) {
+    process.env.IDENTITY_ENDPOINT = identityEndpoint;
+    process.env.IDENTITY_HEADER = identityHeader;
+  }
+  return new DefaultAzureCredential();
+}
+
 /** Creates the key provider a {@link KeyRef} names. One credential is shared by every Key Vault provider. */
 export function keyProviderOf(ref: KeyRef, config: RuntimeConfig, credential?: DefaultAzureCredential): KeyProvider {
   if (ref.type === "local") return new LocalKeyProvider({ keyFile: ref.jwkPath });
+  const { disableChallengeResourceVerification, caFile } = config.keys.keyVault;
   return new AzureKeyVaultProvider({
     vaultUrl: ref.vaultUrl,
     keyName: ref.keyName,
     ...(ref.keyVersion ? { keyVersion: ref.keyVersion } : {}),
-    credential: credential ?? new DefaultAzureCredential(),
-    clientOptions: { disableChallengeResourceVerification: config.keys.keyVault.disableChallengeResourceVerification },
+    credential: credential ?? keyVaultCredentialOf(config),
+    clientOptions: {
+      disableChallengeResourceVerification,
+      ...(caFile ? { tlsOptions: { ca: readFileSync(caFile, "utf8") } } : {}),
+    },
   });
 }
 
@@ -46,7 +66,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     config.keys.attestation,
     ...config.chains.map((c) => c.signer),
   ].some((k) => k.type === "azure-key-vault")
-    ? new DefaultAzureCredential()
+    ? keyVaultCredentialOf(config)
     : undefined;
   const chains = new Map<string, PipelineChain>();
   for (const chain of config.chains) {

@@ -33,8 +33,18 @@ export interface RuntimeConfig {
     resultSigners: KeyRef[];
     /** The P-256 key that signs attestation tokens. */
     attestation: KeyRef;
-    /** Key Vault client options: set `disableChallengeResourceVerification` only for a loopback emulator. */
-    keyVault: { disableChallengeResourceVerification: boolean };
+    /**
+     * Key Vault client settings. For a real vault leave them unset. For a Key Vault-compatible endpoint on
+     * loopback (the emulator): `disableChallengeResourceVerification`, the PEM file of its CA (`caFile`), and its
+     * managed-identity endpoint (`identityEndpoint` and `identityHeader`, exported as `IDENTITY_ENDPOINT` and
+     * `IDENTITY_HEADER` for `DefaultAzureCredential`, as Azure App Service does).
+     */
+    keyVault: {
+      disableChallengeResourceVerification: boolean;
+      caFile?: string;
+      identityEndpoint?: string;
+      identityHeader?: string;
+    };
   };
   /** The chains, as in the chains file (see docs/chains.md). */
   chains: ChainConfig[];
@@ -88,7 +98,12 @@ const SCHEMA = {
         keyVault: {
           type: "object",
           additionalProperties: false,
-          properties: { disableChallengeResourceVerification: { type: "boolean" } },
+          properties: {
+            disableChallengeResourceVerification: { type: "boolean" },
+            caFile: { type: "string", minLength: 1 },
+            identityEndpoint: { type: "string", pattern: "^https?://" },
+            identityHeader: { type: "string", minLength: 1 },
+          },
         },
       },
     },
@@ -161,6 +176,9 @@ export function parseRuntimeConfig(
       attestation: resolveKey(raw.keys.attestation),
       keyVault: {
         disableChallengeResourceVerification: raw.keys.keyVault?.disableChallengeResourceVerification ?? false,
+        ...(raw.keys.keyVault?.caFile ? { caFile: path.resolve(baseDir, raw.keys.keyVault.caFile) } : {}),
+        ...(raw.keys.keyVault?.identityEndpoint ? { identityEndpoint: raw.keys.keyVault.identityEndpoint } : {}),
+        ...(raw.keys.keyVault?.identityHeader ? { identityHeader: raw.keys.keyVault.identityHeader } : {}),
       },
     },
     chains,

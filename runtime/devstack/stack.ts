@@ -1,0 +1,258 @@
+/**
+ * The local stack behind `npm start`: everything the runtime needs, on this machine, with no cloud account:
+ * Redis (given), two local chains (a consortium chain and a "public" one), the Key Vault emulator (keys kept in
+ * `.cryptlet/keyvault.json` between runs), the Cryptlet contracts deployed and the registry configured, every
+ * package in `cryptlets/` built, signed by a local publisher key and deployed, and a runtime configuration file
+ * (`.cryptlet/cryptlet.config.json`) that the CLI and worker processes read.
+ *
+ * The chains are new on every start, so the stack clears its own Redis prefix (lanes, runs, queues) first: a
+ * second run starts clean instead of resuming nonces of chains that no longer exist.
+ *
+ * @module
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+import { Contract, id } from "ethers";
+import { Redis } from "ioredis";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
+
+import type { Hex32 } from "../attestation/eip712.ts";
+import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "../chains/contracts.ts";
+import { closePipelineContext, createPipelineContext, keyProviderOf, keyVaultCredentialOf } from "../bootstrap.ts";
+import { parseRuntimeConfig, type RuntimeConfig } from "../config.ts";
+import { CryptletError } from "../errors.ts";
+import { startKeyVaultEmulator, type KeyVaultEmulator } from "../keys/emulator/startKeyVaultEmulator.ts";
+import { KeyVaultSigner } from "../keys/KeyVaultSigner.ts";
+import { buildPackage } from "../packages/build.ts";
+import type { BuiltPackage } from "../packages/builtPackage.ts";
+import { signPackage } from "../packages/signature.ts";
+import type { PipelineContext } from "../queue/context.ts";
+import { Pipeline } from "../queue/pipeline.ts";
+import { portInUse, startLocalChain, type LocalChain } from "./localChain.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..", "..");
+
+/** Where the local stack keeps its state (git-ignored). */
+export const STATE_DIR = path.join(ROOT, ".cryptlet");
+
+/** The local consortium's id (EIP-712 salt). */
+export const LOCAL_CONSORTIUM_ID = id("cryptlet-local-consortium") as Hex32;
+
+/** The two local chains: name, chain id and preferred port. */
+export const LOCAL_CHAINS = [
+  { name: "consortium", chainId: 31337, port: 8545 },
+  { name: "public", chainId: 31338, port: 8546 },
+] as const;
+
+/** A chain of the running stack. */
+export interface StackChain {
+  name: string;
+  chain: LocalChain;
+  contracts: DeployedContracts;
+}
+
+/** The running local stack. */
+export interface LocalStack {
+  config: RuntimeConfig;
+  configFile: string;
+  redis: Redis;
+  vault: KeyVaultEmulator;
+  chains: StackChain[];
+  packages: BuiltPackage[];
+  ctx: PipelineContext;
+  pipeline: Pipeline;
+  /** Stops workers, chains and the emulator. */
+  stop(): Promise<void>;
+}
+
+/** A progress callback: one step of the start-up, with a short detail. */
+export type StackProgress = (step: string, detail?: string) => void;
+
+/**
+ * Starts the local stack.
+ * @param options.redisUrl - Redis (default `REDIS_URL` or `redis://127.0.0.1:6379`).
+ * @param options.prefix - Redis key prefix of the local stack (default `cryptlet-dev`); cleared at start.
+ * @param options.workers - start pipeline workers in this process (default true).
+ * @throws CryptletError `ERR_REDIS_UNAVAILABLE` with instructions when Redis does not answer.
+ */
+export async function startLocalStack(
+  options: { redisUrl?: string; prefix?: string; workers?: boolean; onProgress?: StackProgress } = {},
+): Promise<LocalStack> {
+  const progress = options.onProgress ?? (() => undefined);
+  const redisUrl = options.redisUrl ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  const prefix = options.prefix ?? "cryptlet-dev";
+  mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
+
+  progress("redis", redisUrl);
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (cause) {
+    redis.disconnect();
+    throw new CryptletError(
+      "ERR_REDIS_UNAVAILABLE",
+      `no Redis answers at ${redisUrl}: start one (e.g. \`redis-server --daemonize yes\`, or \`apt-get install redis-server\`) or set REDIS_URL`,
+      { cause, details: { redisUrl } },
+    );
+  }
+  await clearPrefix(redis, prefix);
+
+  progress("key vault", "starting the emulator");
+  const vault = await startKeyVaultEmulator({ persistPath: path.join(STATE_DIR, "keyvault.json") });
+  const caFile = path.join(STATE_DIR, "keyvault-ca.pem");
+  writeFileSync(caFile, vault.ca);
+  for (const name of ["result-signer-1", "result-signer-2", "relayer"])
+    vault.ensureKey(name, { kty: "EC", crv: "P-256K" });
+  vault.ensureKey("attestation", { kty: "EC", crv: "P-256" });
+  const keyRef = (keyName: string) => ({ type: "azure-key-vault" as const, vaultUrl: vault.vaultUrl, keyName });
+  const keyVault = {
+    disableChallengeResourceVerification: true,
+    caFile,
+    identityEndpoint: vault.identityEndpoint,
+    identityHeader: vault.identityHeader,
+  };
+
+  // Addresses of the vault's signing keys, through the real SDK.
+  const draft = parseRuntimeConfig(
+    {
+      consortiumId: LOCAL_CONSORTIUM_ID,
+      keys: { resultSigners: [keyRef("result-signer-1")], attestation: keyRef("attestation"), keyVault },
+      chains: [{ name: "x", chainId: 1, rpcUrl: "http://127.0.0.1", signer: keyRef("relayer") }],
+    },
+    "local stack",
+    STATE_DIR,
+  );
+  const credential = keyVaultCredentialOf(draft);
+  const addressOf = (name: string) => new KeyVaultSigner(keyProviderOf(keyRef(name), draft, credential)).getAddress();
+  const signerAddresses = await Promise.all(["result-signer-1", "result-signer-2"].map(addressOf));
+  const relayer = await addressOf("relayer");
+
+  progress("packages", "building cryptlets/");
+  const packages = await buildAllPackages();
+  const feeds = Object.fromEntries(
+    packages
+      .filter((p) => p.manifest.targets.some((t) => t.mode === "feed"))
+      .map((p) => [
+        p.manifest.name,
+        { cryptletId: p.cryptletId, decimals: 8, description: `${p.manifest.name} (ETH / USD)` },
+      ]),
+  );
+
+  const chains: StackChain[] = [];
+  for (const spec of LOCAL_CHAINS) {
+    progress("chains", `starting ${spec.name} (chain id ${spec.chainId})`);
+    const chain = await startLocalChain(spec.chainId, (await portInUse(spec.port)) ? {} : { port: spec.port });
+    const contracts = await deployCryptletContracts(chain.funder, {
+      consortiumId: LOCAL_CONSORTIUM_ID,
+      signers: signerAddresses,
+      threshold: 2,
+      feeds,
+    });
+    const registry = new Contract(contracts.registry, interfaceOf("CryptletRegistry"), chain.funder);
+    for (const pkg of packages) {
+      await (await registry.getFunction("approveCodeHash")(pkg.cryptletId, pkg.codeHash)).wait();
+    }
+    await chain.fund(relayer, "1000");
+    chains.push({ name: spec.name, chain, contracts });
+  }
+
+  progress("config", "writing .cryptlet/cryptlet.config.json");
+  const publisher = await publisherKey();
+  const document = {
+    redisUrl,
+    prefix,
+    consortiumId: LOCAL_CONSORTIUM_ID,
+    issuer: "cryptlet-local",
+    keys: {
+      resultSigners: [keyRef("result-signer-1"), keyRef("result-signer-2")],
+      attestation: keyRef("attestation"),
+      keyVault,
+    },
+    chains: chains.map(({ name, chain, contracts }) => ({
+      name,
+      chainId: chain.chainId,
+      rpcUrl: chain.url,
+      confirmations: 1,
+      pollIntervalMs: 100,
+      fees: { maxFeePerGasGwei: "100", maxPriorityFeePerGasGwei: "2", replaceAfterMs: 15000 },
+      signer: keyRef("relayer"),
+      contracts: {
+        registry: contracts.registry,
+        oracle: contracts.oracle,
+        ledger: contracts.ledger,
+        feeds: contracts.feeds,
+      },
+      anchor: { maxBatchSize: 256, maxBatchDelayMs: 1000 },
+    })),
+    packages: { trustedPublishers: [publisher.publicJwk] },
+  };
+  const configFile = path.join(STATE_DIR, "cryptlet.config.json");
+  writeFileSync(configFile, JSON.stringify(document, null, 2), { mode: 0o600 });
+  const config = parseRuntimeConfig(document, configFile, STATE_DIR);
+
+  progress("pipeline", "connecting workers");
+  const ctx = await createPipelineContext(config);
+  for (const pkg of packages) {
+    await ctx.packages.deploy(pkg, await signPackage(pkg, publisher.privateJwk, publisher.publicJwk.kid!));
+  }
+  const pipeline = new Pipeline(ctx);
+  if (options.workers !== false) pipeline.startWorkers();
+
+  return {
+    config,
+    configFile,
+    redis,
+    vault,
+    chains,
+    packages,
+    ctx,
+    pipeline,
+    async stop() {
+      await pipeline.close();
+      await closePipelineContext(ctx);
+      await Promise.all(chains.map((c) => c.chain.stop()));
+      await vault.close();
+      redis.disconnect();
+    },
+  };
+}
+
+/** Builds every package folder under `cryptlets/` (a folder with a `cryptlet.json`). */
+export async function buildAllPackages(): Promise<BuiltPackage[]> {
+  const dir = path.join(ROOT, "cryptlets");
+  const folders = readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(path.join(dir, d.name, "cryptlet.json")))
+    .map((d) => path.join(dir, d.name))
+    .sort();
+  const built: BuiltPackage[] = [];
+  for (const folder of folders) built.push(await buildPackage(folder));
+  return built;
+}
+
+/** The local publisher key (`.cryptlet/publisher.private.jwk.json`), created on first use. */
+async function publisherKey(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
+  const file = path.join(STATE_DIR, "publisher.private.jwk.json");
+  if (!existsSync(file)) {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    writeFileSync(file, JSON.stringify({ ...(await exportJWK(pair.privateKey)), kid: "local-publisher" }), {
+      mode: 0o600,
+    });
+  }
+  const privateJwk = JSON.parse(readFileSync(file, "utf8")) as JWK;
+  const { d: _d, ...publicJwk } = privateJwk;
+  return { privateJwk, publicJwk };
+}
+
+/** Deletes every key under `prefix` (the local stack's own; never called on a shared deployment). */
+async function clearPrefix(redis: Redis, prefix: string): Promise<void> {
+  for (const pattern of [`${prefix}:*`, `{${prefix}-packages}:*`]) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== "0");
+  }
+}
