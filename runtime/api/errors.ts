@@ -1,0 +1,174 @@
+/**
+ * Typed errors of the HTTP API. Each has a stable `ERR_API_*` / `ERR_AUTH_*` code and the HTTP status it is
+ * answered with; the problem mapper (./problem.ts) turns them, and every other {@link CryptletError}, into
+ * RFC 9457 problem documents.
+ *
+ * @module
+ */
+import { CryptletError } from "../errors.ts";
+
+/** One failing part of a request: a JSON Pointer-like path (`/body/files/bundle.js`) and what is wrong. */
+export interface RequestProblem {
+  /** Where: `/body/...`, `/params/name`, `/query/version`, `/headers/idempotency-key`. */
+  path: string;
+  message: string;
+}
+
+/** An error the API answers with a given HTTP status. */
+export class ApiError extends CryptletError {
+  /** The HTTP status code of the response. */
+  readonly status: number;
+
+  /**
+   * @param status - HTTP status (4xx/5xx).
+   * @param code - stable `ERR_*` code.
+   * @param shortMessage - one line naming what was wrong (secret-free).
+   * @param details - structured, secret-free facts.
+   */
+  constructor(
+    status: number,
+    code: string,
+    shortMessage: string,
+    options: { details?: Record<string, unknown>; cause?: unknown; retryable?: boolean } = {},
+  ) {
+    super(code, shortMessage, options);
+    this.status = status;
+  }
+}
+
+/** `ERR_API_VALIDATION` (400): the request does not match the OpenAPI document; `details.errors` lists each path. */
+export class RequestValidationError extends ApiError {
+  readonly errors: readonly RequestProblem[];
+
+  /** @param errors - every failing path, at least one. */
+  constructor(errors: readonly RequestProblem[]) {
+    const shown = errors
+      .slice(0, 3)
+      .map((e) => `${e.path} ${e.message}`)
+      .join("; ");
+    super(400, "ERR_API_VALIDATION", `invalid request: ${shown}${errors.length > 3 ? " …" : ""}`, {
+      details: { errors: errors.map((e) => ({ ...e })) },
+    });
+    this.errors = errors;
+  }
+}
+
+/** `ERR_API_MALFORMED_JSON` (400): the body is not JSON (or not the media type it claims). */
+export class MalformedBodyError extends ApiError {
+  constructor(cause?: unknown) {
+    super(400, "ERR_API_MALFORMED_JSON", "request body is not valid JSON", { cause });
+  }
+}
+
+/** `ERR_API_PAYLOAD_TOO_LARGE` (413): the body exceeds the route's limit (`details.limitBytes`). */
+export class PayloadTooLargeError extends ApiError {
+  /** @param limitBytes - the limit in bytes. */
+  constructor(limitBytes: number | undefined) {
+    super(413, "ERR_API_PAYLOAD_TOO_LARGE", `request body larger than ${limitBytes ?? "the limit"} bytes`, {
+      details: limitBytes === undefined ? {} : { limitBytes },
+    });
+  }
+}
+
+/** `ERR_API_UNSUPPORTED_MEDIA_TYPE` (415): the body is not `application/json` (or uses an unsupported charset or encoding). */
+export class UnsupportedMediaTypeError extends ApiError {
+  constructor(what: string) {
+    super(415, "ERR_API_UNSUPPORTED_MEDIA_TYPE", `unsupported media type: ${what}`);
+  }
+}
+
+/** `ERR_API_NOT_FOUND` (404): no such route or resource (`details.what`). */
+export class NotFoundError extends ApiError {
+  /** @param what - e.g. `run 0x…`, `route GET /v2/x`. */
+  constructor(what: string) {
+    super(404, "ERR_API_NOT_FOUND", `not found: ${what}`, { details: { what } });
+  }
+}
+
+/** `ERR_API_METHOD_NOT_ALLOWED` (405). */
+export class MethodNotAllowedError extends ApiError {
+  constructor(method: string, path: string) {
+    super(405, "ERR_API_METHOD_NOT_ALLOWED", `${method} is not allowed on ${path}`, { details: { method, path } });
+  }
+}
+
+/** `ERR_API_RATE_LIMITED` (429): too many requests from one token subject or IP; `details.retryAfterSeconds`. */
+export class RateLimitedError extends ApiError {
+  /** @param retryAfterSeconds - when the window resets. */
+  constructor(retryAfterSeconds: number) {
+    super(429, "ERR_API_RATE_LIMITED", `too many requests; retry after ${retryAfterSeconds} s`, {
+      details: { retryAfterSeconds },
+      retryable: true,
+    });
+  }
+}
+
+/** `ERR_API_NOT_READY` (503): a dependency (Redis, a chain) does not answer; `details.checks`. */
+export class NotReadyError extends ApiError {
+  constructor(checks: readonly { name: string; ok: boolean; latencyMs: number; error?: string }[]) {
+    const failing = checks.filter((c) => !c.ok).map((c) => c.name);
+    super(503, "ERR_API_NOT_READY", `not ready: ${failing.join(", ")} not answering`, {
+      details: { checks: checks.map((c) => ({ ...c })) },
+      retryable: true,
+    });
+  }
+}
+
+/** `ERR_HTTP_TRIGGER_DISABLED` (409): the package's manifest has no `http` trigger, so it cannot be invoked over HTTP. */
+export class HttpTriggerDisabledError extends ApiError {
+  constructor(name: string, version: string) {
+    super(409, "ERR_HTTP_TRIGGER_DISABLED", `${name}@${version} has no http trigger`, { details: { name, version } });
+  }
+}
+
+/**
+ * `ERR_IDEMPOTENCY_KEY_REUSED` (422): an `Idempotency-Key` already used for this Cryptlet with another body
+ * (draft-ietf-httpapi-idempotency-key-header §2.7).
+ */
+export class IdempotencyKeyReusedError extends ApiError {
+  constructor(runId: string) {
+    super(422, "ERR_IDEMPOTENCY_KEY_REUSED", "Idempotency-Key already used with a different request body", {
+      details: { runId },
+    });
+  }
+}
+
+/** Why a bearer token was refused (`details.reason` of {@link UnauthenticatedError}). */
+export type AuthFailure =
+  | "missing" // no Authorization header
+  | "malformed" // not `Bearer <compact JWS>`
+  | "expired" // exp in the past (or nbf in the future)
+  | "bad-signature" // no JWKS key verifies it
+  | "wrong-issuer"
+  | "wrong-audience"
+  | "wrong-tenant" // Entra ID `tid` not allowed
+  | "invalid-claims" // other claim failures (missing sub, bad roles claim)
+  | "issuer-unavailable"; // the issuer's JWKS could not be fetched
+
+/**
+ * `ERR_AUTH_UNAUTHENTICATED` (401): no valid bearer token; `details.reason` is an {@link AuthFailure}. With reason
+ * `issuer-unavailable` (the issuer's keys could not be fetched) the status is 503.
+ */
+export class UnauthenticatedError extends ApiError {
+  readonly reason: AuthFailure;
+
+  constructor(reason: AuthFailure, cause?: unknown) {
+    // An unreachable issuer is the runtime's problem, not the caller's: 503, retryable.
+    super(reason === "issuer-unavailable" ? 503 : 401, "ERR_AUTH_UNAUTHENTICATED", `authentication failed: ${reason}`, {
+      details: { reason },
+      cause,
+      retryable: reason === "issuer-unavailable",
+    });
+    this.reason = reason;
+  }
+}
+
+/** `ERR_AUTH_FORBIDDEN` (403): the token is valid but carries none of the roles the operation needs. */
+export class ForbiddenError extends ApiError {
+  /** @param required - roles any one of which would do. @param held - the token's roles. */
+  constructor(required: readonly string[], held: readonly string[]) {
+    super(403, "ERR_AUTH_FORBIDDEN", `requires one of the roles ${required.join(", ")}`, {
+      details: { required: [...required], held: [...held] },
+    });
+  }
+}
