@@ -40,7 +40,12 @@ export function openApiValidator(options: {
   return OpenApiValidator.middleware({
     apiSpec: loadOpenApiDocument() as never,
     validateApiSpec: true,
-    validateRequests: { allowUnknownQueryParameters: false, coerceTypes: true, removeAdditional: false },
+    validateRequests: {
+      allowUnknownQueryParameters: false,
+      coerceTypes: true,
+      removeAdditional: false,
+      allErrors: true,
+    },
     validateResponses: options.validateResponses ?? false,
     validateFormats: true,
     ...(options.ignorePaths ? { ignorePaths: options.ignorePaths } : {}),
