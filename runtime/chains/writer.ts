@@ -273,6 +273,9 @@ export class ChainWriter {
       if (/already known|known transaction|already imported|already in the mempool/i.test(message)) return;
       if (code === "NONCE_EXPIRED" || /nonce too low/i.test(message)) return; // the monitor loop resolves it
       if (code === "REPLACEMENT_UNDERPRICED" || /underpriced/i.test(message)) return;
+      // Some nodes (Hardhat with automine) execute the transaction at once and answer a revert as an error,
+      // although the transaction was mined (as reverted). The monitor loop finds its receipt and decodes it.
+      if (code === "CALL_EXCEPTION" || /revert/i.test(message)) return;
       if (/nonce too high/i.test(message)) {
         // A lower nonce is missing at the node (dropped, or not yet sent). Fill the gap once; if it is still
         // there (the filler was dropped too), the monitor loop re-broadcasts and fills again.

@@ -216,6 +216,36 @@ describe("ChainWriter against a hardhat node over JSON-RPC", () => {
     expect(await ledger.getFunction("isRecorded")(result.resultId)).toBe(false);
   });
 
+  test("a transaction that reverts when mined (state changed after the estimate) is decoded, and 'already recorded' is a success", async () => {
+    const signer = await newSigner();
+    const request = await recordWrite();
+    // Someone else records the same result between our estimate and our transaction: ours reverts on-chain
+    // with ResultLedgerAlreadyRecorded, which the writer reports as already recorded.
+    let recordedElsewhere = false;
+    const racing = {
+      ...request,
+      isRecorded: async () => {
+        if (!recordedElsewhere) {
+          recordedElsewhere = true;
+          return false;
+        }
+        return ledger.getFunction("isRecorded")(request.resultId) as Promise<boolean>;
+      },
+    };
+    const w = writer(signer);
+    const originalEstimate = w.rpc.send.bind(w.rpc);
+    w.rpc.send = (async (method: string, params: unknown[], attempts?: number) => {
+      const answer = await originalEstimate(method, params, attempts);
+      if (method === "eth_estimateGas")
+        await writer(await newSigner()).write({ ...request, idempotencyKey: `${request.idempotencyKey}:other` });
+      return answer;
+    }) as typeof w.rpc.send;
+    const receipt = await w.write(racing);
+    expect(receipt.status).toBe("already-recorded");
+    expect(await recordedEvents(request.resultId)).toBe(1);
+    expect(await node.provider.getTransactionCount(signer.address)).toBe(1); // our reverted transaction was mined
+  });
+
   test("a stuck transaction is replaced with bumped fees; exactly one of them is mined", async () => {
     const signer = await newSigner();
     const w = writer(signer, chainConfig({ fees: { ...chainConfig().fees, replaceAfterMs: 200 } }));
