@@ -193,10 +193,13 @@ export function problemHandler(logger?: PipelineLogger): ErrorRequestHandler {
       return;
     }
     let source: unknown = err;
-    if (isValidatorError(err) && (err.status === 401 || err.status === 403)) {
-      // The validator's own header check refuses before our handler runs; our handler's error is stashed.
-      const stashed = (req as { authError?: unknown }).authError;
-      source = stashed ?? new UnauthenticatedError(req.get("authorization") ? "malformed" : "missing");
+    const stashed = (req as { authError?: unknown }).authError;
+    if (stashed !== undefined && isValidatorError(err)) {
+      // Our bearer check's error (the validator replaces it with its own): 401, 403, or 503 for an unreachable issuer.
+      source = stashed;
+    } else if (isValidatorError(err) && (err.status === 401 || err.status === 403)) {
+      // The validator's own header check refused before our bearer check ran.
+      source = new UnauthenticatedError(req.get("authorization") ? "malformed" : "missing");
     }
     const { status, error, internal } = classifyRequestError(source, req.method, req.path);
     if (internal) {

@@ -12,7 +12,7 @@ import { ChainRpc } from "../../runtime/chains/rpc.ts";
 import { computeResultId } from "../../runtime/attestation/eip712.ts";
 import { cryptletIdOf, httpEventId } from "../../runtime/attestation/ids.ts";
 import { QUEUES } from "../../runtime/queue/topology.ts";
-import { deployBody, request, startLightApi, type LightApi, type TestResponse } from "./helpers.ts";
+import { closedPort, deployBody, request, startLightApi, type LightApi, type TestResponse } from "./helpers.ts";
 
 const BUNDLE =
   "var cryptlet = (() => ({ default: { run: (input) => ({ answer: 1, decimals: 8, observedAt: 1 }) } }))();\n";
@@ -424,7 +424,7 @@ describe("API (real Redis, package store, pipeline queues, local issuer)", () =>
           {
             name: "down",
             chainId: 1,
-            rpcUrl: "http://127.0.0.1:9", // discard port: connection refused
+            rpcUrl: `http://127.0.0.1:${await closedPort()}`,
             signer: { type: "local", jwkPath: "/nonexistent.json" },
             contracts: {},
           },

@@ -4,6 +4,8 @@
  * the local issuer, so every request goes through real JWT verification. `request()` is a small fetch wrapper.
  */
 import { generateKeyPairSync } from "node:crypto";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 
 import { id } from "ethers";
 import { Redis } from "ioredis";
@@ -142,4 +144,13 @@ export function deployBody(
     files: Object.fromEntries(Object.entries(built.files).map(([p, b]) => [p, Buffer.from(b).toString("base64")])),
     signature,
   };
+}
+
+/** A loopback port nothing listens on (bound, then released): connections to it are refused. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
