@@ -33,8 +33,8 @@ import { portInUse, startLocalChain, type LocalChain } from "./localChain.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 
-/** Where the local stack keeps its state (git-ignored). */
-export const STATE_DIR = path.join(ROOT, ".cryptlet");
+/** Where the local stack keeps its state by default (git-ignored). */
+export const DEFAULT_STATE_DIR = path.join(ROOT, ".cryptlet");
 
 /** The local consortium's id (EIP-712 salt). */
 export const LOCAL_CONSORTIUM_ID = id("cryptlet-local-consortium") as Hex32;
@@ -77,12 +77,22 @@ export type StackProgress = (step: string, detail?: string) => void;
  * @throws CryptletError `ERR_REDIS_UNAVAILABLE` with instructions when Redis does not answer.
  */
 export async function startLocalStack(
-  options: { redisUrl?: string; prefix?: string; workers?: boolean; onProgress?: StackProgress } = {},
+  options: {
+    redisUrl?: string;
+    prefix?: string;
+    workers?: boolean;
+    onProgress?: StackProgress;
+    /** Where keys and the configuration file are kept. Default `.cryptlet/` in the project. */
+    stateDir?: string;
+    /** Use the preferred ports 8545/8546 when they are free (default true); tests pass false. */
+    preferredPorts?: boolean;
+  } = {},
 ): Promise<LocalStack> {
   const progress = options.onProgress ?? (() => undefined);
   const redisUrl = options.redisUrl ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const prefix = options.prefix ?? "cryptlet-dev";
-  mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
+  const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
 
   progress("redis", redisUrl);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
@@ -100,8 +110,8 @@ export async function startLocalStack(
   await clearPrefix(redis, prefix);
 
   progress("key vault", "starting the emulator");
-  const vault = await startKeyVaultEmulator({ persistPath: path.join(STATE_DIR, "keyvault.json") });
-  const caFile = path.join(STATE_DIR, "keyvault-ca.pem");
+  const vault = await startKeyVaultEmulator({ persistPath: path.join(stateDir, "keyvault.json") });
+  const caFile = path.join(stateDir, "keyvault-ca.pem");
   writeFileSync(caFile, vault.ca);
   for (const name of ["result-signer-1", "result-signer-2", "relayer"])
     vault.ensureKey(name, { kty: "EC", crv: "P-256K" });
@@ -122,7 +132,7 @@ export async function startLocalStack(
       chains: [{ name: "x", chainId: 1, rpcUrl: "http://127.0.0.1", signer: keyRef("relayer") }],
     },
     "local stack",
-    STATE_DIR,
+    stateDir,
   );
   const credential = keyVaultCredentialOf(draft);
   const addressOf = (name: string) => new KeyVaultSigner(keyProviderOf(keyRef(name), draft, credential)).getAddress();
@@ -143,7 +153,8 @@ export async function startLocalStack(
   const chains: StackChain[] = [];
   for (const spec of LOCAL_CHAINS) {
     progress("chains", `starting ${spec.name} (chain id ${spec.chainId})`);
-    const chain = await startLocalChain(spec.chainId, (await portInUse(spec.port)) ? {} : { port: spec.port });
+    const usePort = options.preferredPorts !== false && !(await portInUse(spec.port));
+    const chain = await startLocalChain(spec.chainId, usePort ? { port: spec.port } : {});
     const contracts = await deployCryptletContracts(chain.funder, {
       consortiumId: LOCAL_CONSORTIUM_ID,
       signers: signerAddresses,
@@ -159,7 +170,7 @@ export async function startLocalStack(
   }
 
   progress("config", "writing .cryptlet/cryptlet.config.json");
-  const publisher = await publisherKey();
+  const publisher = await publisherKey(stateDir);
   const document = {
     redisUrl,
     prefix,
@@ -188,9 +199,9 @@ export async function startLocalStack(
     })),
     packages: { trustedPublishers: [publisher.publicJwk] },
   };
-  const configFile = path.join(STATE_DIR, "cryptlet.config.json");
+  const configFile = path.join(stateDir, "cryptlet.config.json");
   writeFileSync(configFile, JSON.stringify(document, null, 2), { mode: 0o600 });
-  const config = parseRuntimeConfig(document, configFile, STATE_DIR);
+  const config = parseRuntimeConfig(document, configFile, stateDir);
 
   progress("pipeline", "connecting workers");
   const ctx = await createPipelineContext(config);
@@ -231,9 +242,9 @@ export async function buildAllPackages(): Promise<BuiltPackage[]> {
   return built;
 }
 
-/** The local publisher key (`.cryptlet/publisher.private.jwk.json`), created on first use. */
-async function publisherKey(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
-  const file = path.join(STATE_DIR, "publisher.private.jwk.json");
+/** The local publisher key (`<stateDir>/publisher.private.jwk.json`), created on first use. */
+async function publisherKey(stateDir: string): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
+  const file = path.join(stateDir, "publisher.private.jwk.json");
   if (!existsSync(file)) {
     const pair = await generateKeyPair("ES256", { extractable: true });
     writeFileSync(file, JSON.stringify({ ...(await exportJWK(pair.privateKey)), kid: "local-publisher" }), {
