@@ -17,7 +17,12 @@ import type { Pipeline } from "../queue/pipeline.ts";
 import type { CryptletEvent } from "../queue/topology.ts";
 import { cancelRemovedRun } from "./cancelRun.ts";
 import { decodeLog, type RpcLog } from "./decodeLog.ts";
-import { TriggerChainInconsistentError, TriggerLogUndecodableError, TriggerReorgTooDeepError } from "./errors.ts";
+import {
+  TriggerChainInconsistentError,
+  TriggerLogUndecodableError,
+  TriggerReorgTooDeepError,
+  TriggerSubscriptionUnknownError,
+} from "./errors.ts";
 import { oracleEventOf } from "./oracleRequest.ts";
 import { compileSubscription, type CompiledSubscription, type LogSubscription } from "./subscriptions.ts";
 import {
@@ -218,10 +223,11 @@ export class ChainLogListener {
   /**
    * Backfill: makes a subscription (re)process logs from `fromBlock` (inclusive) on its next scan. Logs already
    * processed are submitted again and absorbed by the pipeline's per-event idempotency.
+   * @throws TriggerSubscriptionUnknownError (`ERR_TRIGGER_SUBSCRIPTION_UNKNOWN`) for an id not in force.
    */
   async backfill(subscription: string, fromBlock: number): Promise<void> {
     const compiled = this.#subscriptions.get(subscription);
-    if (!compiled) throw new Error(`unknown subscription ${subscription}`);
+    if (!compiled) throw new TriggerSubscriptionUnknownError(subscription);
     await this.store.rewind(subscription, await this.#pin(compiled, fromBlock - 1));
   }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { EventFragment} from "ethers";
+import type { EventFragment } from "ethers";
 import { Indexed, Interface, Result, type ParamType } from "ethers";
 
 /** A log as `eth_getLogs` returns it (quantities as 0x hex). */

@@ -19,6 +19,13 @@ export class TriggerSubscriptionInvalidError extends CryptletError {
   }
 }
 
+/** No subscription with this id is in force in the listener (`details.subscription`). Not retryable. */
+export class TriggerSubscriptionUnknownError extends CryptletError {
+  constructor(id: string) {
+    super("ERR_TRIGGER_SUBSCRIPTION_UNKNOWN", `no subscription ${id}`, { details: { subscription: id } });
+  }
+}
+
 /** A trigger names a chain the runtime has no configuration for (`details.chain`). Not retryable. */
 export class TriggerChainUnknownError extends CryptletError {
   constructor(id: string, chain: string) {

@@ -280,6 +280,21 @@ describe("chain-log listener (real Redis, hardhat node)", () => {
     expect(
       journal.find((p) => p.code === "ERR_TRIGGER_SUBSCRIPTION_INVALID" && p.details.field === "address"),
     ).toBeDefined();
+    await expect(listener.backfill("no-such-subscription", 0)).rejects.toMatchObject({
+      code: "ERR_TRIGGER_SUBSCRIPTION_UNKNOWN",
+    });
+
+    // A signature whose `indexed` markers contradict the contract's: the log is recorded and skipped.
+    const wrong = subscription("wrong-indexed", address, {
+      event: "Ping(address sender, uint256 seq, int256 indexed value, string note)",
+    });
+    await listener.setSubscriptions([wrong, subscription("good", address)]);
+    await listener.scanOnce();
+    await send(contract, "ping", 5n, 5n, "x");
+    const report = await listener.scanOnce();
+    expect(report.submitted).toEqual({ [wrong.id]: 0, [`${stack.prefix}-good`]: 1 });
+    const skipped = (await listener.store.problems()).find((p) => p.code === "ERR_TRIGGER_LOG_UNDECODABLE");
+    expect(skipped?.details).toMatchObject({ subscription: wrong.id, logIndex: 0 });
   });
 
   test("manifest triggers become subscriptions and schedules", () => {
