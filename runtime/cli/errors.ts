@@ -1,0 +1,41 @@
+/**
+ * Errors of the `cryptlet` command line. Each maps to an exit code (see `io.ts`): usage mistakes exit 2, every
+ * other failure exits 1.
+ *
+ * @module
+ */
+import { CryptletError } from "../errors.ts";
+
+/**
+ * The command line was used wrongly: a missing or conflicting option, a bad argument (exit code 2).
+ * Code `ERR_CLI_USAGE`; `details.option` names the offending option or argument.
+ */
+export class CliUsageError extends CryptletError {
+  constructor(message: string, option?: string) {
+    super("ERR_CLI_USAGE", message, option === undefined ? {} : { details: { option } });
+  }
+}
+
+/**
+ * A file the command needs cannot be read or is not what it should be (exit code 1).
+ * Code `ERR_CLI_INPUT`; `details.file` names it, `details.reason` is `unreadable`, `not-json` or `unexpected-shape`.
+ */
+export class CliInputError extends CryptletError {
+  constructor(file: string, reason: "unreadable" | "not-json" | "unexpected-shape", message: string, cause?: unknown) {
+    super("ERR_CLI_INPUT", message, { details: { file, reason }, ...(cause === undefined ? {} : { cause }) });
+  }
+}
+
+/** `init` would overwrite something: the target folder exists and is not empty (exit code 1). `ERR_CLI_TARGET_EXISTS`. */
+export class CliTargetExistsError extends CryptletError {
+  constructor(dir: string) {
+    super("ERR_CLI_TARGET_EXISTS", `${dir} exists and is not empty`, { details: { dir } });
+  }
+}
+
+/** A run is not known to the store (exit code 1). `ERR_RUN_NOT_FOUND`. */
+export class RunNotFoundError extends CryptletError {
+  constructor(runId: string) {
+    super("ERR_RUN_NOT_FOUND", `no run ${runId}`, { details: { runId } });
+  }
+}

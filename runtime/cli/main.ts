@@ -1,0 +1,317 @@
+#!/usr/bin/env node
+/**
+ * The `cryptlet` command (package.json `bin`; `npm run cryptlet -- <command>`). Commands: `init`, `build`,
+ * `deploy`, `invoke`, `status`, `verify`, `decrypt`, `keys create|list|rotate`, `chains`. Every command takes
+ * `--json` (one JSON document on standard output) and the ones that reach the runtime take `--config <file>`
+ * (default `CRYPTLET_CONFIG` or `./cryptlet.config.json`). Progress goes to standard error.
+ *
+ * Exit codes: 0 success; 1 failure (the error's code is printed; a verification that does not pass, a key that
+ * cannot decrypt); 2 usage (unknown command or option, missing argument, bad option value).
+ *
+ * Reference: docs/cli.md.
+ *
+ * @example
+ * ```sh
+ * cryptlet init cryptlets/my-first && cryptlet build cryptlets/my-first --json
+ * cryptlet decrypt bundle.json --key cryptlets/cold-chain-sla/keys/carrier.private.jwk.json
+ * ```
+ * @module
+ */
+import { writeFile } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
+
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+
+import { KEY_KINDS } from "./commands/keyKinds.ts";
+import { CliUsageError } from "./errors.ts";
+import { EXIT, processOutput, progress, readJsonFile, reportError, toJson, type CliOutput } from "./io.ts";
+
+interface GlobalOptions {
+  json?: boolean;
+  config?: string;
+}
+
+/** The runtime configuration, loaded lazily (the config module pulls in the chain schema). */
+async function loadConfig(file: string | undefined) {
+  return (await import("./config.ts")).configFor(file);
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+}
+
+/**
+ * Builds the program. Each action sets `state.exitCode`; errors propagate to {@link runCli}. Command modules are
+ * imported when their command runs, so `cryptlet --help` or `cryptlet decrypt` do not load the pipeline.
+ * @param state - the exit code to set and where results go.
+ */
+export function buildProgram(state: { exitCode: number; output: CliOutput }): Command {
+  const program = new Command()
+    .name("cryptlet")
+    .description(
+      "Write, build, deploy, invoke and verify Cryptlets (https://github.com/…/cryptlet-runtime, docs/cli.md)",
+    )
+    .version("0.1.0")
+    .option("--json", "machine output: one JSON document on standard output")
+    .option("-c, --config <file>", "runtime configuration (default: $CRYPTLET_CONFIG or ./cryptlet.config.json)")
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => process.stdout.write(text),
+      writeErr: (text) => process.stderr.write(text),
+    });
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  const out = (): CliOutput => ({ ...state.output, json: Boolean(globals().json) });
+  const print = (value: unknown, human: string): void => {
+    const o = out();
+    o.out(o.json ? toJson(value) : human);
+  };
+
+  program
+    .command("init")
+    .description("scaffold a Cryptlet package: cryptlet.json, src/index.ts and a Jest test")
+    .argument("<dir>", "new folder (must not exist or be empty)")
+    .option("--name <name>", "package name (default: the folder name)")
+    .option("--chain <name>", "chain of the scaffold's record target", "consortium")
+    .action(async (dir: string, o: { name?: string; chain: string }) => {
+      const result = await (
+        await import("./commands/init.ts")
+      ).initCryptlet(dir, { ...(o.name ? { name: o.name } : {}), chain: o.chain });
+      print(result, `created ${result.name} in ${dir}: ${result.files.join(", ")}\nnext: cryptlet build ${dir}`);
+    });
+
+  program
+    .command("build")
+    .description("build a package reproducibly into <dir>/dist and print its codeHash")
+    .argument("<dir>", "package folder (holds cryptlet.json)")
+    .option("-o, --out <dir>", "output folder, relative to the package folder", "dist")
+    .action(async (dir: string, o: { out: string }) => {
+      const r = await (await import("./commands/build.ts")).buildCryptlet(dir, o.out);
+      print(
+        r,
+        `${r.name}@${r.version}\n  codeHash   ${r.codeHash}\n  cryptletId ${r.cryptletId}\n  bundle     ${r.bundleBytes} bytes in ${r.outDir}`,
+      );
+    });
+
+  program
+    .command("deploy")
+    .description("build, sign as publisher and deploy a package to the package store (Redis of --config)")
+    .argument("<dir>", "package folder")
+    .requiredOption(
+      "--publisher-key <file>",
+      "publisher's private P-256 JWK (see `cryptlet keys create --kind publisher`)",
+    )
+    .option("--kid <kid>", "the publisher key's id (default: the JWK's kid)")
+    .action(async (dir: string, o: { publisherKey: string; kid?: string }) => {
+      const config = await loadConfig(globals().config);
+      const r = await (
+        await import("./commands/deploy.ts")
+      ).deployCryptlet(dir, config, {
+        publisherKeyFile: o.publisherKey,
+        ...(o.kid ? { kid: o.kid } : {}),
+      });
+      print(
+        r,
+        `${r.created ? "deployed" : "already deployed"} ${r.name}@${r.version}\n  codeHash ${r.codeHash}\n  signed by ${r.kid}`,
+      );
+    });
+
+  program
+    .command("invoke")
+    .description("submit an HTTP-trigger event for a deployed Cryptlet (Pipeline.submit through --config)")
+    .argument("<name>", "package name, e.g. @cryptlet/cold-chain-sla")
+    .requiredOption("-i, --input <file>", "the Cryptlet's input (a JSON file)")
+    .option("--idempotency-key <key>", "one run per key (default: a new UUID)")
+    .option("--version <version>", "pin a deployed version")
+    .addOption(
+      new Option("--wait <ms>", "wait this long for the run's receipt (workers must run)").argParser(positiveInt),
+    )
+    .action(async (name: string, o: { input: string; idempotencyKey?: string; version?: string; wait?: number }) => {
+      if (o.idempotencyKey !== undefined && (o.idempotencyKey.length < 1 || o.idempotencyKey.length > 200)) {
+        throw new CliUsageError("--idempotency-key must be 1 to 200 characters", "--idempotency-key");
+      }
+      const config = await loadConfig(globals().config);
+      const input = await readJsonFile(o.input);
+      const r = await (
+        await import("./commands/invoke.ts")
+      ).invokeCryptlet(name, config, {
+        input,
+        ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
+        ...(o.version ? { version: o.version } : {}),
+        ...(o.wait ? { waitMs: o.wait } : {}),
+      });
+      if (r.outcome?.status === "failed") state.exitCode = EXIT.failure;
+      const summary =
+        r.outcome === undefined
+          ? "accepted"
+          : r.outcome.status === "complete"
+            ? r.outcome.receipt.summary
+            : `failed: ${r.outcome.error.code}`;
+      print(
+        r,
+        `run ${r.runId}\n  ${r.cryptlet.name}@${r.cryptlet.version} idempotency key ${r.idempotencyKey}\n  ${summary}`,
+      );
+    });
+
+  program
+    .command("status")
+    .description("a run's status and composite receipt")
+    .argument("<runId>", "run id (= resultId, 0x…)")
+    .action(async (runId: string) => {
+      const r = await (await import("./commands/status.ts")).runStatus(runId, await loadConfig(globals().config));
+      if (r.status === "failed") state.exitCode = EXIT.failure;
+      const human =
+        r.status === "complete"
+          ? `complete (${r.receipt.status}), gas ${r.receipt.gasUsed}\n${r.receipt.summary}`
+          : r.status === "failed"
+            ? `failed: ${r.run.error?.code} ${r.run.error?.message ?? ""}`
+            : `pending: ${r.run.cryptlet ?? ""} accepted`;
+      print(r, human);
+    });
+
+  program
+    .command("verify")
+    .description("verify a proof bundle (or composite receipt) offline; exit 1 when a check fails")
+    .argument("<bundle>", "bundle or receipt JSON file")
+    .option(
+      "--trust <file>",
+      "trust settings JSON: trustedSigners, threshold, consortiumId, approvedCodeHashes, jwks, now",
+    )
+    .addOption(new Option("--threshold <m>", "distinct trusted signatures required").argParser(positiveInt))
+    .option("--code-hash <hash...>", "approved code hashes")
+    .action(async (file: string, o: { trust?: string; threshold?: number; codeHash?: string[] }) => {
+      const trust = o.trust
+        ? await (await import("./commands/verify.ts")).readTrustFile(o.trust)
+        : await (await import("./commands/verify.ts")).trustFromConfig(await loadConfig(globals().config));
+      const report = await (
+        await import("./commands/verify.ts")
+      ).verifyBundleFile(file, trust, {
+        ...(o.threshold ? { threshold: o.threshold } : {}),
+        ...(o.codeHash ? { approvedCodeHashes: o.codeHash } : {}),
+      });
+      if (!report.ok) state.exitCode = EXIT.failure;
+      const lines = report.checks.map((c) => `  ${c.verdict.padEnd(7)} ${c.name.padEnd(16)} ${c.reason}`);
+      print(report, `${report.ok ? "VALID" : "INVALID"}\n${lines.join("\n")}`);
+    });
+
+  program
+    .command("decrypt")
+    .description("open a sealed result with a party's private key")
+    .argument("<bundle>", "proof bundle, composite receipt or JWE (JSON file)")
+    .requiredOption("-k, --key <file>", "the party's private JWK")
+    .option("-o, --out <file>", "write the plaintext to a file instead of standard output")
+    .action(async (file: string, o: { key: string; out?: string }) => {
+      const plaintext = await (await import("./commands/decrypt.ts")).decryptFile(file, o.key);
+      const text = new TextDecoder().decode(plaintext);
+      if (o.out) {
+        await writeFile(o.out, plaintext, { mode: 0o600 });
+        print({ ok: true, out: o.out, bytes: plaintext.byteLength }, `wrote ${plaintext.byteLength} bytes to ${o.out}`);
+        return;
+      }
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // not JSON: printed as text
+      }
+      print({ ok: true, plaintext: parsed }, typeof parsed === "string" ? text : toJson(parsed));
+    });
+
+  const keys = program.command("keys").description("local key files and the configuration's keys");
+  keys
+    .command("create")
+    .description("write a new private JWK file (mode 0600) and print its public half")
+    .argument("<file>", "where to write the private JWK")
+    .addOption(new Option("--kind <kind>", "what the key is for").choices(KEY_KINDS).makeOptionMandatory())
+    .option("--kid <kid>", "key id (publisher and party keys)")
+    .action(async (file: string, o: { kind: string; kid?: string }) => {
+      const r = await (await import("./commands/keys.ts")).createKeyFile(file, o.kind, o.kid);
+      print(
+        r,
+        `wrote ${file} (private, mode 0600)${r.address ? `\n  address ${r.address}` : ""}\n  public JWK ${toJson(r.jwk, 0)}`,
+      );
+    });
+  keys
+    .command("list")
+    .description("every key the configuration names: role, provider, key id, version, address")
+    .action(async () => {
+      const list = await (await import("./commands/keys.ts")).listKeys(await loadConfig(globals().config));
+      print(
+        list,
+        list.map((k) => `${(k.role ?? "").padEnd(18)} ${k.provider} ${k.keyId} ${k.address ?? ""}`).join("\n"),
+      );
+    });
+  keys
+    .command("rotate")
+    .description("new version of a configured key (local file replaced, or Key Vault rotate)")
+    .argument("<role>", "attestation | result-signer:<index> | chain:<name>")
+    .action(async (role: string) => {
+      const r = await (await import("./commands/keys.ts")).rotateKey(await loadConfig(globals().config), role);
+      const hint = role.startsWith("result-signer")
+        ? `\n  next: CryptletRegistry.rotateSigner(${r.before.address}, ${r.after.address}) on every chain`
+        : "";
+      print(
+        r,
+        `${role}: ${r.before.version} -> ${r.after.version}${r.after.address ? ` (${r.after.address})` : ""}${hint}`,
+      );
+    });
+
+  program
+    .command("chains")
+    .description("configured chains: head block, writer address and balance")
+    .action(async () => {
+      const o = out();
+      const bar = progress(o, "probing chains");
+      bar.step(0, 1);
+      const list = await (await import("./commands/chains.ts")).describeChains(await loadConfig(globals().config));
+      bar.step(1, 1);
+      bar.end();
+      if (list.some((c) => !c.ok)) state.exitCode = EXIT.failure;
+      print(
+        list,
+        list
+          .map((c) =>
+            c.ok
+              ? `${c.name.padEnd(12)} chain ${c.chainId} block ${c.headBlock} writer ${c.signer} ${c.balanceEth} ETH`
+              : `${c.name.padEnd(12)} chain ${c.chainId} ${c.error?.code}: ${c.error?.message}`,
+          )
+          .join("\n"),
+      );
+    });
+
+  return program;
+}
+
+/**
+ * Runs the command line and returns the exit code (does not call `process.exit`).
+ * @param argv - arguments after the program name, e.g. `["build", "cryptlets/price-median", "--json"]`.
+ */
+export async function runCli(
+  argv: readonly string[],
+  output: CliOutput = processOutput(argv.includes("--json")),
+): Promise<number> {
+  const state = { exitCode: EXIT.ok as number, output };
+  const program = buildProgram(state);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return state.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.code === "commander.help"
+      ) {
+        return EXIT.ok;
+      }
+      return EXIT.usage;
+    }
+    return reportError({ ...output, json: argv.includes("--json") }, error);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href || process.argv[1]?.endsWith("/cryptlet")) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

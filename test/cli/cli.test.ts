@@ -1,0 +1,294 @@
+/**
+ * The `cryptlet` command as a child process (Node 24 running runtime/cli/main.ts) against real files and a real
+ * Redis: init + build (codeHash equal to buildPackage's), decrypt with each party key and not with a fourth,
+ * verify on the proof-bundle vectors (valid and tampered), deploy into the package store, keys, status, and the
+ * exit codes (0 ok, 1 failure, 2 usage).
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+import { exportJWK, generateKeyPair } from "jose";
+import { Redis } from "ioredis";
+
+import { buildPackage } from "../../runtime/packages/build.ts";
+import { parseManifest, type SealedOutput } from "../../runtime/packages/manifest.ts";
+import { seal } from "../../runtime/sealing/seal.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..", "..");
+const NODE = path.join(ROOT, "node_modules", ".bin", "node");
+const MAIN = path.join(ROOT, "runtime", "cli", "main.ts");
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const COLD_CHAIN = path.join(ROOT, "cryptlets", "cold-chain-sla");
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      NODE,
+      [MAIN, ...args],
+      { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: "" } },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+const json = (run: Run): any => JSON.parse(run.stdout); // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let tmp: string;
+let vectors: {
+  trust: Record<string, unknown>;
+  cases: { name: string; bundle: Record<string, unknown>; expected: { ok: boolean } }[];
+};
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "cryptlet-cli-"));
+  vectors = JSON.parse(await readFile(path.join(ROOT, "test", "vectors", "proof-bundle", "vectors.json"), "utf8"));
+});
+
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+test("init then build: the package builds and its codeHash is buildPackage's", async () => {
+  const dir = path.join(tmp, "my-first");
+  const init = await cli("init", dir, "--name", "@acme/my-first", "--json");
+  expect(init.code).toBe(0);
+  expect(json(init).files).toEqual(["cryptlet.json", "src/index.ts", "test/index.test.ts", ".gitignore"]);
+  const build = await cli("build", dir, "--json");
+  expect(build.code).toBe(0);
+  const reported = json(build);
+  const built = await buildPackage(dir, { outDir: false });
+  expect(reported).toMatchObject({ name: "@acme/my-first", version: "0.1.0", codeHash: built.codeHash });
+  expect(reported.cryptletId).toBe(built.cryptletId);
+  // The scaffold is a working Cryptlet: its bundle defines run() and the manifest is valid.
+  expect(built.bundle).toContain("defineCryptlet");
+  // A second init into the same folder refuses (exit 1, typed code).
+  const again = await cli("init", dir, "--json");
+  expect(again.code).toBe(1);
+  expect(json(again).error.code).toBe("ERR_CLI_TARGET_EXISTS");
+});
+
+describe("decrypt", () => {
+  test("the sealed vector opens with each of its three party keys; a fourth key fails with exit 1", async () => {
+    const keys = JSON.parse(await readFile(path.join(ROOT, "test", "vectors", "proof-bundle", "keys.json"), "utf8"));
+    const sealed = vectors.cases.find((c) => c.name === "valid-sealed-batched");
+    const bundleFile = path.join(tmp, "sealed-bundle.json");
+    await writeFile(bundleFile, JSON.stringify(sealed?.bundle));
+    const partyJwks = (keys.parties as { jwk: unknown }[]).map((p) => p.jwk);
+    expect(partyJwks).toHaveLength(3);
+    const outputs: unknown[] = [];
+    for (const [i, jwk] of partyJwks.entries()) {
+      const keyFile = path.join(tmp, `vector-party-${i}.jwk.json`);
+      await writeFile(keyFile, JSON.stringify(jwk));
+      const run = await cli("decrypt", bundleFile, "--key", keyFile, "--json");
+      expect(run.code).toBe(0);
+      outputs.push(json(run).plaintext);
+    }
+    expect(outputs[1]).toEqual(outputs[0]);
+    expect(outputs[2]).toEqual(outputs[0]);
+
+    // The vectors' outsider, and a freshly generated key: neither is a recipient.
+    const stranger = path.join(tmp, "stranger.jwk.json");
+    await writeFile(stranger, JSON.stringify(keys.outsider.jwk));
+    const fresh = path.join(tmp, "fresh.jwk.json");
+    await writeFile(
+      fresh,
+      JSON.stringify(await exportJWK((await generateKeyPair("ECDH-ES+A256KW", { extractable: true })).privateKey)),
+    );
+    const refusedFresh = await cli("decrypt", bundleFile, "--key", fresh, "--json");
+    expect(refusedFresh.code).toBe(1);
+    expect(json(refusedFresh).error.code).toBe("ERR_NOT_A_RECIPIENT");
+    const refused = await cli("decrypt", bundleFile, "--key", stranger, "--json");
+    expect(refused.code).toBe(1);
+    expect(json(refused).error.code).toBe("ERR_NOT_A_RECIPIENT");
+  });
+
+  test("a cold-chain report sealed for the manifest's parties opens with each demo key (human output)", async () => {
+    const manifest = parseManifest(JSON.parse(await readFile(path.join(COLD_CHAIN, "cryptlet.json"), "utf8")));
+    const report = { deviceId: "freezer-135-1570", status: "compliant", compliant: true, excursions: [] };
+    const jweFile = path.join(tmp, "cold-chain.jwe.json");
+    await writeFile(
+      jweFile,
+      JSON.stringify(await seal(JSON.stringify(report), (manifest.output as SealedOutput).parties)),
+    );
+    for (const party of ["manufacturer", "carrier", "retailer"]) {
+      const run = await cli("decrypt", jweFile, "--key", path.join(COLD_CHAIN, "keys", `${party}.private.jwk.json`));
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.stdout)).toEqual(report);
+    }
+    const publicBundle = path.join(tmp, "public-bundle.json");
+    await writeFile(publicBundle, JSON.stringify(vectors.cases[0]?.bundle));
+    const notSealed = await cli(
+      "decrypt",
+      publicBundle,
+      "--key",
+      path.join(COLD_CHAIN, "keys", "carrier.private.jwk.json"),
+      "--json",
+    );
+    expect(notSealed.code).toBe(1);
+    expect(json(notSealed).error).toMatchObject({ code: "ERR_CLI_INPUT", details: { reason: "unexpected-shape" } });
+  });
+});
+
+test("verify: a valid vector passes (exit 0), a tampered one fails (exit 1) naming the failed check", async () => {
+  const trustFile = path.join(tmp, "trust.json");
+  await writeFile(trustFile, JSON.stringify(vectors.trust));
+  const valid = vectors.cases.find((c) => c.name === "valid-public");
+  const validFile = path.join(tmp, "valid.json");
+  await writeFile(validFile, JSON.stringify(valid?.bundle));
+  const ok = await cli("verify", validFile, "--trust", trustFile, "--json");
+  expect(ok.code).toBe(0);
+  expect(json(ok).ok).toBe(true);
+
+  // Tamper: change one byte of the public payload.
+  const tampered = structuredClone(valid?.bundle) as { payload: { public: { data: string } } };
+  const data = tampered.payload.public.data;
+  tampered.payload.public.data = `${data.slice(0, -1)}${data.endsWith("0") ? "1" : "0"}`;
+  const tamperedFile = path.join(tmp, "tampered.json");
+  await writeFile(tamperedFile, JSON.stringify(tampered));
+  const bad = await cli("verify", tamperedFile, "--trust", trustFile, "--json");
+  expect(bad.code).toBe(1);
+  expect(json(bad).checks).toContainEqual(expect.objectContaining({ name: "outputHash", verdict: "fail" }));
+  const human = await cli("verify", tamperedFile, "--trust", trustFile);
+  expect(human.code).toBe(1);
+  expect(human.stdout).toMatch(/^INVALID/);
+});
+
+test("usage errors exit 2", async () => {
+  const runs = await Promise.all([
+    cli("no-such-command"),
+    cli("decrypt", "bundle.json"), // --key missing
+    cli("keys", "create", path.join(tmp, "k.json"), "--kind", "dsa"),
+    cli("verify", "x.json", "--threshold", "zero"),
+    cli("build"),
+  ]);
+  expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2, 2]);
+  const noConfig = await cli("status", "0x01", "--json");
+  expect(noConfig.code).toBe(2);
+  expect(json(noConfig).error).toMatchObject({ code: "ERR_CLI_USAGE", details: { option: "--config" } });
+});
+
+describe("with a configuration (real Redis, local keys)", () => {
+  let config: string;
+  let prefix: string;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    prefix = `cli${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    redis = new Redis(REDIS_URL);
+    const keysDir = path.join(tmp, "keys");
+    await import("node:fs/promises").then((fs) => fs.mkdir(keysDir));
+    const created = await Promise.all(
+      [
+        ["signer-1.jwk.json", "signer"],
+        ["attestation.jwk.json", "attestation"],
+        ["writer.jwk.json", "signer"],
+        ["publisher.jwk.json", "publisher"],
+      ].map(([file, kind]) =>
+        cli(
+          "keys",
+          "create",
+          path.join(keysDir, file as string),
+          "--kind",
+          kind as string,
+          "--kid",
+          "publisher-cli",
+          "--json",
+        ),
+      ),
+    );
+    expect(created.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    expect(json(created[0] as Run).address).toMatch(/^0x[0-9a-fA-F]{40}$/);
+    expect(json(created[3] as Run).jwk).not.toHaveProperty("d");
+    config = path.join(tmp, "cryptlet.config.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        redisUrl: REDIS_URL,
+        prefix,
+        consortiumId: `0x${"11".repeat(32)}`,
+        keys: {
+          resultSigners: [{ type: "local", jwkPath: "keys/signer-1.jwk.json" }],
+          attestation: { type: "local", jwkPath: "keys/attestation.jwk.json" },
+        },
+        chains: [
+          {
+            name: "consortium",
+            chainId: 31337,
+            rpcUrl: "http://127.0.0.1:9",
+            signer: { type: "local", jwkPath: "keys/writer.jwk.json" },
+            contracts: {},
+          },
+        ],
+        packages: { trustedPublishers: [json(created[3] as Run).jwk] },
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    let cursor = "0";
+    do {
+      const [next, found] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (found.length > 0) await redis.del(...found);
+    } while (cursor !== "0");
+    await redis.quit();
+  });
+
+  test("deploy signs and stores the package (idempotent); the store has it under its codeHash", async () => {
+    const publisherKey = path.join(tmp, "keys", "publisher.jwk.json");
+    const first = await cli("deploy", COLD_CHAIN, "--config", config, "--publisher-key", publisherKey, "--json");
+    expect(first.code).toBe(0);
+    const built = await buildPackage(COLD_CHAIN, { outDir: false });
+    expect(json(first)).toMatchObject({
+      created: true,
+      name: "@cryptlet/cold-chain-sla",
+      codeHash: built.codeHash,
+      kid: "publisher-cli",
+    });
+    const second = await cli("deploy", COLD_CHAIN, "--config", config, "--publisher-key", publisherKey, "--json");
+    expect(json(second).created).toBe(false);
+    expect(await redis.keys(`{${prefix}-packages}:*`)).not.toHaveLength(0);
+
+    // A key the configuration does not trust is refused.
+    const other = path.join(tmp, "other-publisher.jwk.json");
+    expect((await cli("keys", "create", other, "--kind", "publisher", "--kid", "publisher-cli")).code).toBe(0);
+    const refused = await cli("deploy", COLD_CHAIN, "--config", config, "--publisher-key", other, "--json");
+    expect(refused.code).toBe(1);
+    expect(json(refused).error.code).toBe("ERR_PUBLISHER_SIGNATURE_INVALID");
+  });
+
+  test("keys list and rotate (local); status of an unknown run; chains reports an unreachable chain", async () => {
+    const list = await cli("keys", "list", "--config", config, "--json");
+    expect(list.code).toBe(0);
+    const roles = json(list) as { role: string; address?: string }[];
+    expect(roles.map((k) => k.role)).toEqual(["result-signer:0", "attestation", "chain:consortium"]);
+    const rotated = await cli("keys", "rotate", "result-signer:0", "--config", config, "--json");
+    expect(rotated.code).toBe(0);
+    const { before, after } = json(rotated);
+    expect(before.address).toBe(roles[0]?.address);
+    expect(after.address).not.toBe(before.address);
+    expect((await cli("keys", "rotate", "nobody", "--config", config)).code).toBe(2);
+
+    const status = await cli("status", `0x${"ab".repeat(32)}`, "--config", config, "--json");
+    expect(status.code).toBe(1);
+    expect(json(status).error.code).toBe("ERR_RUN_NOT_FOUND");
+
+    const chains = await cli("chains", "--config", config, "--json");
+    expect(chains.code).toBe(1);
+    expect(json(chains)[0]).toMatchObject({
+      name: "consortium",
+      ok: false,
+      error: { code: "ERR_CHAIN_RPC_UNAVAILABLE" },
+    });
+  });
+});
