@@ -222,6 +222,46 @@ describe("API (real Redis, package store, pipeline queues, local issuer)", () =>
       expect(badKey.body.errors[0].path).toMatch(/idempotency-key/i);
     });
 
+    test("a sweep of garbage over every operation: always a 4xx problem", async () => {
+      const bodies: (string | undefined)[] = [
+        "null",
+        '"text"',
+        "42",
+        "[]",
+        "{}",
+        '{"bundle":null,"manifest":[],"files":{"../x":"AA=="},"signature":"a.b.c"}',
+        '{"__proto__":{"admin":true}}',
+        "\u0000\u0001",
+        "[".repeat(5000),
+        undefined,
+      ];
+      const paths: [string, string][] = [
+        ["POST", "/v1/packages"],
+        ["POST", `/v1/cryptlets/${encodeURIComponent("@api-test/demo")}/invoke`],
+        ["POST", "/v1/verify"],
+        ["POST", "/v1/dead-letters/%00/replay"],
+        ["GET", "/v1/runs/%ZZ"],
+        ["GET", `/v1/packages/${"a".repeat(300)}`],
+      ];
+      for (const [method, path] of paths) {
+        for (const body of bodies) {
+          const res = await request(f.url, method, path, {
+            token: admin,
+            ...(body === undefined || method === "GET"
+              ? {}
+              : { body, headers: { "content-type": "application/json" } }),
+          });
+          expect([
+            method,
+            path,
+            body?.slice(0, 20),
+            (res.status < 500 && res.status >= 400) || res.status === 202,
+          ]).toEqual([method, path, body?.slice(0, 20), true]);
+          if (res.status >= 400) expect(res.body.code).toMatch(/^ERR_/);
+        }
+      }
+    });
+
     test("wrong media type is 415; unknown routes 404; wrong methods 405", async () => {
       expectProblem(
         await request(f.url, "POST", "/v1/verify", {
