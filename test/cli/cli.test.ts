@@ -1,47 +1,21 @@
 /**
- * The `cryptlet` command as a child process (Node 24 running runtime/cli/main.ts) against real files and a real
- * Redis: init + build (codeHash equal to buildPackage's), decrypt with each party key and not with a fourth,
- * verify on the proof-bundle vectors (valid and tampered), deploy into the package store, keys, status, and the
- * exit codes (0 ok, 1 failure, 2 usage).
+ * The `cryptlet` command as a child process (Node 24 running runtime/cli/main.ts) against real files: init + build
+ * (codeHash equal to buildPackage's), decrypt with each party key and not with a fourth, verify on the
+ * proof-bundle vectors (valid and tampered), and the exit codes (0 ok, 1 failure, 2 usage). Commands with a
+ * configuration (Redis, keys, chains): config.test.ts.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
 import { exportJWK, generateKeyPair } from "jose";
-import { Redis } from "ioredis";
 
 import { buildPackage } from "../../runtime/packages/build.ts";
 import { parseManifest, type SealedOutput } from "../../runtime/packages/manifest.ts";
 import { seal } from "../../runtime/sealing/seal.ts";
+import { cli, json, ROOT } from "./cliProcess.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..", "..");
-const NODE = path.join(ROOT, "node_modules", ".bin", "node");
-const MAIN = path.join(ROOT, "runtime", "cli", "main.ts");
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const COLD_CHAIN = path.join(ROOT, "cryptlets", "cold-chain-sla");
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      NODE,
-      [MAIN, ...args],
-      { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: "" } },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-const json = (run: Run): any => JSON.parse(run.stdout); // eslint-disable-line @typescript-eslint/no-explicit-any
 
 let tmp: string;
 let vectors: {
@@ -175,120 +149,4 @@ test("usage errors exit 2", async () => {
   const noConfig = await cli("status", "0x01", "--json");
   expect(noConfig.code).toBe(2);
   expect(json(noConfig).error).toMatchObject({ code: "ERR_CLI_USAGE", details: { option: "--config" } });
-});
-
-describe("with a configuration (real Redis, local keys)", () => {
-  let config: string;
-  let prefix: string;
-  let redis: Redis;
-
-  beforeAll(async () => {
-    prefix = `cli${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-    redis = new Redis(REDIS_URL);
-    const keysDir = path.join(tmp, "keys");
-    await import("node:fs/promises").then((fs) => fs.mkdir(keysDir));
-    const created = await Promise.all(
-      [
-        ["signer-1.jwk.json", "signer"],
-        ["attestation.jwk.json", "attestation"],
-        ["writer.jwk.json", "signer"],
-        ["publisher.jwk.json", "publisher"],
-      ].map(([file, kind]) =>
-        cli(
-          "keys",
-          "create",
-          path.join(keysDir, file as string),
-          "--kind",
-          kind as string,
-          "--kid",
-          "publisher-cli",
-          "--json",
-        ),
-      ),
-    );
-    expect(created.map((r) => r.code)).toEqual([0, 0, 0, 0]);
-    expect(json(created[0] as Run).address).toMatch(/^0x[0-9a-fA-F]{40}$/);
-    expect(json(created[3] as Run).jwk).not.toHaveProperty("d");
-    config = path.join(tmp, "cryptlet.config.json");
-    await writeFile(
-      config,
-      JSON.stringify({
-        redisUrl: REDIS_URL,
-        prefix,
-        consortiumId: `0x${"11".repeat(32)}`,
-        keys: {
-          resultSigners: [{ type: "local", jwkPath: "keys/signer-1.jwk.json" }],
-          attestation: { type: "local", jwkPath: "keys/attestation.jwk.json" },
-        },
-        chains: [
-          {
-            name: "consortium",
-            chainId: 31337,
-            rpcUrl: "http://127.0.0.1:9",
-            signer: { type: "local", jwkPath: "keys/writer.jwk.json" },
-            contracts: {},
-          },
-        ],
-        packages: { trustedPublishers: [json(created[3] as Run).jwk] },
-      }),
-    );
-  });
-
-  afterAll(async () => {
-    let cursor = "0";
-    do {
-      const [next, found] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (found.length > 0) await redis.del(...found);
-    } while (cursor !== "0");
-    await redis.quit();
-  });
-
-  test("deploy signs and stores the package (idempotent); the store has it under its codeHash", async () => {
-    const publisherKey = path.join(tmp, "keys", "publisher.jwk.json");
-    const first = await cli("deploy", COLD_CHAIN, "--config", config, "--publisher-key", publisherKey, "--json");
-    expect(first.code).toBe(0);
-    const built = await buildPackage(COLD_CHAIN, { outDir: false });
-    expect(json(first)).toMatchObject({
-      created: true,
-      name: "@cryptlet/cold-chain-sla",
-      codeHash: built.codeHash,
-      kid: "publisher-cli",
-    });
-    const second = await cli("deploy", COLD_CHAIN, "--config", config, "--publisher-key", publisherKey, "--json");
-    expect(json(second).created).toBe(false);
-    expect(await redis.keys(`{${prefix}-packages}:*`)).not.toHaveLength(0);
-
-    // A key the configuration does not trust is refused.
-    const other = path.join(tmp, "other-publisher.jwk.json");
-    expect((await cli("keys", "create", other, "--kind", "publisher", "--kid", "publisher-cli")).code).toBe(0);
-    const refused = await cli("deploy", COLD_CHAIN, "--config", config, "--publisher-key", other, "--json");
-    expect(refused.code).toBe(1);
-    expect(json(refused).error.code).toBe("ERR_PUBLISHER_SIGNATURE_INVALID");
-  });
-
-  test("keys list and rotate (local); status of an unknown run; chains reports an unreachable chain", async () => {
-    const list = await cli("keys", "list", "--config", config, "--json");
-    expect(list.code).toBe(0);
-    const roles = json(list) as { role: string; address?: string }[];
-    expect(roles.map((k) => k.role)).toEqual(["result-signer:0", "attestation", "chain:consortium"]);
-    const rotated = await cli("keys", "rotate", "result-signer:0", "--config", config, "--json");
-    expect(rotated.code).toBe(0);
-    const { before, after } = json(rotated);
-    expect(before.address).toBe(roles[0]?.address);
-    expect(after.address).not.toBe(before.address);
-    expect((await cli("keys", "rotate", "nobody", "--config", config)).code).toBe(2);
-
-    const status = await cli("status", `0x${"ab".repeat(32)}`, "--config", config, "--json");
-    expect(status.code).toBe(1);
-    expect(json(status).error.code).toBe("ERR_RUN_NOT_FOUND");
-
-    const chains = await cli("chains", "--config", config, "--json");
-    expect(chains.code).toBe(1);
-    expect(json(chains)[0]).toMatchObject({
-      name: "consortium",
-      ok: false,
-      error: { code: "ERR_CHAIN_RPC_UNAVAILABLE" },
-    });
-  });
 });
