@@ -71,6 +71,9 @@ interface Block {
   timestamp: string;
 }
 
+/** Events submitted concurrently. */
+const SUBMIT_BATCH = 64;
+
 const hex = (n: number) => `0x${n.toString(16)}`;
 
 /**
@@ -303,6 +306,13 @@ export class ChainLogListener {
     const chain = this.#pipeline.ctx.chains.get(sub.chain)!.config;
     const blocks = new Map<number, ProcessedBlock>();
     const timestamps = new Map<string, number>();
+    const pending: {
+      event: CryptletEvent;
+      blockNumber: number;
+      blockHash: string;
+      txHash: string;
+      logIndex: number;
+    }[] = [];
     let count = 0;
     const sorted = [...logs].sort(
       (a, b) =>
@@ -366,20 +376,27 @@ export class ChainLogListener {
         await this.store.recordProblem(error);
         continue;
       }
-      const { runId } = await this.#pipeline.submit(event);
-      count += 1;
-      this.#onEvent?.({ subscription: sub.id, event, runId });
-      const processed: ProcessedEvent = {
-        eventId,
-        runId,
-        cryptlet: event.cryptlet.name,
-        kind: sub.kind,
-        txHash: log.transactionHash,
-        logIndex,
-      };
-      const block = blocks.get(blockNumber) ?? { blockNumber, blockHash: log.blockHash, events: [] };
-      block.events.push(processed);
-      blocks.set(blockNumber, block);
+      pending.push({ event, blockNumber, blockHash: log.blockHash, txHash: log.transactionHash, logIndex });
+    }
+    // Submit in parallel batches (each submit is idempotent); report and remember in chain order.
+    for (let i = 0; i < pending.length; i += SUBMIT_BATCH) {
+      const batch = pending.slice(i, i + SUBMIT_BATCH);
+      const runs = await Promise.all(batch.map((p) => this.#pipeline.submit(p.event)));
+      batch.forEach((p, j) => {
+        const runId = runs[j]!.runId;
+        count += 1;
+        this.#onEvent?.({ subscription: sub.id, event: p.event, runId });
+        const block = blocks.get(p.blockNumber) ?? { blockNumber: p.blockNumber, blockHash: p.blockHash, events: [] };
+        block.events.push({
+          eventId: p.event.eventId,
+          runId,
+          cryptlet: p.event.cryptlet.name,
+          kind: sub.kind,
+          txHash: p.txHash,
+          logIndex: p.logIndex,
+        });
+        blocks.set(p.blockNumber, block);
+      });
     }
     return { blocks, count };
   }

@@ -372,7 +372,7 @@ describe("chain-log listener (real Redis, hardhat node)", () => {
     expect(await schedules.scheduled()).toEqual([]);
     await new Promise((r) => setTimeout(r, 1200)); // a tick already queued may still land
     const count = (await scheduled()).length;
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 1100));
     const events = await scheduled();
     expect(events).toHaveLength(count);
     expect(events.length).toBe(new Set(ticks.map((t) => t.slotTime)).size);
