@@ -11,6 +11,7 @@ import { Command } from "commander";
 import { MultiBar, Presets } from "cli-progress";
 
 import { isCryptletError } from "../errors.ts";
+import { coldChainFlow } from "./flows/coldChain.ts";
 import { priceMedianFlow } from "./flows/priceMedian.ts";
 import type { FlowReport } from "./flows/types.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
@@ -58,12 +59,28 @@ async function main(): Promise<number> {
   const reports: FlowReport[] = [];
   const priceBar = bar("price-median", options.minutes);
   reports.push(await priceMedianFlow(stack, { minutes: options.minutes, onProgress: (done) => priceBar.update(done) }));
+  if (stack.api) {
+    const token = await stack.api.issuer.mint({ roles: ["operator", "auditor"], subject: "npm-start" });
+    const coldBar = bar("cold-chain-sla", 5);
+    reports.push(
+      await coldChainFlow({ url: stack.api.server.url, token }, stack.stateDir, {
+        onProgress: (done) => coldBar.update(done),
+      }),
+    );
+  }
   bars?.stop();
 
   const summary = await summarize(stack, reports);
   console.log(
     formatSummary(summary, stack, (Date.now() - started) / 1000, [
-      `receipts: runs are in Redis under prefix "${stack.config.prefix}" (cryptlet CLI: status <runId>)`,
+      ...(stack.api
+        ? [
+            `API: ${stack.api.server.url} (OpenAPI: ${stack.api.server.url}/openapi.json, JWKS: ${stack.api.server.url}/.well-known/jwks.json)`,
+            `queue dashboard: ${stack.api.server.url}/admin/queues (admin token)`,
+          ]
+        : []),
+      `receipts: runs are in Redis under prefix "${stack.config.prefix}" (npx cryptlet status <runId> --config ${stack.configFile})`,
+      `bundles: ${stack.stateDir}/bundles/`,
     ]),
   );
   const ok = summary.verified === summary.results && summary.checks.every((c) => c.ok) && summary.results > 0;

@@ -27,6 +27,9 @@ import { KeyVaultSigner } from "../keys/KeyVaultSigner.ts";
 import { buildPackage } from "../packages/build.ts";
 import type { BuiltPackage } from "../packages/builtPackage.ts";
 import { signPackage } from "../packages/signature.ts";
+import { apiDepsOf } from "../api/deps.ts";
+import { LocalIssuer } from "../api/localIssuer.ts";
+import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { PipelineContext } from "../queue/context.ts";
 import { Pipeline } from "../queue/pipeline.ts";
 import { portInUse, startLocalChain, type LocalChain } from "./localChain.ts";
@@ -62,6 +65,12 @@ export interface LocalStack {
   packages: BuiltPackage[];
   ctx: PipelineContext;
   pipeline: Pipeline;
+  /** The HTTP API (when started), and the local token issuer it trusts. */
+  api?: { server: ApiServer; issuer: LocalIssuer };
+  /** The trusted result-signer addresses (the registries' signer set). */
+  signerAddresses: string[];
+  /** Where keys, the configuration file and bundles are kept. */
+  stateDir: string;
   /** Stops workers, chains and the emulator. */
   stop(): Promise<void>;
 }
@@ -84,8 +93,10 @@ export async function startLocalStack(
     onProgress?: StackProgress;
     /** Where keys and the configuration file are kept. Default `.cryptlet/` in the project. */
     stateDir?: string;
-    /** Use the preferred ports 8545/8546 when they are free (default true); tests pass false. */
+    /** Use the preferred ports 8545/8546 (and 8080 for the API) when free (default true); tests pass false. */
     preferredPorts?: boolean;
+    /** Start the HTTP API (default true). */
+    api?: boolean;
   } = {},
 ): Promise<LocalStack> {
   const progress = options.onProgress ?? (() => undefined);
@@ -211,6 +222,23 @@ export async function startLocalStack(
   const pipeline = new Pipeline(ctx);
   if (options.workers !== false) pipeline.startWorkers();
 
+  let api: LocalStack["api"];
+  if (options.api !== false) {
+    progress("api", "starting the HTTP API");
+    const issuer = await LocalIssuer.create({ keyFile: path.join(stateDir, "api-issuer.private.jwk.json") });
+    const deps = apiDepsOf(ctx, pipeline, {
+      auth: issuer.authOptions(),
+      localIssuer: issuer,
+      verification: {
+        trustedSigners: signerAddresses,
+        threshold: 2,
+        approvedCodeHashes: packages.map((p) => p.codeHash),
+      },
+    });
+    const port = options.preferredPorts !== false && !(await portInUse(8080)) ? 8080 : 0;
+    api = { server: await startApiServer(deps, { port }), issuer };
+  }
+
   return {
     config,
     configFile,
@@ -220,7 +248,11 @@ export async function startLocalStack(
     packages,
     ctx,
     pipeline,
+    ...(api ? { api } : {}),
+    signerAddresses,
+    stateDir,
     async stop() {
+      await api?.server.close();
       await pipeline.close();
       await closePipelineContext(ctx);
       await Promise.all(chains.map((c) => c.chain.stop()));

@@ -39,6 +39,7 @@ export async function summarize(stack: LocalStack, reports: FlowReport[]): Promi
   let results = 0;
   let verified = 0;
   const failedVerification: string[] = [];
+  const anchorTxs = new Set<string>();
   for (const report of reports) {
     for (const receipt of report.receipts) {
       results += 1;
@@ -77,7 +78,12 @@ export async function summarize(stack: LocalStack, reports: FlowReport[]): Promi
           const code = target.error?.code ?? "unknown";
           row.errors[code] = (row.errors[code] ?? 0) + 1;
         }
-        row.gasUsed += BigInt(target.receipt?.gasUsed ?? "0");
+        if (target.receipt?.gasUsed) row.gasUsed += BigInt(target.receipt.gasUsed);
+        else if (target.anchor && !anchorTxs.has(target.anchor.txHash)) {
+          // An anchor transaction is shared by its batch: count it once.
+          anchorTxs.add(target.anchor.txHash);
+          row.gasUsed += BigInt(target.anchor.gasUsed);
+        }
         perTarget.set(key, row);
       }
     }
