@@ -265,7 +265,10 @@ export class ChainLogListener {
     const safe = head - sub.confirmations;
     let checkpoint: Omit<Checkpoint, "updatedAt"> | undefined = await this.store.checkpoint(sub.id);
     if (!checkpoint) {
-      checkpoint = await this.#pin(compiled, Math.min(sub.fromBlock ?? safe + 1, safe + 1) - 1);
+      const start = sub.fromBlock ?? Math.max(safe + 1, 0);
+      // A start beyond the head has no block to pin yet: its hash is learnt when the range is scanned.
+      checkpoint =
+        start - 1 > head ? { blockNumber: start - 1, blockHash: null } : await this.#pin(compiled, start - 1);
       await this.store.rewind(sub.id, checkpoint);
     } else {
       checkpoint = await this.#checkReorg(compiled, checkpoint, reorged);
