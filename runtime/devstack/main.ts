@@ -12,6 +12,7 @@ import { MultiBar, Presets } from "cli-progress";
 
 import { isCryptletError } from "../errors.ts";
 import { coldChainFlow } from "./flows/coldChain.ts";
+import { oracleFlow } from "./flows/oracle.ts";
 import { priceMedianFlow } from "./flows/priceMedian.ts";
 import type { FlowReport } from "./flows/types.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
@@ -59,6 +60,9 @@ async function main(): Promise<number> {
   const reports: FlowReport[] = [];
   const priceBar = bar("price-median", options.minutes);
   reports.push(await priceMedianFlow(stack, { minutes: options.minutes, onProgress: (done) => priceBar.update(done) }));
+  const oracleBar = bar("oracle", 1);
+  reports.push(await oracleFlow(stack));
+  oracleBar.update(1);
   if (stack.api) {
     const token = await stack.api.issuer.mint({ roles: ["operator", "auditor"], subject: "npm-start" });
     const coldBar = bar("cold-chain-sla", 5);

@@ -31,6 +31,7 @@ import { apiDepsOf } from "../api/deps.ts";
 import { LocalIssuer } from "../api/localIssuer.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { PipelineContext } from "../queue/context.ts";
+import { TriggerService } from "../triggers/TriggerService.ts";
 import { Pipeline } from "../queue/pipeline.ts";
 import { portInUse, startLocalChain, type LocalChain } from "./localChain.ts";
 
@@ -222,6 +223,14 @@ export async function startLocalStack(
   const pipeline = new Pipeline(ctx);
   if (options.workers !== false) pipeline.startWorkers();
 
+  let triggers: TriggerService | undefined;
+  if (options.workers !== false) {
+    progress("triggers", "chain logs and oracle requests");
+    // Schedules stay off locally: price-median's every-minute schedule has no observations to aggregate.
+    triggers = new TriggerService({ pipeline, schedulesEnabled: false, pollIntervalMs: 250 });
+    await triggers.start();
+  }
+
   let api: LocalStack["api"];
   if (options.api !== false) {
     progress("api", "starting the HTTP API");
@@ -253,6 +262,7 @@ export async function startLocalStack(
     stateDir,
     async stop() {
       await api?.server.close();
+      await triggers?.stop();
       await pipeline.close();
       await closePipelineContext(ctx);
       await Promise.all(chains.map((c) => c.chain.stop()));
