@@ -4,7 +4,8 @@
  * `--serve` it stays up afterwards (Ctrl-C stops it); otherwise it stops everything and exits (0 when every run
  * completed and every proof verified, 1 otherwise).
  *
- * Options: `--serve`, `--minutes <n>` (price-median minutes, default 60), `--redis <url>` (or `REDIS_URL`).
+ * Options: `--serve`, `--minutes <n>` (price-median minutes, default 60), `--swap-minutes <n>` (Uniswap minutes
+ * replayed, default 30), `--redis <url>` (or `REDIS_URL`).
  * @module
  */
 import { Command } from "commander";
@@ -13,6 +14,7 @@ import { MultiBar, Presets } from "cli-progress";
 import { isCryptletError } from "../errors.ts";
 import { coldChainFlow } from "./flows/coldChain.ts";
 import { oracleFlow } from "./flows/oracle.ts";
+import { uniswapPriceFlow } from "./flows/uniswapPrice.ts";
 import { priceMedianFlow } from "./flows/priceMedian.ts";
 import type { FlowReport } from "./flows/types.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
@@ -23,9 +25,15 @@ const program = new Command()
   .description("Run the Cryptlet runtime's local stack on real data and print a summary")
   .option("--serve", "keep the stack running after the summary (Ctrl-C to stop)", false)
   .option("--minutes <n>", "minutes of price data for price-median", (v) => Number.parseInt(v, 10), 60)
+  .option(
+    "--swap-minutes <n>",
+    "minutes of Uniswap swaps to replay for uniswap-price",
+    (v) => Number.parseInt(v, 10),
+    30,
+  )
   .option("--redis <url>", "Redis URL (default REDIS_URL or redis://127.0.0.1:6379)")
   .parse();
-const options = program.opts<{ serve: boolean; minutes: number; redis?: string }>();
+const options = program.opts<{ serve: boolean; minutes: number; swapMinutes: number; redis?: string }>();
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s`;
@@ -60,6 +68,10 @@ async function main(): Promise<number> {
   const reports: FlowReport[] = [];
   const priceBar = bar("price-median", options.minutes);
   reports.push(await priceMedianFlow(stack, { minutes: options.minutes, onProgress: (done) => priceBar.update(done) }));
+  const swapBar = bar("uniswap-price", options.swapMinutes);
+  reports.push(
+    await uniswapPriceFlow(stack, { minutes: options.swapMinutes, onProgress: (done) => swapBar.update(done) }),
+  );
   const oracleBar = bar("oracle", 1);
   reports.push(await oracleFlow(stack));
   oracleBar.update(1);

@@ -59,6 +59,11 @@ export interface ChainLogTrigger {
   event: string;
   /** Blocks mined on top of the log's block before it is acted on. Default 12, range 0..10000. */
   confirmations: number;
+  /**
+   * `"transaction"`: all matching logs of one transaction are one event (input `{logs: [...]}`, see
+   * docs/triggers.md), e.g. a batch of swaps emitted together. Absent: one event per log.
+   */
+  group?: "transaction";
 }
 
 /** A `CryptletRequested` event of the chain's `CryptletOracle` for this Cryptlet. */
@@ -319,6 +324,7 @@ export const manifestSchema = {
               address,
               event: { type: "string", maxLength: 1024, format: "event-signature" },
               confirmations,
+              group: { enum: ["transaction"] },
             },
             required: ["type", "chain", "address", "event"],
             additionalProperties: false,

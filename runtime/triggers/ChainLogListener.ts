@@ -24,7 +24,12 @@ import {
   TriggerSubscriptionUnknownError,
 } from "./errors.ts";
 import { oracleEventOf } from "./oracleRequest.ts";
-import { compileSubscription, type CompiledSubscription, type LogSubscription } from "./subscriptions.ts";
+import {
+  compileSubscription,
+  type CompiledSubscription,
+  type GroupedLogsInput,
+  type LogSubscription,
+} from "./subscriptions.ts";
 import {
   TriggerStore,
   type Checkpoint,
@@ -309,13 +314,7 @@ export class ChainLogListener {
     const chain = this.#pipeline.ctx.chains.get(sub.chain)!.config;
     const blocks = new Map<number, ProcessedBlock>();
     const timestamps = new Map<string, number>();
-    const pending: {
-      event: CryptletEvent;
-      blockNumber: number;
-      blockHash: string;
-      txHash: string;
-      logIndex: number;
-    }[] = [];
+    let pending: PendingEvent[] = [];
     let count = 0;
     const sorted = [...logs].sort(
       (a, b) =>
@@ -381,6 +380,7 @@ export class ChainLogListener {
       }
       pending.push({ event, blockNumber, blockHash: log.blockHash, txHash: log.transactionHash, logIndex });
     }
+    if (sub.kind === "chain-log" && sub.group === "transaction") pending = groupByTransaction(pending);
     // Submit in parallel batches (each submit is idempotent); report and remember in chain order.
     for (let i = 0; i < pending.length; i += SUBMIT_BATCH) {
       const batch = pending.slice(i, i + SUBMIT_BATCH);
@@ -478,4 +478,37 @@ export class ChainLogListener {
     );
     return record;
   }
+}
+
+/** A log's event waiting to be submitted. */
+interface PendingEvent {
+  event: CryptletEvent;
+  blockNumber: number;
+  blockHash: string;
+  txHash: string;
+  logIndex: number;
+}
+
+/**
+ * Merges the events of logs that one transaction emitted into one event (subscriptions with `group:
+ * "transaction"`): its id and source are the first log's (so a reorg and a re-scan treat it like a single log),
+ * its input is {@link GroupedLogsInput}. `pending` is in chain order, so a transaction's logs are adjacent.
+ */
+function groupByTransaction(pending: readonly PendingEvent[]): PendingEvent[] {
+  const grouped: PendingEvent[] = [];
+  for (const item of pending) {
+    const last = grouped.at(-1);
+    if (last && last.txHash === item.txHash) {
+      (last.event.input as GroupedLogsInput).logs.push(item.event.input);
+      continue;
+    }
+    const input: GroupedLogsInput = {
+      logs: [item.event.input],
+      blockNumber: item.blockNumber,
+      txHash: item.txHash,
+      timestamp: item.event.time,
+    };
+    grouped.push({ ...item, event: { ...item.event, input } });
+  }
+  return grouped;
 }

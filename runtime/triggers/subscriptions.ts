@@ -45,6 +45,21 @@ export interface ChainLogSubscription extends LogSubscriptionBase {
    * write the markers when a contract indexes other parameters).
    */
   event: string;
+  /**
+   * `"transaction"`: the matching logs of one transaction become one event whose input is
+   * {@link GroupedLogsInput}; absent: one event per log.
+   */
+  group?: "transaction";
+}
+
+/** The input of a grouped chain-log event: the matching logs of one transaction, in log order. */
+export interface GroupedLogsInput {
+  /** Each log decoded as for a single-log event (`ChainLogInput`). */
+  logs: unknown[];
+  blockNumber: number;
+  txHash: string;
+  /** The block's timestamp, Unix seconds. */
+  timestamp: number;
 }
 
 /** Every `CryptletRequested` log of a chain's `CryptletOracle`, routed by the request's `cryptletId`. */
@@ -169,6 +184,7 @@ export function subscriptionsOf(
           event: trigger.event,
           confirmations: trigger.confirmations,
           cryptlet: { name: manifest.name },
+          ...(trigger.group ? { group: trigger.group } : {}),
         });
       } else if (trigger.type === "oracle") {
         oracleDepth.set(trigger.chain, Math.max(oracleDepth.get(trigger.chain) ?? 0, trigger.confirmations));

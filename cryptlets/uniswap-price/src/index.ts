@@ -14,11 +14,13 @@
  * ```
  */
 import { defineCryptlet } from "cryptlet-runtime/sdk";
-import { priceOfMinute } from "./price.ts";
+import { inputOfEvent, priceOfMinute } from "./price.ts";
 import type { UniswapPriceInput, UniswapPriceOutput } from "./price.ts";
 
-export default defineCryptlet<UniswapPriceInput, UniswapPriceOutput>({
-  run(input, ctx) {
+export default defineCryptlet<UniswapPriceInput | { logs: unknown }, UniswapPriceOutput>({
+  run(event, ctx) {
+    // From the HTTP trigger: `{swaps}`; from the chain-log trigger (one transaction's Swap logs): `{logs}`.
+    const input = inputOfEvent(event);
     const output = priceOfMinute(input);
     ctx.log("price", { swaps: input.swaps.length, answer: output.answer, observedAt: output.observedAt });
     return output;

@@ -168,3 +168,37 @@ export function priceOfMinute(input: UniswapPriceInput): UniswapPriceOutput {
     observedAt: Math.max(...parsed.map((s) => s.timestamp)),
   };
 }
+
+/** One decoded `Swap` log as the runtime's chain-log trigger delivers it (arguments by name, decimal strings). */
+export interface SwapLogInput {
+  args: { sqrtPriceX96: string; amount0?: string; amount1?: string };
+  blockNumber: number;
+  logIndex: number;
+  timestamp: number;
+}
+
+/**
+ * The Cryptlet's input from the trigger's event for a transaction's `Swap` logs (a chain-log trigger with
+ * `group: "transaction"`: the replayer emits each minute's swaps in one transaction): `{logs: [...]}` becomes
+ * `{swaps: [...]}`. Input already in the `{swaps}` form is returned as it is.
+ * @throws UniswapPriceError `INVALID_INPUT` when `logs` is not an array of decoded Swap logs.
+ */
+export function inputOfEvent(input: UniswapPriceInput | { logs: unknown }): UniswapPriceInput {
+  if (typeof input !== "object" || input === null || !("logs" in input)) return input as UniswapPriceInput;
+  if (!Array.isArray(input.logs)) throw new UniswapPriceError("INVALID_INPUT", "input.logs must be an array");
+  const swaps = input.logs.map((log, i) => {
+    const l = log as Partial<SwapLogInput> | null;
+    if (typeof l !== "object" || l === null || typeof l.args !== "object" || l.args === null) {
+      throw new UniswapPriceError("INVALID_INPUT", `logs[${i}] must be a decoded Swap log`);
+    }
+    return {
+      blockNumber: l.blockNumber as number,
+      logIndex: l.logIndex as number,
+      timestamp: l.timestamp as number,
+      sqrtPriceX96: l.args.sqrtPriceX96 as string,
+      ...(l.args.amount0 === undefined ? {} : { amount0: l.args.amount0 }),
+      ...(l.args.amount1 === undefined ? {} : { amount1: l.args.amount1 }),
+    };
+  });
+  return { swaps };
+}
