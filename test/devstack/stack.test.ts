@@ -2,7 +2,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
+import { coldChainFlow } from "../../runtime/devstack/flows/coldChain.ts";
+import { oracleFlow } from "../../runtime/devstack/flows/oracle.ts";
 import { priceMedianFlow } from "../../runtime/devstack/flows/priceMedian.ts";
+import { uniswapPriceFlow } from "../../runtime/devstack/flows/uniswapPrice.ts";
 import { startLocalStack, type LocalStack } from "../../runtime/devstack/stack.ts";
 import { formatSummary, summarize } from "../../runtime/devstack/summary.ts";
 
