@@ -50,8 +50,9 @@ function assertCanonicalisable(value: unknown, path: string, seen: Set<object>):
   if (Array.isArray(value)) {
     value.forEach((item, i) => assertCanonicalisable(item, `${path}[${i}]`, seen));
   } else {
-    const proto = Object.getPrototypeOf(value) as unknown;
-    if (proto !== Object.prototype && proto !== null) {
+    // A plain object of any realm (JSON parsed in another VM context or worker has that realm's Object.prototype).
+    const proto = Object.getPrototypeOf(value) as object | null;
+    if (proto !== null && Object.getPrototypeOf(proto) !== null) {
       const name = (value as { constructor?: { name?: string } }).constructor?.name ?? "object";
       throw new CanonicalJsonError(path, `a ${name} instance (plain objects only)`);
     }

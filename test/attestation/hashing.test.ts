@@ -169,3 +169,13 @@ describe("identifiers", () => {
     expect(codeOf(() => httpEventId("has space"))).toBe("ERR_INVALID_IDENTIFIER");
   });
 });
+
+describe("canonical JSON across realms", () => {
+  test("a plain object from another VM context is plain JSON (e.g. parsed by fetch in the main realm)", async () => {
+    const { runInNewContext } = await import("node:vm");
+    const { canonicalJson } = await import("../../runtime/attestation/hashing.ts");
+    const foreign = runInNewContext('({ b: [1, { c: "x" }], a: null })') as unknown;
+    expect(canonicalJson(foreign)).toBe('{"a":null,"b":[1,{"c":"x"}]}');
+    expect(() => canonicalJson(runInNewContext("({ when: new Date(0) })"))).toThrow(/Date/);
+  });
+});

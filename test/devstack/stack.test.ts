@@ -22,19 +22,35 @@ describe("npm start's local stack on a slice of the real data", () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  test("starts, runs price-median on 5 minutes of Uniswap prices, verifies every proof; a second start works too", async () => {
+  test("starts, runs every flow on a slice of the real data, verifies every proof; a second start works too", async () => {
     const prefix = `t-devstack-${process.pid}`;
     stack = await startLocalStack({ prefix, stateDir, preferredPorts: false });
-    expect(stack.packages.map((p) => p.manifest.name)).toContain("@cryptlet/price-median");
-    const report = await priceMedianFlow(stack, { minutes: 5, startMinute: 100 });
-    const summary = await summarize(stack, [report]);
-    expect(summary.results).toBe(5);
-    expect(summary.verified).toBe(5);
-    expect(summary.checks.every((c) => c.ok)).toBe(true);
-    expect(summary.perTarget).toEqual([
-      expect.objectContaining({ chain: "public", mode: "feed", confirmed: 5, failed: 0 }),
+    expect(stack.packages.map((p) => p.manifest.name)).toEqual(
+      expect.arrayContaining(["@cryptlet/price-median", "@cryptlet/uniswap-price", "@cryptlet/cold-chain-sla"]),
+    );
+    const token = await stack.api!.issuer.mint({ roles: ["operator", "auditor"] });
+    const reports = [
+      await priceMedianFlow(stack, { minutes: 3, startMinute: 100 }),
+      await uniswapPriceFlow(stack, { minutes: 3, startMinute: 300 }),
+      await oracleFlow(stack),
+      await coldChainFlow({ url: stack.api!.server.url, token }, stack.stateDir),
+    ];
+    const summary = await summarize(stack, reports);
+    expect(summary.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(summary.failedVerification).toEqual([]);
+    expect(summary.results).toBe(3 + 3 + 1 + 5);
+    expect(summary.verified).toBe(summary.results);
+    expect(summary.perTarget.every((t) => t.failed === 0)).toBe(true);
+    expect(summary.perTarget.map((t) => `${t.chain}/${t.mode}`)).toEqual([
+      "consortium/feed",
+      "consortium/oracle",
+      "consortium/record",
+      "public/anchor",
+      "public/feed",
     ]);
-    expect(formatSummary(summary, stack, 1, [])).toContain("5 of 5 proof bundles verified");
+    expect(formatSummary(summary, stack, 1, [])).toContain(
+      `${summary.results} of ${summary.results} proof bundles verified`,
+    );
     await stack.stop();
 
     // Second start: same state directory (persisted Key Vault keys), fresh chains, clean Redis prefix.

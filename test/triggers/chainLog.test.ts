@@ -387,7 +387,8 @@ describe("chain-log listener (real Redis, hardhat node)", () => {
     const triggers = new TriggerService({ pipeline: stack.pipeline, refreshIntervalMs: 60_000 });
     const { schedules, subscriptions } = await triggers.refresh();
     expect(schedules.map((s) => s.id)).toEqual([`schedule:${stack.pkg.manifest.name}:* * * * *`]);
-    expect(subscriptions).toEqual([]); // price-median declares no chain-log or oracle trigger
+    // price-median declares no chain-log trigger, and an oracle trigger on the consortium chain
+    expect(subscriptions.map((s) => s.id)).toEqual(["oracle:consortium"]);
     expect(await triggers.schedules!.scheduled()).toEqual([`schedule:${stack.pkg.manifest.name}:* * * * *`]);
     await triggers.schedules!.sync([]);
     await triggers.stop();
