@@ -281,6 +281,25 @@ export function buildProgram(state: { exitCode: number; output: CliOutput }): Co
       );
     });
 
+  program
+    .command("start")
+    .description("run the local stack on real data and print a summary (what `npm start` runs)")
+    .option("--serve", "keep the stack running after the summary")
+    .option("--minutes <n>", "minutes of price data for price-median")
+    .option("--swap-minutes <n>", "minutes of Uniswap swaps to replay")
+    .action(async (options: { serve?: boolean; minutes?: string; swapMinutes?: string }) => {
+      const { spawnSync } = await import("node:child_process");
+      const { fileURLToPath } = await import("node:url");
+      const main = fileURLToPath(new URL("../devstack/main.ts", import.meta.url));
+      const args = [
+        ...(options.serve ? ["--serve"] : []),
+        ...(options.minutes ? ["--minutes", options.minutes] : []),
+        ...(options.swapMinutes ? ["--swap-minutes", options.swapMinutes] : []),
+      ];
+      const result = spawnSync(process.execPath, [main, ...args], { stdio: "inherit" });
+      state.exitCode = result.status === 0 ? EXIT.ok : EXIT.failure;
+    });
+
   return program;
 }
 
