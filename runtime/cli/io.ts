@@ -73,11 +73,12 @@ export async function readPrivateJwk(file: string): Promise<JWK> {
   return jwk;
 }
 
-/** Returns the bundle inside a file's JSON: the value itself, or a composite receipt's `bundle`. */
+/** Returns the bundle inside a file's JSON: the value itself, a composite receipt's `bundle`, or the receipt of `cryptlet status --json` output. */
 export function bundleOf(value: unknown): unknown {
-  if (typeof value === "object" && value !== null && "bundle" in value && !("bundleVersion" in value)) {
-    return (value as { bundle: unknown }).bundle;
-  }
+  if (typeof value !== "object" || value === null || "bundleVersion" in value) return value;
+  // `cryptlet status --json` output: {runId, status, receipt: {bundle}}
+  if ("receipt" in value && typeof value.receipt === "object" && value.receipt !== null) return bundleOf(value.receipt);
+  if ("bundle" in value) return (value as { bundle: unknown }).bundle;
   return value;
 }
 
