@@ -87,7 +87,7 @@ try {
     );
   }
   figures.push(
-    await measure("ES256K via AzureKeyVaultProvider.sign (raw r||s, no signer work)", 1, () =>
+    await measure("ES256K via AzureKeyVaultProvider.sign (raw r‖s, no signer work)", 1, () =>
       secp.sign(digest(), "ES256K"),
     ),
   );
