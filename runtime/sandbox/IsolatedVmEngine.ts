@@ -255,7 +255,10 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
     try {
       return await body(remaining);
     } catch (error) {
-      throw this.#translate(error, compiled, timedOut);
+      // A run that died at or after its deadline timed out, whatever isolated-vm's message says: under load the
+      // isolate can be terminated by its own per-call timeout, or report the disposal, before our timer's flag is
+      // set (seen as ERR_SANDBOX_ENGINE_FAILURE for a loop after an await on a loaded 2-core machine).
+      throw this.#translate(error, compiled, timedOut || performance.now() >= deadline - 1);
     } finally {
       clearTimeout(timer);
     }
