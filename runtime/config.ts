@@ -12,7 +12,7 @@ import path from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import type { JWK } from "jose";
 
-import { parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
+import { SIGNER_REF_SCHEMA, parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
 import { CryptletError } from "./errors.ts";
 
 /** A key the runtime uses: in Azure Key Vault (production) or a local JWK file (development). */
@@ -56,27 +56,7 @@ export interface RuntimeConfig {
   sandboxPoolSize: number;
 }
 
-const keyRef = {
-  oneOf: [
-    {
-      type: "object",
-      additionalProperties: false,
-      required: ["type", "vaultUrl", "keyName"],
-      properties: {
-        type: { const: "azure-key-vault" },
-        vaultUrl: { type: "string", pattern: "^https://" },
-        keyName: { type: "string", pattern: "^[0-9a-zA-Z-]{1,127}$" },
-        keyVersion: { type: "string", pattern: "^[0-9a-f]{32}$" },
-      },
-    },
-    {
-      type: "object",
-      additionalProperties: false,
-      required: ["type", "jwkPath"],
-      properties: { type: { const: "local" }, jwkPath: { type: "string", minLength: 1 } },
-    },
-  ],
-} as const;
+const keyRef = SIGNER_REF_SCHEMA;
 
 const SCHEMA = {
   type: "object",

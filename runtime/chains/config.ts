@@ -67,6 +67,29 @@ export interface ChainsConfig {
 }
 
 const address = { type: "string", pattern: "^0x[0-9a-fA-F]{40}$" } as const;
+
+/** JSON Schema of a {@link SignerRef} (also used for the runtime configuration's keys). */
+export const SIGNER_REF_SCHEMA = {
+  oneOf: [
+    {
+      type: "object",
+      additionalProperties: false,
+      required: ["type", "vaultUrl", "keyName"],
+      properties: {
+        type: { const: "azure-key-vault" },
+        vaultUrl: { type: "string", pattern: "^https://" },
+        keyName: { type: "string", pattern: "^[0-9a-zA-Z-]{1,127}$" },
+        keyVersion: { type: "string", pattern: "^[0-9a-f]{32}$" },
+      },
+    },
+    {
+      type: "object",
+      additionalProperties: false,
+      required: ["type", "jwkPath"],
+      properties: { type: { const: "local" }, jwkPath: { type: "string", minLength: 1 } },
+    },
+  ],
+} as const;
 const gwei = { type: "string", pattern: "^[0-9]+(\\.[0-9]{1,9})?$" } as const;
 
 /** JSON Schema (draft-07 subset understood by ajv) of the chains file. */
@@ -101,27 +124,7 @@ export const CHAINS_SCHEMA = {
               gasLimitPercent: { type: "integer", minimum: 100, maximum: 1000 },
             },
           },
-          signer: {
-            oneOf: [
-              {
-                type: "object",
-                additionalProperties: false,
-                required: ["type", "vaultUrl", "keyName"],
-                properties: {
-                  type: { const: "azure-key-vault" },
-                  vaultUrl: { type: "string", pattern: "^https://" },
-                  keyName: { type: "string", pattern: "^[0-9a-zA-Z-]{1,127}$" },
-                  keyVersion: { type: "string", pattern: "^[0-9a-f]{32}$" },
-                },
-              },
-              {
-                type: "object",
-                additionalProperties: false,
-                required: ["type", "jwkPath"],
-                properties: { type: { const: "local" }, jwkPath: { type: "string", minLength: 1 } },
-              },
-            ],
-          },
+          signer: SIGNER_REF_SCHEMA,
           contracts: {
             type: "object",
             additionalProperties: false,
