@@ -16,11 +16,11 @@ import {
   getBytes,
   hashMessage,
   hexlify,
-  recoverAddress,
   resolveAddress,
   resolveProperties,
 } from "ethers";
 import type { Provider, TransactionRequest, TypedDataDomain, TypedDataField } from "ethers";
+import { invert, mod } from "@noble/curves/abstract/modular.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { KeyAlgorithmUnsupportedError, SignerKeyMismatchError } from "./errors.ts";
 import type { KeyProvider, PublicKeyInfo } from "./KeyProvider.ts";
@@ -32,8 +32,9 @@ const HALF_N = N >> 1n;
  * An ethers `AbstractSigner` whose key lives behind a {@link KeyProvider}. Each signature is one `ES256K` sign
  * call over a 32-byte digest; the provider's raw `r‖s` is made Ethereum-canonical here: `s` is normalised to the
  * low half of the curve order (EIP-2: `s' = n − s`), and `v` (the y-parity, 27/28 or EIP-155/EIP-2718 as the
- * format needs) is found by recovering the public key with both parities and keeping the one that gives the key's
- * address. Works unchanged with ethers contracts and providers (`contract.connect(signer)`,
+ * format needs) is the parity of the signature's nonce point, computed from the key's public point (one
+ * double-scalar multiplication, which also checks that the signature is the key's) instead of recovering the
+ * address with each parity. Works unchanged with ethers contracts and providers (`contract.connect(signer)`,
  * `signer.sendTransaction`).
  *
  * When the provider follows the latest key version, the address changes with a rotation; the address of a
@@ -58,6 +59,7 @@ export class KeyVaultSigner extends AbstractSigner {
   /** The key provider that signs. */
   readonly keyProvider: KeyProvider;
   readonly #addresses = new Map<string, string>();
+  readonly #points = new Map<string, ReturnType<typeof secp256k1.ProjectivePoint.fromHex>>();
 
   /**
    * @param keyProvider - any provider whose key is secp256k1 (`ES256K`).
@@ -122,11 +124,23 @@ export class KeyVaultSigner extends AbstractSigner {
     if (s > HALF_N) s = N - s;
     const sHex = `0x${s.toString(16).padStart(64, "0")}`;
     const address = this.#addressOf(info);
-    for (const v of [27, 28] as const) {
-      const candidate = Signature.from({ r, s: sHex, v });
-      if (recoverAddress(bytes, candidate) === address) return { signature: candidate, keyId: signed.keyId, address };
+    // v is the parity of the nonce point R. With the public key Q known, R = s⁻¹·(e·G + r·Q) is one double-scalar
+    // multiplication (what ECDSA verification computes), instead of up to two public-key recoveries; checking
+    // R.x = r also proves the signature is the key's.
+    const rInt = BigInt(r);
+    const e = mod(BigInt(hexlify(bytes)), N);
+    const sInv = invert(s, N);
+    const R = secp256k1.ProjectivePoint.BASE.multiplyAndAddUnsafe(
+      this.#pointOf(info),
+      mod(e * sInv, N),
+      mod(rInt * sInv, N),
+    );
+    const affine = R?.toAffine();
+    if (!affine || mod(affine.x, N) !== rInt) {
+      throw new SignerKeyMismatchError("the signature does not verify with the key", { keyId: signed.keyId, address });
     }
-    throw new SignerKeyMismatchError("no recovery id recovers the key's address", { keyId: signed.keyId, address });
+    const signature = Signature.from({ r, s: sHex, v: affine.y & 1n ? 28 : 27 });
+    return { signature, keyId: signed.keyId, address };
   }
 
   /** Signs a transaction (legacy, EIP-2930, EIP-1559, ...): the unsigned serialisation's keccak256, then RLP with the signature. */
@@ -169,6 +183,18 @@ export class KeyVaultSigner extends AbstractSigner {
       return address;
     });
     return (await this.signDigest(TypedDataEncoder.hash(populated.domain, types, populated.value))).serialized;
+  }
+
+  #pointOf(info: PublicKeyInfo): ReturnType<typeof secp256k1.ProjectivePoint.fromHex> {
+    let point = this.#points.get(info.keyId);
+    if (point === undefined) {
+      const { x, y } = info.jwk;
+      point = secp256k1.ProjectivePoint.fromHex(
+        `04${Buffer.from(String(x), "base64url").toString("hex")}${Buffer.from(String(y), "base64url").toString("hex")}`,
+      );
+      this.#points.set(info.keyId, point);
+    }
+    return point;
   }
 
   #addressOf(info: PublicKeyInfo): string {
