@@ -81,7 +81,7 @@ try {
 
   for (const concurrency of [1, 8, 32]) {
     figures.push(
-      await measure("ES256K via KeyVaultSigner (SDK → emulator, low-s, recovery)", concurrency, () =>
+      await measure("ES256K via KeyVaultSigner (SDK → emulator, low-s, v from R)", concurrency, () =>
         signer.signDigest(digest()),
       ),
     );
