@@ -20,19 +20,11 @@ import {
 } from "ethers";
 import { network } from "hardhat";
 
-import {
-  CRYPTLET_RESULT_TYPES,
-  RESULT_BATCH_TYPES,
-  computeResultId,
-  cryptletDomain,
-  type CryptletResult,
-  type Hex32,
-  type ResultBatch,
-} from "../runtime/attestation/eip712.ts";
+import { computeResultId, type CryptletResult, type Hex32, type ResultBatch } from "../runtime/attestation/eip712.ts";
 import { buildMerkleBatch } from "../runtime/attestation/merkle.ts";
 import { SOLC_VERSION } from "../hardhat.config.ts";
+import { signBatch as signBatchWith, signResult } from "../test/support/contracts.ts";
 
-type Types = Record<string, { name: string; type: string }[]>;
 const CONSORTIUM = id("gas-consortium") as Hex32;
 const CRYPTLET = keccak256(toUtf8Bytes("@cryptlet/gas")) as Hex32;
 const CODE = id("gas-code") as Hex32;
@@ -61,14 +53,8 @@ async function deploy(name: string, args: unknown[], label = name): Promise<AnyC
   return contract as unknown as AnyContract;
 }
 
-const sign = (wallets: Wallet[], result: CryptletResult) =>
-  Promise.all(
-    wallets.map((w) => w.signTypedData(cryptletDomain(CONSORTIUM), CRYPTLET_RESULT_TYPES as unknown as Types, result)),
-  );
-const signBatch = (wallets: Wallet[], batch: ResultBatch) =>
-  Promise.all(
-    wallets.map((w) => w.signTypedData(cryptletDomain(CONSORTIUM), RESULT_BATCH_TYPES as unknown as Types, batch)),
-  );
+const sign = (wallets: Wallet[], result: CryptletResult) => signResult(wallets, result, CONSORTIUM);
+const signBatch = (wallets: Wallet[], batch: ResultBatch) => signBatchWith(wallets, batch, CONSORTIUM);
 
 function result(requestId: Hex32, payload: string, cryptletId = CRYPTLET): CryptletResult {
   return {

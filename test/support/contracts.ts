@@ -4,8 +4,8 @@
 import { Interface, Signature, Wallet, id, keccak256, toUtf8Bytes, type BaseContract, type Signer } from "ethers";
 import { network } from "hardhat";
 
+import { signCryptletResult } from "../../runtime/attestation/signing.ts";
 import {
-  CRYPTLET_RESULT_TYPES,
   RESULT_BATCH_TYPES,
   computeResultId,
   cryptletDomain,
@@ -42,21 +42,13 @@ export function testWallets(count: number): Wallet[] {
   return Array.from({ length: count }, (_, i) => new Wallet(id(`cryptlet-test-signer-${i}`)));
 }
 
-/** Signs `result` with each wallet; 65-byte `r‖s‖v` hex signatures (low-s, v 27/28). */
+/** Signs `result` with each wallet (runtime `signCryptletResult`); 65-byte `r‖s‖v` hex signatures (low-s, v 27/28). */
 export async function signResult(
   wallets: readonly Wallet[],
   result: CryptletResult,
   consortiumId: Hex32 = CONSORTIUM_ID,
 ): Promise<string[]> {
-  return Promise.all(
-    wallets.map((w) =>
-      w.signTypedData(
-        cryptletDomain(consortiumId),
-        CRYPTLET_RESULT_TYPES as unknown as Record<string, { name: string; type: string }[]>,
-        result,
-      ),
-    ),
-  );
+  return (await signCryptletResult(consortiumId, result, wallets)).map((s) => s.signature);
 }
 
 /** Signs a batch with each wallet. */
