@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 
 import {CryptletProofs} from "./CryptletProofs.sol";
 import {ICryptletRegistry} from "./interfaces/ICryptletRegistry.sol";
@@ -22,6 +23,9 @@ import {ICryptletRegistry} from "./interfaces/ICryptletRegistry.sol";
  * of results that were anchored earlier.
  */
 contract CryptletRegistry is ICryptletRegistry, AccessControl {
+    using EnumerableSet for EnumerableSet.AddressSet;
+    using EnumerableSet for EnumerableSet.Bytes32Set;
+
     /// @notice Role that approves and revokes code hashes.
     bytes32 public constant APPROVER_ROLE = keccak256("APPROVER_ROLE");
     /// @notice Role that manages trusted signers and the threshold.
@@ -30,9 +34,10 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
     bytes32 private immutable _consortiumId;
     bytes32 private immutable _domainSeparator;
 
-    mapping(bytes32 cryptletId => mapping(bytes32 codeHash => bool)) private _approved;
-    mapping(bytes32 cryptletId => uint256) private _approvedCount;
-    mapping(address signer => bool) private _trusted;
+    // Enumerable, so that a verifier can read the whole trust set from the chain (`signers`, `approvedCodeHashes`);
+    // `contains` costs one storage read, as a plain mapping does.
+    mapping(bytes32 cryptletId => EnumerableSet.Bytes32Set) private _approved;
+    EnumerableSet.AddressSet private _trusted;
     // Packed in one slot: read together on every verification.
     uint128 private _signerCount;
     uint128 private _threshold;
@@ -40,18 +45,18 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
     /**
      * @param consortiumId_ The consortium id, used as the EIP-712 domain `salt`.
      * @param admin The holder of `DEFAULT_ADMIN_ROLE`, `APPROVER_ROLE` and `SIGNER_MANAGER_ROLE` at deployment.
-     * @param signers The initial trusted signers (distinct, non-zero).
+     * @param initialSigners The initial trusted signers (distinct, non-zero).
      * @param threshold_ The initial threshold, 1 ≤ threshold_ ≤ signers.length.
      */
-    constructor(bytes32 consortiumId_, address admin, address[] memory signers, uint256 threshold_) {
+    constructor(bytes32 consortiumId_, address admin, address[] memory initialSigners, uint256 threshold_) {
         if (admin == address(0)) revert CryptletRegistryZeroAddress();
         _consortiumId = consortiumId_;
         _domainSeparator = CryptletProofs.domainSeparator(consortiumId_);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(APPROVER_ROLE, admin);
         _grantRole(SIGNER_MANAGER_ROLE, admin);
-        for (uint256 i = 0; i < signers.length; ++i) {
-            _addSigner(signers[i], admin);
+        for (uint256 i = 0; i < initialSigners.length; ++i) {
+            _addSigner(initialSigners[i], admin);
         }
         _setThreshold(threshold_, admin);
     }
@@ -62,18 +67,14 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
     /// @dev Reverts with `CryptletRegistryCodeHashAlreadyApproved` if it is approved already.
     function approveCodeHash(bytes32 cryptletId, bytes32 codeHash) external virtual onlyRole(APPROVER_ROLE) {
         if (codeHash == bytes32(0)) revert CryptletRegistryZeroCodeHash(cryptletId);
-        if (_approved[cryptletId][codeHash]) revert CryptletRegistryCodeHashAlreadyApproved(cryptletId, codeHash);
-        _approved[cryptletId][codeHash] = true;
-        ++_approvedCount[cryptletId];
+        if (!_approved[cryptletId].add(codeHash)) revert CryptletRegistryCodeHashAlreadyApproved(cryptletId, codeHash);
         emit CodeHashApproved(cryptletId, codeHash, _msgSender());
     }
 
     /// @notice Revokes `codeHash` for `cryptletId`. Only `APPROVER_ROLE`.
     /// @dev Reverts with `CryptletRegistryCodeHashNotApproved` if it is not approved.
     function revokeCodeHash(bytes32 cryptletId, bytes32 codeHash) external virtual onlyRole(APPROVER_ROLE) {
-        if (!_approved[cryptletId][codeHash]) revert CryptletRegistryCodeHashNotApproved(cryptletId, codeHash);
-        _approved[cryptletId][codeHash] = false;
-        --_approvedCount[cryptletId];
+        if (!_approved[cryptletId].remove(codeHash)) revert CryptletRegistryCodeHashNotApproved(cryptletId, codeHash);
         emit CodeHashRevoked(cryptletId, codeHash, _msgSender());
     }
 
@@ -116,17 +117,27 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
 
     /// @inheritdoc ICryptletRegistry
     function isApproved(bytes32 cryptletId, bytes32 codeHash) external view returns (bool) {
-        return _approved[cryptletId][codeHash];
+        return _approved[cryptletId].contains(codeHash);
     }
 
     /// @inheritdoc ICryptletRegistry
     function approvedCount(bytes32 cryptletId) external view returns (uint256) {
-        return _approvedCount[cryptletId];
+        return _approved[cryptletId].length();
+    }
+
+    /// @inheritdoc ICryptletRegistry
+    function approvedCodeHashes(bytes32 cryptletId) external view returns (bytes32[] memory) {
+        return _approved[cryptletId].values();
     }
 
     /// @inheritdoc ICryptletRegistry
     function isSigner(address signer) external view returns (bool) {
-        return _trusted[signer];
+        return _trusted.contains(signer);
+    }
+
+    /// @inheritdoc ICryptletRegistry
+    function signers() external view returns (address[] memory) {
+        return _trusted.values();
     }
 
     /// @inheritdoc ICryptletRegistry
@@ -144,7 +155,7 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
         CryptletProofs.CryptletResult calldata result,
         bytes[] calldata signatures
     ) external view virtual returns (bytes32 digest) {
-        if (!_approved[result.cryptletId][result.codeHash]) {
+        if (!_approved[result.cryptletId].contains(result.codeHash)) {
             revert CryptletProofCodeHashNotApproved(result.cryptletId, result.codeHash);
         }
         digest = CryptletProofs.toTypedDataHash(_domainSeparator, CryptletProofs.hashResult(result));
@@ -174,7 +185,7 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
             (address signer, ECDSA.RecoverError err, bytes32 arg) = ECDSA.tryRecoverCalldata(digest, signatures[i]);
             if (err == ECDSA.RecoverError.InvalidSignatureS) revert CryptletProofHighS(i, arg);
             if (err != ECDSA.RecoverError.NoError) revert CryptletProofMalformedSignature(i);
-            if (!_trusted[signer]) revert CryptletProofUntrustedSigner(i, signer);
+            if (!_trusted.contains(signer)) revert CryptletProofUntrustedSigner(i, signer);
             for (uint256 j = 0; j < i; ++j) {
                 if (seen[j] == signer) revert CryptletProofDuplicateSigner(i, signer);
             }
@@ -184,15 +195,13 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
 
     function _addSigner(address signer, address account) internal virtual {
         if (signer == address(0)) revert CryptletRegistryZeroAddress();
-        if (_trusted[signer]) revert CryptletRegistrySignerAlreadyTrusted(signer);
-        _trusted[signer] = true;
+        if (!_trusted.add(signer)) revert CryptletRegistrySignerAlreadyTrusted(signer);
         ++_signerCount;
         emit SignerAdded(signer, account);
     }
 
     function _removeSigner(address signer, address account) internal virtual {
-        if (!_trusted[signer]) revert CryptletRegistrySignerNotTrusted(signer);
-        _trusted[signer] = false;
+        if (!_trusted.remove(signer)) revert CryptletRegistrySignerNotTrusted(signer);
         --_signerCount;
         emit SignerRemoved(signer, account);
     }

@@ -68,8 +68,17 @@ interface ICryptletRegistry {
     /// @notice How many code hashes are currently approved for `cryptletId` (0: the Cryptlet is unknown).
     function approvedCount(bytes32 cryptletId) external view returns (uint256);
 
+    /**
+     * @notice Every code hash currently approved for `cryptletId`, in no particular order (an empty array: the
+     * Cryptlet is unknown). Verifiers read it, with `signers` and `threshold`, at the block of a write.
+     */
+    function approvedCodeHashes(bytes32 cryptletId) external view returns (bytes32[] memory);
+
     /// @notice Whether `signer` is a trusted signer.
     function isSigner(address signer) external view returns (bool);
+
+    /// @notice Every trusted signer address (N of them), in no particular order.
+    function signers() external view returns (address[] memory);
 
     /// @notice The number of trusted signers N.
     function signerCount() external view returns (uint256);

@@ -26,6 +26,7 @@ describe("CryptletRegistry governance", () => {
     expect(await s.registry.signerCount()).toBe(3n);
     expect(await s.registry.threshold()).toBe(2n);
     for (const w of s.signers) expect(await s.registry.isSigner(w.address)).toBe(true);
+    expect([...(await s.registry.signers())].sort()).toEqual(s.signers.map((w) => w.address).sort());
     const admin = await s.admin.getAddress();
     for (const role of ["DEFAULT_ADMIN_ROLE", "APPROVER_ROLE", "SIGNER_MANAGER_ROLE"]) {
       expect(await s.registry.hasRole(await s.registry[role](), admin)).toBe(true);
@@ -61,12 +62,15 @@ describe("CryptletRegistry governance", () => {
     expect(await s.registry.isApproved(CRYPTLET, CODE_V1)).toBe(true);
     expect(await s.registry.isApproved(CRYPTLET, CODE_V2)).toBe(true);
     expect(await s.registry.approvedCount(CRYPTLET)).toBe(2n);
+    expect([...(await s.registry.approvedCodeHashes(CRYPTLET))].sort()).toEqual([CODE_V1, CODE_V2].sort());
 
     const revoke = await (await s.registry.revokeCodeHash(CRYPTLET, CODE_V1)).wait();
     expect(s.registry.interface.parseLog(revoke.logs[0])?.name).toBe("CodeHashRevoked");
     expect(await s.registry.isApproved(CRYPTLET, CODE_V1)).toBe(false);
     expect(await s.registry.isApproved(CRYPTLET, CODE_V2)).toBe(true);
     expect(await s.registry.approvedCount(CRYPTLET)).toBe(1n);
+    expect([...(await s.registry.approvedCodeHashes(CRYPTLET))]).toEqual([CODE_V2]);
+    expect([...(await s.registry.approvedCodeHashes(id("unknown")))]).toEqual([]);
 
     await expectCustomError(
       s.registry.approveCodeHash(CRYPTLET, CODE_V2),
@@ -134,6 +138,9 @@ describe("CryptletRegistry governance", () => {
     expect(await s.registry.isSigner(extra!.address)).toBe(false);
     expect(await s.registry.isSigner(replacement!.address)).toBe(true);
     expect(await s.registry.signerCount()).toBe(4n);
+    expect([...(await s.registry.signers())].sort()).toEqual(
+      [...s.signers.map((w) => w.address), replacement!.address].sort(),
+    );
     await expectCustomError(s.registry.removeSigner(extra!.address), s.errors, "CryptletRegistrySignerNotTrusted", [
       extra!.address,
     ]);
