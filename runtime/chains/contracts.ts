@@ -1,7 +1,8 @@
 /**
  * The Cryptlet contracts as the runtime sees them: ABIs and bytecode from the Hardhat build
- * (`artifacts/contracts/**`, produced by `npm run build:contracts`), an interface with every custom error to
- * decode reverts, and a deployer for a consortium's contract set (used by the dev stack and tests).
+ * (`artifacts/contracts/**`, produced by `npm run build:contracts`, or on demand by `ensureContractsBuilt` in
+ * contractsBuild.ts), an interface with every custom error to decode reverts, and a deployer for a consortium's
+ * contract set (used by the dev stack and tests). Artifacts are read lazily, on first use, never on import.
  *
  * @module
  */
@@ -15,8 +16,11 @@ import type { DecodedRevert } from "./errors.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 
-/** Where each contract's artifact lives, relative to `artifacts/contracts/`. */
-const ARTIFACTS = {
+/** The Hardhat build's artifact folder for `contracts/`, relative to the project root. */
+export const ARTIFACTS_DIR = path.join("artifacts", "contracts");
+
+/** Where each contract's artifact lives, relative to {@link ARTIFACTS_DIR}. */
+export const ARTIFACT_FILES = {
   CryptletRegistry: "CryptletRegistry.sol/CryptletRegistry.json",
   CryptletOracle: "CryptletOracle.sol/CryptletOracle.json",
   ResultLedger: "ResultLedger.sol/ResultLedger.json",
@@ -26,7 +30,7 @@ const ARTIFACTS = {
 } as const;
 
 /** A contract the runtime knows by name. */
-export type CryptletContractName = keyof typeof ARTIFACTS;
+export type CryptletContractName = keyof typeof ARTIFACT_FILES;
 
 interface Artifact {
   abi: InterfaceAbi;
@@ -42,7 +46,7 @@ const cache = new Map<string, Artifact>();
 export function artifactOf(name: CryptletContractName): Artifact {
   let artifact = cache.get(name);
   if (!artifact) {
-    const file = path.join(ROOT, "artifacts", "contracts", ARTIFACTS[name]);
+    const file = path.join(ROOT, ARTIFACTS_DIR, ARTIFACT_FILES[name]);
     if (!existsSync(file)) {
       throw new CryptletError("ERR_CONTRACTS_NOT_BUILT", `no artifact for ${name}: run \`npm run build:contracts\``, {
         details: { file },
@@ -66,7 +70,7 @@ let errorsInterface: Interface | undefined;
 export function errorsInterfaceOf(): Interface {
   if (!errorsInterface) {
     const fragments = new Map<string, string>();
-    for (const name of Object.keys(ARTIFACTS) as CryptletContractName[]) {
+    for (const name of Object.keys(ARTIFACT_FILES) as CryptletContractName[]) {
       interfaceOf(name).forEachError((e) => fragments.set(e.selector, e.format("full")));
     }
     errorsInterface = new Interface([...fragments.values()]);

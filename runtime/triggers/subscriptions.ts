@@ -92,8 +92,17 @@ export interface CompiledSubscription {
   fragment?: EventFragment;
 }
 
-/** The `CryptletRequested` event of `CryptletOracle`. */
-export const ORACLE_REQUEST_TOPIC = interfaceOf("CryptletOracle").getEvent("CryptletRequested")!.topicHash;
+/**
+ * The `CryptletRequested` event of `CryptletOracle` (contracts/interfaces/ICryptletOracle.sol), as its ABI
+ * fragment: computed from the signature, not read from the build output, so importing this module needs no
+ * compiled contracts. A test checks it against the compiled ABI.
+ */
+export const ORACLE_REQUEST_EVENT = EventFragment.from(
+  "event CryptletRequested(bytes32 indexed requestId, bytes32 indexed cryptletId, address indexed consumer, bytes32 resultId, uint32 callbackGasLimit, bytes params)",
+);
+
+/** `topics[0]` of `CryptletRequested`: keccak256 of its canonical signature. */
+export const ORACLE_REQUEST_TOPIC = ORACLE_REQUEST_EVENT.topicHash;
 
 /**
  * Parses a Solidity event signature (`event ` prefix optional).
