@@ -5,8 +5,10 @@
  * package in `cryptlets/` built, signed by a local publisher key and deployed, and a runtime configuration file
  * (`.cryptlet/cryptlet.config.json`) that the CLI and worker processes read.
  *
- * The chains are new on every start, so the stack clears its own Redis prefix (lanes, runs, queues) first: a
- * second run starts clean instead of resuming nonces of chains that no longer exist.
+ * The contracts are compiled first when their artifacts are missing or stale (`ensureContractsBuilt`), and every
+ * package is built from source on every start. The chains are new on every start, so the stack clears its own
+ * Redis prefix (lanes, runs, queues) and its bundles folder first: a second run starts clean instead of resuming
+ * nonces of chains that no longer exist.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import { exportJWK, generateKeyPair, type JWK } from "jose";
 
 import type { Hex32 } from "../attestation/eip712.ts";
 import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "../chains/contracts.ts";
+import { ensureContractsBuilt } from "../chains/contractsBuild.ts";
 import { closePipelineContext, createPipelineContext, keyProviderOf, keyVaultCredentialOf } from "../bootstrap.ts";
 import { parseRuntimeConfig, type RuntimeConfig } from "../config.ts";
 import { CryptletError } from "../errors.ts";
@@ -33,6 +36,7 @@ import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { PipelineContext } from "../queue/context.ts";
 import { TriggerService } from "../triggers/TriggerService.ts";
 import { Pipeline } from "../queue/pipeline.ts";
+import { clearBundles } from "./bundles.ts";
 import { portInUse, startLocalChain, type LocalChain } from "./localChain.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
@@ -105,6 +109,11 @@ export async function startLocalStack(
   const prefix = options.prefix ?? "cryptlet-dev";
   const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+
+  progress("contracts", "checking the build");
+  const built = await ensureContractsBuilt({ onProgress: (detail) => progress("contracts", detail) });
+  progress("contracts", built === "built" ? "compiled" : "up to date");
+  clearBundles(stateDir);
 
   progress("redis", redisUrl);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });

@@ -1,11 +1,17 @@
 /**
  * The local stack's closing summary: results and gas per chain and target, every proof bundle verified offline
- * (`verifyBundle` against the consortium's signers, approved code hashes and attestation keys), and the flows'
- * checks against the real data.
+ * against the trust read from each chain's `CryptletRegistry` (trusted signers, threshold M, approved code hashes;
+ * not the in-process keys that signed) and the attestation JWKS as the API serves it, the flows' checks against
+ * the data files, and every shortfall that makes `npm start` exit non-zero. Each run's receipt (with its proof
+ * bundle) is written to `<stateDir>/bundles/<runId>.json`.
  * @module
  */
+import type { JSONWebKeySet } from "jose";
+
 import { buildJwks } from "../attestation/token.ts";
 import { verifyBundle } from "../attestation/verifyBundle.ts";
+import { readRegistryTrust, verifyOptionsOf, type RegistryTrust } from "../chains/registryTrust.ts";
+import { writeBundleFile } from "./bundles.ts";
 import type { FlowReport } from "./flows/types.ts";
 import type { LocalStack } from "./stack.ts";
 
@@ -14,6 +20,8 @@ export interface StackSummary {
   results: number;
   verified: number;
   failedVerification: string[];
+  /** What each chain's registry trusts, as read when verifying. */
+  trust: { chain: string; registry: string; blockNumber: number; signers: number; threshold: number }[];
   perTarget: {
     chain: string;
     mode: string;
@@ -26,38 +34,69 @@ export interface StackSummary {
     errors: Record<string, number>;
   }[];
   checks: { flow: string; description: string; ok: boolean }[];
+  /** Entries in the pipeline's dead-letter queue. */
+  deadLetters: number;
+  /** Every reason the run fell short; empty when everything held. `npm start` exits 1 when it is not empty. */
+  shortfalls: string[];
 }
 
-/** Verifies every bundle and totals the receipts of all flows. */
+/** The attestation JWKS as an outside verifier gets it: from the API's `/.well-known/jwks.json` when it runs. */
+async function attestationJwks(stack: LocalStack): Promise<JSONWebKeySet> {
+  if (stack.api) {
+    const response = await fetch(`${stack.api.server.url}/.well-known/jwks.json`, {
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (response.ok) return (await response.json()) as JSONWebKeySet;
+  }
+  return buildJwks([stack.ctx.attestationKey]);
+}
+
+/**
+ * Verifies every bundle against each of its chains' registry trust, totals the receipts of all flows, writes one
+ * bundle file per run and lists every shortfall.
+ */
 export async function summarize(stack: LocalStack, reports: FlowReport[]): Promise<StackSummary> {
-  const signers = await Promise.all(
-    stack.ctx.resultSigners.map((s) => ("getAddress" in s ? s.getAddress() : s.signer.getAddress())),
-  );
-  const jwks = await buildJwks([stack.ctx.attestationKey]);
-  const approved = stack.packages.map((p) => p.codeHash);
+  const jwks = await attestationJwks(stack);
+  const cryptletIds = stack.packages.map((p) => p.cryptletId);
+  const trustByChain = new Map<string, RegistryTrust | Error>();
+  for (const chain of stack.chains) {
+    trustByChain.set(
+      chain.name,
+      await readRegistryTrust(chain.chain.provider, chain.contracts.registry, { cryptletIds }).catch(
+        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+      ),
+    );
+  }
   const perTarget = new Map<string, StackSummary["perTarget"][number]>();
   let results = 0;
   let verified = 0;
   const failedVerification: string[] = [];
+  const notConfirmed: string[] = [];
   const anchorTxs = new Set<string>();
   for (const report of reports) {
     for (const receipt of report.receipts) {
       results += 1;
-      const verification = await verifyBundle(receipt.bundle, {
-        trustedSigners: signers,
-        threshold: 2,
-        consortiumId: stack.config.consortiumId,
-        approvedCodeHashes: approved,
-        jwks,
-      });
-      if (verification.ok) verified += 1;
-      else
-        failedVerification.push(
-          `${receipt.runId}: ${verification.checks
-            .filter((c) => c.verdict === "fail")
-            .map((c) => `${c.name} (${c.reason})`)
-            .join("; ")}`,
-        );
+      writeBundleFile(stack.stateDir, receipt);
+      if (receipt.status !== "confirmed") notConfirmed.push(`${receipt.runId} (${receipt.status})`);
+      const problems: string[] = [];
+      for (const chainName of new Set(receipt.targets.map((t) => t.chain))) {
+        const trust = trustByChain.get(chainName);
+        if (!trust || trust instanceof Error) {
+          problems.push(`${chainName}: no trust material (${trust?.message ?? "unknown chain"})`);
+          continue;
+        }
+        const verification = await verifyBundle(receipt.bundle, {
+          ...verifyOptionsOf(trust, receipt.cryptlet.cryptletId),
+          jwks,
+          attestationIssuer: stack.config.issuer,
+        });
+        for (const check of verification.checks.filter((c) => c.verdict === "fail")) {
+          problems.push(`${chainName}: ${check.name} (${check.reason})`);
+        }
+        if (!verification.ok && problems.length === 0) problems.push(`${chainName}: not valid`);
+      }
+      if (problems.length === 0) verified += 1;
+      else failedVerification.push(`${receipt.runId}: ${problems.join("; ")}`);
       for (const target of receipt.targets) {
         const key = `${target.chain}/${target.mode}`;
         const row = perTarget.get(key) ?? {
@@ -88,12 +127,50 @@ export async function summarize(stack: LocalStack, reports: FlowReport[]): Promi
       }
     }
   }
+  const deadLetters = (await stack.pipeline.deadLetters(1000)).length;
+  const checks = reports.flatMap((r) => r.checks.map((c) => ({ flow: r.name, ...c })));
+  const rows = [...perTarget.values()].sort((a, b) => `${a.chain}/${a.mode}`.localeCompare(`${b.chain}/${b.mode}`));
+  const shortfalls = [
+    ...(results === 0 ? ["no run produced a result"] : []),
+    ...(notConfirmed.length > 0
+      ? [`${notConfirmed.length} receipt(s) not confirmed on every target: ${notConfirmed.slice(0, 5).join(", ")}`]
+      : []),
+    ...rows
+      .filter((r) => r.failed > 0)
+      .map(
+        (r) =>
+          `${r.chain}/${r.mode}: ${r.failed} failed write(s) (${Object.entries(r.errors)
+            .map(([code, n]) => `${code} ×${n}`)
+            .join(", ")})`,
+      ),
+    ...(deadLetters > 0 ? [`${deadLetters} job(s) in the dead-letter queue`] : []),
+    ...(failedVerification.length > 0
+      ? [`${failedVerification.length} of ${results} proof bundle(s) did not verify`]
+      : []),
+    ...checks.filter((c) => !c.ok).map((c) => `check failed: ${c.flow}: ${c.description}`),
+  ];
   return {
     results,
     verified,
     failedVerification,
-    perTarget: [...perTarget.values()].sort((a, b) => `${a.chain}/${a.mode}`.localeCompare(`${b.chain}/${b.mode}`)),
-    checks: reports.flatMap((r) => r.checks.map((c) => ({ flow: r.name, ...c }))),
+    trust: stack.chains.flatMap((c) => {
+      const trust = trustByChain.get(c.name);
+      return trust && !(trust instanceof Error)
+        ? [
+            {
+              chain: c.name,
+              registry: trust.registry,
+              blockNumber: trust.blockNumber,
+              signers: trust.signers.length,
+              threshold: trust.threshold,
+            },
+          ]
+        : [];
+    }),
+    perTarget: rows,
+    checks,
+    deadLetters,
+    shortfalls,
   };
 }
 
@@ -103,7 +180,10 @@ export function formatSummary(summary: StackSummary, stack: LocalStack, seconds:
     "",
     "Summary",
     "=======",
-    `${summary.results} results in ${seconds.toFixed(1)} s; ${summary.verified} of ${summary.results} proof bundles verified offline (signatures 2-of-2, approved code hash, attestation token, payload hash, Merkle proofs).`,
+    `${summary.results} results in ${seconds.toFixed(1)} s; ${summary.verified} of ${summary.results} proof bundles verified offline (signatures, approved code hash, attestation token, payload hash, Merkle proofs) against the trust read from each chain's CryptletRegistry:`,
+    ...summary.trust.map(
+      (t) => `  ${t.chain}: registry ${t.registry} at block ${t.blockNumber}: ${t.threshold}-of-${t.signers} signers`,
+    ),
     "",
     "chain/mode            confirmed  already  superseded  failed   gas (own transactions)",
     ...summary.perTarget.map(
@@ -116,11 +196,20 @@ export function formatSummary(summary: StackSummary, stack: LocalStack, seconds:
           : ""),
     ),
     "",
-    "Checks against the real data:",
+    "Checks against the real data (read from the chains, compared with figures computed from the data files):",
     ...summary.checks.map((c) => `  ${c.ok ? "ok  " : "FAIL"} ${c.flow}: ${c.description}`),
     ...(summary.failedVerification.length > 0
       ? ["", "Bundles that did not verify:", ...summary.failedVerification.map((f) => `  ${f}`)]
       : []),
+    "",
+    ...(summary.shortfalls.length === 0
+      ? ["Every run complete on every target, every proof verified, every check held."]
+      : [
+          `FAILED: ${summary.shortfalls.length} shortfall(s):`,
+          ...summary.shortfalls.map((f) => `  - ${f}`),
+          "  (receipts and bundles: the bundles folder below, `npx cryptlet status <runId> --config <runtime config>`;",
+          "   dead letters: the queue dashboard, queue 'dead-letter'; worker errors: this output above)",
+        ]),
     "",
     "Where to look:",
     ...where.map((w) => `  ${w}`),

@@ -33,7 +33,7 @@ describe("npm start's local stack on a slice of the real data", () => {
       await priceMedianFlow(stack, { minutes: 3, startMinute: 100 }),
       await uniswapPriceFlow(stack, { minutes: 3, startMinute: 300 }),
       await oracleFlow(stack),
-      await coldChainFlow({ url: stack.api!.server.url, token }, stack.stateDir),
+      await coldChainFlow(stack, { url: stack.api!.server.url, token }),
     ];
     const summary = await summarize(stack, reports);
     expect(summary.checks.filter((c) => !c.ok)).toEqual([]);

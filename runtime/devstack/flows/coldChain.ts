@@ -2,29 +2,59 @@
  * Flow: `@cryptlet/cold-chain-sla` on real freezer telemetry (cryptlets/cold-chain-sla/data), posted through the
  * HTTP API's invoke endpoint (the HTTP trigger, with an `Idempotency-Key` and an operator token from the local
  * issuer) in windows of 30 readings. Each result is sealed for manufacturer, carrier and retailer, recorded on the
- * consortium chain and anchored (hash only) on the public chain. Each party decrypts a report with the `cryptlet`
- * CLI; a fourth key cannot.
+ * consortium chain and anchored (hash only) on the public chain. Checks: each party opens every report with the
+ * `cryptlet` CLI, each report equals the one reference.ts computes from the telemetry file, a fourth key is refused
+ * with `ERR_NOT_A_RECIPIENT`, and the public chain's anchor transaction (read from the chain) carries the Merkle
+ * root and no ciphertext while the consortium's record transaction carries the ciphertext.
  * @module
  */
-import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
+import { isDeepStrictEqual, promisify } from "node:util";
 
 import { exportJWK, generateKeyPair } from "jose";
 
 import { commissionedAtOf, loadReadings, windowsOf } from "../../../cryptlets/cold-chain-sla/data/loadReadings.ts";
 import type { CompositeReceipt } from "../../queue/results.ts";
+import { writeBundleFile } from "../bundles.ts";
+import { checkOnlyHashOnPublicChain, checkReports, ciphertextForms, onChainBytes } from "../checks.ts";
+import { referenceColdChainReport, referenceReadings } from "../reference.ts";
+import type { LocalStack } from "../stack.ts";
 import type { FlowProgress, FlowReport } from "./types.ts";
+
+const execFileAsync = promisify(execFile);
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..", "..");
 const NAME = "@cryptlet/cold-chain-sla";
 const PARTIES = ["manufacturer", "carrier", "retailer"] as const;
+const DEVICE = "freezer-135-1570";
+/** Readings per window (one run each). */
+const WINDOW = 30;
 
 /** Where the API is and how to call it. */
 export interface ApiAccess {
   url: string;
   /** A bearer token with the operator and auditor roles. */
   token: string;
+}
+
+/** Runs `cryptlet decrypt --json` on a bundle file: the plaintext, or the error code the CLI reports. */
+async function decryptWithCli(
+  bundleFile: string,
+  keyFile: string,
+): Promise<{ ok: boolean; plaintext?: unknown; code?: string }> {
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    [path.join(ROOT, "runtime", "cli", "main.ts"), "decrypt", bundleFile, "--key", keyFile, "--json"],
+    { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" }, timeout: 60_000 },
+  ).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? "" }));
+  try {
+    const out = JSON.parse(stdout) as { ok: boolean; plaintext?: unknown; error?: { code?: string } };
+    return out.ok ? { ok: true, plaintext: out.plaintext } : { ok: false, code: out.error?.code ?? "unknown" };
+  } catch {
+    return { ok: false, code: "no JSON output" };
+  }
 }
 
 async function call<T>(
@@ -48,17 +78,17 @@ async function call<T>(
 
 /** Runs the telemetry windows through the API and checks the parties' access. */
 export async function coldChainFlow(
+  stack: LocalStack,
   api: ApiAccess,
-  stateDir: string,
   { onProgress }: { onProgress?: FlowProgress } = {},
 ): Promise<FlowReport> {
   const readings = await loadReadings();
-  const windows = windowsOf(readings, 30);
+  const windows = windowsOf(readings, WINDOW);
   const commissionedAt = commissionedAtOf(readings);
   const runIds: string[] = [];
   for (const [i, window] of windows.entries()) {
     const input = {
-      deviceId: "freezer-135-1570",
+      deviceId: DEVICE,
       readings: window,
       ...(commissionedAt === undefined ? {} : { commissionedAt }),
     };
@@ -88,44 +118,69 @@ export async function coldChainFlow(
     onProgress?.(receipts.length, runIds.length);
   }
 
-  // Each party opens a report with the CLI; a fourth key cannot.
   const checks: FlowReport["checks"] = [
     { description: `${receipts.length} of ${runIds.length} windows complete`, ok: receipts.length === runIds.length },
   ];
-  const bundles = path.join(stateDir, "bundles");
-  mkdirSync(bundles, { recursive: true });
-  const sample = receipts[receipts.length - 1];
-  if (sample) {
-    const bundleFile = path.join(bundles, `${sample.runId}.json`);
-    writeFileSync(bundleFile, JSON.stringify(sample.bundle, null, 2));
-    const cli = (keyFile: string) =>
-      spawnSync(
-        process.execPath,
-        [path.join(ROOT, "runtime", "cli", "main.ts"), "decrypt", bundleFile, "--key", keyFile, "--json"],
-        {
-          encoding: "utf8",
-          env: { ...process.env, NODE_OPTIONS: "" },
-        },
-      );
-    const opened: string[] = [];
-    for (const party of PARTIES) {
-      const result = cli(path.join(ROOT, "cryptlets", "cold-chain-sla", "keys", `${party}.private.jwk.json`));
-      if (result.status === 0) opened.push(party);
-    }
-    const stranger = await generateKeyPair("ECDH-ES+A256KW", { crv: "P-256", extractable: true });
-    const strangerFile = path.join(stateDir, "fourth-party.private.jwk.json");
-    writeFileSync(strangerFile, JSON.stringify(await exportJWK(stranger.privateKey)), { mode: 0o600 });
-    const refused = cli(strangerFile).status === 1;
-    checks.push({
-      description: `sealed report opened with the CLI by ${opened.join(", ") || "nobody"}`,
-      ok: opened.length === PARTIES.length,
-    });
-    checks.push({ description: "a fourth key cannot open it (exit code 1)", ok: refused });
-    const onPublic = sample.targets.find((t) => t.chain === "public");
-    checks.push({
-      description: `public chain holds only the hash (anchor mode: Merkle root ${onPublic?.batch?.root.slice(0, 10) ?? "?"}…), consortium chain the ciphertext`,
-      ok: onPublic?.mode === "anchor" && onPublic.status === "confirmed" && "sealed" in sample.bundle.payload,
-    });
+
+  // Each party opens every report with the CLI; each report equals the one the reference implementation
+  // computes from the telemetry file; a fourth key is refused with ERR_NOT_A_RECIPIENT.
+  const files = receipts.map((receipt) => writeBundleFile(stack.stateDir, receipt));
+  const stranger = await generateKeyPair("ECDH-ES+A256KW", { crv: "P-256", extractable: true });
+  const strangerFile = path.join(stack.stateDir, "fourth-party.private.jwk.json");
+  writeFileSync(strangerFile, JSON.stringify(await exportJWK(stranger.privateKey)), { mode: 0o600 });
+  const keyFile = (party: string) =>
+    path.join(ROOT, "cryptlets", "cold-chain-sla", "keys", `${party}.private.jwk.json`);
+  const opened = await Promise.all(
+    files.map(async (file) => ({
+      parties: await Promise.all(PARTIES.map((party) => decryptWithCli(file, keyFile(party)))),
+      stranger: await decryptWithCli(file, strangerFile),
+    })),
+  );
+  const byAll = opened.filter((o) => o.parties.every((p) => p.ok)).length;
+  const agree = opened.every((o) => o.parties.every((p) => isDeepStrictEqual(p.plaintext, o.parties[0]!.plaintext)));
+  checks.push({
+    description: `each of ${PARTIES.join(", ")} opened ${byAll} of ${files.length} sealed reports with the CLI${agree ? "" : " (their plaintexts differ)"}`,
+    ok: files.length > 0 && byAll === files.length && agree,
+  });
+  const refused = opened.filter((o) => !o.stranger.ok && o.stranger.code === "ERR_NOT_A_RECIPIENT").length;
+  checks.push({
+    description: `a fourth key is refused with ERR_NOT_A_RECIPIENT on ${refused} of ${files.length} reports${
+      opened.some((o) => o.stranger.ok) ? " (it OPENED one)" : ""
+    }`,
+    ok: files.length > 0 && refused === files.length,
+  });
+  const all = referenceReadings();
+  const commissioned = all.find((r) => Math.round(r.roomC * 100) <= -1800)?.at;
+  const expected = windows.map((_, i) =>
+    referenceColdChainReport(DEVICE, all.slice(i * WINDOW, (i + 1) * WINDOW), commissioned),
+  );
+  checks.push(
+    checkReports(
+      opened.map((o) => o.parties[0]!.plaintext),
+      expected,
+    ),
+  );
+
+  // The public chain holds only the hash: read both chains' transactions, not the local receipt.
+  const pub = stack.chains.find((c) => c.name === "public");
+  const consortium = stack.chains.find((c) => c.name === "consortium");
+  for (const receipt of receipts.slice(-1)) {
+    const anchorTarget = receipt.targets.find((t) => t.chain === "public" && t.mode === "anchor");
+    const recordTarget = receipt.targets.find((t) => t.chain === "consortium" && t.mode === "record");
+    const jwe = "sealed" in receipt.bundle.payload ? receipt.bundle.payload.sealed?.jwe : undefined;
+    checks.push(
+      checkOnlyHashOnPublicChain(
+        pub && anchorTarget?.anchor ? await onChainBytes(pub.chain.provider, anchorTarget.anchor.txHash) : undefined,
+        consortium && recordTarget?.receipt?.txHash
+          ? await onChainBytes(consortium.chain.provider, recordTarget.receipt.txHash)
+          : undefined,
+        receipts.flatMap((r) =>
+          "sealed" in r.bundle.payload && r.bundle.payload.sealed ? [ciphertextForms(r.bundle.payload.sealed.jwe)] : [],
+        ),
+        anchorTarget?.batch?.root,
+      ),
+    );
+    if (!jwe) checks.push({ description: "the report is not sealed", ok: false });
   }
   return { name: "cold-chain-sla (real freezer telemetry, HTTP API, sealed)", receipts, checks };
 }

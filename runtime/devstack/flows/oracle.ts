@@ -2,7 +2,8 @@
  * Flow: an oracle request from a Solidity consumer. `ExampleOracleConsumer` on the consortium chain asks
  * `@cryptlet/price-median` (params: one minute of the real Uniswap prices, as UTF-8 JSON); the trigger service
  * sees `CryptletRequested`, the pipeline runs the Cryptlet and fulfils the request through `CryptletOracle`,
- * which calls the consumer back. Checks that the consumer holds exactly the attested payload.
+ * which calls the consumer back. Checks that the consumer holds exactly the attested payload, and that its answer
+ * is the median computed from the data files (reference.ts).
  * @module
  */
 import { AbiCoder, Contract, ContractFactory, toUtf8Bytes } from "ethers";
@@ -11,6 +12,8 @@ import { loadMinuteInputs } from "../../../cryptlets/price-median/data/loadObser
 import { computeResultId, type Hex32 } from "../../attestation/eip712.ts";
 import { cryptletIdOf } from "../../attestation/ids.ts";
 import { artifactOf, interfaceOf } from "../../chains/contracts.ts";
+import { checkConsumerRead } from "../checks.ts";
+import { referencePriceMedians } from "../reference.ts";
 import type { LocalStack } from "../stack.ts";
 import type { FlowReport } from "./types.ts";
 
@@ -49,11 +52,15 @@ export async function oracleFlow(stack: LocalStack, { minute = 720 } = {}): Prom
       ["tuple(int256 answer, uint8 decimals, uint64 observedAt)"],
       payload,
     );
-    const prices = input.observations.map((o) => Number(o.price));
-    const value = Number(decoded.answer) / 1e8;
+    const observedAt = input.observations[0]!.observedAt;
+    const read = checkConsumerRead(
+      "the consumer's callback received the price of the requested minute",
+      decoded.answer as bigint,
+      referencePriceMedians().get(observedAt),
+    );
     checks.push({
-      description: `the consumer's callback received the attested payload (answer ${value.toFixed(2)} USD, between ${Math.min(...prices).toFixed(2)} and ${Math.max(...prices).toFixed(2)})`,
-      ok: payload === expected && value >= Math.min(...prices) - 1e-6 && value <= Math.max(...prices) + 1e-6,
+      description: `${read.description} (the median of the two pools' prices, from the data files)${payload === expected ? "" : "; the consumer's payload differs from the attested payload"}`,
+      ok: read.ok && payload === expected,
     });
   }
   return { name: "oracle request from ExampleOracleConsumer (consortium chain)", receipts, checks };

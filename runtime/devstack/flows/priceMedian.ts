@@ -1,7 +1,8 @@
 /**
  * Flow: `@cryptlet/price-median` on the real per-minute ETH/USD prices of two Uniswap V3 pools
  * (cryptlets/price-median/data): one run per minute, the median of the two pools written to the price feed.
- * Checks that the feed's answers lie between the two pools' prices of their minute.
+ * Checks every round of the feed on every chain the package targets against the median computed from the data
+ * files by reference.ts (a missing feed is a failure).
  * @module
  */
 import { Contract } from "ethers";
@@ -9,6 +10,8 @@ import { Contract } from "ethers";
 import { loadMinuteInputs } from "../../../cryptlets/price-median/data/loadObservations.ts";
 import { httpEventId } from "../../attestation/ids.ts";
 import { interfaceOf } from "../../chains/contracts.ts";
+import { checkFeedRounds, readFeedRounds } from "../checks.ts";
+import { referencePriceMedians } from "../reference.ts";
 import type { LocalStack } from "../stack.ts";
 import type { FlowProgress, FlowReport } from "./types.ts";
 
@@ -42,25 +45,28 @@ export async function priceMedianFlow(
     if (outcome.status === "complete") receipts.push(outcome.receipt);
     onProgress?.(receipts.length, slice.length);
   }
-  const runs = slice;
-  const checks: FlowReport["checks"] = [];
-  const feedTargets = receipts.flatMap((r) => r.targets.filter((t) => t.mode === "feed"));
-  for (const chain of stack.chains) {
-    const address = chain.contracts.feeds[NAME];
-    if (!address || !feedTargets.some((t) => t.chain === chain.name)) continue;
+  // Every round of the feed against the median computed from the data file itself (reference.ts).
+  const reference = referencePriceMedians();
+  const minutesRun = slice.map((m) => m.minute);
+  const checks: FlowReport["checks"] = [
+    { description: `${receipts.length} of ${slice.length} runs complete`, ok: receipts.length === slice.length },
+  ];
+  const targetChains = stack.packages.find((p) => p.manifest.name === NAME)?.manifest.targets ?? [];
+  const feedChains = targetChains.filter((t) => t.mode === "feed").map((t) => t.chain);
+  if (feedChains.length === 0) checks.push({ description: `${NAME} declares no feed target`, ok: false });
+  for (const chainName of feedChains) {
+    const chain = stack.chains.find((c) => c.name === chainName);
+    const address = chain?.contracts.feeds[NAME];
+    if (!chain || !address) {
+      checks.push({ description: `${chainName} feed: no feed deployed for ${NAME}`, ok: false });
+      continue;
+    }
     const feed = new Contract(address, interfaceOf("CryptletPriceFeed"), chain.chain.provider);
-    const [roundId, answer, startedAt] = (await feed.getFunction("latestRoundData")()) as bigint[];
-    const minute = slice.find((m) => m.minute + 59 >= Number(startedAt) && m.minute <= Number(startedAt));
-    const prices = (minute?.input.observations ?? []).map((o) => Number(o.price));
-    const value = Number(answer) / 1e8;
-    checks.push({
-      description: `${chain.name} feed: ${Number(roundId)} rounds; latest ${value.toFixed(2)} USD within the two pools' prices of its minute (${prices.map((p) => p.toFixed(2)).join(", ")})`,
-      ok: prices.length > 0 && value >= Math.min(...prices) - 1e-6 && value <= Math.max(...prices) + 1e-6,
-    });
+    checks.push(
+      checkFeedRounds(`${chainName} feed`, await readFeedRounds(feed), minutesRun, reference, {
+        what: "the median of the two pools' prices (from the data files)",
+      }),
+    );
   }
-  checks.push({
-    description: `${receipts.length} of ${runs.length} runs complete`,
-    ok: receipts.length === runs.length,
-  });
   return { name: "price-median (real Uniswap per-minute prices, HTTP events)", receipts, checks };
 }

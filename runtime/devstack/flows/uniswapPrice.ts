@@ -7,21 +7,20 @@
  * per-minute reference prices of the same pool (cryptlets/uniswap-price/data).
  * @module
  */
-import { Contract, ContractFactory, formatUnits } from "ethers";
+import { Contract, ContractFactory } from "ethers";
 
 import { deployReplayer, replaySwaps } from "../../../cryptlets/uniswap-price/replay/replayer.ts";
-import { loadReferencePrices, loadSwaps, POOL_005 } from "../../../cryptlets/uniswap-price/replay/swaps.ts";
+import { loadSwaps, POOL_005 } from "../../../cryptlets/uniswap-price/replay/swaps.ts";
 import { computeResultId, type Hex32 } from "../../attestation/eip712.ts";
 import { chainLogEventId, cryptletIdOf } from "../../attestation/ids.ts";
 import { artifactOf, interfaceOf } from "../../chains/contracts.ts";
 import type { CompositeReceipt } from "../../queue/results.ts";
+import { checkConsumerRead, checkFeedRounds, readFeedRounds } from "../checks.ts";
+import { referenceUniswapPrices } from "../reference.ts";
 import type { LocalStack } from "../stack.ts";
 import type { FlowProgress, FlowReport } from "./types.ts";
 
 const NAME = "@cryptlet/uniswap-price";
-/** One unit of the feed's 8 decimals: the reference file is a float64 rounding of the exact price. */
-const TOLERANCE = 1n;
-
 /** Replays `minutes` minutes of swaps (from `startMinute` of the day), one at a time, as a live pool would emit them. */
 export async function uniswapPriceFlow(
   stack: LocalStack,
@@ -44,15 +43,12 @@ export async function uniswapPriceFlow(
     .sort((a, b) => a - b)
     .filter((m) => m >= dayStart + startMinute * 60)
     .slice(0, minutes);
-  const references = new Map((await loadReferencePrices()).map((r) => [r.minute, r]));
   const feeds = stack.chains.map((c) => ({
     chain: c,
     feed: new Contract(c.contracts.feeds[NAME]!, interfaceOf("CryptletPriceFeed"), c.chain.provider),
   }));
 
   const receipts: CompositeReceipt[] = [];
-  let matching = 0;
-  let maxDeviation = 0n;
   for (const [i, minute] of chosen.entries()) {
     const [batch] = await replaySwaps(replayer, byMinute.get(minute)!, { inFlight: 1 });
     const txReceipt = await pub.chain.provider.getTransactionReceipt(batch!.txHash);
@@ -64,49 +60,48 @@ export async function uniswapPriceFlow(
       logIndex: first.index,
     });
     const outcome = await stack.pipeline.waitForRun(computeResultId(cryptletIdOf(NAME), eventId as Hex32), 120_000);
-    if (outcome.status !== "complete") continue;
-    receipts.push(outcome.receipt);
-    const reference = references.get(minute);
-    const expected = reference ? BigInt(Math.round(Number(reference.eth) * 1e8)) : undefined;
-    const answers = await Promise.all(feeds.map(({ feed }) => feed.getFunction("latestRoundData")()));
-    const ok = answers.every((a) => {
-      const deviation =
-        expected === undefined
-          ? TOLERANCE + 1n
-          : (a[1] as bigint) > expected
-            ? (a[1] as bigint) - expected
-            : expected - (a[1] as bigint);
-      if (deviation > maxDeviation) maxDeviation = deviation;
-      return deviation <= TOLERANCE && Number(a[0]) === i + 1;
-    });
-    if (ok) matching += 1;
+    if (outcome.status === "complete") receipts.push(outcome.receipt);
     onProgress?.(i + 1, chosen.length);
   }
 
-  // Read the feeds as a Chainlink consumer does.
-  const consumerReads: string[] = [];
+  // Every round of both feeds against the pool's reference prices, read from the data file by reference.ts.
+  const reference = referenceUniswapPrices();
+  const checks: FlowReport["checks"] = [
+    { description: `${receipts.length} of ${chosen.length} minutes complete`, ok: receipts.length === chosen.length },
+  ];
+  for (const { chain, feed } of feeds) {
+    checks.push(
+      checkFeedRounds(`${chain.name} feed`, await readFeedRounds(feed), chosen, reference, {
+        what: "the pool's reference price (from the data file)",
+        // Replayed swaps carry today's block times, so rounds are matched to the minutes in replay order: one
+        // minute at a time, each accepted as the feed's next round.
+        minuteOf: (_round, index) => chosen[index],
+      }),
+    );
+  }
+
+  // Read the feeds as a Chainlink consumer does: the consumer's answer is the last minute's reference price.
   const { abi, bytecode } = artifactOf("PriceFeedConsumer");
   for (const { chain, feed } of feeds) {
     const consumer = await new ContractFactory(abi, bytecode, chain.chain.funder).deploy(await feed.getAddress(), 3600);
     await consumer.waitForDeployment();
-    const [answer] = (await new Contract(await consumer.getAddress(), abi, chain.chain.provider).getFunction(
-      "latestPrice",
-    )()) as bigint[];
-    consumerReads.push(`${chain.name} ${formatUnits(answer!, 8)}`);
+    const answer = await new Contract(await consumer.getAddress(), abi, chain.chain.provider)
+      .getFunction("latestPrice")()
+      .then(
+        (r: bigint[]) => r[0],
+        () => undefined,
+      );
+    checks.push(
+      checkConsumerRead(
+        `${chain.name} PriceFeedConsumer.latestPrice (staleness ≤ 3600 s) equals the reference price of the last minute`,
+        answer,
+        reference.get(chosen.at(-1)!),
+      ),
+    );
   }
   return {
     name: "uniswap-price (real Swap logs replayed on the public chain, chain-log trigger)",
     receipts,
-    checks: [
-      { description: `${receipts.length} of ${chosen.length} minutes complete`, ok: receipts.length === chosen.length },
-      {
-        description: `both feeds' round for each minute equals the pool's reference price within 1e-8 USD (${matching}/${chosen.length} minutes; largest deviation ${maxDeviation} × 1e-8 USD)`,
-        ok: matching === chosen.length,
-      },
-      {
-        description: `PriceFeedConsumer.latestPrice (staleness ≤ 3600 s): ${consumerReads.join(", ")} USD`,
-        ok: consumerReads.length === 2,
-      },
-    ],
+    checks,
   };
 }
