@@ -13,7 +13,7 @@ import { Ajv, type ErrorObject } from "ajv";
 import type { JWK } from "jose";
 
 import { SIGNER_REF_SCHEMA, parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
-import { CryptletError } from "./errors.ts";
+import { CryptletError, ERR_RUNTIME_CONFIG_INVALID } from "./errors.ts";
 
 /** A key the runtime uses: in Azure Key Vault (production) or a local JWK file (development). */
 export type KeyRef = SignerRef;
@@ -131,7 +131,7 @@ export function parseRuntimeConfig(
         message: e.keyword === "additionalProperties" ? "is not a known field" : (e.message ?? "is invalid"),
       }));
     throw new CryptletError(
-      "ERR_RUNTIME_CONFIG_INVALID",
+      ERR_RUNTIME_CONFIG_INVALID,
       `invalid runtime configuration (${source}): ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`,
       {
         details: { source, errors },
@@ -174,7 +174,7 @@ export function loadRuntimeConfig(file: string): RuntimeConfig {
     document = JSON.parse(readFileSync(file, "utf8"));
   } catch (cause) {
     throw new CryptletError(
-      "ERR_RUNTIME_CONFIG_INVALID",
+      ERR_RUNTIME_CONFIG_INVALID,
       `cannot read runtime configuration ${file}: ${(cause as Error).message}`,
       {
         details: { source: file },

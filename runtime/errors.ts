@@ -1,3 +1,5 @@
+import { defineErrorCode, type ErrorCodeDeclaration } from "./errorCodes.ts";
+
 /**
  * The runtime's one error base. Every error the runtime raises on purpose is a {@link CryptletError} with a
  * stable `code` (an `ERR_*` string that never changes once released), a short message, optional structured
@@ -10,13 +12,24 @@
  * IMPORTANT: messages and details must never contain secrets (private keys, bearer tokens, RPC credentials) or
  * the plaintext of a sealed result. Use {@link redactUrl} for URLs that may carry credentials.
  *
+ * Every code is declared once, in the errors.ts of the module that owns it, with {@link defineErrorCode}
+ * (runtime/errorCodes.ts): the class passes the declaration, not a string, so its code is always a declared one
+ * and docs/errors.md (generated from the declarations) lists it.
+ *
  * @example
  * ```ts
+ * import { defineErrorCode } from "./runtime/errorCodes.ts";
  * import { CryptletError, isCryptletError } from "./runtime/errors.ts";
  *
+ * const ERR_QUOTA_EXCEEDED = defineErrorCode({
+ *   code: "ERR_QUOTA_EXCEEDED",
+ *   module: "billing",
+ *   meaning: "The tenant used up its monthly quota of runs.",
+ *   retry: "no",
+ * });
  * class QuotaExceededError extends CryptletError {
  *   constructor(used: number, limit: number) {
- *     super("ERR_QUOTA_EXCEEDED", `quota exceeded: ${used} of ${limit}`, { details: { used, limit } });
+ *     super(ERR_QUOTA_EXCEEDED, `quota exceeded: ${used} of ${limit}`, { details: { used, limit } });
  *   }
  * }
  * try {
@@ -37,21 +50,23 @@ export class CryptletError extends Error {
   readonly retryable: boolean;
 
   /**
-   * @param code - stable `ERR_*` code.
+   * @param code - the code's declaration (from {@link defineErrorCode}); a bare `ERR_*` string is accepted for
+   *   codes restored from JSON and must be a declared code (test/errors/registry.test.ts checks the source).
    * @param shortMessage - one line saying what was wrong, naming the offending input.
-   * @param options - `details` (secret-free), `cause` (the underlying error), `retryable` (default `false`).
+   * @param options - `details` (secret-free), `cause` (the underlying error), `retryable` (default: `true` when
+   *   the declaration's verdict is `yes`, otherwise `false`; a `depends` code sets it from the situation).
    */
   constructor(
-    code: string,
+    code: ErrorCodeDeclaration | string,
     shortMessage: string,
     options: { details?: Record<string, unknown>; cause?: unknown; retryable?: boolean } = {},
   ) {
     super(shortMessage, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
-    this.code = code;
+    this.code = typeof code === "string" ? code : code.code;
     this.shortMessage = shortMessage;
     this.details = options.details;
-    this.retryable = options.retryable ?? false;
+    this.retryable = options.retryable ?? (typeof code !== "string" && code.retry === "yes");
   }
 
   /** The JSON form that crosses process boundaries; {@link CryptletError.fromJSON} restores it. */
@@ -164,3 +179,21 @@ export function redactUrl(url: string): string {
     .join("/");
   return parsed.toString();
 }
+
+/** `ERR_UNEXPECTED`: a failure that is not a {@link CryptletError} (a bug, or a library's raw error), as recorded. */
+export const ERR_UNEXPECTED = defineErrorCode({
+  code: "ERR_UNEXPECTED",
+  module: "(core)",
+  meaning:
+    "A failure that is not a CryptletError (a bug, or a raw library error) as recorded in a dead letter, a run record, a trigger problem or a CLI answer; retried only when classifyError deems it transient.",
+  retry: "depends",
+});
+
+/** `ERR_RUNTIME_CONFIG_INVALID`: the runtime configuration file cannot be read or does not match its schema. */
+export const ERR_RUNTIME_CONFIG_INVALID = defineErrorCode({
+  code: "ERR_RUNTIME_CONFIG_INVALID",
+  module: "(core)",
+  meaning:
+    "The runtime configuration file (cryptlet.config.json) cannot be read or does not match its schema; `details.errors` lists `{path, message}`.",
+  retry: "no",
+});

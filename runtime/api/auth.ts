@@ -16,6 +16,7 @@
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  errors as jose,
   jwtVerify,
   type JSONWebKeySet,
   type JWTPayload,
@@ -69,30 +70,35 @@ export interface AuthOptions {
 
 const DEFAULT_ROLE_MAP: Readonly<Record<string, Role>> = Object.fromEntries(ROLES.map((r) => [r, r]));
 
+/** Every error code of jose (they all start with `ERR_J`): a jose failure not listed below is a malformed token. */
+const JOSE_CODES: ReadonlySet<string> = new Set(
+  Object.values(jose).map((errorClass) => (errorClass as { code?: string }).code ?? ""),
+);
+
 function failureOf(error: unknown): AuthFailure {
   const { code, claim } = (error ?? {}) as { code?: unknown; claim?: unknown };
   switch (code) {
-    case "ERR_JWT_EXPIRED":
+    case jose.JWTExpired.code:
       return "expired";
-    case "ERR_JWT_CLAIM_VALIDATION_FAILED":
+    case jose.JWTClaimValidationFailed.code:
       if (claim === "iss") return "wrong-issuer";
       if (claim === "aud") return "wrong-audience";
       if (claim === "nbf") return "expired";
       return "invalid-claims";
-    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
-    case "ERR_JWKS_NO_MATCHING_KEY":
-    case "ERR_JWKS_MULTIPLE_MATCHING_KEYS":
+    case jose.JWSSignatureVerificationFailed.code:
+    case jose.JWKSNoMatchingKey.code:
+    case jose.JWKSMultipleMatchingKeys.code:
       return "bad-signature";
-    case "ERR_JWKS_TIMEOUT":
-    case "ERR_JWKS_INVALID":
+    case jose.JWKSTimeout.code:
+    case jose.JWKSInvalid.code:
       return "issuer-unavailable";
-    case "ERR_JWS_INVALID":
-    case "ERR_JWT_INVALID":
-    case "ERR_JOSE_NOT_SUPPORTED":
-    case "ERR_JOSE_ALG_NOT_ALLOWED":
+    case jose.JWSInvalid.code:
+    case jose.JWTInvalid.code:
+    case jose.JOSENotSupported.code:
+    case jose.JOSEAlgNotAllowed.code:
       return "malformed";
     default:
-      return typeof code === "string" && code.startsWith("ERR_J") ? "malformed" : "issuer-unavailable";
+      return typeof code === "string" && JOSE_CODES.has(code) ? "malformed" : "issuer-unavailable";
   }
 }
 

@@ -5,7 +5,104 @@
  *
  * @module
  */
+import { defineErrorCode, type ErrorCodeDeclaration } from "../errorCodes.ts";
 import { CryptletError } from "../errors.ts";
+
+const module = "api";
+
+export const ERR_API_VALIDATION = defineErrorCode({
+  code: "ERR_API_VALIDATION",
+  module,
+  meaning: "400: the request does not match the OpenAPI document; `details.errors` lists each failing path.",
+  retry: "no",
+});
+export const ERR_API_MALFORMED_JSON = defineErrorCode({
+  code: "ERR_API_MALFORMED_JSON",
+  module,
+  meaning: "400: the request body is not JSON (or not the media type it claims).",
+  retry: "no",
+});
+export const ERR_API_BAD_REQUEST = defineErrorCode({
+  code: "ERR_API_BAD_REQUEST",
+  module,
+  meaning:
+    "400 (or the validator's other 4xx): the request body could not be read, or the request is refused as malformed.",
+  retry: "no",
+});
+export const ERR_API_PAYLOAD_TOO_LARGE = defineErrorCode({
+  code: "ERR_API_PAYLOAD_TOO_LARGE",
+  module,
+  meaning: "413: the request body exceeds the route's limit (`details.limitBytes`).",
+  retry: "no",
+});
+export const ERR_API_UNSUPPORTED_MEDIA_TYPE = defineErrorCode({
+  code: "ERR_API_UNSUPPORTED_MEDIA_TYPE",
+  module,
+  meaning: "415: the body is not `application/json` (or uses an unsupported charset or encoding).",
+  retry: "no",
+});
+export const ERR_API_NOT_FOUND = defineErrorCode({
+  code: "ERR_API_NOT_FOUND",
+  module,
+  meaning: "404: no such route or resource (`details.what`).",
+  retry: "no",
+});
+export const ERR_API_METHOD_NOT_ALLOWED = defineErrorCode({
+  code: "ERR_API_METHOD_NOT_ALLOWED",
+  module,
+  meaning: "405: the route exists but not with this method.",
+  retry: "no",
+});
+export const ERR_API_RATE_LIMITED = defineErrorCode({
+  code: "ERR_API_RATE_LIMITED",
+  module,
+  meaning: "429: too many requests from one token subject or IP; `details.retryAfterSeconds`.",
+  retry: "yes",
+});
+export const ERR_API_NOT_READY = defineErrorCode({
+  code: "ERR_API_NOT_READY",
+  module,
+  meaning: "503: a dependency (Redis, a chain) does not answer; `details.checks`.",
+  retry: "yes",
+});
+export const ERR_HTTP_TRIGGER_DISABLED = defineErrorCode({
+  code: "ERR_HTTP_TRIGGER_DISABLED",
+  module,
+  meaning:
+    "409: the package's manifest has no `http` trigger, so it cannot be invoked over HTTP (nor with `cryptlet invoke`).",
+  retry: "no",
+});
+export const ERR_IDEMPOTENCY_KEY_REUSED = defineErrorCode({
+  code: "ERR_IDEMPOTENCY_KEY_REUSED",
+  module,
+  meaning: "422: an `Idempotency-Key` already used for this Cryptlet with another request body (`details.runId`).",
+  retry: "no",
+});
+export const ERR_AUTH_UNAUTHENTICATED = defineErrorCode({
+  code: "ERR_AUTH_UNAUTHENTICATED",
+  module,
+  meaning:
+    "401: no valid bearer token (`details.reason`); 503 and retried when the reason is `issuer-unavailable` (the issuer's keys could not be fetched).",
+  retry: "depends",
+});
+export const ERR_AUTH_FORBIDDEN = defineErrorCode({
+  code: "ERR_AUTH_FORBIDDEN",
+  module,
+  meaning: "403: the token is valid but carries none of the roles the operation needs.",
+  retry: "no",
+});
+export const ERR_INTERNAL = defineErrorCode({
+  code: "ERR_INTERNAL",
+  module,
+  meaning: "500: the API failed on something that is not a CryptletError; the problem document hides its message.",
+  retry: "no",
+});
+export const ERR_LOCAL_ISSUER_KEY_INVALID = defineErrorCode({
+  code: "ERR_LOCAL_ISSUER_KEY_INVALID",
+  module,
+  meaning: "The local token issuer's key file cannot be read or is not an EC P-256 private JWK.",
+  retry: "no",
+});
 
 /** One failing part of a request: a JSON Pointer-like path (`/body/files/bundle.js`) and what is wrong. */
 export interface RequestProblem {
@@ -21,13 +118,13 @@ export class ApiError extends CryptletError {
 
   /**
    * @param status - HTTP status (4xx/5xx).
-   * @param code - stable `ERR_*` code.
+   * @param code - the declaration of its stable `ERR_*` code (declared above).
    * @param shortMessage - one line naming what was wrong (secret-free).
    * @param details - structured, secret-free facts.
    */
   constructor(
     status: number,
-    code: string,
+    code: ErrorCodeDeclaration,
     shortMessage: string,
     options: { details?: Record<string, unknown>; cause?: unknown; retryable?: boolean } = {},
   ) {
@@ -46,7 +143,7 @@ export class RequestValidationError extends ApiError {
       .slice(0, 3)
       .map((e) => `${e.path} ${e.message}`)
       .join("; ");
-    super(400, "ERR_API_VALIDATION", `invalid request: ${shown}${errors.length > 3 ? " …" : ""}`, {
+    super(400, ERR_API_VALIDATION, `invalid request: ${shown}${errors.length > 3 ? " …" : ""}`, {
       details: { errors: errors.map((e) => ({ ...e })) },
     });
     this.errors = errors;
@@ -56,7 +153,7 @@ export class RequestValidationError extends ApiError {
 /** `ERR_API_MALFORMED_JSON` (400): the body is not JSON (or not the media type it claims). */
 export class MalformedBodyError extends ApiError {
   constructor(cause?: unknown) {
-    super(400, "ERR_API_MALFORMED_JSON", "request body is not valid JSON", { cause });
+    super(400, ERR_API_MALFORMED_JSON, "request body is not valid JSON", { cause });
   }
 }
 
@@ -64,7 +161,7 @@ export class MalformedBodyError extends ApiError {
 export class PayloadTooLargeError extends ApiError {
   /** @param limitBytes - the limit in bytes. */
   constructor(limitBytes: number | undefined) {
-    super(413, "ERR_API_PAYLOAD_TOO_LARGE", `request body larger than ${limitBytes ?? "the limit"} bytes`, {
+    super(413, ERR_API_PAYLOAD_TOO_LARGE, `request body larger than ${limitBytes ?? "the limit"} bytes`, {
       details: limitBytes === undefined ? {} : { limitBytes },
     });
   }
@@ -73,7 +170,7 @@ export class PayloadTooLargeError extends ApiError {
 /** `ERR_API_UNSUPPORTED_MEDIA_TYPE` (415): the body is not `application/json` (or uses an unsupported charset or encoding). */
 export class UnsupportedMediaTypeError extends ApiError {
   constructor(what: string) {
-    super(415, "ERR_API_UNSUPPORTED_MEDIA_TYPE", `unsupported media type: ${what}`);
+    super(415, ERR_API_UNSUPPORTED_MEDIA_TYPE, `unsupported media type: ${what}`);
   }
 }
 
@@ -81,14 +178,14 @@ export class UnsupportedMediaTypeError extends ApiError {
 export class NotFoundError extends ApiError {
   /** @param what - e.g. `run 0x…`, `route GET /v2/x`. */
   constructor(what: string) {
-    super(404, "ERR_API_NOT_FOUND", `not found: ${what}`, { details: { what } });
+    super(404, ERR_API_NOT_FOUND, `not found: ${what}`, { details: { what } });
   }
 }
 
 /** `ERR_API_METHOD_NOT_ALLOWED` (405). */
 export class MethodNotAllowedError extends ApiError {
   constructor(method: string, path: string) {
-    super(405, "ERR_API_METHOD_NOT_ALLOWED", `${method} is not allowed on ${path}`, { details: { method, path } });
+    super(405, ERR_API_METHOD_NOT_ALLOWED, `${method} is not allowed on ${path}`, { details: { method, path } });
   }
 }
 
@@ -96,9 +193,8 @@ export class MethodNotAllowedError extends ApiError {
 export class RateLimitedError extends ApiError {
   /** @param retryAfterSeconds - when the window resets. */
   constructor(retryAfterSeconds: number) {
-    super(429, "ERR_API_RATE_LIMITED", `too many requests; retry after ${retryAfterSeconds} s`, {
+    super(429, ERR_API_RATE_LIMITED, `too many requests; retry after ${retryAfterSeconds} s`, {
       details: { retryAfterSeconds },
-      retryable: true,
     });
   }
 }
@@ -107,9 +203,8 @@ export class RateLimitedError extends ApiError {
 export class NotReadyError extends ApiError {
   constructor(checks: readonly { name: string; ok: boolean; latencyMs: number; error?: string }[]) {
     const failing = checks.filter((c) => !c.ok).map((c) => c.name);
-    super(503, "ERR_API_NOT_READY", `not ready: ${failing.join(", ")} not answering`, {
+    super(503, ERR_API_NOT_READY, `not ready: ${failing.join(", ")} not answering`, {
       details: { checks: checks.map((c) => ({ ...c })) },
-      retryable: true,
     });
   }
 }
@@ -117,7 +212,7 @@ export class NotReadyError extends ApiError {
 /** `ERR_HTTP_TRIGGER_DISABLED` (409): the package's manifest has no `http` trigger, so it cannot be invoked over HTTP. */
 export class HttpTriggerDisabledError extends ApiError {
   constructor(name: string, version: string) {
-    super(409, "ERR_HTTP_TRIGGER_DISABLED", `${name}@${version} has no http trigger`, { details: { name, version } });
+    super(409, ERR_HTTP_TRIGGER_DISABLED, `${name}@${version} has no http trigger`, { details: { name, version } });
   }
 }
 
@@ -127,7 +222,7 @@ export class HttpTriggerDisabledError extends ApiError {
  */
 export class IdempotencyKeyReusedError extends ApiError {
   constructor(runId: string) {
-    super(422, "ERR_IDEMPOTENCY_KEY_REUSED", "Idempotency-Key already used with a different request body", {
+    super(422, ERR_IDEMPOTENCY_KEY_REUSED, "Idempotency-Key already used with a different request body", {
       details: { runId },
     });
   }
@@ -154,7 +249,7 @@ export class UnauthenticatedError extends ApiError {
 
   constructor(reason: AuthFailure, cause?: unknown) {
     // An unreachable issuer is the runtime's problem, not the caller's: 503, retryable.
-    super(reason === "issuer-unavailable" ? 503 : 401, "ERR_AUTH_UNAUTHENTICATED", `authentication failed: ${reason}`, {
+    super(reason === "issuer-unavailable" ? 503 : 401, ERR_AUTH_UNAUTHENTICATED, `authentication failed: ${reason}`, {
       details: { reason },
       cause,
       retryable: reason === "issuer-unavailable",
@@ -167,7 +262,7 @@ export class UnauthenticatedError extends ApiError {
 export class ForbiddenError extends ApiError {
   /** @param required - roles any one of which would do. @param held - the token's roles. */
   constructor(required: readonly string[], held: readonly string[]) {
-    super(403, "ERR_AUTH_FORBIDDEN", `requires one of the roles ${required.join(", ")}`, {
+    super(403, ERR_AUTH_FORBIDDEN, `requires one of the roles ${required.join(", ")}`, {
       details: { required: [...required], held: [...held] },
     });
   }

@@ -23,6 +23,7 @@ import {
 
 import { CryptletError } from "../errors.ts";
 import type { AuthOptions, Role } from "./auth.ts";
+import { ERR_LOCAL_ISSUER_KEY_INVALID } from "./errors.ts";
 
 /** Default `iss` of the local issuer. */
 export const LOCAL_ISSUER = "urn:cryptlet:local-issuer";
@@ -86,7 +87,7 @@ export class LocalIssuer {
         privateJwk = JSON.parse(await readFile(options.keyFile, "utf8")) as JWK;
       } catch (error) {
         if ((error as { code?: string }).code !== "ENOENT") {
-          throw new CryptletError("ERR_LOCAL_ISSUER_KEY_INVALID", `cannot read issuer key ${options.keyFile}`, {
+          throw new CryptletError(ERR_LOCAL_ISSUER_KEY_INVALID, `cannot read issuer key ${options.keyFile}`, {
             details: { keyFile: options.keyFile },
           });
         }
@@ -98,7 +99,7 @@ export class LocalIssuer {
       if (options.keyFile) await writeFile(options.keyFile, JSON.stringify(privateJwk), { mode: 0o600 });
     }
     if (privateJwk.kty !== "EC" || privateJwk.crv !== "P-256" || typeof privateJwk.d !== "string") {
-      throw new CryptletError("ERR_LOCAL_ISSUER_KEY_INVALID", "issuer key must be an EC P-256 private JWK", {
+      throw new CryptletError(ERR_LOCAL_ISSUER_KEY_INVALID, "issuer key must be an EC P-256 private JWK", {
         details: { keyFile: options.keyFile ?? null },
       });
     }

@@ -13,10 +13,21 @@
  */
 import type { ErrorRequestHandler, Request, Response } from "express";
 
+import { ERR_INVALID_IDENTIFIER } from "../attestation/errors.ts";
 import { CryptletError, isCryptletError } from "../errors.ts";
+import {
+  ERR_MANIFEST_INVALID,
+  ERR_PACKAGE_INVALID,
+  ERR_PACKAGE_NOT_FOUND,
+  ERR_PACKAGE_VERSION_EXISTS,
+  ERR_PUBLISHER_SIGNATURE_INVALID,
+} from "../packages/errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
+import { ERR_DEAD_LETTER_NOT_FOUND, ERR_DEAD_LETTER_NOT_REPLAYABLE } from "../queue/errors.ts";
 import {
   ApiError,
+  ERR_API_BAD_REQUEST,
+  ERR_INTERNAL,
   MalformedBodyError,
   MethodNotAllowedError,
   NotFoundError,
@@ -49,14 +60,14 @@ export interface ProblemDocument {
 
 /** HTTP statuses of runtime error codes raised below the API (packages, identifiers, dead letters). */
 export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
-  ERR_PACKAGE_NOT_FOUND: 404,
-  ERR_PACKAGE_VERSION_EXISTS: 409,
-  ERR_MANIFEST_INVALID: 422,
-  ERR_PACKAGE_INVALID: 422,
-  ERR_PUBLISHER_SIGNATURE_INVALID: 422,
-  ERR_INVALID_IDENTIFIER: 400,
-  ERR_DEAD_LETTER_NOT_FOUND: 404,
-  ERR_DEAD_LETTER_NOT_REPLAYABLE: 409,
+  [ERR_PACKAGE_NOT_FOUND.code]: 404,
+  [ERR_PACKAGE_VERSION_EXISTS.code]: 409,
+  [ERR_MANIFEST_INVALID.code]: 422,
+  [ERR_PACKAGE_INVALID.code]: 422,
+  [ERR_PUBLISHER_SIGNATURE_INVALID.code]: 422,
+  [ERR_INVALID_IDENTIFIER.code]: 400,
+  [ERR_DEAD_LETTER_NOT_FOUND.code]: 404,
+  [ERR_DEAD_LETTER_NOT_REPLAYABLE.code]: 409,
 };
 
 interface ValidatorError {
@@ -89,7 +100,7 @@ function fromBodyParser(error: { type?: unknown; limit?: unknown; status?: unkno
     case "request.size.invalid":
     case "stream.encoding.set":
     case "stream.not.readable":
-      return new ApiError(400, "ERR_API_BAD_REQUEST", "the request body could not be read");
+      return new ApiError(400, ERR_API_BAD_REQUEST, "the request body could not be read");
     default:
       return undefined;
   }
@@ -133,13 +144,13 @@ export function classifyRequestError(
       else if (error.status === 413) mapped = new PayloadTooLargeError(undefined);
       else if (error.status === 415)
         mapped = new UnsupportedMediaTypeError(problems[0]?.message ?? "expected application/json");
-      else mapped = new ApiError(error.status, "ERR_API_BAD_REQUEST", problems[0]?.message ?? "bad request");
+      else mapped = new ApiError(error.status, ERR_API_BAD_REQUEST, problems[0]?.message ?? "bad request");
       return { status: mapped.status, error: mapped, internal: false };
     }
   }
   return {
     status: 500,
-    error: new CryptletError("ERR_INTERNAL", "internal error", { cause: error }),
+    error: new CryptletError(ERR_INTERNAL, "internal error", { cause: error }),
     internal: true,
   };
 }

@@ -15,6 +15,7 @@ import {
   base64url,
   createLocalJWKSet,
   decodeProtectedHeader,
+  errors as jose,
   jwtVerify,
   type JSONWebKeySet,
   type JWK,
@@ -277,12 +278,12 @@ export async function verifyAttestationToken(
   } catch (cause) {
     const code = (cause as { code?: string }).code;
     const claim = (cause as { claim?: string }).claim;
-    if (code === "ERR_JWT_EXPIRED") throw new AttestationExpiredError("exp", cause);
-    if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED" && (claim === "nbf" || claim === "iat")) {
+    if (code === jose.JWTExpired.code) throw new AttestationExpiredError("exp", cause);
+    if (code === jose.JWTClaimValidationFailed.code && (claim === "nbf" || claim === "iat")) {
       throw new AttestationExpiredError(claim, cause);
     }
-    if (code === "ERR_JWKS_NO_MATCHING_KEY") throw new AttestationUnknownKeyError(kid, cause);
-    if (code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") throw new AttestationInvalidError("bad signature", cause);
+    if (code === jose.JWKSNoMatchingKey.code) throw new AttestationUnknownKeyError(kid, cause);
+    if (code === jose.JWSSignatureVerificationFailed.code) throw new AttestationInvalidError("bad signature", cause);
     throw new AttestationInvalidError(code ?? "malformed", cause);
   }
   assertClaimShape(payload);

@@ -53,8 +53,16 @@ import {
 import { type CryptletResult, type Hex32, type ResultBatch } from "../attestation/eip712.ts";
 import { buildMerkleBatch } from "../attestation/merkle.ts";
 import { signResultBatch, type ResultSignature, type ResultSigner } from "../attestation/signing.ts";
-import { CryptletError, isCryptletError } from "../errors.ts";
+import { CryptletError, ERR_UNEXPECTED, isCryptletError } from "../errors.ts";
 import { interfaceOf } from "./contracts.ts";
+import {
+  ERR_ANCHOR_BATCH_FAILED,
+  ERR_ANCHOR_CONFIG_INVALID,
+  ERR_ANCHOR_RESULT_CONFLICT,
+  ERR_ANCHOR_STATE_CORRUPT,
+  ERR_ANCHOR_TIMEOUT,
+  ERR_ANCHOR_TX_NOT_FOUND,
+} from "./errors.ts";
 import { anchorWriteRequest, assertCryptletResult, targetOf, type WriteTarget } from "./targets.ts";
 import type { ChainWriter, WriteReceipt, WriterLogger } from "./writer.ts";
 
@@ -91,9 +99,9 @@ export type FlushOutcome =
 /** A batch could not be anchored; it stays open and is retried. `details.reason` is the underlying error code. */
 export class AnchorBatchFailedError extends CryptletError {
   constructor(chain: string, seq: number, root: string | undefined, cause: unknown) {
-    const reason = isCryptletError(cause) ? cause.code : "ERR_UNKNOWN";
+    const reason = isCryptletError(cause) ? cause.code : ERR_UNEXPECTED.code;
     const revert = isCryptletError(cause) ? (cause.details?.error as string | undefined) : undefined;
-    super("ERR_ANCHOR_BATCH_FAILED", `anchor batch ${seq} on chain ${chain} failed (${revert ?? reason})`, {
+    super(ERR_ANCHOR_BATCH_FAILED, `anchor batch ${seq} on chain ${chain} failed (${revert ?? reason})`, {
       details: { chain, seq, ...(root ? { root } : {}), reason, ...(revert ? { revert } : {}) },
       cause,
       retryable: isCryptletError(cause) ? cause.retryable : true,
@@ -104,7 +112,7 @@ export class AnchorBatchFailedError extends CryptletError {
 /** A result with this id was enqueued before with different contents (`details.resultId`). Not retryable. */
 export class AnchorResultConflictError extends CryptletError {
   constructor(chain: string, resultId: string) {
-    super("ERR_ANCHOR_RESULT_CONFLICT", `result ${resultId} was enqueued on chain ${chain} with other contents`, {
+    super(ERR_ANCHOR_RESULT_CONFLICT, `result ${resultId} was enqueued on chain ${chain} with other contents`, {
       details: { chain, resultId },
     });
   }
@@ -113,9 +121,8 @@ export class AnchorResultConflictError extends CryptletError {
 /** {@link AnchorBatcher.waitForAnchor} gave up (`details.status` says where the result was). Retryable. */
 export class AnchorTimeoutError extends CryptletError {
   constructor(chain: string, resultId: string, waitedMs: number, status: AnchorStatus) {
-    super("ERR_ANCHOR_TIMEOUT", `result ${resultId} not anchored on chain ${chain} after ${waitedMs} ms (${status})`, {
+    super(ERR_ANCHOR_TIMEOUT, `result ${resultId} not anchored on chain ${chain} after ${waitedMs} ms (${status})`, {
       details: { chain, resultId, waitedMs, status },
-      retryable: true,
     });
   }
 }
@@ -123,7 +130,7 @@ export class AnchorTimeoutError extends CryptletError {
 /** The batcher was constructed with unusable options (`details.option`). Not retryable. */
 export class AnchorConfigInvalidError extends CryptletError {
   constructor(option: string, problem: string) {
-    super("ERR_ANCHOR_CONFIG_INVALID", `anchor batcher: ${option} ${problem}`, { details: { option } });
+    super(ERR_ANCHOR_CONFIG_INVALID, `anchor batcher: ${option} ${problem}`, { details: { option } });
   }
 }
 
@@ -513,7 +520,7 @@ export class AnchorBatcher {
       if (h.state === "signed") {
         const tree = buildMerkleBatch(results);
         if (tree.root !== h.root) {
-          throw new CryptletError("ERR_ANCHOR_STATE_CORRUPT", `batch ${seq} of chain ${this.chain} changed its root`, {
+          throw new CryptletError(ERR_ANCHOR_STATE_CORRUPT, `batch ${seq} of chain ${this.chain} changed its root`, {
             details: { chain: this.chain, seq, stored: h.root, computed: tree.root },
           });
         }
@@ -608,9 +615,8 @@ export class AnchorBatcher {
       txHash = logs[0]?.transactionHash;
     }
     if (!txHash) {
-      throw new CryptletError("ERR_ANCHOR_TX_NOT_FOUND", `root ${root} is anchored but its transaction was not found`, {
+      throw new CryptletError(ERR_ANCHOR_TX_NOT_FOUND, `root ${root} is anchored but its transaction was not found`, {
         details: { chain: this.chain, root },
-        retryable: true,
       });
     }
     const r = await rpc.send<{ blockNumber: string; blockHash: string; gasUsed: string }>("eth_getTransactionReceipt", [

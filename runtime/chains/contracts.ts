@@ -12,7 +12,7 @@ import path from "node:path";
 import { ContractFactory, Interface, type InterfaceAbi, type Signer } from "ethers";
 
 import { CryptletError } from "../errors.ts";
-import type { DecodedRevert } from "./errors.ts";
+import { ERR_CONTRACTS_NOT_BUILT, type DecodedRevert } from "./errors.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 
@@ -48,7 +48,7 @@ export function artifactOf(name: CryptletContractName): Artifact {
   if (!artifact) {
     const file = path.join(ROOT, ARTIFACTS_DIR, ARTIFACT_FILES[name]);
     if (!existsSync(file)) {
-      throw new CryptletError("ERR_CONTRACTS_NOT_BUILT", `no artifact for ${name}: run \`npm run build:contracts\``, {
+      throw new CryptletError(ERR_CONTRACTS_NOT_BUILT, `no artifact for ${name}: run \`npm run build:contracts\``, {
         details: { file },
       });
     }

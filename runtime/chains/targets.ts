@@ -25,6 +25,7 @@ import type { ResultSignature } from "../attestation/signing.ts";
 import { CryptletError } from "../errors.ts";
 import type { ChainConfig } from "./config.ts";
 import { interfaceOf, type CryptletContractName } from "./contracts.ts";
+import { ERR_CHAIN_TARGET_UNCONFIGURED, ERR_CHAIN_WRITE_INVALID } from "./errors.ts";
 import { nodeErrorOf, type ChainRpc } from "./rpc.ts";
 import type { WriteRequest } from "./writer.ts";
 
@@ -62,7 +63,7 @@ export type ChainReader = Pick<ChainRpc, "send">;
  */
 export class ChainWriteInvalidError extends CryptletError {
   constructor(field: string, problem: string, details: Record<string, unknown> = {}) {
-    super("ERR_CHAIN_WRITE_INVALID", `invalid chain write: ${field} ${problem}`, { details: { field, ...details } });
+    super(ERR_CHAIN_WRITE_INVALID, `invalid chain write: ${field} ${problem}`, { details: { field, ...details } });
   }
 }
 
@@ -70,7 +71,7 @@ export class ChainWriteInvalidError extends CryptletError {
 export class ChainTargetUnconfiguredError extends CryptletError {
   constructor(chain: string, mode: WriteMode, feed?: string) {
     super(
-      "ERR_CHAIN_TARGET_UNCONFIGURED",
+      ERR_CHAIN_TARGET_UNCONFIGURED,
       `chain ${chain} has no ${mode === "feed" ? `price feed for ${feed ?? "(no package name)"}` : mode === "oracle" ? "oracle" : "ledger"} contract configured`,
       { details: { chain, mode, ...(feed === undefined ? {} : { feed }) } },
     );

@@ -25,7 +25,13 @@ import type { Redis } from "ioredis";
 import { CryptletError } from "../errors.ts";
 import type { ChainConfig } from "./config.ts";
 import { ALREADY_RECORDED_ERRORS, decodeRevert } from "./contracts.ts";
-import { ChainRevertedError, ChainWriteTimeoutError, type DecodedRevert } from "./errors.ts";
+import {
+  ChainRevertedError,
+  ChainWriteTimeoutError,
+  ERR_CHAIN_ID_MISMATCH,
+  ERR_CHAIN_LANE_STATE_LOST,
+  type DecodedRevert,
+} from "./errors.ts";
 import { bumpedFees, currentFees, type Fees } from "./fees.ts";
 import { Lane, type LaneTx } from "./lane.ts";
 import { ChainRpc, nodeErrorOf } from "./rpc.ts";
@@ -149,7 +155,7 @@ export class ChainWriter {
     const chainId = Number(BigInt(await this.rpc.send<string>("eth_chainId", [])));
     if (chainId !== this.chain.chainId) {
       throw new CryptletError(
-        "ERR_CHAIN_ID_MISMATCH",
+        ERR_CHAIN_ID_MISMATCH,
         `chain ${this.chain.name} answers chain id ${chainId}, configured ${this.chain.chainId}`,
         {
           details: { chain: this.chain.name, expected: this.chain.chainId, actual: chainId },
@@ -337,9 +343,8 @@ export class ChainWriter {
         // Another process moved this write to a new nonce.
         const moved = await lane.nonceOf(request.idempotencyKey);
         if (moved === undefined || moved === nonce) {
-          throw new CryptletError("ERR_CHAIN_LANE_STATE_LOST", `lane ${lane.id} lost write ${request.idempotencyKey}`, {
+          throw new CryptletError(ERR_CHAIN_LANE_STATE_LOST, `lane ${lane.id} lost write ${request.idempotencyKey}`, {
             details: { lane: lane.id, idempotencyKey: request.idempotencyKey, nonce },
-            retryable: true,
           });
         }
         nonce = moved;

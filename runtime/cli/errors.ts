@@ -4,7 +4,35 @@
  *
  * @module
  */
+import { defineErrorCode } from "../errorCodes.ts";
 import { CryptletError } from "../errors.ts";
+
+const module = "cli";
+
+export const ERR_CLI_USAGE = defineErrorCode({
+  code: "ERR_CLI_USAGE",
+  module,
+  meaning: "The command line was used wrongly: a missing or conflicting option, a bad argument (exit code 2).",
+  retry: "no",
+});
+export const ERR_CLI_INPUT = defineErrorCode({
+  code: "ERR_CLI_INPUT",
+  module,
+  meaning: "A file the command needs cannot be read or is not what it should be (exit code 1).",
+  retry: "no",
+});
+export const ERR_CLI_TARGET_EXISTS = defineErrorCode({
+  code: "ERR_CLI_TARGET_EXISTS",
+  module,
+  meaning: "`init` would overwrite something: the target folder exists and is not empty (exit code 1).",
+  retry: "no",
+});
+export const ERR_RUN_NOT_FOUND = defineErrorCode({
+  code: "ERR_RUN_NOT_FOUND",
+  module,
+  meaning: "`cryptlet status`: the run is not known to the store (exit code 1).",
+  retry: "no",
+});
 
 /**
  * The command line was used wrongly: a missing or conflicting option, a bad argument (exit code 2).
@@ -12,7 +40,7 @@ import { CryptletError } from "../errors.ts";
  */
 export class CliUsageError extends CryptletError {
   constructor(message: string, option?: string) {
-    super("ERR_CLI_USAGE", message, option === undefined ? {} : { details: { option } });
+    super(ERR_CLI_USAGE, message, option === undefined ? {} : { details: { option } });
   }
 }
 
@@ -22,20 +50,20 @@ export class CliUsageError extends CryptletError {
  */
 export class CliInputError extends CryptletError {
   constructor(file: string, reason: "unreadable" | "not-json" | "unexpected-shape", message: string, cause?: unknown) {
-    super("ERR_CLI_INPUT", message, { details: { file, reason }, ...(cause === undefined ? {} : { cause }) });
+    super(ERR_CLI_INPUT, message, { details: { file, reason }, ...(cause === undefined ? {} : { cause }) });
   }
 }
 
 /** `init` would overwrite something: the target folder exists and is not empty (exit code 1). `ERR_CLI_TARGET_EXISTS`. */
 export class CliTargetExistsError extends CryptletError {
   constructor(dir: string) {
-    super("ERR_CLI_TARGET_EXISTS", `${dir} exists and is not empty`, { details: { dir } });
+    super(ERR_CLI_TARGET_EXISTS, `${dir} exists and is not empty`, { details: { dir } });
   }
 }
 
 /** A run is not known to the store (exit code 1). `ERR_RUN_NOT_FOUND`. */
 export class RunNotFoundError extends CryptletError {
   constructor(runId: string) {
-    super("ERR_RUN_NOT_FOUND", `no run ${runId}`, { details: { runId } });
+    super(ERR_RUN_NOT_FOUND, `no run ${runId}`, { details: { runId } });
   }
 }

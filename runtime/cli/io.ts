@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 
 import type { JWK } from "jose";
 
-import { isCryptletError } from "../errors.ts";
+import { ERR_UNEXPECTED, isCryptletError } from "../errors.ts";
 import { CliInputError } from "./errors.ts";
 
 /** Exit codes of the `cryptlet` command. */
@@ -120,7 +120,7 @@ export function reportError(output: CliOutput, error: unknown): number {
     else output.err(`error ${error.code}: ${error.shortMessage}${error.details ? ` ${toJson(error.details, 0)}` : ""}`);
   } else {
     const message = error instanceof Error ? error.message : String(error);
-    if (output.json) output.out(toJson({ ok: false, error: { code: "ERR_UNEXPECTED", message } }));
+    if (output.json) output.out(toJson({ ok: false, error: { code: ERR_UNEXPECTED.code, message } }));
     else output.err(`error: ${message}`);
   }
   return usage ? EXIT.usage : EXIT.failure;

@@ -3,7 +3,51 @@
  * code; test them with `isCryptletError(e, code)` from `runtime/errors.ts`. None of them is retryable: a bad
  * package stays bad.
  */
+import { defineErrorCode } from "../errorCodes.ts";
 import { CryptletError } from "../errors.ts";
+
+const module = "packages";
+
+export const ERR_MANIFEST_INVALID = defineErrorCode({
+  code: "ERR_MANIFEST_INVALID",
+  module,
+  meaning:
+    "`cryptlet.json` does not follow the manifest schema; `details.errors` lists every problem (`{path, message}`).",
+  retry: "no",
+});
+export const ERR_PACKAGE_BUILD_FAILED = defineErrorCode({
+  code: "ERR_PACKAGE_BUILD_FAILED",
+  module,
+  meaning:
+    "The package's sources could not be bundled: a syntax error, an unresolvable or forbidden import (Node builtins, outside the package), no default export, an esbuild warning.",
+  retry: "no",
+});
+export const ERR_PACKAGE_INVALID = defineErrorCode({
+  code: "ERR_PACKAGE_INVALID",
+  module,
+  meaning:
+    "A built package is malformed: `bundle.js` missing, a file path that is not a relative POSIX path, a size limit exceeded, or stored bytes that no longer match their `codeHash`.",
+  retry: "no",
+});
+export const ERR_PUBLISHER_SIGNATURE_INVALID = defineErrorCode({
+  code: "ERR_PUBLISHER_SIGNATURE_INVALID",
+  module,
+  meaning:
+    "The publisher's JWS does not vouch for this package (`details.reason`: malformed, unknown-kid, bad-signature, claims-mismatch, codehash-mismatch).",
+  retry: "no",
+});
+export const ERR_PACKAGE_VERSION_EXISTS = defineErrorCode({
+  code: "ERR_PACKAGE_VERSION_EXISTS",
+  module,
+  meaning: "`name@version` is already deployed with another `codeHash`; versions are immutable.",
+  retry: "no",
+});
+export const ERR_PACKAGE_NOT_FOUND = defineErrorCode({
+  code: "ERR_PACKAGE_NOT_FOUND",
+  module,
+  meaning: "No deployed package matches the name, version, codeHash or cryptletId asked for.",
+  retry: "no",
+});
 
 /** One problem found in a manifest: a dotted path into the document (`limits.memoryMb`, `triggers[0].cron`). */
 export interface ManifestProblem {
@@ -26,7 +70,7 @@ export class ManifestInvalidError extends CryptletError {
   constructor(errors: readonly ManifestProblem[], options: { cause?: unknown } = {}) {
     const shown = errors.slice(0, 5).map((e) => (e.path === "" ? e.message : `${e.path}: ${e.message}`));
     const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : "";
-    super("ERR_MANIFEST_INVALID", `cryptlet.json is invalid: ${shown.join("; ")}${more}`, {
+    super(ERR_MANIFEST_INVALID, `cryptlet.json is invalid: ${shown.join("; ")}${more}`, {
       details: { errors: errors.map((e) => ({ ...e })) },
       cause: options.cause,
     });
@@ -46,7 +90,7 @@ export class PackageBuildError extends CryptletError {
    *   `imports` (offending import specifiers) where known.
    */
   constructor(shortMessage: string, details: Record<string, unknown>, options: { cause?: unknown } = {}) {
-    super("ERR_PACKAGE_BUILD_FAILED", shortMessage, { details, cause: options.cause });
+    super(ERR_PACKAGE_BUILD_FAILED, shortMessage, { details, cause: options.cause });
   }
 }
 
@@ -58,7 +102,7 @@ export class PackageBuildError extends CryptletError {
 export class PackageInvalidError extends CryptletError {
   /** @param shortMessage - one line naming the problem. @param details - the offending path, sizes, hashes. */
   constructor(shortMessage: string, details: Record<string, unknown> = {}, options: { cause?: unknown } = {}) {
-    super("ERR_PACKAGE_INVALID", shortMessage, { details, cause: options.cause });
+    super(ERR_PACKAGE_INVALID, shortMessage, { details, cause: options.cause });
   }
 }
 
@@ -85,7 +129,7 @@ export class PublisherSignatureInvalidError extends CryptletError {
     details: Record<string, unknown> = {},
     options: { cause?: unknown } = {},
   ) {
-    super("ERR_PUBLISHER_SIGNATURE_INVALID", `publisher signature invalid: ${message}`, {
+    super(ERR_PUBLISHER_SIGNATURE_INVALID, `publisher signature invalid: ${message}`, {
       details: { reason, ...details },
       cause: options.cause,
     });
@@ -100,7 +144,7 @@ export class PublisherSignatureInvalidError extends CryptletError {
 export class PackageVersionExistsError extends CryptletError {
   /** @param name - package name. @param version - semver. @param existing - stored codeHash. @param offered - refused codeHash. */
   constructor(name: string, version: string, existing: string, offered: string) {
-    super("ERR_PACKAGE_VERSION_EXISTS", `${name}@${version} is already deployed with other code`, {
+    super(ERR_PACKAGE_VERSION_EXISTS, `${name}@${version} is already deployed with other code`, {
       details: { name, version, existingCodeHash: existing, offeredCodeHash: offered },
     });
   }
@@ -113,6 +157,6 @@ export class PackageNotFoundError extends CryptletError {
     const label = Object.entries(what)
       .map(([k, v]) => `${k} ${String(v)}`)
       .join(", ");
-    super("ERR_PACKAGE_NOT_FOUND", `no deployed package with ${label}`, { details: { ...what } });
+    super(ERR_PACKAGE_NOT_FOUND, `no deployed package with ${label}`, { details: { ...what } });
   }
 }

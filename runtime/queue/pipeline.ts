@@ -12,8 +12,14 @@ import { DelayedError, FlowProducer, Queue, UnrecoverableError, WaitingChildrenE
 
 import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { cryptletIdOf } from "../attestation/ids.ts";
-import { CryptletError, classifyError, isCryptletError } from "../errors.ts";
+import { CryptletError, ERR_UNEXPECTED, classifyError, isCryptletError } from "../errors.ts";
 import type { PipelineContext } from "./context.ts";
+import {
+  ERR_CHAIN_UNKNOWN,
+  ERR_DEAD_LETTER_NOT_FOUND,
+  ERR_DEAD_LETTER_NOT_REPLAYABLE,
+  ERR_RUN_TIMEOUT,
+} from "./errors.ts";
 import { attest } from "./processors/attest.ts";
 import { execute } from "./processors/execute.ts";
 import { finalizeRun } from "./processors/finalize.ts";
@@ -124,9 +130,8 @@ export class Pipeline {
       const run = await this.ctx.results.getRun(runId);
       if (run?.error) return { status: "failed", run, error: run.error };
       if (Date.now() > deadline) {
-        throw new CryptletError("ERR_RUN_TIMEOUT", `run ${runId} not complete after ${timeoutMs} ms`, {
+        throw new CryptletError(ERR_RUN_TIMEOUT, `run ${runId} not complete after ${timeoutMs} ms`, {
           details: { runId, timeoutMs },
-          retryable: true,
         });
       }
       await new Promise((resolve) => setTimeout(resolve, pollMs));
@@ -190,7 +195,7 @@ export class Pipeline {
     for (const target of targets) {
       if (!this.ctx.chains.has(target.chain)) {
         throw new CryptletError(
-          "ERR_CHAIN_UNKNOWN",
+          ERR_CHAIN_UNKNOWN,
           `target chain "${target.chain}" of ${pkg.manifest.name} is not configured`,
           {
             details: { chain: target.chain, cryptlet: pkg.manifest.name },
@@ -268,7 +273,11 @@ export class Pipeline {
     const final = !retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     const described = isCryptletError(error)
       ? { code: error.code, message: error.shortMessage ?? error.message, retryable: error.retryable }
-      : { code: "ERR_UNEXPECTED", message: error instanceof Error ? error.message : String(error), retryable: retry };
+      : {
+          code: ERR_UNEXPECTED.code,
+          message: error instanceof Error ? error.message : String(error),
+          retryable: retry,
+        };
     const data = job.data as { resultId?: Hex32; chain?: string; mode?: WriteJob["mode"] };
     if (stage === "execute" && data.resultId) {
       // A Cryptlet's error text may echo its input; for sealed Cryptlets keep the code only.
@@ -325,10 +334,10 @@ export class Pipeline {
   async replay(entryJobId: string): Promise<string> {
     const queue = this.queue<DeadLetter>(QUEUES.deadLetter);
     const entry = await queue.getJob(entryJobId);
-    if (!entry) throw new CryptletError("ERR_DEAD_LETTER_NOT_FOUND", `no dead-letter entry ${entryJobId}`);
+    if (!entry) throw new CryptletError(ERR_DEAD_LETTER_NOT_FOUND, `no dead-letter entry ${entryJobId}`);
     if (entry.data.queue !== "writes") {
       throw new CryptletError(
-        "ERR_DEAD_LETTER_NOT_REPLAYABLE",
+        ERR_DEAD_LETTER_NOT_REPLAYABLE,
         `entries of stage ${entry.data.queue} are not replayable; resubmit the event`,
         {
           details: { queue: entry.data.queue },

@@ -19,6 +19,7 @@ import type { BundleAnchor, ProofBundle } from "../attestation/bundle.ts";
 import type { Hex32 } from "../attestation/eip712.ts";
 import type { TargetMode } from "../packages/manifest.ts";
 import type { WriteReceipt } from "../chains/writer.ts";
+import { ERR_WRITE_MISSING } from "./errors.ts";
 
 /** What `attest` produced, stored once per result. */
 export interface AttestedRecord {
@@ -155,7 +156,7 @@ export class ResultStore {
           chain: t.chain,
           mode: t.mode,
           status: "failed",
-          error: { code: "ERR_WRITE_MISSING", message: "no outcome recorded" },
+          error: { code: ERR_WRITE_MISSING.code, message: "no outcome recorded" },
           updatedAt: Date.now(),
         },
     );

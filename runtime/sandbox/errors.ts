@@ -23,21 +23,95 @@
  * }
  * ```
  */
+import { defineErrorCode } from "../errorCodes.ts";
 import { CryptletError } from "../errors.ts";
+
+const module = "sandbox";
+
+export const ERR_SANDBOX_TIMEOUT = defineErrorCode({
+  code: "ERR_SANDBOX_TIMEOUT",
+  module,
+  meaning:
+    "The run exceeded its wall-time limit (`limits.timeoutMs`, host calls included), or awaits a promise that can never settle; retried because an overloaded host trips it too.",
+  retry: "yes",
+});
+export const ERR_SANDBOX_MEMORY_LIMIT = defineErrorCode({
+  code: "ERR_SANDBOX_MEMORY_LIMIT",
+  module,
+  meaning: "The run exceeded its memory limit (`limits.memoryMb`, MiB).",
+  retry: "no",
+});
+export const ERR_SANDBOX_STACK_OVERFLOW = defineErrorCode({
+  code: "ERR_SANDBOX_STACK_OVERFLOW",
+  module,
+  meaning: "The Cryptlet recursed deeper than the engine's stack allows and did not catch it.",
+  retry: "no",
+});
+export const ERR_CRYPTLET_THREW = defineErrorCode({
+  code: "ERR_CRYPTLET_THREW",
+  module,
+  meaning: "The Cryptlet threw (or its promise rejected), at load or during `run`.",
+  retry: "no",
+});
+export const ERR_OUTPUT_TOO_LARGE = defineErrorCode({
+  code: "ERR_OUTPUT_TOO_LARGE",
+  module,
+  meaning: "The output's JSON is larger than `limits.maxOutputBytes` (UTF-8 bytes).",
+  retry: "no",
+});
+export const ERR_OUTPUT_NOT_SERIALIZABLE = defineErrorCode({
+  code: "ERR_OUTPUT_NOT_SERIALIZABLE",
+  module,
+  meaning: "The output is not a JSON value (a function, symbol, BigInt, non-finite number, cycle, class instance...).",
+  retry: "no",
+});
+export const ERR_CAPABILITY_DENIED = defineErrorCode({
+  code: "ERR_CAPABILITY_DENIED",
+  module,
+  meaning:
+    "The Cryptlet used a capability it was not granted (a URL outside the allow-list, a redirect to one, a method).",
+  retry: "no",
+});
+export const ERR_FETCH_FAILED = defineErrorCode({
+  code: "ERR_FETCH_FAILED",
+  module,
+  meaning:
+    'An allowed `fetch` failed: `reason` is `"timeout"` or `"network"` (retried) or `"response-too-large"` or `"too-many-redirects"` (not retried).',
+  retry: "depends",
+});
+export const ERR_SANDBOX_ENGINE_FAILURE = defineErrorCode({
+  code: "ERR_SANDBOX_ENGINE_FAILURE",
+  module,
+  meaning:
+    "The engine itself failed (could not start, crashed, answered malformed data); retried unless said otherwise.",
+  retry: "depends",
+});
+export const ERR_BUNDLE_INVALID = defineErrorCode({
+  code: "ERR_BUNDLE_INVALID",
+  module,
+  meaning: "The bundle is not a valid Cryptlet script: a syntax error, or no function at `cryptlet.default.run`.",
+  retry: "no",
+});
+export const ERR_SANDBOX_OPTIONS_INVALID = defineErrorCode({
+  code: "ERR_SANDBOX_OPTIONS_INVALID",
+  module,
+  meaning: "Limits, capabilities or run context given to the sandbox are invalid (`details.field` names the field).",
+  retry: "no",
+});
 
 /** Every code raised by the sandbox host. */
 export const SANDBOX_ERROR_CODES = [
-  "ERR_SANDBOX_TIMEOUT",
-  "ERR_SANDBOX_MEMORY_LIMIT",
-  "ERR_SANDBOX_STACK_OVERFLOW",
-  "ERR_CRYPTLET_THREW",
-  "ERR_OUTPUT_TOO_LARGE",
-  "ERR_OUTPUT_NOT_SERIALIZABLE",
-  "ERR_CAPABILITY_DENIED",
-  "ERR_FETCH_FAILED",
-  "ERR_SANDBOX_ENGINE_FAILURE",
-  "ERR_BUNDLE_INVALID",
-  "ERR_SANDBOX_OPTIONS_INVALID",
+  ERR_SANDBOX_TIMEOUT.code,
+  ERR_SANDBOX_MEMORY_LIMIT.code,
+  ERR_SANDBOX_STACK_OVERFLOW.code,
+  ERR_CRYPTLET_THREW.code,
+  ERR_OUTPUT_TOO_LARGE.code,
+  ERR_OUTPUT_NOT_SERIALIZABLE.code,
+  ERR_CAPABILITY_DENIED.code,
+  ERR_FETCH_FAILED.code,
+  ERR_SANDBOX_ENGINE_FAILURE.code,
+  ERR_BUNDLE_INVALID.code,
+  ERR_SANDBOX_OPTIONS_INVALID.code,
 ] as const;
 
 /** One of {@link SANDBOX_ERROR_CODES}. */
@@ -51,9 +125,8 @@ export type SandboxErrorCode = (typeof SANDBOX_ERROR_CODES)[number];
  */
 export class SandboxTimeoutError extends CryptletError {
   constructor(timeoutMs: number, details: Record<string, unknown> = {}) {
-    super("ERR_SANDBOX_TIMEOUT", `Cryptlet run exceeded its time limit of ${timeoutMs} ms`, {
+    super(ERR_SANDBOX_TIMEOUT, `Cryptlet run exceeded its time limit of ${timeoutMs} ms`, {
       details: { timeoutMs, ...details },
-      retryable: true,
     });
   }
 }
@@ -61,7 +134,7 @@ export class SandboxTimeoutError extends CryptletError {
 /** The run exceeded its memory limit (`limits.memoryMb`, MiB). Not retryable. */
 export class SandboxMemoryLimitError extends CryptletError {
   constructor(memoryMb: number, details: Record<string, unknown> = {}) {
-    super("ERR_SANDBOX_MEMORY_LIMIT", `Cryptlet run exceeded its memory limit of ${memoryMb} MiB`, {
+    super(ERR_SANDBOX_MEMORY_LIMIT, `Cryptlet run exceeded its memory limit of ${memoryMb} MiB`, {
       details: { memoryMb, ...details },
     });
   }
@@ -70,7 +143,7 @@ export class SandboxMemoryLimitError extends CryptletError {
 /** The Cryptlet recursed deeper than the engine's stack allows and did not catch it. Not retryable. */
 export class SandboxStackOverflowError extends CryptletError {
   constructor(details: Record<string, unknown> = {}) {
-    super("ERR_SANDBOX_STACK_OVERFLOW", "Cryptlet run overflowed the sandbox stack", { details });
+    super(ERR_SANDBOX_STACK_OVERFLOW, "Cryptlet run overflowed the sandbox stack", { details });
   }
 }
 
@@ -89,7 +162,7 @@ export interface ThrownDescription {
 /** The Cryptlet threw (or its promise rejected), at load or during `run`. Not retryable: the same input throws again. */
 export class CryptletThrewError extends CryptletError {
   constructor(thrown: ThrownDescription, phase: "load" | "run") {
-    super("ERR_CRYPTLET_THREW", `Cryptlet threw during ${phase}: ${thrown.name}: ${thrown.message}`, {
+    super(ERR_CRYPTLET_THREW, `Cryptlet threw during ${phase}: ${thrown.name}: ${thrown.message}`, {
       details: { phase, ...thrown },
     });
   }
@@ -98,7 +171,7 @@ export class CryptletThrewError extends CryptletError {
 /** The output's JSON is larger than `limits.maxOutputBytes` (UTF-8 bytes). Not retryable. */
 export class OutputTooLargeError extends CryptletError {
   constructor(maxOutputBytes: number, details: Record<string, unknown> = {}) {
-    super("ERR_OUTPUT_TOO_LARGE", `Cryptlet output exceeds ${maxOutputBytes} bytes of JSON`, {
+    super(ERR_OUTPUT_TOO_LARGE, `Cryptlet output exceeds ${maxOutputBytes} bytes of JSON`, {
       details: { maxOutputBytes, ...details },
     });
   }
@@ -107,7 +180,7 @@ export class OutputTooLargeError extends CryptletError {
 /** The output is not a JSON value (a function, symbol, BigInt, non-finite number, cycle, class instance...). Not retryable. */
 export class OutputNotSerializableError extends CryptletError {
   constructor(path: string, reason: string) {
-    super("ERR_OUTPUT_NOT_SERIALIZABLE", `Cryptlet output is not JSON at ${path}: ${reason}`, {
+    super(ERR_OUTPUT_NOT_SERIALIZABLE, `Cryptlet output is not JSON at ${path}: ${reason}`, {
       details: { path, reason },
     });
   }
@@ -116,7 +189,7 @@ export class OutputNotSerializableError extends CryptletError {
 /** The Cryptlet used a capability it was not granted (a URL outside the allow-list, a redirect to one, a method). Not retryable. */
 export class CapabilityDeniedError extends CryptletError {
   constructor(capability: string, reason: string, details: Record<string, unknown> = {}) {
-    super("ERR_CAPABILITY_DENIED", `Capability ${capability} denied: ${reason}`, {
+    super(ERR_CAPABILITY_DENIED, `Capability ${capability} denied: ${reason}`, {
       details: { capability, reason, ...details },
     });
   }
@@ -134,7 +207,7 @@ export class FetchFailedError extends CryptletError {
     details: Record<string, unknown> = {},
     cause?: unknown,
   ) {
-    super("ERR_FETCH_FAILED", `fetch of ${url} failed: ${reason}`, {
+    super(ERR_FETCH_FAILED, `fetch of ${url} failed: ${reason}`, {
       details: { reason, url, ...details },
       retryable: reason === "timeout" || reason === "network",
       ...(cause === undefined ? {} : { cause }),
@@ -145,7 +218,7 @@ export class FetchFailedError extends CryptletError {
 /** The engine itself failed (could not start, crashed, answered malformed data). Retryable unless said otherwise. */
 export class SandboxEngineFailureError extends CryptletError {
   constructor(engine: string, reason: string, options: { cause?: unknown; retryable?: boolean } = {}) {
-    super("ERR_SANDBOX_ENGINE_FAILURE", `Sandbox engine ${engine} failed: ${reason}`, {
+    super(ERR_SANDBOX_ENGINE_FAILURE, `Sandbox engine ${engine} failed: ${reason}`, {
       details: { engine, reason },
       retryable: options.retryable ?? true,
       ...(options.cause === undefined ? {} : { cause: options.cause }),
@@ -156,14 +229,14 @@ export class SandboxEngineFailureError extends CryptletError {
 /** The bundle is not a valid Cryptlet script: a syntax error, or no function at `cryptlet.default.run`. Not retryable. */
 export class BundleInvalidError extends CryptletError {
   constructor(reason: string, details: Record<string, unknown> = {}) {
-    super("ERR_BUNDLE_INVALID", `Cryptlet bundle is invalid: ${reason}`, { details: { reason, ...details } });
+    super(ERR_BUNDLE_INVALID, `Cryptlet bundle is invalid: ${reason}`, { details: { reason, ...details } });
   }
 }
 
 /** Limits, capabilities or run context given to the sandbox are invalid (names the field). Not retryable. */
 export class SandboxOptionsInvalidError extends CryptletError {
   constructor(field: string, reason: string, value?: unknown) {
-    super("ERR_SANDBOX_OPTIONS_INVALID", `Sandbox option ${field} ${reason}`, {
+    super(ERR_SANDBOX_OPTIONS_INVALID, `Sandbox option ${field} ${reason}`, {
       details: { field, reason, ...(value === undefined ? {} : { value: String(value).slice(0, 200) }) },
     });
   }

@@ -4,25 +4,49 @@
  *
  * @module
  */
+import { defineErrorCode } from "../errorCodes.ts";
 import { CryptletError } from "../errors.ts";
+
+const module = "sealing";
+
+export const ERR_SEALING_PARTY_INVALID = defineErrorCode({
+  code: "ERR_SEALING_PARTY_INVALID",
+  module,
+  meaning:
+    "A party's key cannot be a JWE recipient (unsupported key type or curve, private members, duplicate kid...).",
+  retry: "no",
+});
+export const ERR_NOT_A_RECIPIENT = defineErrorCode({
+  code: "ERR_NOT_A_RECIPIENT",
+  module,
+  meaning: "The key is not a recipient of the JWE, or decryption failed (the two are not told apart, on purpose).",
+  retry: "no",
+});
+export const ERR_JWE_INVALID = defineErrorCode({
+  code: "ERR_JWE_INVALID",
+  module,
+  meaning:
+    "The value is not a JWE in General JSON Serialization (RFC 7516 \u00a77.2.1), or uses an algorithm not allowed.",
+  retry: "no",
+});
 
 /** A party's key cannot be a JWE recipient (unsupported key type or curve, private members, duplicate kid...). */
 export class SealingPartyError extends CryptletError {
   constructor(party: string, reason: string) {
-    super("ERR_SEALING_PARTY_INVALID", `party ${party}: ${reason}`, { details: { party, reason } });
+    super(ERR_SEALING_PARTY_INVALID, `party ${party}: ${reason}`, { details: { party, reason } });
   }
 }
 
 /** The key is not a recipient of the JWE, or decryption failed (the two are not told apart, on purpose). */
 export class NotARecipientError extends CryptletError {
   constructor() {
-    super("ERR_NOT_A_RECIPIENT", "not a recipient or decryption failed");
+    super(ERR_NOT_A_RECIPIENT, "not a recipient or decryption failed");
   }
 }
 
 /** The value is not a JWE in General JSON Serialization (RFC 7516 §7.2.1), or uses an algorithm not allowed. */
 export class JweInvalidError extends CryptletError {
   constructor(reason: string) {
-    super("ERR_JWE_INVALID", `invalid JWE: ${reason}`, { details: { reason } });
+    super(ERR_JWE_INVALID, `invalid JWE: ${reason}`, { details: { reason } });
   }
 }

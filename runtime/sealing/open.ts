@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { generalDecrypt, type CryptoKey, type GeneralJWE, type JWK, type KeyObject } from "jose";
+import { errors as jose, generalDecrypt, type CryptoKey, type GeneralJWE, type JWK, type KeyObject } from "jose";
 
 import { JweInvalidError, NotARecipientError } from "./errors.ts";
 import { parseJwe } from "./seal.ts";
@@ -61,7 +61,7 @@ export async function open(
     return plaintext;
   } catch (cause) {
     const code = (cause as { code?: string }).code;
-    if (code === "ERR_JWE_INVALID") throw new JweInvalidError("structure");
+    if (code === jose.JWEInvalid.code) throw new JweInvalidError("structure");
     throw new NotARecipientError();
   }
 }

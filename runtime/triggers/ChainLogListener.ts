@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 
 import { chainLogEventId } from "../attestation/ids.ts";
 import type { ChainRpc } from "../chains/rpc.ts";
-import { isCryptletError } from "../errors.ts";
+import { ERR_UNEXPECTED, isCryptletError } from "../errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
 import type { Pipeline } from "../queue/pipeline.ts";
 import type { CryptletEvent } from "../queue/topology.ts";
@@ -220,7 +220,7 @@ export class ChainLogListener {
       try {
         report.submitted[id] = await this.#scan(compiled, report.reorged);
       } catch (error) {
-        const code = isCryptletError(error) ? error.code : ((error as { code?: string }).code ?? "ERR_UNEXPECTED");
+        const code = isCryptletError(error) ? error.code : ((error as { code?: string }).code ?? ERR_UNEXPECTED.code);
         report.failed[id] = code;
         this.#logger?.warn({ subscription: id, code, err: String(error) }, "trigger scan failed; retried next pass");
       }

@@ -17,7 +17,7 @@
  */
 import type { Redis } from "ioredis";
 
-import { isCryptletError } from "../errors.ts";
+import { ERR_UNEXPECTED, isCryptletError } from "../errors.ts";
 
 /** The last block a subscription processed. `blockNumber` -1 (hash `null`) means "before block 0". */
 export interface Checkpoint {
@@ -203,7 +203,7 @@ export class TriggerStore {
     const problem: TriggerProblem = isCryptletError(error)
       ? { code: error.code, message: error.shortMessage, details: { ...(error.details ?? {}) }, at: Date.now() }
       : {
-          code: "ERR_UNEXPECTED",
+          code: ERR_UNEXPECTED.code,
           message: error instanceof Error ? error.message : String(error),
           details: {},
           at: Date.now(),

@@ -4,7 +4,76 @@
  *
  * @module
  */
+import { defineErrorCode } from "../errorCodes.ts";
 import { CryptletError } from "../errors.ts";
+
+const module = "triggers";
+
+export const ERR_TRIGGER_SUBSCRIPTION_INVALID = defineErrorCode({
+  code: "ERR_TRIGGER_SUBSCRIPTION_INVALID",
+  module,
+  meaning:
+    "A subscription or schedule is malformed: `details.field` names what (`address`, `event`, `chain`, `confirmations`, `cron`, `every`, `fromBlock`).",
+  retry: "no",
+});
+export const ERR_TRIGGER_SUBSCRIPTION_UNKNOWN = defineErrorCode({
+  code: "ERR_TRIGGER_SUBSCRIPTION_UNKNOWN",
+  module,
+  meaning: "No subscription with this id is in force in the listener (`details.subscription`).",
+  retry: "no",
+});
+export const ERR_TRIGGER_CHAIN_UNKNOWN = defineErrorCode({
+  code: "ERR_TRIGGER_CHAIN_UNKNOWN",
+  module,
+  meaning: "A trigger names a chain the runtime has no configuration for (`details.chain`).",
+  retry: "no",
+});
+export const ERR_TRIGGER_CRYPTLET_UNKNOWN = defineErrorCode({
+  code: "ERR_TRIGGER_CRYPTLET_UNKNOWN",
+  module,
+  meaning: "An oracle request names a `cryptletId` that no deployed package has; skipped and recorded.",
+  retry: "no",
+});
+export const ERR_TRIGGER_ORACLE_NOT_DECLARED = defineErrorCode({
+  code: "ERR_TRIGGER_ORACLE_NOT_DECLARED",
+  module,
+  meaning:
+    "An oracle request names a Cryptlet whose manifest declares no `oracle` trigger for the request's chain; skipped and recorded.",
+  retry: "no",
+});
+export const ERR_TRIGGER_ORACLE_REQUEST_INVALID = defineErrorCode({
+  code: "ERR_TRIGGER_ORACLE_REQUEST_INVALID",
+  module,
+  meaning:
+    "A `CryptletRequested` log does not decode, or its `resultId` is not `keccak256(abi.encode(cryptletId, requestId))`.",
+  retry: "no",
+});
+export const ERR_TRIGGER_LOG_UNDECODABLE = defineErrorCode({
+  code: "ERR_TRIGGER_LOG_UNDECODABLE",
+  module,
+  meaning:
+    "A log matched a subscription's address and topic but does not decode with its event signature; skipped and recorded.",
+  retry: "no",
+});
+export const ERR_TRIGGER_LOG_REORGED = defineErrorCode({
+  code: "ERR_TRIGGER_LOG_REORGED",
+  module,
+  meaning: "The run of a log that a reorg removed was cancelled before it wrote anything (the run record's `error`).",
+  retry: "no",
+});
+export const ERR_TRIGGER_REORG_TOO_DEEP = defineErrorCode({
+  code: "ERR_TRIGGER_REORG_TOO_DEEP",
+  module,
+  meaning:
+    "A reorg reached below every block the listener remembers (its reorg window); runs of logs below it cannot be checked.",
+  retry: "no",
+});
+export const ERR_TRIGGER_CHAIN_INCONSISTENT = defineErrorCode({
+  code: "ERR_TRIGGER_CHAIN_INCONSISTENT",
+  module,
+  meaning: "The node answered inconsistently during a scan (a block vanished mid-scan); retried at the next poll.",
+  retry: "yes",
+});
 
 /**
  * A subscription or schedule is malformed: `details.field` names what (`address`, `event`, `chain`,
@@ -12,7 +81,7 @@ import { CryptletError } from "../errors.ts";
  */
 export class TriggerSubscriptionInvalidError extends CryptletError {
   constructor(id: string, field: string, problem: string, cause?: unknown) {
-    super("ERR_TRIGGER_SUBSCRIPTION_INVALID", `trigger ${id}: ${field} ${problem}`, {
+    super(ERR_TRIGGER_SUBSCRIPTION_INVALID, `trigger ${id}: ${field} ${problem}`, {
       details: { subscription: id, field },
       ...(cause === undefined ? {} : { cause }),
     });
@@ -22,14 +91,14 @@ export class TriggerSubscriptionInvalidError extends CryptletError {
 /** No subscription with this id is in force in the listener (`details.subscription`). Not retryable. */
 export class TriggerSubscriptionUnknownError extends CryptletError {
   constructor(id: string) {
-    super("ERR_TRIGGER_SUBSCRIPTION_UNKNOWN", `no subscription ${id}`, { details: { subscription: id } });
+    super(ERR_TRIGGER_SUBSCRIPTION_UNKNOWN, `no subscription ${id}`, { details: { subscription: id } });
   }
 }
 
 /** A trigger names a chain the runtime has no configuration for (`details.chain`). Not retryable. */
 export class TriggerChainUnknownError extends CryptletError {
   constructor(id: string, chain: string) {
-    super("ERR_TRIGGER_CHAIN_UNKNOWN", `trigger ${id}: chain "${chain}" is not configured`, {
+    super(ERR_TRIGGER_CHAIN_UNKNOWN, `trigger ${id}: chain "${chain}" is not configured`, {
       details: { subscription: id, chain },
     });
   }
@@ -52,7 +121,7 @@ export interface OracleRequestLocation {
 export class TriggerCryptletUnknownError extends CryptletError {
   constructor(location: OracleRequestLocation, cause?: unknown) {
     super(
-      "ERR_TRIGGER_CRYPTLET_UNKNOWN",
+      ERR_TRIGGER_CRYPTLET_UNKNOWN,
       `oracle request ${location.requestId} names unknown Cryptlet ${location.cryptletId}`,
       {
         details: { ...location },
@@ -69,7 +138,7 @@ export class TriggerCryptletUnknownError extends CryptletError {
 export class TriggerOracleNotDeclaredError extends CryptletError {
   constructor(location: OracleRequestLocation, cryptlet: string) {
     super(
-      "ERR_TRIGGER_ORACLE_NOT_DECLARED",
+      ERR_TRIGGER_ORACLE_NOT_DECLARED,
       `${cryptlet} declares no oracle trigger for chain ${location.chain} (request ${location.requestId})`,
       { details: { ...location, cryptlet } },
     );
@@ -82,7 +151,7 @@ export class TriggerOracleNotDeclaredError extends CryptletError {
  */
 export class TriggerOracleRequestInvalidError extends CryptletError {
   constructor(problem: string, details: Record<string, unknown>) {
-    super("ERR_TRIGGER_ORACLE_REQUEST_INVALID", `invalid oracle request: ${problem}`, { details });
+    super(ERR_TRIGGER_ORACLE_REQUEST_INVALID, `invalid oracle request: ${problem}`, { details });
   }
 }
 
@@ -97,7 +166,7 @@ export class TriggerLogUndecodableError extends CryptletError {
     cause: unknown,
   ) {
     super(
-      "ERR_TRIGGER_LOG_UNDECODABLE",
+      ERR_TRIGGER_LOG_UNDECODABLE,
       `log ${location.txHash}#${location.logIndex} does not decode for ${subscription}`,
       {
         details: { subscription, ...location },
@@ -113,7 +182,7 @@ export class TriggerLogUndecodableError extends CryptletError {
  */
 export class TriggerLogReorgedError extends CryptletError {
   constructor(details: { eventId: string; runId: string; blockNumber: number; blockHash: string }) {
-    super("ERR_TRIGGER_LOG_REORGED", `the log of run ${details.runId} was removed by a reorg; run cancelled`, {
+    super(ERR_TRIGGER_LOG_REORGED, `the log of run ${details.runId} was removed by a reorg; run cancelled`, {
       details,
     });
   }
@@ -126,7 +195,7 @@ export class TriggerLogReorgedError extends CryptletError {
 export class TriggerReorgTooDeepError extends CryptletError {
   constructor(subscription: string, checkpoint: number, window: number) {
     super(
-      "ERR_TRIGGER_REORG_TOO_DEEP",
+      ERR_TRIGGER_REORG_TOO_DEEP,
       `trigger ${subscription}: reorg deeper than the ${window}-block window below block ${checkpoint}`,
       { details: { subscription, checkpoint, window } },
     );
@@ -136,9 +205,8 @@ export class TriggerReorgTooDeepError extends CryptletError {
 /** The node answered inconsistently during a scan (a block vanished mid-scan). Retried at the next poll. */
 export class TriggerChainInconsistentError extends CryptletError {
   constructor(subscription: string, problem: string, details: Record<string, unknown> = {}) {
-    super("ERR_TRIGGER_CHAIN_INCONSISTENT", `trigger ${subscription}: ${problem}`, {
+    super(ERR_TRIGGER_CHAIN_INCONSISTENT, `trigger ${subscription}: ${problem}`, {
       details: { subscription, ...details },
-      retryable: true,
     });
   }
 }

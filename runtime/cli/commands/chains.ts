@@ -8,6 +8,7 @@ import { formatEther, JsonRpcProvider, Network } from "ethers";
 
 import { keyProviderOf } from "../../bootstrap.ts";
 import type { RuntimeConfig } from "../../config.ts";
+import { ERR_CHAIN_ID_MISMATCH, ERR_CHAIN_RPC_UNAVAILABLE } from "../../chains/errors.ts";
 import { redactUrl } from "../../errors.ts";
 import { KeyVaultSigner } from "../../keys/KeyVaultSigner.ts";
 
@@ -52,7 +53,9 @@ export async function describeChains(config: RuntimeConfig, timeoutMs = 5000): P
         const timeout = new Promise<never>((_, reject) =>
           setTimeout(
             () =>
-              reject(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { code: "ERR_CHAIN_RPC_UNAVAILABLE" })),
+              reject(
+                Object.assign(new Error(`no answer in ${timeoutMs} ms`), { code: ERR_CHAIN_RPC_UNAVAILABLE.code }),
+              ),
             timeoutMs,
           ).unref(),
         );
@@ -76,7 +79,10 @@ export async function describeChains(config: RuntimeConfig, timeoutMs = 5000): P
           ...(matches
             ? {}
             : {
-                error: { code: "ERR_CHAIN_ID_MISMATCH", message: `endpoint answers chain id ${Number(remoteChainId)}` },
+                error: {
+                  code: ERR_CHAIN_ID_MISMATCH.code,
+                  message: `endpoint answers chain id ${Number(remoteChainId)}`,
+                },
               }),
         };
       } catch (error) {
@@ -85,7 +91,7 @@ export async function describeChains(config: RuntimeConfig, timeoutMs = 5000): P
           ...base,
           ok: false,
           error: {
-            code: typeof e.code === "string" && e.code.startsWith("ERR_") ? e.code : "ERR_CHAIN_RPC_UNAVAILABLE",
+            code: typeof e.code === "string" && e.code.startsWith("ERR_") ? e.code : ERR_CHAIN_RPC_UNAVAILABLE.code,
             message: String(e.shortMessage ?? e.message ?? error),
           },
         };

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { httpEventId } from "../../attestation/ids.ts";
 import { closePipelineContext, createPipelineContext } from "../../bootstrap.ts";
 import type { RuntimeConfig } from "../../config.ts";
-import { CryptletError } from "../../errors.ts";
+import { HttpTriggerDisabledError } from "../../api/errors.ts";
 import { Pipeline, type RunOutcome } from "../../queue/pipeline.ts";
 import type { CryptletEvent } from "../../queue/topology.ts";
 
@@ -54,13 +54,7 @@ export async function invokeCryptlet(
   try {
     const pkg = await ctx.packages.get(name, options.version);
     if (!pkg.manifest.triggers.some((t) => t.type === "http")) {
-      throw new CryptletError(
-        "ERR_HTTP_TRIGGER_DISABLED",
-        `${pkg.manifest.name}@${pkg.manifest.version} has no http trigger`,
-        {
-          details: { name: pkg.manifest.name, version: pkg.manifest.version },
-        },
-      );
+      throw new HttpTriggerDisabledError(pkg.manifest.name, pkg.manifest.version);
     }
     const eventId = httpEventId(idempotencyKey);
     const event: CryptletEvent = {

@@ -14,6 +14,7 @@ import { createAttestationToken } from "../../attestation/token.ts";
 import { partyKid } from "../../sealing/seal.ts";
 import { CryptletError } from "../../errors.ts";
 import type { PipelineContext } from "../context.ts";
+import { ERR_RUN_UNKNOWN } from "../errors.ts";
 import type { AttestedRecord } from "../results.ts";
 import { RETENTION, RETRY, jobIds, type AttestJob, type ExecuteOutput, type WriteJob } from "../topology.ts";
 
@@ -25,12 +26,12 @@ export async function attest(
 ): Promise<{ writes: number }> {
   const data = job.data;
   const run = await ctx.results.getRun(data.resultId);
-  if (!run) throw new CryptletError("ERR_RUN_UNKNOWN", `no run record for result ${data.resultId}`);
+  if (!run) throw new CryptletError(ERR_RUN_UNKNOWN, `no run record for result ${data.resultId}`);
   if (!(await ctx.results.getAttested(data.resultId))) {
     const children = Object.values(await job.getChildrenValues<ExecuteOutput>());
     const executed = children[0];
     if (!executed)
-      throw new CryptletError("ERR_RUN_UNKNOWN", `execute produced no output for ${data.resultId}`, {
+      throw new CryptletError(ERR_RUN_UNKNOWN, `execute produced no output for ${data.resultId}`, {
         retryable: true,
       });
     const pkg = await ctx.packages.getByCodeHash(data.codeHash);
@@ -85,7 +86,7 @@ export async function attest(
     await ctx.results.putAttested(data.resultId, record);
   }
   const parent = job.parent;
-  if (!parent?.id) throw new CryptletError("ERR_RUN_UNKNOWN", `attest job ${job.id} has no parent run`);
+  if (!parent?.id) throw new CryptletError(ERR_RUN_UNKNOWN, `attest job ${job.id} has no parent run`);
   for (const target of run.targets) {
     await writes.add(
       "write",

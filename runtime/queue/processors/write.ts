@@ -12,6 +12,7 @@ import { bundleResultToStruct } from "../../attestation/bundle.ts";
 import { targetOf, writeRequestOf, type WriteTarget } from "../../chains/targets.ts";
 import { CryptletError, isCryptletError } from "../../errors.ts";
 import type { AnchorService, PipelineContext } from "../context.ts";
+import { ERR_CHAIN_UNKNOWN, ERR_RUN_UNKNOWN } from "../errors.ts";
 import type { ChainOutcome } from "../results.ts";
 import type { WriteJob } from "../topology.ts";
 
@@ -42,7 +43,7 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
   const data = job.data;
   const chain = ctx.chains.get(data.chain);
   if (!chain)
-    throw new CryptletError("ERR_CHAIN_UNKNOWN", `chain "${data.chain}" is not configured`, {
+    throw new CryptletError(ERR_CHAIN_UNKNOWN, `chain "${data.chain}" is not configured`, {
       details: { chain: data.chain },
     });
   const [attested, run] = await Promise.all([
@@ -50,18 +51,18 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
     ctx.results.getRun(data.resultId),
   ]);
   if (!attested || !run) {
-    throw new CryptletError("ERR_RUN_UNKNOWN", `result ${data.resultId} is not attested`, { retryable: true });
+    throw new CryptletError(ERR_RUN_UNKNOWN, `result ${data.resultId} is not attested`, { retryable: true });
   }
   const result = bundleResultToStruct(attested.bundle.result);
   let outcome: ChainOutcome;
 
   if (data.mode === "anchor") {
     const anchors = chain.anchors;
-    if (!anchors) throw new CryptletError("ERR_CHAIN_UNKNOWN", `chain "${data.chain}" has no anchor batcher`);
+    if (!anchors) throw new CryptletError(ERR_CHAIN_UNKNOWN, `chain "${data.chain}" has no anchor batcher`);
     const record = await anchors.anchorOf(data.resultId);
     if (!record) {
       await anchors.enqueue(result);
-      if (!token) throw new CryptletError("ERR_RUN_UNKNOWN", "anchor writes need a worker token", { retryable: true });
+      if (!token) throw new CryptletError(ERR_RUN_UNKNOWN, "anchor writes need a worker token", { retryable: true });
       await job.moveToDelayed(Date.now() + (await anchorPollDelay(job, anchors, data.resultId)), token);
       throw new DelayedError();
     }
