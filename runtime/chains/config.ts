@@ -92,6 +92,17 @@ export const SIGNER_REF_SCHEMA = {
 } as const;
 const gwei = { type: "string", pattern: "^[0-9]+(\\.[0-9]{1,9})?$" } as const;
 
+/**
+ * JSON-RPC endpoints must be HTTP(S): the runtime talks to them with ethers' `JsonRpcProvider` (per-request
+ * timeouts, failover across `rpcUrls`). WebSocket endpoints (`ws://`, `wss://`) are refused when the file is
+ * loaded rather than failing at the first request.
+ */
+const RPC_URL_PATTERN = "^https?://";
+
+/** The message of a refused RPC URL (its path in the document says which field). */
+export const RPC_URL_MESSAGE =
+  "must be an http:// or https:// URL; WebSocket endpoints (ws://, wss://) are not supported yet";
+
 /** JSON Schema (draft-07 subset understood by ajv) of the chains file. */
 export const CHAINS_SCHEMA = {
   type: "object",
@@ -108,8 +119,8 @@ export const CHAINS_SCHEMA = {
         properties: {
           name: { type: "string", pattern: "^[a-z][a-z0-9-]{0,31}$" },
           chainId: { type: "integer", minimum: 1, maximum: 4503599627370476 },
-          rpcUrl: { type: "string", pattern: "^(https?|wss?)://" },
-          rpcUrls: { type: "array", minItems: 1, items: { type: "string", pattern: "^(https?|wss?)://" } },
+          rpcUrl: { type: "string", pattern: RPC_URL_PATTERN },
+          rpcUrls: { type: "array", minItems: 1, items: { type: "string", pattern: RPC_URL_PATTERN } },
           confirmations: { type: "integer", minimum: 1, maximum: 1000 },
           pollIntervalMs: { type: "integer", minimum: 10, maximum: 60000 },
           fees: {
@@ -175,6 +186,7 @@ function describe(error: ErrorObject): string {
     case "pattern":
       if (error.instancePath.endsWith("Gwei")) return 'must be a decimal string of gwei, e.g. "30" or "1.5"';
       if (/registry|oracle|ledger|feeds/.test(error.instancePath)) return "must be a 0x-prefixed 20-byte address";
+      if (/\/rpcUrls?(\/\d+)?$/.test(error.instancePath)) return RPC_URL_MESSAGE;
       return `must match ${String(error.params.pattern)}`;
     default:
       return error.message ?? "is invalid";

@@ -1,0 +1,58 @@
+/**
+ * RPC URLs of the chains configuration: HTTP(S) only. WebSocket endpoints (ws://, wss://) are refused when the
+ * file is loaded, with the offending field's path, in the chains file and in the runtime configuration alike.
+ */
+import { RPC_URL_MESSAGE, parseChainsConfig } from "../../runtime/chains/config.ts";
+import { parseRuntimeConfig } from "../../runtime/config.ts";
+import { isCryptletError } from "../../runtime/errors.ts";
+
+const signer = { type: "local", jwkPath: "relayer.jwk.json" };
+
+function chain(rpc: Record<string, unknown>): Record<string, unknown> {
+  return { name: "consortium", chainId: 31337, signer, ...rpc };
+}
+
+function problemsOf(fn: () => unknown): { code: string; errors: { path: string; message: string }[] } {
+  try {
+    fn();
+  } catch (error) {
+    if (!isCryptletError(error)) throw error;
+    return { code: error.code, errors: error.details?.errors as { path: string; message: string }[] };
+  }
+  throw new Error("expected a configuration error");
+}
+
+describe("chains configuration: RPC URLs", () => {
+  it("accepts http:// and https:// endpoints", () => {
+    const config = parseChainsConfig({
+      chains: [chain({ rpcUrls: ["http://127.0.0.1:8545", "https://rpc.example/v3/key"] })],
+    });
+    expect(config.chains[0]!.rpcUrls).toEqual(["http://127.0.0.1:8545", "https://rpc.example/v3/key"]);
+  });
+
+  it.each(["ws://127.0.0.1:8545", "wss://rpc.example/ws"])("refuses %s in rpcUrl, naming the field", (url) => {
+    const { code, errors } = problemsOf(() => parseChainsConfig({ chains: [chain({ rpcUrl: url })] }));
+    expect(code).toBe("ERR_CHAIN_CONFIG_INVALID");
+    expect(errors).toEqual([{ path: "chains[0].rpcUrl", message: RPC_URL_MESSAGE }]);
+    expect(RPC_URL_MESSAGE).toMatch(/http:\/\/ or https:\/\/.*WebSocket endpoints .* are not supported yet/);
+  });
+
+  it("refuses a WebSocket endpoint among rpcUrls, naming its index", () => {
+    const { errors } = problemsOf(() =>
+      parseChainsConfig({ chains: [chain({ rpcUrls: ["http://127.0.0.1:8545", "wss://rpc.example/ws"] })] }),
+    );
+    expect(errors).toEqual([{ path: "chains[0].rpcUrls[1]", message: RPC_URL_MESSAGE }]);
+  });
+
+  it("refuses them in the runtime configuration's chains too", () => {
+    const { code, errors } = problemsOf(() =>
+      parseRuntimeConfig({
+        consortiumId: `0x${"11".repeat(32)}`,
+        keys: { resultSigners: [signer], attestation: signer },
+        chains: [chain({ rpcUrl: "ws://127.0.0.1:8545" })],
+      }),
+    );
+    expect(code).toBe("ERR_CHAIN_CONFIG_INVALID");
+    expect(errors).toEqual([{ path: "chains[0].rpcUrl", message: RPC_URL_MESSAGE }]);
+  });
+});
