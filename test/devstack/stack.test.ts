@@ -1,7 +1,12 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
+import { Contract, Wallet } from "ethers";
+
+import { cryptletResultDigest } from "../../runtime/attestation/eip712.ts";
+import { interfaceOf } from "../../runtime/chains/contracts.ts";
+import type { CompositeReceipt } from "../../runtime/queue/results.ts";
 import { coldChainFlow } from "../../runtime/devstack/flows/coldChain.ts";
 import { oracleFlow } from "../../runtime/devstack/flows/oracle.ts";
 import { priceMedianFlow } from "../../runtime/devstack/flows/priceMedian.ts";
@@ -48,9 +53,44 @@ describe("npm start's local stack on a slice of the real data", () => {
       "public/anchor",
       "public/feed",
     ]);
+    expect(summary.shortfalls).toEqual([]);
+    expect(summary.deadLetters).toBe(0);
+    // The trust came from the registries: 2-of-2 as deployed, on both chains.
+    expect(summary.trust.map((t) => `${t.chain} ${t.threshold}-of-${t.signers}`)).toEqual([
+      "consortium 2-of-2",
+      "public 2-of-2",
+    ]);
     expect(formatSummary(summary, stack, 1, [])).toContain(
       `${summary.results} of ${summary.results} proof bundles verified`,
     );
+    // One bundle file per run.
+    expect((await readdir(path.join(stateDir, "bundles"))).sort()).toEqual(
+      reports.flatMap((r) => r.receipts.map((x) => `${x.runId}.json`)).sort(),
+    );
+
+    // A forged signature: the second signature replaced by an untrusted key's over the same digest.
+    const victim = JSON.parse(JSON.stringify(reports[0]!.receipts[0]!)) as CompositeReceipt;
+    const r = victim.bundle.result;
+    const digest = cryptletResultDigest(stack.config.consortiumId, { ...r, timestamp: BigInt(r.timestamp) });
+    const forger = Wallet.createRandom();
+    victim.bundle.signatures[1] = { signer: forger.address, signature: forger.signingKey.sign(digest).serialized };
+    const forged = await summarize(stack, [{ name: "forged", receipts: [victim], checks: [] }]);
+    expect(forged.verified).toBe(0);
+    expect(forged.failedVerification[0]).toMatch(/signatures/);
+    expect(forged.shortfalls.join("\n")).toMatch(/1 of 1 proof bundle\(s\) did not verify/);
+
+    // The trust is the chain's: revoke price-median's code hash on the public chain and its bundles fail there.
+    const pkg = stack.packages.find((p) => p.manifest.name === "@cryptlet/price-median")!;
+    const pub = stack.chains.find((c) => c.name === "public")!;
+    const registry = new Contract(pub.contracts.registry, interfaceOf("CryptletRegistry"), pub.chain.funder);
+    await (await registry.getFunction("revokeCodeHash")(pkg.cryptletId, pkg.codeHash)).wait();
+    const revoked = await summarize(stack, [reports[0]!]);
+    expect(revoked.verified).toBe(0);
+    expect(revoked.failedVerification[0]).toMatch(/public: codeHash/);
+
+    // A failed check is a shortfall.
+    const failing = await summarize(stack, [{ name: "x", receipts: [], checks: [{ description: "d", ok: false }] }]);
+    expect(failing.shortfalls).toEqual(["no run produced a result", "check failed: x: d"]);
     await stack.stop();
 
     // Second start: same state directory (persisted Key Vault keys), fresh chains, clean Redis prefix.
