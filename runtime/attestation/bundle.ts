@@ -1,6 +1,6 @@
 /**
- * The proof bundle (DESIGN §4): the JSON document that lets anyone check a Cryptlet result offline and on each
- * chain. Format version 1 is specified field by field in docs/proof-bundle.md and by the JSON Schema (draft
+ * The proof bundle (docs/proof-bundle.md): the JSON document that lets anyone check a Cryptlet result offline and on
+ * each chain. Format version 1 is specified field by field in docs/proof-bundle.md and by the JSON Schema (draft
  * 2020-12) docs/proof-bundle.schema.json, which {@link validateProofBundle} applies with Ajv.
  *
  * Integers that can exceed 2^53 (uint64 timestamps, chain ids, block numbers, gas) are decimal strings.

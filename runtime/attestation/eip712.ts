@@ -147,7 +147,7 @@ export function resultBatchDigest(consortiumId: Hex32, batch: ResultBatch): Hex3
 }
 
 /**
- * `resultId = keccak256(abi.encode(cryptletId, requestId))` (DESIGN §3): one result per request, ever.
+ * `resultId = keccak256(abi.encode(cryptletId, requestId))` (docs/ARCHITECTURE.md §3): one result per request, ever.
  */
 export function computeResultId(cryptletId: Hex32, requestId: Hex32): Hex32 {
   return keccak256(AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [cryptletId, requestId])) as Hex32;

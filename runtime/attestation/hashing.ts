@@ -1,6 +1,6 @@
 /**
- * Canonical hashing of a Cryptlet run (DESIGN §3): RFC 8785 canonical JSON, `inputHash`, `outputHash` and the
- * ABI encoding of a public output. The byte layouts are specified in docs/proof-bundle.md ("Hashes").
+ * Canonical hashing of a Cryptlet run: RFC 8785 canonical JSON, `inputHash`, `outputHash` and the ABI encoding of a
+ * public output. The byte layouts are specified in docs/proof-bundle.md ("Identifiers and hashes").
  *
  * @module
  */
@@ -132,7 +132,7 @@ export interface RunInput {
 }
 
 /**
- * `inputHash = keccak256(utf8(JCS({"event": event, "hostCalls": [records...]})))` (DESIGN §3, RFC 8785).
+ * `inputHash = keccak256(utf8(JCS({"event": event, "hostCalls": [records...]})))` (RFC 8785; docs/proof-bundle.md).
  *
  * @param input - the normalised event and the host-call records, in call order.
  * @returns the `bytes32` hash.
@@ -187,7 +187,7 @@ export function sealedOutputBytes(jwe: object | string): Uint8Array {
 }
 
 /**
- * `outputHash = keccak256(bytes written on-chain)` (DESIGN §3).
+ * `outputHash = keccak256(bytes written on-chain)` (docs/proof-bundle.md).
  * @param payload - a public result's ABI bytes (hex or bytes), or `{ sealed: jwe }` for a sealed result.
  *
  * @example

@@ -1,7 +1,8 @@
 /**
- * Identifiers of DESIGN §3: `cryptletId`, `eventId` per trigger kind, `requestId`. All are `bytes32` 0x hex,
- * except an HTTP event's id, which is the caller's `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header)
- * hashed to `bytes32` so that every `eventId` has one type. `resultId` is `computeResultId` in ./eip712.ts.
+ * The identifiers of docs/ARCHITECTURE.md §3: `cryptletId`, `eventId` per trigger kind, `requestId`. All are
+ * `bytes32` 0x hex, except an HTTP event's id, which is the caller's `Idempotency-Key`
+ * (draft-ietf-httpapi-idempotency-key-header) hashed to `bytes32` so that every `eventId` has one type. `resultId`
+ * is `computeResultId` in ./eip712.ts.
  *
  * @module
  */

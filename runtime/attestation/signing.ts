@@ -1,7 +1,7 @@
 /**
- * EIP-712 signatures over Cryptlet results and Merkle batches (DESIGN §4), made by any ethers `Signer` (a
- * `Wallet`, or the Key Vault `AbstractSigner` of runtime/keys), and their offline verification: recovery, EIP-2
- * low-s, and an M-of-N threshold over **distinct** trusted signers.
+ * EIP-712 signatures over Cryptlet results and Merkle batches (docs/proof-bundle.md, "EIP-712 proof"), made by any
+ * ethers `Signer` (a `Wallet`, or the Key Vault `AbstractSigner` of runtime/keys), and their offline verification:
+ * recovery, EIP-2 low-s, and an M-of-N threshold over **distinct** trusted signers.
  *
  * Signature format: 65 bytes `r ‖ s ‖ v` as 0x hex (132 hex digits), `s` in the lower half of the secp256k1 order
  * (EIP-2), `v` 27 or 28, exactly what OpenZeppelin `ECDSA.recover` accepts on-chain.

@@ -1,8 +1,9 @@
 /**
- * The attestation token (DESIGN §4): a JWT (RFC 7519) in JWS Compact Serialization (RFC 7515 §7.1), `alg` ES256
- * (RFC 7518 §3.4), signed **through a {@link KeyProvider}** P-256 key that never leaves Key Vault. The runtime builds
- * the JWS signing input itself, hashes it with SHA-256 and asks the provider to sign the digest; Key Vault's raw
- * `r ‖ s` (64 bytes) is already the JWS ES256 signature encoding. Verification uses jose `jwtVerify`.
+ * The attestation token (docs/proof-bundle.md, "Attestation token"): a JWT (RFC 7519) in JWS Compact Serialization
+ * (RFC 7515 §7.1), `alg` ES256 (RFC 7518 §3.4), signed **through a {@link KeyProvider}** P-256 key that never leaves
+ * Key Vault. The runtime builds the JWS signing input itself, hashes it with SHA-256 and asks the provider to sign
+ * the digest; Key Vault's raw `r ‖ s` (64 bytes) is already the JWS ES256 signature encoding. Verification uses jose
+ * `jwtVerify`.
  *
  * Header: `{"alg":"ES256","typ":"cryptlet-attestation+jwt","kid":<keyId with version>}` (explicit typing, RFC 8725
  * §3.11). Claims: see {@link AttestationClaims} and docs/proof-bundle.md ("Attestation token").

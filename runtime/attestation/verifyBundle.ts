@@ -1,5 +1,5 @@
 /**
- * Offline verification of a proof bundle (DESIGN §4, docs/proof-bundle.md "Verification"). Every check yields a
+ * Offline verification of a proof bundle (docs/proof-bundle.md, "Verification"). Every check yields a
  * verdict (`pass`, `fail`, `skipped`) and a reason; a malformed or forged bundle never makes it throw.
  *
  * Checks, in order: `schema`, `manifest`, `consortium`, `resultId`, `codeHash`, `outputHash`, `signatures`,

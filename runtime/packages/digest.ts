@@ -1,5 +1,5 @@
 /**
- * The measurement of a Cryptlet package (DESIGN §3; byte-level definition in `docs/packages.md`, "codeHash").
+ * The measurement of a Cryptlet package (byte-level definition in `docs/packages.md`, "codeHash").
  * The package's identifier, `cryptletId` = keccak256(utf8(name)), is `cryptletIdOf` in runtime/attestation/ids.ts.
  *
  * - `codeHash` = SHA-256 of the UTF-8 bytes of the RFC 8785 canonical JSON of
@@ -42,7 +42,7 @@ export function codeHashPreimage(manifest: Manifest, files: Readonly<Record<stri
 }
 
 /**
- * The measurement of a built package (DESIGN §3): sha256(utf8(JCS({manifest, files}))).
+ * The measurement of a built package (docs/packages.md): sha256(utf8(JCS({manifest, files}))).
  *
  * @param manifest - the normalised manifest.
  * @param files - every shipped file by relative POSIX path, as bytes.

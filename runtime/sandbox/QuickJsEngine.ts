@@ -54,7 +54,7 @@ import {
 } from "./SandboxEngine.ts";
 
 const ENGINE = "quickjs";
-/** The QuickJS stack limit, in bytes (DESIGN §5: at most 256 KiB). */
+/** The QuickJS stack limit, in bytes (256 KiB, see docs/sandbox.md). */
 export const QUICKJS_MAX_STACK_BYTES = 256 * 1024;
 const PROBE: PreparedRun = {
   setupJson: JSON.stringify({ seed: [0, 0, 0, 0], maxOutputBytes: 2 }),

@@ -36,7 +36,10 @@ export interface SandboxLimits {
   maxOutputBytes: number;
 }
 
-/** The defaults of DESIGN §5: 64 MiB, 1 s, 64 KiB. The manifest schema (runtime/packages/manifest.ts) uses them. */
+/**
+ * The default limits (docs/sandbox.md, "Limits"): 64 MiB, 1 s, 64 KiB. The manifest schema
+ * (runtime/packages/manifest.ts) uses them.
+ */
 export const DEFAULT_LIMITS: Readonly<SandboxLimits> = Object.freeze({
   memoryMb: 64,
   timeoutMs: 1000,

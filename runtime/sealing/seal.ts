@@ -1,5 +1,5 @@
 /**
- * Sealing a result for the contract's parties (DESIGN §7): JWE General JSON Serialization (RFC 7516 §7.2.1),
+ * Sealing a result for the contract's parties (docs/sealing.md): JWE General JSON Serialization (RFC 7516 §7.2.1),
  * content encryption `A256GCM` (RFC 7518 §5.3), one recipient per party: `ECDH-ES+A256KW` (RFC 7518 §4.6;
  * RFC 8037 for X25519) for EC P-256 and OKP X25519 keys, `RSA-OAEP-256` (RFC 7518 §4.3) for RSA keys of at least
  * 2048 bits. Each recipient's unprotected header carries `alg` and `kid` (the party JWK's `kid`, else its RFC 7638

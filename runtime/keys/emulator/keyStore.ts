@@ -4,7 +4,7 @@
  *
  * Shapes follow the Key Vault REST API 2025-07-01 ("Keys" operations): a version is 32 lowercase hex characters,
  * times are Unix seconds, `recoveryLevel` is `CustomizedRecoverable+Purgeable` with 7 recoverable days (the values
- * the recordings in `../shared/data/keyvault-recordings/` show).
+ * the recordings in `test/keys/fixtures/keyvault-recordings/` show).
  *
  * @module
  */
