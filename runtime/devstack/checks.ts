@@ -8,7 +8,8 @@
  */
 import { isDeepStrictEqual } from "node:util";
 
-import { Contract, decodeBase64, getBytes, hexlify, toUtf8Bytes } from "ethers";
+import type { Contract } from "ethers";
+import { decodeBase64, getBytes, hexlify, toUtf8Bytes } from "ethers";
 
 /** One line of the summary: what was checked, and whether it holds. */
 export interface Check {

@@ -4,13 +4,15 @@
  * down gracefully: stops taking jobs, finishes the ones it holds, closes connections. A SIGKILL loses nothing
  * either: held jobs are re-queued when their lock expires and resume from their Redis state.
  *
- * Prints one JSON line `{"ready": true, "pid": ...}` on stdout when it is taking jobs.
+ * Prints one JSON line `{"ready": true, "pid": ...}` on stdout when it is taking jobs. Compiles the contracts first
+ * when their build output is missing or stale (`ensureContractsBuilt`).
  *
  * @module
  */
 import pino from "pino";
 
 import { closePipelineContext, createPipelineContext } from "../bootstrap.ts";
+import { ensureContractsBuilt } from "../chains/contractsBuild.ts";
 import { loadRuntimeConfig } from "../config.ts";
 import { Pipeline, type WorkerOptions } from "./pipeline.ts";
 
@@ -20,6 +22,8 @@ if (!file) {
   process.exit(2);
 }
 const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
+// The chain writer needs the contracts' ABIs: compile them first on a checkout that has none (or stale ones).
+await ensureContractsBuilt({ onProgress: (detail) => logger.info({ step: "contracts" }, detail) });
 const config = loadRuntimeConfig(file);
 const ctx = await createPipelineContext(config, logger);
 const pipeline = new Pipeline(ctx);

@@ -12,7 +12,6 @@
  */
 import { EventFragment, getAddress, isAddress } from "ethers";
 
-import { interfaceOf } from "../chains/contracts.ts";
 import type { Manifest } from "../packages/manifest.ts";
 import { TriggerChainUnknownError, TriggerSubscriptionInvalidError } from "./errors.ts";
 
