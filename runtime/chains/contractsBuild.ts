@@ -13,6 +13,7 @@ import path from "node:path";
 
 import { CryptletError } from "../errors.ts";
 import { ARTIFACT_FILES, ARTIFACTS_DIR } from "./contracts.ts";
+import { ERR_CONTRACTS_BUILD_FAILED } from "./errors.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 
@@ -22,7 +23,7 @@ export const CONTRACTS_BUILD_TIMEOUT_MS = 300_000;
 /** The contracts could not be built (`hardhat build` failed, timed out, or is not installed). */
 export class ContractsBuildFailedError extends CryptletError {
   constructor(reason: string, output: string) {
-    super("ERR_CONTRACTS_BUILD_FAILED", `building the contracts failed: ${reason}`, {
+    super(ERR_CONTRACTS_BUILD_FAILED, `building the contracts failed: ${reason}`, {
       details: { command: "npx hardhat build", output: output.slice(-2_000) },
     });
   }

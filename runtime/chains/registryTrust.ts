@@ -13,6 +13,7 @@ import { Contract, getAddress, type BlockTag, type ContractRunner } from "ethers
 
 import type { VerifyBundleOptions } from "../attestation/verifyBundle.ts";
 import { CryptletError } from "../errors.ts";
+import { ERR_REGISTRY_TRUST_UNAVAILABLE } from "./errors.ts";
 
 /** The registry views that {@link readRegistryTrust} calls (see contracts/interfaces/ICryptletRegistry.sol). */
 export const REGISTRY_TRUST_ABI = [
@@ -43,7 +44,7 @@ export interface RegistryTrust {
 /** The registry could not be read (no contract there, an old registry without the enumerable views, no answer). */
 export class RegistryTrustUnavailableError extends CryptletError {
   constructor(registry: string, what: string, cause?: unknown) {
-    super("ERR_REGISTRY_TRUST_UNAVAILABLE", `cannot read trust material from the registry at ${registry}: ${what}`, {
+    super(ERR_REGISTRY_TRUST_UNAVAILABLE, `cannot read trust material from the registry at ${registry}: ${what}`, {
       details: { registry },
       cause,
       retryable: true,
