@@ -35,10 +35,12 @@ backoff, or fail at once into the dead-letter queue). Test them with \`isCryptle
 maps codes to RFC 9457 problems (\`runtime/api/problem.ts\`).
 
 Each code is declared once, by the module that owns it, with \`defineErrorCode\` (\`runtime/errorCodes.ts\`) in
-that module's \`errors.ts\`; error classes take their code from the declaration. This table is generated from
-those declarations by \`node scripts/errors-table.ts\` (${codes.length} codes), and a test fails when a code used
-in \`runtime/\` is not declared or the table is out of date. "depends": the error takes \`retryable\` from the
-situation (e.g. a network failure versus a refusal); see its meaning and its class's TSDoc.
+that module's \`errors.ts\`; error classes take their code from the declaration. This table is generated from the
+declarations by \`node scripts/errors-table.ts\`; a test fails when a code used in \`runtime/\` is not declared or
+when this table is out of date. "depends": the error takes \`retryable\` from the situation (e.g. a network
+failure versus a refusal); see its meaning and its class's TSDoc.
+
+${codes.length} codes:
 
 | code | module (runtime/…) | retried | meaning |
 | --- | --- | --- | --- |
