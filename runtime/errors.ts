@@ -1,4 +1,5 @@
 import { defineErrorCode, type ErrorCodeDeclaration } from "./errorCodes.ts";
+import { redactDeep, redactSecrets, redactUrl } from "./redact.ts";
 
 /**
  * The runtime's one error base. Every error the runtime raises on purpose is a {@link CryptletError} with a
@@ -69,15 +70,21 @@ export class CryptletError extends Error {
     this.retryable = options.retryable ?? (typeof code !== "string" && code.retry === "yes");
   }
 
-  /** The JSON form that crosses process boundaries; {@link CryptletError.fromJSON} restores it. */
+  /**
+   * The JSON form that crosses process boundaries; {@link CryptletError.fromJSON} restores it. Every
+   * serialisation of an error (CLI output, problem documents, logs, dead letters) goes through here or
+   * {@link errorToJSON}, so secrets are redacted here ({@link redactSecrets}): in the message, in every string of
+   * `details`, and in `cause`, the cause's `code: message` (libraries such as ethers put the endpoint URL, API key
+   * included, in their messages).
+   */
   toJSON(): CryptletErrorJSON {
     const json: CryptletErrorJSON = {
       name: this.name,
       code: this.code,
-      message: this.shortMessage,
+      message: redactSecrets(this.shortMessage),
       retryable: this.retryable,
     };
-    if (this.details !== undefined) json.details = { ...this.details };
+    if (this.details !== undefined) json.details = redactDeep({ ...this.details });
     if (this.cause !== undefined) json.cause = describeCause(this.cause);
     return json;
   }
@@ -103,12 +110,74 @@ export interface CryptletErrorJSON {
   cause?: string;
 }
 
+/**
+ * One line for an underlying error: `code: message` (or the message, or the value as text), with secrets
+ * redacted ({@link redactSecrets}).
+ */
 function describeCause(cause: unknown): string {
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code;
-    return typeof code === "string" ? `${code}: ${cause.message}` : cause.message;
+  let text: string;
+  if (typeof cause === "object" && cause !== null && typeof (cause as { message?: unknown }).message === "string") {
+    // An Error, or one from another realm or process (only its fields survive).
+    const { code, message } = cause as { code?: unknown; message: string };
+    text = typeof code === "string" && !message.startsWith(code) ? `${code}: ${message}` : message;
+  } else {
+    text = String(cause);
   }
-  return String(cause);
+  return redactSecrets(text);
+}
+
+/**
+ * The JSON form of anything thrown, secrets redacted: a {@link CryptletError}'s {@link CryptletError.toJSON}, the
+ * fields of a CryptletError's JSON form (or one from another realm), and for any other error
+ * `{name, code: "ERR_UNEXPECTED", message: "<its code>: <its message>", retryable}` with `retryable` from
+ * {@link classifyError}. Use it wherever an error is printed, logged, stored or answered.
+ */
+export function errorToJSON(error: unknown): CryptletErrorJSON {
+  if (error instanceof CryptletError) return error.toJSON();
+  if (isCryptletError(error)) {
+    const e = error as {
+      name?: unknown;
+      shortMessage?: unknown;
+      message?: unknown;
+      details?: unknown;
+      cause?: unknown;
+    };
+    const message = typeof e.shortMessage === "string" ? e.shortMessage : e.message;
+    const json: CryptletErrorJSON = {
+      name: typeof e.name === "string" ? e.name : "CryptletError",
+      code: error.code,
+      message: redactSecrets(typeof message === "string" ? message : ""),
+      retryable: error.retryable,
+    };
+    if (typeof e.details === "object" && e.details !== null) {
+      json.details = redactDeep({ ...(e.details as Record<string, unknown>) });
+    }
+    if (e.cause !== undefined) json.cause = describeCause(e.cause);
+    return json;
+  }
+  return {
+    name: error instanceof Error ? error.name : typeof error,
+    code: ERR_UNEXPECTED.code,
+    message: describeCause(error),
+    retryable: classifyError(error) === "retry",
+  };
+}
+
+/**
+ * `error` itself when its message and stack hold nothing to redact, else a plain `Error` with the same name and
+ * the redacted message and stack ({@link redactSecrets}). For handing errors to libraries that store or print
+ * them whole: BullMQ keeps a failed job's `message` (as `failedReason`) and `stack` in Redis.
+ */
+export function redactedError(error: unknown): Error {
+  const message = error instanceof Error ? error.message : describeCause(error);
+  const stack = error instanceof Error ? error.stack : undefined;
+  const safeMessage = redactSecrets(message);
+  const safeStack = stack === undefined ? undefined : redactSecrets(stack);
+  if (error instanceof Error && safeMessage === message && safeStack === stack) return error;
+  const copy = new Error(safeMessage);
+  copy.name = error instanceof Error ? error.name : "Error";
+  if (safeStack !== undefined) copy.stack = safeStack;
+  return copy;
 }
 
 /**
@@ -155,30 +224,8 @@ export function classifyError(error: unknown): "retry" | "fail" {
   return "fail";
 }
 
-/**
- * Removes credentials from a URL for logs and errors: user info, and the values of query parameters whose name
- * suggests a secret (`key`, `token`, `secret`, `signature`, `sig`, `password`, `apikey`, `api_key`), and path
- * segments that look like API keys (20+ alphanumerics, as Infura and Alchemy put them). Invalid URLs become
- * `"<invalid url>"`.
- */
-export function redactUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return "<invalid url>";
-  }
-  if (parsed.username) parsed.username = "redacted";
-  if (parsed.password) parsed.password = "redacted";
-  for (const name of [...parsed.searchParams.keys()]) {
-    if (/key|token|secret|sig|password|auth/i.test(name)) parsed.searchParams.set(name, "redacted");
-  }
-  parsed.pathname = parsed.pathname
-    .split("/")
-    .map((segment) => (/^[A-Za-z0-9_-]{20,}$/.test(segment) ? "redacted" : segment))
-    .join("/");
-  return parsed.toString();
-}
+// The redaction helpers (./redact.ts) are part of this module's interface: error output is where they are needed.
+export { redactDeep, redactSecrets, redactUrl };
 
 /** `ERR_UNEXPECTED`: a failure that is not a {@link CryptletError} (a bug, or a library's raw error), as recorded. */
 export const ERR_UNEXPECTED = defineErrorCode({
