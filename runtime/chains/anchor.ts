@@ -54,6 +54,7 @@ import { type CryptletResult, type Hex32, type ResultBatch } from "../attestatio
 import { buildMerkleBatch } from "../attestation/merkle.ts";
 import { signResultBatch, type ResultSignature, type ResultSigner } from "../attestation/signing.ts";
 import { CryptletError, ERR_UNEXPECTED, isCryptletError } from "../errors.ts";
+import { redactSecrets } from "../redact.ts";
 import { interfaceOf } from "./contracts.ts";
 import {
   ERR_ANCHOR_BATCH_FAILED,
@@ -420,7 +421,7 @@ export class AnchorBatcher {
           }
         }
       } catch (error) {
-        this.#log?.warn({ chain: this.chain, error: String(error) }, "anchor flush failed; retrying");
+        this.#log?.warn({ chain: this.chain, error: redactSecrets(String(error)) }, "anchor flush failed; retrying");
       }
       const due = await this.nextDueInMs().catch(() => undefined);
       await sleep(Math.min(idle, due ?? idle), signal);

@@ -12,7 +12,7 @@ import { DelayedError, FlowProducer, Queue, UnrecoverableError, WaitingChildrenE
 
 import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { cryptletIdOf } from "../attestation/ids.ts";
-import { CryptletError, ERR_UNEXPECTED, classifyError, isCryptletError } from "../errors.ts";
+import { CryptletError, classifyError, errorToJSON, redactSecrets, redactedError } from "../errors.ts";
 import type { PipelineContext } from "./context.ts";
 import {
   ERR_CHAIN_UNKNOWN,
@@ -56,7 +56,11 @@ export interface DeadLetter {
   jobId: string;
   name: string;
   data: unknown;
-  error: { code: string; message: string; retryable: boolean };
+  /**
+   * The error as {@link errorToJSON} gives it, secrets redacted: code, message, retry verdict, and the error's
+   * `details` and `cause` (for a sealed Cryptlet's execute failure, the code only).
+   */
+  error: { code: string; message: string; retryable: boolean; details?: Record<string, unknown>; cause?: string };
   attemptsMade: number;
   failedAt: number;
 }
@@ -170,7 +174,7 @@ export class Pipeline {
           maxStalledCount: 10,
         },
       );
-      worker.on("error", (error) => ctx.logger?.error({ stage, err: String(error) }, "worker error"));
+      worker.on("error", (error) => ctx.logger?.error({ stage, err: redactSecrets(String(error)) }, "worker error"));
       this.#workers.push(worker);
     }
     if (stages.includes("writes")) {
@@ -271,23 +275,31 @@ export class Pipeline {
     if (error instanceof DelayedError || error instanceof WaitingChildrenError) return error;
     const retry = classifyError(error) === "retry";
     const final = !retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    const described = isCryptletError(error)
-      ? { code: error.code, message: error.shortMessage ?? error.message, retryable: error.retryable }
-      : {
-          code: ERR_UNEXPECTED.code,
-          message: error instanceof Error ? error.message : String(error),
-          retryable: retry,
-        };
+    // Everything recorded below (log, dead letter, run record, receipt, BullMQ's failedReason) is redacted.
+    const json = errorToJSON(error);
+    const described: DeadLetter["error"] = {
+      code: json.code,
+      message: json.message,
+      retryable: json.retryable,
+      ...(json.details === undefined ? {} : { details: json.details }),
+      ...(json.cause === undefined ? {} : { cause: json.cause }),
+    };
     const data = job.data as { resultId?: Hex32; chain?: string; mode?: WriteJob["mode"] };
+    let withheld = false;
     if (stage === "execute" && data.resultId) {
       // A Cryptlet's error text may echo its input; for sealed Cryptlets keep the code only.
       const run = await this.ctx.results.getRun(data.resultId);
       if (run) {
         const pkg = await this.ctx.packages.getByCodeHash(run.cryptlet.codeHash).catch(() => undefined);
-        if (pkg && "sealed" in pkg.manifest.output) described.message = "(withheld: sealed Cryptlet)";
+        if (pkg && "sealed" in pkg.manifest.output) {
+          described.message = "(withheld: sealed Cryptlet)";
+          withheld = true;
+          delete described.details;
+          delete described.cause;
+        }
       }
     }
-    this.ctx.logger?.warn({ stage, jobId: job.id, code: described.code, final }, "job failed");
+    this.ctx.logger?.warn({ stage, jobId: job.id, code: described.code, final, error: described }, "job failed");
     if (final) {
       const entry: DeadLetter = {
         queue: stage,
@@ -317,7 +329,8 @@ export class Pipeline {
         }
       }
     }
-    return retry ? error : new UnrecoverableError(`${described.code}: ${described.message}`);
+    if (!retry) return new UnrecoverableError(`${described.code}: ${described.message}`);
+    return withheld ? new Error(`${described.code}: ${described.message}`) : redactedError(error);
   }
 
   /** Dead-letter entries, newest first. */

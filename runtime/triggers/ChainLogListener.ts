@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 
 import { chainLogEventId } from "../attestation/ids.ts";
 import type { ChainRpc } from "../chains/rpc.ts";
-import { ERR_UNEXPECTED, isCryptletError } from "../errors.ts";
+import { ERR_UNEXPECTED, isCryptletError, redactSecrets } from "../errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
 import type { Pipeline } from "../queue/pipeline.ts";
 import type { CryptletEvent } from "../queue/topology.ts";
@@ -175,7 +175,7 @@ export class ChainLogListener {
         try {
           await this.scanOnce();
         } catch (error) {
-          this.#logger?.error({ err: String(error) }, "trigger pass failed");
+          this.#logger?.error({ err: redactSecrets(String(error)) }, "trigger pass failed");
         }
         if (this.#stopping) break;
         await new Promise<void>((resolve) => {
@@ -222,7 +222,10 @@ export class ChainLogListener {
       } catch (error) {
         const code = isCryptletError(error) ? error.code : ((error as { code?: string }).code ?? ERR_UNEXPECTED.code);
         report.failed[id] = code;
-        this.#logger?.warn({ subscription: id, code, err: String(error) }, "trigger scan failed; retried next pass");
+        this.#logger?.warn(
+          { subscription: id, code, err: redactSecrets(String(error)) },
+          "trigger scan failed; retried next pass",
+        );
       }
     }
     return report;

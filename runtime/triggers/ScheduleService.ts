@@ -11,6 +11,7 @@ import { cryptletIdOf, scheduleEventId } from "../attestation/ids.ts";
 import type { PipelineLogger } from "../queue/context.ts";
 import type { Pipeline, SubmittedRun } from "../queue/pipeline.ts";
 import type { CryptletEvent } from "../queue/topology.ts";
+import { redactSecrets } from "../redact.ts";
 import { TriggerSubscriptionInvalidError } from "./errors.ts";
 import type { ScheduleSpec } from "./subscriptions.ts";
 
@@ -169,7 +170,9 @@ export class ScheduleService {
         concurrency: this.#concurrency,
       },
     );
-    this.#worker.on("error", (error) => this.#logger?.error({ err: String(error) }, "schedule worker error"));
+    this.#worker.on("error", (error) =>
+      this.#logger?.error({ err: redactSecrets(String(error)) }, "schedule worker error"),
+    );
   }
 
   /** Stops the worker (finishing the ticks it holds) and closes the queue. Job schedulers stay in Redis. */

@@ -6,6 +6,7 @@
  */
 import type { PipelineLogger } from "../queue/context.ts";
 import type { Pipeline } from "../queue/pipeline.ts";
+import { redactSecrets } from "../redact.ts";
 import { ChainLogListener, type ChainLogListenerOptions } from "./ChainLogListener.ts";
 import { ScheduleService } from "./ScheduleService.ts";
 import { subscriptionsOf, type LogSubscription, type ScheduleSpec } from "./subscriptions.ts";
@@ -120,7 +121,7 @@ export class TriggerService {
       if (this.#refreshing) return;
       this.#refreshing = this.refresh()
         .then(() => undefined)
-        .catch((error: unknown) => this.#logger?.error({ err: String(error) }, "trigger refresh failed"))
+        .catch((error: unknown) => this.#logger?.error({ err: redactSecrets(String(error)) }, "trigger refresh failed"))
         .finally(() => (this.#refreshing = undefined));
     }, this.#refreshIntervalMs);
   }

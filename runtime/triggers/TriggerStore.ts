@@ -17,7 +17,7 @@
  */
 import type { Redis } from "ioredis";
 
-import { ERR_UNEXPECTED, isCryptletError } from "../errors.ts";
+import { ERR_UNEXPECTED, isCryptletError, redactDeep, redactSecrets } from "../errors.ts";
 
 /** The last block a subscription processed. `blockNumber` -1 (hash `null`) means "before block 0". */
 export interface Checkpoint {
@@ -198,13 +198,18 @@ export class TriggerStore {
     return entries.map(([, fields]) => JSON.parse(fields[1] ?? "{}") as ReorgRecord);
   }
 
-  /** Appends a problem (a `CryptletError`, or any error as `ERR_UNEXPECTED`) to the journal. */
+  /** Appends a problem (a `CryptletError`, or any error as `ERR_UNEXPECTED`) to the journal, secrets redacted. */
   async recordProblem(error: unknown): Promise<TriggerProblem> {
     const problem: TriggerProblem = isCryptletError(error)
-      ? { code: error.code, message: error.shortMessage, details: { ...(error.details ?? {}) }, at: Date.now() }
+      ? {
+          code: error.code,
+          message: redactSecrets(error.shortMessage),
+          details: redactDeep({ ...(error.details ?? {}) }),
+          at: Date.now(),
+        }
       : {
           code: ERR_UNEXPECTED.code,
-          message: error instanceof Error ? error.message : String(error),
+          message: redactSecrets(error instanceof Error ? error.message : String(error)),
           details: {},
           at: Date.now(),
         };
