@@ -14,7 +14,7 @@
 import type { ErrorRequestHandler, Request, Response } from "express";
 
 import { ERR_INVALID_IDENTIFIER } from "../attestation/errors.ts";
-import { CryptletError, isCryptletError } from "../errors.ts";
+import { CryptletError, isCryptletError, redactSecrets } from "../errors.ts";
 import {
   ERR_MANIFEST_INVALID,
   ERR_PACKAGE_INVALID,
@@ -155,16 +155,20 @@ export function classifyRequestError(
   };
 }
 
-/** The problem document of a classified error. */
+/**
+ * The problem document of a classified error. Title and details come from {@link CryptletError.toJSON}, so
+ * secrets in them are redacted (URLs reduced to scheme, host, port and ordinary path, credentials removed).
+ */
 export function problemOf(status: number, error: CryptletError, instance?: string): ProblemDocument {
+  const json = error.toJSON();
   const problem: ProblemDocument = {
     type: `urn:cryptlet:problem:${error.code}`,
-    title: error.shortMessage,
+    title: json.message,
     status,
     code: error.code,
   };
   if (instance !== undefined) problem.instance = instance;
-  const details = error.details ? { ...error.details } : undefined;
+  const details = json.details;
   if (details && Array.isArray(details.errors)) {
     problem.errors = (details.errors as { path: unknown; message: unknown }[]).map((e) => ({
       path:
@@ -194,8 +198,8 @@ export function sendProblem(req: Request, res: Response, status: number, error: 
 }
 
 /**
- * The app's last error handler: maps, logs 5xx (code and stack only, never the request body), answers the
- * problem document. If headers were already sent the connection is left to express.
+ * The app's last error handler: maps, logs 5xx (code and stack only, never the request body; secrets in the
+ * stack redacted), answers the problem document. If headers were already sent the connection is left to express.
  */
 export function problemHandler(logger?: PipelineLogger): ErrorRequestHandler {
   return (err, req, res, next) => {
@@ -220,7 +224,7 @@ export function problemHandler(logger?: PipelineLogger): ErrorRequestHandler {
           code: error.code,
           method: req.method,
           route: req.path,
-          err: cause instanceof Error ? cause.stack : String(cause),
+          err: redactSecrets(cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)),
         },
         "request failed",
       );

@@ -7,6 +7,7 @@
  */
 import { Router } from "express";
 
+import { redactDeep, redactSecrets } from "../../errors.ts";
 import { QUEUES } from "../../queue/topology.ts";
 import type { DeadLetter } from "../../queue/pipeline.ts";
 import type { ApiDeps } from "../deps.ts";
@@ -33,7 +34,7 @@ async function probe(name: string, check: () => Promise<unknown>) {
     return { name, ok: true, latencyMs: Math.round(performance.now() - started) };
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    const message = typeof code === "string" ? code : error instanceof Error ? error.message : "failed";
+    const message = typeof code === "string" ? code : error instanceof Error ? redactSecrets(error.message) : "failed";
     return { name, ok: false, latencyMs: Math.round(performance.now() - started), error: message };
   } finally {
     clearTimeout(timer);
@@ -80,6 +81,8 @@ export function operationsRoutes(deps: ApiDeps, metrics: ApiMetrics): Router {
         entryId: String(j.id),
         ...j.data,
         data: withoutInput(j.data.data),
+        // Stored redacted since the redaction change; redacted again for entries stored before it.
+        error: redactDeep(j.data.error),
         failedAt: new Date(j.data.failedAt).toISOString(),
       }))
       .sort((a, b) => b.failedAt.localeCompare(a.failedAt));
