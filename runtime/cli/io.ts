@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 
 import type { JWK } from "jose";
 
-import { ERR_UNEXPECTED, isCryptletError } from "../errors.ts";
+import { errorToJSON, isCryptletError } from "../errors.ts";
 import { CliInputError } from "./errors.ts";
 
 /** Exit codes of the `cryptlet` command. */
@@ -112,16 +112,22 @@ export function progress(
   };
 }
 
-/** Prints an error (code, message, secret-free details) and returns its exit code. */
+/**
+ * Prints an error and returns its exit code. The error goes through {@link errorToJSON}, so secrets in its
+ * message, details and cause (an RPC URL with an API key in an ethers message) are redacted: with `--json`,
+ * `{"ok": false, "error": {name, code, message, retryable, details?, cause?}}` on standard output; otherwise
+ * `error <code>: <message> <details>` and a `cause:` line on standard error.
+ */
 export function reportError(output: CliOutput, error: unknown): number {
   const usage = isCryptletError(error, "ERR_CLI_USAGE");
-  if (isCryptletError(error)) {
-    if (output.json) output.out(toJson({ ok: false, error: error.toJSON() }));
-    else output.err(`error ${error.code}: ${error.shortMessage}${error.details ? ` ${toJson(error.details, 0)}` : ""}`);
+  const json = errorToJSON(error);
+  if (output.json) {
+    output.out(toJson({ ok: false, error: json }));
+  } else if (isCryptletError(error)) {
+    output.err(`error ${json.code}: ${json.message}${json.details ? ` ${toJson(json.details, 0)}` : ""}`);
+    if (json.cause !== undefined) output.err(`  cause: ${json.cause}`);
   } else {
-    const message = error instanceof Error ? error.message : String(error);
-    if (output.json) output.out(toJson({ ok: false, error: { code: ERR_UNEXPECTED.code, message } }));
-    else output.err(`error: ${message}`);
+    output.err(`error: ${json.message}`);
   }
   return usage ? EXIT.usage : EXIT.failure;
 }

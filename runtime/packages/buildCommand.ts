@@ -3,7 +3,7 @@
  * `node runtime/packages/buildCommand.ts ...`). Builds the package reproducibly (see `build.ts`), writes
  * `cryptlet.json` and `bundle.js` to the output folder, and prints one JSON line:
  * `{name, version, cryptletId, codeHash, bundleBytes, outDir}`. Exit code 0 on success; 1 with the error's JSON
- * (`CryptletError.toJSON()`) on standard error otherwise.
+ * (`errorToJSON`, secrets redacted) on standard error otherwise.
  *
  * @example
  * ```sh
@@ -13,7 +13,7 @@
  */
 import { resolve } from "node:path";
 import { Command } from "commander";
-import { isCryptletError } from "../errors.ts";
+import { errorToJSON } from "../errors.ts";
 import { buildPackage } from "./build.ts";
 
 const program = new Command()
@@ -34,7 +34,7 @@ const program = new Command()
       };
       process.stdout.write(`${JSON.stringify(line)}\n`);
     } catch (error) {
-      const json = isCryptletError(error) ? error.toJSON() : { message: String(error) };
+      const json = errorToJSON(error);
       process.stderr.write(`${JSON.stringify(json)}\n`);
       process.exitCode = 1;
     }

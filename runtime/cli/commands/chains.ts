@@ -9,7 +9,7 @@ import { formatEther, JsonRpcProvider, Network } from "ethers";
 import { keyProviderOf } from "../../bootstrap.ts";
 import type { RuntimeConfig } from "../../config.ts";
 import { ERR_CHAIN_ID_MISMATCH, ERR_CHAIN_RPC_UNAVAILABLE } from "../../chains/errors.ts";
-import { redactUrl } from "../../errors.ts";
+import { redactSecrets, redactUrl } from "../../errors.ts";
 import { KeyVaultSigner } from "../../keys/KeyVaultSigner.ts";
 
 /** One chain's state. */
@@ -92,7 +92,7 @@ export async function describeChains(config: RuntimeConfig, timeoutMs = 5000): P
           ok: false,
           error: {
             code: typeof e.code === "string" && e.code.startsWith("ERR_") ? e.code : ERR_CHAIN_RPC_UNAVAILABLE.code,
-            message: String(e.shortMessage ?? e.message ?? error),
+            message: redactSecrets(String(e.shortMessage ?? e.message ?? error)),
           },
         };
       } finally {
