@@ -69,16 +69,25 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     ? keyVaultCredentialOf(config)
     : undefined;
   const chains = new Map<string, PipelineChain>();
-  for (const chain of config.chains) {
-    const writer = new ChainWriter({
-      chain,
-      signer: new KeyVaultSigner(keyProviderOf(chain.signer, config, credential)),
-      redis,
-      prefix: config.prefix,
-      ...(logger ? { logger } : {}),
-    });
-    await writer.start();
-    chains.set(chain.name, { config: chain, writer });
+  const writers: ChainWriter[] = [];
+  try {
+    for (const chain of config.chains) {
+      const writer = new ChainWriter({
+        chain,
+        signer: new KeyVaultSigner(keyProviderOf(chain.signer, config, credential)),
+        redis,
+        prefix: config.prefix,
+        ...(logger ? { logger } : {}),
+      });
+      writers.push(writer);
+      await writer.start();
+      chains.set(chain.name, { config: chain, writer });
+    }
+  } catch (error) {
+    // Nothing is left open when a chain does not answer: a failing `cryptlet invoke` exits instead of hanging.
+    for (const writer of writers) writer.rpc.destroy();
+    redis.disconnect();
+    throw error;
   }
   const resultSigners = config.keys.resultSigners.map(
     (ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential)),
