@@ -47,13 +47,23 @@ const ENGINE = "isolated-vm";
 /** {@link SandboxEngine} on isolated-vm. */
 export class IsolatedVmEngine implements SandboxEngine {
   readonly name = ENGINE;
+  readonly #isolatePerRun: boolean;
+
+  /**
+   * @param options.isolatePerRun - give every run a new isolate (disposed after it, the next one compiled while
+   *   idle), so that no run can observe an earlier run's heap: its garbage, its allocation headroom, its GC
+   *   timing. The sandbox processes use it; in-process callers keep one isolate per loaded Cryptlet (default).
+   */
+  constructor(options: { isolatePerRun?: boolean } = {}) {
+    this.#isolatePerRun = options.isolatePerRun ?? false;
+  }
 
   /** @inheritDoc */
   async load(bundle: string, options: LoadOptions = {}): Promise<SandboxedCryptlet> {
     if (typeof bundle !== "string" || bundle.length === 0) throw new BundleInvalidError("the bundle is empty");
     const limits = resolveLimits(options.limits);
     const fetchPolicy = resolveFetchCapability(options.capabilities?.fetch);
-    const cryptlet = new IsolatedVmCryptlet(bundle, limits, fetchPolicy);
+    const cryptlet = new IsolatedVmCryptlet(bundle, limits, fetchPolicy, this.#isolatePerRun);
     try {
       await cryptlet.probe();
     } catch (error) {
@@ -123,13 +133,30 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
   readonly #source: string;
   readonly #fetchPolicy: FetchPolicy | undefined;
   readonly #queue = new SerialQueue();
+  readonly #isolatePerRun: boolean;
   #compiled: Compiled | undefined;
   #disposed = false;
 
-  constructor(source: string, limits: SandboxLimits, fetchPolicy: FetchPolicy | undefined) {
+  constructor(source: string, limits: SandboxLimits, fetchPolicy: FetchPolicy | undefined, isolatePerRun = false) {
     this.#source = source;
     this.limits = Object.freeze({ ...limits });
     this.#fetchPolicy = fetchPolicy;
+    this.#isolatePerRun = isolatePerRun;
+  }
+
+  /** Disposes the used isolate and compiles the next run's while idle (with `isolatePerRun`). */
+  #renewIsolate(): void {
+    if (!this.#isolatePerRun) return;
+    if (this.#compiled !== undefined && !this.#compiled.isolate.isDisposed) this.#compiled.isolate.dispose();
+    this.#compiled = undefined;
+    setImmediate(() => {
+      if (this.#disposed || this.#compiled !== undefined) return;
+      try {
+        this.#compile();
+      } catch {
+        // compiled again (and the error reported) by the next run
+      }
+    });
   }
 
   /** Evaluates the bundle once and checks `cryptlet.default.run` exists. */
@@ -154,6 +181,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
         if (result !== true) throw new BundleInvalidError("cryptlet.default.run is not a function");
       } finally {
         if (!compiled.isolate.isDisposed) context.release();
+        this.#renewIsolate();
       }
     });
   }
@@ -200,6 +228,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
       } finally {
         abort.abort();
         if (context !== undefined && !compiled.isolate.isDisposed) context.release();
+        this.#renewIsolate();
       }
     });
   }

@@ -32,8 +32,8 @@ export const ERR_SANDBOX_TIMEOUT = defineErrorCode({
   code: "ERR_SANDBOX_TIMEOUT",
   module,
   meaning:
-    "The run exceeded its wall-time limit (`limits.timeoutMs`, host calls included), or awaits a promise that can never settle; retried because an overloaded host trips it too.",
-  retry: "yes",
+    "The run exceeded its wall-time limit (`limits.timeoutMs`, host calls included), or awaits a promise that can never settle; not retried: the Cryptlet's own doing (a sandbox process's watchdog enforces it from outside).",
+  retry: "no",
 });
 export const ERR_SANDBOX_MEMORY_LIMIT = defineErrorCode({
   code: "ERR_SANDBOX_MEMORY_LIMIT",

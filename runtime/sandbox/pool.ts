@@ -3,10 +3,17 @@
  * A `SandboxedCryptlet` runs one event at a time; the pool keeps up to `size` loaded copies of each package and
  * hands each run to the least busy copy. Copies are loaded lazily and kept until {@link SandboxPool.dispose}.
  *
+ * By default every run happens in a sandbox process of the pool's own {@link SandboxProcessPool} (`size`
+ * processes): the OS limits each process and a watchdog kills it at the deadline (docs/sandbox.md). Isolation
+ * `"in-process"` runs the engines in this process instead (tests and tools only: a hostile Cryptlet can then
+ * hang or exhaust the host).
+ *
  * @module
  */
 import type { JsonValue } from "../sdk/index.ts";
 import { createSandboxEngine } from "./index.ts";
+import { ProcessSandboxEngine } from "./process/ProcessSandboxEngine.ts";
+import { SandboxProcessPool } from "./process/SandboxProcessPool.ts";
 import type { LoadOptions, RunContextData, RunResult, SandboxedCryptlet, SandboxEngineName } from "./SandboxEngine.ts";
 
 /** A package as the pool needs it. */
@@ -27,10 +34,20 @@ interface Slot {
 export class SandboxPool {
   readonly #size: number;
   readonly #slots = new Map<string, Slot[]>();
+  readonly #processes: SandboxProcessPool | undefined;
 
-  /** @param size - loaded copies per package (default 2: one per core of a small machine). */
-  constructor(size = 2) {
+  /**
+   * @param size - loaded copies per package, and sandbox processes (default 2: one per core of a small machine).
+   * @param options.isolation - `"process"` (default) or `"in-process"`.
+   */
+  constructor(size = 2, options: { isolation?: "process" | "in-process" } = {}) {
     this.#size = size;
+    this.#processes = options.isolation === "in-process" ? undefined : new SandboxProcessPool({ size });
+  }
+
+  /** The sandbox processes' figures (undefined in-process). */
+  processStats() {
+    return this.#processes?.stats();
   }
 
   /**
@@ -57,7 +74,10 @@ export class SandboxPool {
     }
     const idle = slots.reduce<Slot | undefined>((best, s) => (!best || s.busy < best.busy ? s : best), undefined);
     if (idle && (idle.busy === 0 || slots.length >= this.#size)) return idle;
-    const cryptlet = createSandboxEngine(pkg.engine).load(pkg.bundle, pkg.options);
+    const engine = this.#processes
+      ? new ProcessSandboxEngine(pkg.engine, this.#processes)
+      : createSandboxEngine(pkg.engine);
+    const cryptlet = engine.load(pkg.bundle, pkg.options);
     cryptlet.catch(() => {
       // a bundle that does not load is not kept
       this.#slots.set(
@@ -75,5 +95,6 @@ export class SandboxPool {
     const all = [...this.#slots.values()].flat();
     this.#slots.clear();
     await Promise.all(all.map(async (s) => (await s.cryptlet.catch(() => undefined))?.dispose()));
+    await this.#processes?.close();
   }
 }

@@ -34,7 +34,7 @@ const ENGINES: [string, () => SandboxEngine][] = [
 
 /** Whether each code is retried by the queue (the fetch failures say per reason). */
 const RETRYABLE: Record<string, boolean> = {
-  ERR_SANDBOX_TIMEOUT: true, // wall time also trips under host load: retried (bounded by the stage's attempts)
+  ERR_SANDBOX_TIMEOUT: false, // the Cryptlet's own doing: never retried (the watchdog of a sandbox process enforces it)
   ERR_SANDBOX_MEMORY_LIMIT: false,
   ERR_SANDBOX_STACK_OVERFLOW: false,
   ERR_CRYPTLET_THREW: false,

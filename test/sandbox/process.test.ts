@@ -1,0 +1,161 @@
+/**
+ * The process boundary (runtime/sandbox/process/): the red team's cases that hung, starved or bloated the host
+ * in-process, on both engines, through sandbox processes. Each asserts the typed error, the time to stop
+ * (≤ timeoutMs + grace + a stated margin for a loaded 2-core machine), that the host stayed responsive, and that
+ * the next legitimate run on the same pool is correct.
+ */
+import { ProcessSandboxEngine } from "../../runtime/sandbox/process/ProcessSandboxEngine.ts";
+import { SandboxProcessPool } from "../../runtime/sandbox/process/SandboxProcessPool.ts";
+import type { SandboxEngineName } from "../../runtime/sandbox/SandboxEngine.ts";
+import { isCryptletError } from "../../runtime/errors.ts";
+
+const ENGINES: SandboxEngineName[] = ["isolated-vm", "quickjs"];
+const CTX = { event: {}, requestId: "0x01", resultId: "0x02", now: 1704412800 };
+const TIMEOUT_MS = 400;
+const GRACE_MS = 300;
+/** Scheduling slack on a loaded 2-core machine: the child's kill and exit, the parent's timers. */
+const MARGIN_MS = 1500;
+
+const script = (run: string) => `var cryptlet = { default: { run: ${run} } };`;
+const LEGIT = script("(input) => ({ doubled: input.n * 2 })");
+
+/** Runs `fn` while sampling the host's event loop; returns its outcome and the longest gap between ticks. */
+async function observed<T>(
+  fn: () => Promise<T>,
+): Promise<{ value?: T; error?: unknown; ms: number; maxGapMs: number }> {
+  let last = performance.now();
+  let maxGapMs = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    maxGapMs = Math.max(maxGapMs, now - last);
+    last = now;
+  }, 10);
+  const started = performance.now();
+  try {
+    return { value: await fn(), ms: performance.now() - started, maxGapMs };
+  } catch (error) {
+    return { error, ms: performance.now() - started, maxGapMs };
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+/** The cases, and the codes accepted besides a timeout (QuickJS caps BigInt sizes and throws at once). */
+const HANGS: [string, string, string[]?][] = [
+  ["includes on a huge array-like", "() => Array.prototype.includes.call({ length: 2 ** 53 - 1 }, 1)"],
+  ["indexOf on a huge array-like", "() => Array.prototype.indexOf.call({ length: 2 ** 53 - 1 }, 1)"],
+  ["lastIndexOf on a huge array-like", "() => Array.prototype.lastIndexOf.call({ length: 2 ** 53 - 1 }, 1)"],
+  ["reverse on a huge array-like", "() => Array.prototype.reverse.call({ length: 2 ** 32 - 2 })"],
+  ["join on a huge array-like", "() => Array.prototype.join.call({ length: 2 ** 31 }, '').length"],
+  ["copyWithin on a huge array-like", "() => Array.prototype.copyWithin.call({ length: 2 ** 53 - 1 }, 0, 1)"],
+  ["BigInt power and toString", "() => (7n ** 3000000n).toString().length", ["ERR_CRYPTLET_THREW"]],
+  ["a catastrophic regular expression", "() => /^(a+)+$/.test('a'.repeat(40) + 'b')"],
+];
+
+describe.each(ENGINES)("sandbox processes on %s", (engine) => {
+  let pool: SandboxProcessPool;
+  let sandbox: ProcessSandboxEngine;
+
+  beforeAll(async () => {
+    pool = new SandboxProcessPool({ size: 1, graceMs: GRACE_MS });
+    sandbox = new ProcessSandboxEngine(engine, pool);
+    await pool.warm();
+  });
+
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  test("a legitimate Cryptlet runs, warm, and answers its output", async () => {
+    const cryptlet = await sandbox.load(LEGIT);
+    for (let n = 0; n < 5; n += 1) {
+      expect((await cryptlet.run({ n }, CTX)).output).toEqual({ doubled: n * 2 });
+    }
+  });
+
+  test.each(HANGS)(
+    "%s: stopped at its deadline by the watchdog; the host stays responsive; the next run is right",
+    async (_name, run, alsoAccepted = []) => {
+      const hostile = await sandbox.load(script(run), { limits: { timeoutMs: TIMEOUT_MS } });
+      const outcome = await observed(() => hostile.run({}, CTX));
+      expect(isCryptletError(outcome.error)).toBe(true);
+      expect(["ERR_SANDBOX_TIMEOUT", ...alsoAccepted]).toContain((outcome.error as { code: string }).code);
+      expect((outcome.error as { retryable: boolean }).retryable).toBe(false);
+      expect(outcome.ms).toBeLessThan(TIMEOUT_MS + GRACE_MS + MARGIN_MS);
+      expect(outcome.maxGapMs).toBeLessThan(500);
+      const legit = await sandbox.load(LEGIT);
+      expect((await legit.run({ n: 21 }, CTX)).output).toEqual({ doubled: 42 });
+    },
+  );
+
+  test("a top-level throw of a Proxy whose get loops does not hang load()", async () => {
+    const source = `var p = new Proxy({}, { get() { for (;;) {} } }); throw p;`;
+    const outcome = await observed(() => sandbox.load(source, { limits: { timeoutMs: TIMEOUT_MS } }));
+    expect(outcome.error).toBeDefined();
+    expect(isCryptletError(outcome.error)).toBe(true);
+    expect(outcome.ms).toBeLessThan(TIMEOUT_MS + GRACE_MS + MARGIN_MS);
+    expect((await (await sandbox.load(LEGIT)).run({ n: 1 }, CTX)).output).toEqual({ doubled: 2 });
+  });
+
+  test("800 MiB of live typed arrays at a 64 MiB limit is a memory-limit error; the host's memory does not grow", async () => {
+    const rssBefore = process.memoryUsage().rss;
+    const hog = await sandbox.load(
+      script(
+        "() => { const keep = []; for (let i = 0; i < 800; i++) keep.push(new Uint8Array(1 << 20).fill(i)); return keep.length; }",
+      ),
+      { limits: { memoryMb: 64, timeoutMs: 10_000 } },
+    );
+    const outcome = await observed(() => hog.run({}, CTX));
+    expect(isCryptletError(outcome.error, "ERR_SANDBOX_MEMORY_LIMIT")).toBe(true);
+    expect((outcome.error as { retryable: boolean }).retryable).toBe(false);
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 1024 * 1024);
+    expect((await (await sandbox.load(LEGIT)).run({ n: 3 }, CTX)).output).toEqual({ doubled: 6 });
+  });
+
+  test("a run that ends after its limit is a timeout, whatever the engine reported", async () => {
+    // About twice the limit of pure computation, in small steps (each engine's own interrupt may miss it).
+    const slow = await sandbox.load(
+      script("() => { let x = 0; for (let i = 0; i < 3e9; i++) { x = (x + i) % 1000003; } return x; }"),
+      { limits: { timeoutMs: 50 } },
+    );
+    const outcome = await observed(() => slow.run({}, CTX));
+    expect(isCryptletError(outcome.error, "ERR_SANDBOX_TIMEOUT")).toBe(true);
+  });
+});
+
+test("no state survives between runs: run B allocates the same whether run A left garbage or not", async () => {
+  const pool = new SandboxProcessPool({ size: 1 });
+  try {
+    const sandbox = new ProcessSandboxEngine("isolated-vm", pool);
+    // Phase A keeps 40 MiB reachable from the context while it returns (garbage once the context is gone);
+    // phase B then needs 40 MiB of a 64 MiB heap. With one isolate for both runs, B would depend on whether the
+    // collector has freed A's garbage yet; with an isolate per run it cannot.
+    const probe = await sandbox.load(
+      script(`(input) => {
+        if (input.phase === "A") {
+          globalThis.kept = [];
+          if (input.secret) for (let i = 0; i < 40; i++) globalThis.kept.push(new Array(1 << 17).fill(i + 0.5));
+          return "A";
+        }
+        const mine = [];
+        for (let i = 0; i < 40; i++) mine.push(new Array(1 << 17).fill(i + 0.5));
+        return mine.length;
+      }`),
+      { limits: { memoryMb: 64, timeoutMs: 5000 } },
+    );
+    const outcomes: string[] = [];
+    for (const secret of [true, false, true, false]) {
+      await probe.run({ phase: "A", secret }, CTX);
+      outcomes.push(
+        await probe.run({ phase: "B" }, CTX).then(
+          (r) => `ok ${JSON.stringify(r.output)}`,
+          (e: { code?: string }) => `error ${e.code}`,
+        ),
+      );
+    }
+    expect(new Set(outcomes).size).toBe(1);
+    expect(outcomes[0]).toBe("ok 40");
+  } finally {
+    await pool.close();
+  }
+});
