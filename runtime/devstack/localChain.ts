@@ -11,6 +11,7 @@ import path from "node:path";
 import { JsonRpcProvider, Wallet, parseEther } from "ethers";
 
 import { CryptletError } from "../errors.ts";
+import { ERR_LOCAL_CHAIN_START } from "./errors.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 
@@ -85,7 +86,7 @@ export async function startLocalChain(
   await new Promise<void>((resolve, reject) => {
     const fail = (why: string) =>
       reject(
-        new CryptletError("ERR_LOCAL_CHAIN_START", `hardhat node (chain ${chainId}, port ${port}) ${why}`, {
+        new CryptletError(ERR_LOCAL_CHAIN_START, `hardhat node (chain ${chainId}, port ${port}) ${why}`, {
           details: { chainId, port, output: output.slice(-2000) },
         }),
       );

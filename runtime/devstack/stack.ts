@@ -37,6 +37,7 @@ import type { PipelineContext } from "../queue/context.ts";
 import { TriggerService } from "../triggers/TriggerService.ts";
 import { Pipeline } from "../queue/pipeline.ts";
 import { clearBundles } from "./bundles.ts";
+import { ERR_REDIS_UNAVAILABLE } from "./errors.ts";
 import { portInUse, startLocalChain, type LocalChain } from "./localChain.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
@@ -123,7 +124,7 @@ export async function startLocalStack(
   } catch (cause) {
     redis.disconnect();
     throw new CryptletError(
-      "ERR_REDIS_UNAVAILABLE",
+      ERR_REDIS_UNAVAILABLE,
       `no Redis answers at ${redisUrl}: start one (e.g. \`redis-server --daemonize yes\`, or \`apt-get install redis-server\`) or set REDIS_URL`,
       { cause, details: { redisUrl } },
     );

@@ -15,6 +15,7 @@ import { allErrorCodes } from "../../runtime/errorCatalog.ts";
 import { defineErrorCode, errorCodeDeclaration } from "../../runtime/errorCodes.ts";
 import { CryptletError, isCryptletError } from "../../runtime/errors.ts";
 import { ERR_RUN_TIMEOUT, ERR_RUN_UNKNOWN } from "../../runtime/queue/errors.ts";
+import { RegistryTrustUnavailableError } from "../../runtime/chains/registryTrust.ts";
 import { SandboxTimeoutError } from "../../runtime/sandbox/errors.ts";
 import { ERRORS_DOC, renderErrorsDoc } from "../../scripts/errors-table.ts";
 
@@ -148,7 +149,8 @@ describe("CryptletError with a declaration", () => {
     expect(isCryptletError(timeout, "ERR_RUN_TIMEOUT")).toBe(true);
     expect(CryptletError.fromJSON(timeout.toJSON()).code).toBe("ERR_RUN_TIMEOUT");
     // An error class passes its declaration; its verdict still drives the queue.
-    expect(new SandboxTimeoutError(100).retryable).toBe(true);
+    expect(new RegistryTrustUnavailableError("0x01", "no answer").retryable).toBe(true); // "yes"
+    expect(new SandboxTimeoutError(100).retryable).toBe(false); // "no": the Cryptlet's own doing
   });
 
   it("still accepts a bare code string (errors restored from JSON)", () => {

@@ -50,6 +50,46 @@ const HANGS: [string, string, string[]?][] = [
   ["copyWithin on a huge array-like", "() => Array.prototype.copyWithin.call({ length: 2 ** 53 - 1 }, 0, 1)"],
   ["BigInt power and toString", "() => (7n ** 3000000n).toString().length", ["ERR_CRYPTLET_THREW"]],
   ["a catastrophic regular expression", "() => /^(a+)+$/.test('a'.repeat(40) + 'b')"],
+  // Further cases in the same spirit.
+  [
+    "fill on a huge array-like",
+    "() => Array.prototype.fill.call({ length: 2 ** 53 - 1 }, 0)",
+    ["ERR_SANDBOX_MEMORY_LIMIT"],
+  ],
+  [
+    "sort on a huge array-like",
+    "() => Array.prototype.sort.call({ length: 2 ** 32 - 1 })",
+    // V8 aborts the whole process (SIGABRT) here on isolated-vm: in-process, this would take the host down.
+    ["ERR_SANDBOX_MEMORY_LIMIT", "ERR_CRYPTLET_THREW", "ERR_SANDBOX_PROCESS_CRASHED"],
+  ],
+  ["a second catastrophic regular expression", "() => /(x+x+)+y/.test('x'.repeat(60))"],
+  ["an alternation regex blow-up", "() => /^(a|a)*$/.test('a'.repeat(45) + '!')"],
+  [
+    "BigInt factorial",
+    "() => { let f = 1n; for (let i = 1n; ; i++) f *= i; }",
+    ["ERR_CRYPTLET_THREW", "ERR_SANDBOX_MEMORY_LIMIT"],
+  ],
+  ["a microtask flood", "() => new Promise(() => { const spin = () => Promise.resolve().then(spin); spin(); })"],
+  ["a promise that never settles", "async () => { await new Promise(() => {}); }"],
+  ["stack overflow caught forever", "() => { const f = () => f(); for (;;) { try { f(); } catch (e) {} } }"],
+  ["an output getter that loops", "() => ({ get x() { for (;;) {} } })"],
+  ["an output Proxy whose ownKeys loops", "() => new Proxy({}, { ownKeys() { for (;;) {} } })"],
+  [
+    "a Map that grows without end",
+    "() => { const m = new Map(); for (let i = 0; ; i++) m.set(i, { i }); }",
+    ["ERR_SANDBOX_MEMORY_LIMIT"],
+  ],
+  ["string doubling", "() => { let s = 'x'; for (;;) s += s; }", ["ERR_SANDBOX_MEMORY_LIMIT", "ERR_CRYPTLET_THREW"]],
+  [
+    "a typed array per iteration, kept",
+    "() => { const k = []; for (;;) k.push(new Float64Array(1 << 16)); }",
+    ["ERR_SANDBOX_MEMORY_LIMIT"],
+  ],
+  [
+    "a deep structure serialised as output",
+    "() => { let o = []; for (let i = 0; i < 1e7; i++) o = [o]; return o; }",
+    ["ERR_SANDBOX_MEMORY_LIMIT", "ERR_OUTPUT_NOT_SERIALIZABLE", "ERR_SANDBOX_STACK_OVERFLOW", "ERR_CRYPTLET_THREW"],
+  ],
 ];
 
 describe.each(ENGINES)("sandbox processes on %s", (engine) => {
@@ -121,6 +161,25 @@ describe.each(ENGINES)("sandbox processes on %s", (engine) => {
     const outcome = await observed(() => slow.run({}, CTX));
     expect(isCryptletError(outcome.error, "ERR_SANDBOX_TIMEOUT")).toBe(true);
   });
+});
+
+test("no state survives between runs: a global set by run A is not there in run B, on either engine", async () => {
+  const pool = new SandboxProcessPool({ size: 1 });
+  try {
+    for (const engine of ENGINES) {
+      const probe = await new ProcessSandboxEngine(engine, pool).load(
+        script(
+          "(input) => { const seen = globalThis.secret ?? null; globalThis.secret = input.secret; Object.prototype.leak = input.secret; return { seen, proto: ({}).leak ?? null }; }",
+        ),
+      );
+      const first = await probe.run({ secret: 1 }, CTX);
+      const second = await probe.run({ secret: 2 }, CTX);
+      expect(first.output).toEqual({ seen: null, proto: 1 });
+      expect(second.output).toEqual({ seen: null, proto: 2 });
+    }
+  } finally {
+    await pool.close();
+  }
 });
 
 test("no state survives between runs: run B allocates the same whether run A left garbage or not", async () => {

@@ -24,6 +24,7 @@ import path from "node:path";
 import { CryptletError, type CryptletErrorJSON } from "../../errors.ts";
 import { SandboxEngineFailureError, SandboxMemoryLimitError, SandboxTimeoutError } from "../errors.ts";
 import type { RunResult, SandboxLimits } from "../SandboxEngine.ts";
+import { SandboxProcessCrashedError } from "./errors.ts";
 import { detectOsLimits, ProcessCgroup, residentBytes, type OsLimitKind } from "./osLimits.ts";
 import type { ChildRequest, FromChild, ToChild } from "./protocol.ts";
 
@@ -111,8 +112,9 @@ export class SandboxProcessPool {
    * @param limits - the Cryptlet's limits (deadline and memory).
    * @returns the run result (`run`) or nothing (`load`).
    * @throws the run's typed error (as sent by the child), `ERR_SANDBOX_TIMEOUT` or `ERR_SANDBOX_MEMORY_LIMIT`
-   *   when the parent stopped the process, `ERR_SANDBOX_ENGINE_FAILURE` when the process died otherwise
-   *   (not retryable during a run: the run is presumed to have caused it) or could not start (retryable).
+   *   when the parent stopped the process, `ERR_SANDBOX_PROCESS_CRASHED` when the process died otherwise (not
+   *   retryable: the run is presumed to have caused it), `ERR_SANDBOX_ENGINE_FAILURE` when no process could
+   *   start or the pool closed (retryable).
    */
   async exec(request: ChildRequest, bundle: string, limits: SandboxLimits): Promise<RunResult | undefined> {
     if (this.#closed)
@@ -175,7 +177,8 @@ export class SandboxProcessPool {
     const cgroup = new ProcessCgroup(name);
     const proc = fork(CHILD_ENTRY, [], {
       execArgv: [],
-      env: { ...process.env, NODE_OPTIONS: "" },
+      // Nothing of the host's environment (credentials, URLs) reaches the process that runs foreign code.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
       serialization: "json",
       stdio: ["ignore", "ignore", "pipe", "ipc"],
     });
@@ -320,11 +323,9 @@ export class SandboxProcessPool {
               ? new SandboxMemoryLimitError(limits.memoryMb, {
                   stoppedBy: this.osLimits === "none" ? "rss-watchdog" : this.osLimits,
                 })
-              : new SandboxEngineFailureError(
-                  "sandbox-process",
-                  `the sandbox process died during the run (${signal ?? `exit code ${code}`})`,
-                  { retryable: child.killedFor === "close" || child.killedFor === "recycle" },
-                );
+              : child.killedFor === "close" || child.killedFor === "recycle"
+                ? new SandboxEngineFailureError("sandbox-process", "the sandbox pool was closed during the run")
+                : new SandboxProcessCrashedError(signal ?? `exit code ${code}`);
         finish({ error });
       };
       try {
