@@ -39,6 +39,8 @@ import {
   SandboxStackOverflowError,
   SandboxTimeoutError,
 } from "./errors.ts";
+import { installedEngineVersion } from "./engineVersion.ts";
+import { assertHostSafe } from "./hostCheck.ts";
 import { describeHostValue, errorFromThrown, settleEnvelope } from "./internal/envelope.ts";
 import { HostFetcher, resolveFetchCapability, type FetchPolicy } from "./internal/hostFetch.ts";
 import { PRELUDE_SOURCE } from "./internal/prelude.ts";
@@ -81,8 +83,17 @@ export class QuickJsEngine implements SandboxEngine {
     this.#module = undefined;
   }
 
+  /**
+   * The installed engine version (`installedEngineVersion` in engineVersion.ts), the one a manifest's
+   * `engineVersion` must equal and the attestation token names.
+   */
+  get version(): string {
+    return installedEngineVersion(ENGINE).version;
+  }
+
   /** @inheritDoc */
   async load(bundle: string, options: LoadOptions = {}): Promise<SandboxedCryptlet> {
+    assertHostSafe(ENGINE);
     if (typeof bundle !== "string" || bundle.length === 0) throw new BundleInvalidError("the bundle is empty");
     const limits = resolveLimits(options.limits);
     const fetchPolicy = resolveFetchCapability(options.capabilities?.fetch);

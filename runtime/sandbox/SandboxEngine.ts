@@ -197,6 +197,13 @@ export interface SandboxedCryptlet {
 /** The engines available. */
 export type SandboxEngineName = "isolated-vm" | "quickjs";
 
+/**
+ * The engine used when none is named: by `createSandboxEngine()` and for a manifest without `engine`. The one
+ * place the default is chosen (isolated-vm: a V8 isolate on its own thread, docs/sandbox.md, "What each engine
+ * guarantees").
+ */
+export const DEFAULT_ENGINE: SandboxEngineName = "isolated-vm";
+
 /** The port. */
 export interface SandboxEngine {
   /** The engine's name, recorded in the attestation token. */

@@ -241,3 +241,68 @@ export class SandboxOptionsInvalidError extends CryptletError {
     });
   }
 }
+
+export const ERR_SANDBOX_ENGINE_VERSION_MISMATCH = defineErrorCode({
+  code: "ERR_SANDBOX_ENGINE_VERSION_MISMATCH",
+  module,
+  meaning:
+    "The package pins another engine version (`engineVersion` in its manifest) than the one installed; `details` names both (rebuild the package for the installed engine, or run it where its engine is).",
+  retry: "no",
+});
+export const ERR_SANDBOX_HOST_UNSAFE = defineErrorCode({
+  code: "ERR_SANDBOX_HOST_UNSAFE",
+  module,
+  meaning:
+    "The sandbox host refuses to start: the Node process runs with a flag that weakens isolation or changes the language inside the sandbox (`details.flag`), or on a Node major version it was not tested with (`details.nodeVersion`).",
+  retry: "no",
+});
+
+/**
+ * The package pins an engine version (its manifest's `engineVersion`, inside its `codeHash`) that is not the one
+ * installed. Not retryable: the same host refuses again; rebuild the package for the installed engine (a new
+ * `codeHash` to approve) or run it on a host with the pinned engine.
+ */
+export class EngineVersionMismatchError extends CryptletError {
+  /**
+   * @param engine - the engine, `isolated-vm` or `quickjs`.
+   * @param pinned - the version the package pins.
+   * @param installed - the version installed on this host.
+   */
+  constructor(engine: string, pinned: string, installed: string) {
+    super(
+      ERR_SANDBOX_ENGINE_VERSION_MISMATCH,
+      `The package pins ${engine} ${pinned} but this host has ${engine} ${installed}`,
+      { details: { engine, pinned, installed } },
+    );
+  }
+}
+
+/** What made the host refuse to start: see {@link SandboxHostUnsafeError}. */
+export interface HostProblem {
+  /** `flag`: a process flag on the deny-list; `node-version`: a Node major version the sandbox was not tested with. */
+  reason: "flag" | "node-version";
+  /** The offending flag as given, e.g. `--expose-gc` (for `reason: "flag"`). */
+  flag?: string;
+  /** Where the flag was found: the command line (`execArgv`), `NODE_OPTIONS`, or set while running (`runtime`). */
+  source?: "execArgv" | "NODE_OPTIONS" | "runtime";
+  /** Why the flag is refused, one sentence. */
+  why: string;
+  /** The running Node version (`process.versions.node`). */
+  nodeVersion: string;
+}
+
+/**
+ * The sandbox host refuses to start: the Node process runs with a flag that weakens the isolation of the
+ * Cryptlets (or changes the JavaScript they see), or on a Node major version the sandbox was not tested with.
+ * Not retryable: restart the process without the flag, or on a tested Node version (runtime/sandbox/hostCheck.ts).
+ */
+export class SandboxHostUnsafeError extends CryptletError {
+  /** @param problem - the first problem found. */
+  constructor(problem: HostProblem) {
+    const what =
+      problem.reason === "flag"
+        ? `the process runs with ${problem.flag ?? "?"} (${problem.source ?? "?"}): ${problem.why}`
+        : `Node ${problem.nodeVersion}: ${problem.why}`;
+    super(ERR_SANDBOX_HOST_UNSAFE, `The sandbox host refuses to start: ${what}`, { details: { ...problem } });
+  }
+}
