@@ -10,8 +10,10 @@ import type { ErrorObject } from "ajv/dist/2020.js";
 import { CronExpressionParser } from "cron-parser";
 import { EventFragment, ParamType, isAddress } from "ethers";
 import semver from "semver";
+import { checkEngineVersionFormat, installedEngineVersion } from "../sandbox/engineVersion.ts";
 import { checkFetchAllowEntry } from "../sandbox/fetchAllow.ts";
 import {
+  DEFAULT_ENGINE,
   DEFAULT_FETCH,
   DEFAULT_LIMITS,
   FETCH_BOUNDS,
@@ -152,8 +154,14 @@ export interface Manifest {
   description: string;
   /** Source entry, a relative POSIX path under `src/`, e.g. `src/index.ts`. */
   entry: string;
-  /** Sandbox engine. Default `isolated-vm`. */
+  /** Sandbox engine. Default `DEFAULT_ENGINE` (isolated-vm). */
   engine: SandboxEngineName;
+  /**
+   * The exact version of `engine` the package runs on (runtime/sandbox/engineVersion.ts), e.g.
+   * `7.0.1+v8.13.6.233.17-node.53`; the runtime refuses to run the package on any other. Default: the version
+   * installed where the manifest is normalised, i.e. where the package is built.
+   */
+  engineVersion: string;
   limits: ManifestLimits;
   /** Default `{}` (nothing granted). */
   capabilities: ManifestCapabilities;
@@ -265,7 +273,15 @@ export const manifestSchema = {
       pattern: ENTRY_PATTERN,
       xHint: "must be a relative path under src/ ending in .ts, .mts, .js or .mjs, e.g. src/index.ts",
     },
-    engine: { enum: ["isolated-vm", "quickjs"], default: "isolated-vm" },
+    engine: { enum: ["isolated-vm", "quickjs"], default: DEFAULT_ENGINE },
+    // The default depends on `engine` and on what is installed: parseManifest fills it in.
+    engineVersion: {
+      type: "string",
+      maxLength: 256,
+      pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+(?:-[0-9A-Za-z.-]+)?\\+[0-9A-Za-z.-]+$",
+      xHint:
+        'must be an engine version "<package version>+<core>.<core version>", e.g. 7.0.1+v8.13.6.233.17-node.53 (runtime/sandbox/engineVersion.ts)',
+    },
     limits: {
       type: "object",
       default: {},
@@ -531,9 +547,14 @@ function describe(error: ErrorObject): ManifestProblem | undefined {
   }
 }
 
-/** Checks that need code: party names unique, party keys that really are public keys of the allowed sizes. */
+/**
+ * Checks that need code: an engine version of the manifest's engine, party names unique, party keys that really
+ * are public keys of the allowed sizes.
+ */
 function semanticProblems(manifest: Manifest): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
+  const engineVersionProblem = checkEngineVersionFormat(manifest.engine, manifest.engineVersion);
+  if (engineVersionProblem !== undefined) problems.push({ path: "engineVersion", message: engineVersionProblem });
   if ("sealed" in manifest.output) {
     const seen = new Map<string, number>();
     manifest.output.parties.forEach((party, i) => {
@@ -565,6 +586,11 @@ function semanticProblems(manifest: Manifest): ManifestProblem[] {
 /**
  * Validates a manifest and returns it normalised (a new object; every default applied). Accepts the parsed
  * JSON value, or the text of `cryptlet.json`. Idempotent: parsing a normalised manifest returns an equal one.
+ *
+ * One default depends on the machine: a manifest without `engineVersion` gets the version of its `engine` that is
+ * installed here (`installedEngineVersion` in runtime/sandbox/engineVersion.ts), so a package built without a pin
+ * is pinned to the engine of the machine that built it, and its `codeHash` covers that version. A manifest that
+ * names `engineVersion` normalises the same everywhere.
  *
  * @param json - the manifest, as a JSON string or an already parsed value.
  * @returns the normalised {@link Manifest}.
@@ -616,8 +642,17 @@ export function parseManifest(json: unknown): Manifest {
     if (problems.length === 0) problems.push({ path: "", message: "does not match the manifest schema" });
     throw new ManifestInvalidError(problems);
   }
-  const manifest = copy as Manifest;
-  delete (manifest as { $schema?: string }).$schema;
+  const validated = copy as Manifest;
+  delete (validated as { $schema?: string }).$schema;
+  // The engine version's default depends on the engine; it is placed right after `engine` (readable dist/ output).
+  const engineVersion = validated.engineVersion ?? installedEngineVersion(validated.engine).version;
+  const ordered: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(validated)) {
+    if (key === "engineVersion") continue;
+    ordered[key] = value;
+    if (key === "engine") ordered.engineVersion = engineVersion;
+  }
+  const manifest = ordered as unknown as Manifest;
   const problems = semanticProblems(manifest);
   if (problems.length > 0) throw new ManifestInvalidError(problems);
   return manifest;

@@ -9,6 +9,7 @@ import { assembleBuiltPackage, loadBuiltPackage } from "../../runtime/packages/b
 import { cryptletIdOf as cryptletId } from "../../runtime/attestation/ids.ts";
 import { codeHashPreimage, computeCodeHash } from "../../runtime/packages/digest.ts";
 import { parseManifest } from "../../runtime/packages/manifest.ts";
+import { installedEngineVersion } from "../../runtime/sandbox/engineVersion.ts";
 import { PRICE_MEDIAN_DIR, cleanupTempDirs, copyPriceMedian, manifestOf, writePackage } from "./helpers.ts";
 
 afterAll(cleanupTempDirs);
@@ -42,15 +43,31 @@ describe("identifiers and codeHash", () => {
       name: "@test/vector",
       version: "1.0.0",
       entry: "src/index.ts",
+      // Given, so that the vector does not depend on the engine installed here.
+      engineVersion: "7.0.1+v8.13.6.233.17-node.53",
       output: { abi: "uint256" },
     });
     const bundle = new TextEncoder().encode("var cryptlet = (() => ({ default: { run: (input) => input } }))();\n");
     expect(codeHashPreimage(manifest, { "bundle.js": bundle })).toBe(
-      '{"files":{"bundle.js":"979ace3211fd8980fedca7fd3ddad313ae63b921087ed86bfd65e2cb46024294"},"manifest":{"capabilities":{},"description":"","engine":"isolated-vm","entry":"src/index.ts","limits":{"maxOutputBytes":65536,"memoryMb":64,"timeoutMs":1000},"name":"@test/vector","output":{"abi":"uint256"},"targets":[],"triggers":[],"version":"1.0.0"}}',
+      '{"files":{"bundle.js":"979ace3211fd8980fedca7fd3ddad313ae63b921087ed86bfd65e2cb46024294"},"manifest":{"capabilities":{},"description":"","engine":"isolated-vm","engineVersion":"7.0.1+v8.13.6.233.17-node.53","entry":"src/index.ts","limits":{"maxOutputBytes":65536,"memoryMb":64,"timeoutMs":1000},"name":"@test/vector","output":{"abi":"uint256"},"targets":[],"triggers":[],"version":"1.0.0"}}',
     );
     expect(computeCodeHash(manifest, { "bundle.js": bundle })).toBe(
-      "0x289601219991d76ccdd41ef7901baabb88b2db9dd7b9b78905724ab73e9b28ca",
+      "0xcb0864d2d22fed1dc740107f2e980376bec6277e943ec9d32cb2a7f3153d492a",
     );
+  });
+
+  it("measures the engine: another engine version, another codeHash; the build records the installed one", async () => {
+    const bundle = new TextEncoder().encode("var cryptlet = (() => ({ default: { run: (input) => input } }))();\n");
+    const base = { name: "@test/vector", version: "1.0.0", entry: "src/index.ts", output: { abi: "uint256" } };
+    const hashOf = (engineVersion?: string): string =>
+      computeCodeHash(parseManifest(engineVersion === undefined ? base : { ...base, engineVersion }), {
+        "bundle.js": bundle,
+      });
+    const installed = installedEngineVersion("isolated-vm").version;
+    expect(hashOf()).toBe(hashOf(installed));
+    expect(hashOf("7.0.1+v8.1.2.3.4-node.5")).not.toBe(hashOf(installed));
+    const built = await buildPackage(PRICE_MEDIAN_DIR, { outDir: false });
+    expect(built.manifest.engineVersion).toBe(installed);
   });
 });
 

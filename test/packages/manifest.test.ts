@@ -2,6 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { parseManifest } from "../../runtime/packages/manifest.ts";
 import type { ManifestProblem } from "../../runtime/packages/errors.ts";
+import { installedEngineVersion } from "../../runtime/sandbox/engineVersion.ts";
 import { checkFetchAllowEntry, isFetchAllowed } from "../../runtime/sandbox/fetchAllow.ts";
 import { manifestOf } from "./helpers.ts";
 
@@ -35,6 +36,7 @@ describe("parseManifest", () => {
       description: "",
       entry: "src/index.ts",
       engine: "isolated-vm",
+      engineVersion: installedEngineVersion("isolated-vm").version,
       limits: { memoryMb: 64, timeoutMs: 1000, maxOutputBytes: 65536 },
       capabilities: {},
       triggers: [],
@@ -74,6 +76,33 @@ describe("parseManifest", () => {
     expect(m.triggers[1]).toMatchObject({ type: "chain-log", confirmations: 12 });
     expect(parseManifest(m)).toEqual(m);
     expect(parseManifest(JSON.stringify(m))).toEqual(m);
+  });
+
+  it("pins the engine version: the installed one of the manifest's engine by default, a given one kept as is", () => {
+    const ivm = installedEngineVersion("isolated-vm").version;
+    const quickjs = installedEngineVersion("quickjs").version;
+    expect(ivm).toMatch(/^\d+\.\d+\.\d+\+v8\.\d+\.\d+\.\d+/);
+    expect(quickjs).toMatch(/^\d+\.\d+\.\d+\+quickjs\./);
+    expect(parseManifest(manifestOf({ engine: "quickjs" })).engineVersion).toBe(quickjs);
+    // A pin of another version is valid here (the runtime refuses to run it, not to parse it).
+    const pinned = "7.0.0+v8.13.6.233.10-node.27";
+    const m = parseManifest(manifestOf({ engineVersion: pinned }));
+    expect(m.engineVersion).toBe(pinned);
+    expect(parseManifest(m)).toEqual(m);
+  });
+
+  it.each([
+    [{ engineVersion: "7.0.1" }, "must be an engine version"],
+    [{ engineVersion: "v7.0.1+v8.13" }, "must be an engine version"],
+    [
+      { engineVersion: "7.0.1+quickjs.2025-09-13" },
+      'must be an isolated-vm engine version "<isolated-vm version>+v8.<V8 version>"',
+    ],
+    [{ engine: "quickjs", engineVersion: "7.0.1+v8.13.6" }, "must be a quickjs engine version"],
+    [{ engineVersion: "7.0.1+v8" }, "must be an isolated-vm engine version"],
+  ])("refuses the engine version of %j", (overrides, message) => {
+    const problem = problemsOf(manifestOf(overrides)).find((p) => p.path === "engineVersion");
+    expect(problem?.message).toContain(message);
   });
 
   it("does not modify its argument", () => {

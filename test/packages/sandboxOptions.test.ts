@@ -5,6 +5,7 @@ import {
   DEFAULT_FETCH,
   DEFAULT_LIMITS,
   FETCH_BOUNDS,
+  installedEngineVersion,
   IsolatedVmEngine,
   MAX_LIMITS,
   MIN_LIMITS,
@@ -45,11 +46,41 @@ describe("sandboxOptionsFromManifest", () => {
     const limits = { memoryMb: 32, timeoutMs: 250, maxOutputBytes: 1024 };
     const manifest = parseManifest(manifestOf({ engine: "quickjs", limits, capabilities: { fetch } }));
     const options = sandboxOptionsFromManifest(manifest);
-    expect(options).toEqual({ engine: "quickjs", load: { limits, capabilities: { fetch } } });
+    expect(options).toEqual({
+      engine: "quickjs",
+      engineVersion: installedEngineVersion("quickjs").version,
+      load: { limits, capabilities: { fetch } },
+    });
     // Copies, not shared references.
     options.load.capabilities?.fetch?.allow.push("https://evil.example/");
     expect(manifest.capabilities.fetch?.allow).toHaveLength(2);
     expect(sandboxOptionsFromManifest(parseManifest(manifestOf())).load.capabilities).toEqual({});
+  });
+
+  it("refuses a manifest pinned to another version of its engine, naming both versions (not retryable)", () => {
+    const installed = installedEngineVersion("isolated-vm").version;
+    const pinned = installed.replace(/^(\d+)\./, (_, major: string) => `${Number(major) + 1}.`);
+    expect(pinned).not.toBe(installed);
+    const manifest = parseManifest(manifestOf({ engineVersion: pinned }));
+    let error: unknown;
+    try {
+      sandboxOptionsFromManifest(manifest);
+    } catch (e) {
+      error = e;
+    }
+    expect(isCryptletError(error, "ERR_SANDBOX_ENGINE_VERSION_MISMATCH")).toBe(true);
+    expect(error).toMatchObject({ retryable: false, details: { engine: "isolated-vm", pinned, installed } });
+    expect((error as Error).message).toContain(pinned);
+    expect((error as Error).message).toContain(installed);
+    // Build metadata counts: the same isolated-vm on another V8 is another engine.
+    const otherV8 = installed.replace(/\+v8\..*$/, "+v8.1.2.3.4-node.5");
+    expect(() => sandboxOptionsFromManifest(parseManifest(manifestOf({ engineVersion: otherV8 })))).toThrow(
+      expect.objectContaining({ code: "ERR_SANDBOX_ENGINE_VERSION_MISMATCH" }),
+    );
+    // The installed version passes and is handed on for the attestation token.
+    expect(sandboxOptionsFromManifest(parseManifest(manifestOf({ engineVersion: installed }))).engineVersion).toBe(
+      installed,
+    );
   });
 
   it("the sandbox accepts every manifest at the bounds, and the manifest refuses what the sandbox refuses", async () => {
