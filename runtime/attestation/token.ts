@@ -39,6 +39,21 @@ export const ATTESTATION_TOKEN_TYPE = "cryptlet-attestation+jwt";
 /** Default token lifetime: 24 hours, in seconds. */
 export const DEFAULT_ATTESTATION_TTL_SECONDS = 86_400;
 
+/**
+ * The sandbox that ran the code: the engine, its exact version and the limits. The version is the package's pinned
+ * `engineVersion` (docs/packages.md), which the runtime checked equal to the installed engine before running, in
+ * the format of runtime/sandbox/engineVersion.ts: `<isolated-vm version>+v8.<V8 version>` or
+ * `<quickjs-emscripten version>+quickjs.<QuickJS version>`.
+ */
+export interface SandboxClaim {
+  /** `isolated-vm` or `quickjs`. */
+  engine: string;
+  /** The engine's exact version, e.g. `7.0.1+v8.13.6.233.17-node.53`. */
+  engineVersion: string;
+  /** The limits the run was held to. */
+  limits: SandboxLimitsClaim;
+}
+
 /** Sandbox limits the run was held to. */
 export interface SandboxLimitsClaim {
   /** Memory limit in bytes. */
@@ -81,8 +96,8 @@ export interface AttestationClaims extends JWTPayload {
   resultId: Hex32;
   /** The runtime software. */
   runtime: { version: string; buildHash: string };
-  /** The sandbox that ran the code: engine name (`isolated-vm`, `quickjs`) and limits. */
-  sandbox: { engine: string; limits: SandboxLimitsClaim };
+  /** The sandbox that ran the code: engine name (`isolated-vm`, `quickjs`), its exact version and limits. */
+  sandbox: SandboxClaim;
   /** Platform evidence. */
   platform: PlatformEvidence;
 }
@@ -95,7 +110,8 @@ export interface CreateAttestationTokenInput {
   codeHash: Hex32;
   resultId: Hex32;
   runtime: { version: string; buildHash: string };
-  sandbox: { engine: string; limits: SandboxLimitsClaim };
+  /** Engine, engine version and limits of the run. */
+  sandbox: SandboxClaim;
   /** Defaults to `{type: "software"}`. */
   platform?: PlatformEvidence;
   /** Issue time; defaults to now. */
@@ -123,7 +139,11 @@ const encoder = new TextEncoder();
  * const token = await createAttestationToken(provider, {
  *   issuer: "runtime-eu-1", cryptletId, codeHash, resultId,
  *   runtime: { version: "0.1.0", buildHash: "0x…" },
- *   sandbox: { engine: "isolated-vm", limits: { memoryBytes: 67108864, wallTimeMs: 1000, outputBytes: 65536 } },
+ *   sandbox: {
+ *     engine: "isolated-vm",
+ *     engineVersion: "7.0.1+v8.13.6.233.17-node.53",
+ *     limits: { memoryBytes: 67108864, wallTimeMs: 1000, outputBytes: 65536 },
+ *   },
  * });
  * ```
  */
@@ -146,7 +166,7 @@ export async function createAttestationToken(
     codeHash: input.codeHash,
     resultId: input.resultId,
     runtime: input.runtime,
-    sandbox: input.sandbox,
+    sandbox: { engine: input.sandbox.engine, engineVersion: input.sandbox.engineVersion, limits: input.sandbox.limits },
     platform: input.platform ?? { type: "software" },
   };
   const header = { alg: "ES256", typ: ATTESTATION_TOKEN_TYPE, kid: key.keyId };
@@ -200,6 +220,10 @@ export interface ExpectedAttestation {
   cryptletId?: string;
   codeHash?: string;
   resultId?: string;
+  /** The engine (`sandbox.engine`) the result must have run on. */
+  engine?: string;
+  /** The exact engine version (`sandbox.engineVersion`) the result must have run on. */
+  engineVersion?: string;
   /** The verification time; defaults to now. */
   currentDate?: Date;
   /** Allowed clock skew in seconds; default 0. */
@@ -232,8 +256,12 @@ function assertClaimShape(payload: JWTPayload): asserts payload is AttestationCl
   if (typeof p.runtime?.version !== "string" || typeof p.runtime.buildHash !== "string") {
     throw new AttestationInvalidError("claim runtime {version, buildHash} missing");
   }
-  if (typeof p.sandbox?.engine !== "string" || typeof p.sandbox.limits !== "object") {
-    throw new AttestationInvalidError("claim sandbox {engine, limits} missing");
+  if (
+    typeof p.sandbox?.engine !== "string" ||
+    typeof p.sandbox.engineVersion !== "string" ||
+    typeof p.sandbox.limits !== "object"
+  ) {
+    throw new AttestationInvalidError("claim sandbox {engine, engineVersion, limits} missing");
   }
   if (typeof p.platform?.type !== "string") throw new AttestationInvalidError("claim platform {type} missing");
 }
@@ -298,5 +326,7 @@ export async function verifyAttestationToken(
   compare("cryptletId", expected.cryptletId, payload.cryptletId, true);
   compare("codeHash", expected.codeHash, payload.codeHash, true);
   compare("resultId", expected.resultId, payload.resultId, true);
+  compare("sandbox.engine", expected.engine, payload.sandbox.engine, false);
+  compare("sandbox.engineVersion", expected.engineVersion, payload.sandbox.engineVersion, false);
   return { claims: payload, kid: kid ?? "" };
 }

@@ -49,6 +49,12 @@ export interface VerificationReport {
   /** True when no check failed. */
   ok: boolean;
   checks: BundleCheck[];
+  /**
+   * The engine and exact engine version that ran the Cryptlet, from the attestation token's `sandbox` claim
+   * (docs/proof-bundle.md, "Attestation token"); present when the `attestation` check passed. Re-running the
+   * Cryptlet to check its output takes this engine at this version (the engines differ: docs/sandbox.md).
+   */
+  sandbox?: { engine: string; engineVersion: string };
 }
 
 /** Options of {@link verifyBundle}. */
@@ -222,9 +228,10 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
     );
   });
 
+  let sandbox: VerificationReport["sandbox"];
   await guarded("attestation", async () => {
     if (options.jwks === undefined) return skipped("no JWKS given");
-    const { kid } = await verifyAttestationToken(b.attestation, options.jwks, {
+    const { kid, claims } = await verifyAttestationToken(b.attestation, options.jwks, {
       cryptletId: result.cryptletId,
       codeHash: result.codeHash,
       resultId: result.resultId,
@@ -232,7 +239,8 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
       ...(options.now === undefined ? {} : { currentDate: options.now }),
       ...(options.clockToleranceSeconds === undefined ? {} : { clockToleranceSeconds: options.clockToleranceSeconds }),
     });
-    return pass(`ES256 token by ${kid}, claims match the result`);
+    sandbox = { engine: claims.sandbox.engine, engineVersion: claims.sandbox.engineVersion };
+    return pass(`ES256 token by ${kid}, claims match the result; ran on ${sandbox.engine} ${sandbox.engineVersion}`);
   });
 
   await guarded("recipients", () => {
@@ -268,5 +276,5 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
     );
   });
 
-  return { ok: checks.every((c) => c.verdict !== "fail"), checks };
+  return { ok: checks.every((c) => c.verdict !== "fail"), checks, ...(sandbox === undefined ? {} : { sandbox }) };
 }

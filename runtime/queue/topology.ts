@@ -112,6 +112,8 @@ export interface ExecuteOutput {
   producedAt: number;
   /** Sandbox engine and the run's wall time in ms. */
   engine: string;
+  /** The engine's exact version (the manifest's `engineVersion`, equal to the installed one). */
+  engineVersion: string;
   durationMs: number;
   /** Number of host calls (fetches) recorded in `inputHash`. */
   hostCalls: number;

@@ -19,7 +19,11 @@ const claims = {
   codeHash: h("code"),
   resultId: h("result"),
   runtime: { version: "0.1.0", buildHash: h("build") },
-  sandbox: { engine: "isolated-vm", limits: { memoryBytes: 67108864, wallTimeMs: 1000, outputBytes: 65536 } },
+  sandbox: {
+    engine: "isolated-vm",
+    engineVersion: "7.0.1+v8.13.6.233.17-node.53",
+    limits: { memoryBytes: 67108864, wallTimeMs: 1000, outputBytes: 65536 },
+  },
 };
 
 let vault: TestVault;

@@ -21,7 +21,11 @@ const input: CreateAttestationTokenInput = {
   codeHash: h("code"),
   resultId: h("result"),
   runtime: { version: "0.1.0", buildHash: h("build") },
-  sandbox: { engine: "isolated-vm", limits: { memoryBytes: 67108864, wallTimeMs: 1000, outputBytes: 65536 } },
+  sandbox: {
+    engine: "isolated-vm",
+    engineVersion: "7.0.1+v8.13.6.233.17-node.53",
+    limits: { memoryBytes: 67108864, wallTimeMs: 1000, outputBytes: 65536 },
+  },
   now: issuedAt,
   ttlSeconds: 3600,
 };
@@ -110,6 +114,43 @@ describe("createAttestationToken / verifyAttestationToken", () => {
         verifyAttestationToken(token, jwks, { currentDate: during, [field]: field === "issuer" ? "other" : h("x") }),
       ).rejects.toMatchObject({ code: "ERR_ATTESTATION_CLAIM_MISMATCH", details: expect.objectContaining({ claim }) });
     }
+  });
+
+  it("attests the engine and its exact version: compared when expected, required in every token", async () => {
+    const jwks = await buildJwks([provider]);
+    const token = await createAttestationToken(provider, input);
+    const { claims } = await verifyAttestationToken(token, jwks, {
+      currentDate: during,
+      engine: "isolated-vm",
+      engineVersion: "7.0.1+v8.13.6.233.17-node.53",
+    });
+    expect(claims.sandbox).toEqual(input.sandbox);
+    for (const [field, value] of [
+      ["engine", "quickjs"],
+      ["engineVersion", "7.0.1+v8.13.6.233.10-node.27"],
+    ] as const) {
+      await expect(verifyAttestationToken(token, jwks, { currentDate: during, [field]: value })).rejects.toMatchObject({
+        code: "ERR_ATTESTATION_CLAIM_MISMATCH",
+        details: expect.objectContaining({ claim: `sandbox.${field}` }),
+      });
+    }
+    // Validly signed, but without the engine version: not an attestation of what ran.
+    const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+    const privateJwk = await exportJWK(privateKey);
+    const signer = localP256Provider("no-engine-version", privateJwk);
+    const payload = JSON.parse(new TextDecoder().decode(base64url.decode(token.split(".")[1]!))) as {
+      sandbox: Record<string, unknown>;
+    };
+    delete payload.sandbox.engineVersion;
+    const withoutVersion = await new SignJWT(payload)
+      .setProtectedHeader({ alg: "ES256", typ: ATTESTATION_TOKEN_TYPE, kid: (await signer.getPublicKey()).keyId })
+      .sign(await importJWK(privateJwk, "ES256"));
+    await expect(
+      verifyAttestationToken(withoutVersion, await buildJwks([signer]), { currentDate: during }),
+    ).rejects.toMatchObject({
+      code: "ERR_ATTESTATION_INVALID",
+      message: expect.stringContaining("engineVersion"),
+    });
   });
 
   it("says ERR_ATTESTATION_UNKNOWN_KID for a rotated-out key version, and accepts both during the overlap", async () => {

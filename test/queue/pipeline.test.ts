@@ -2,6 +2,7 @@ import { AbiCoder, Contract, keccak256 } from "ethers";
 
 import { verifyBundle } from "../../runtime/attestation/verifyBundle.ts";
 import { httpEventId } from "../../runtime/attestation/ids.ts";
+import { installedEngineVersion } from "../../runtime/sandbox/engineVersion.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
 import { QUEUES } from "../../runtime/queue/topology.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
@@ -98,6 +99,12 @@ describe("pipeline: one event, two chains (real Redis, hardhat nodes, Key Vault 
     });
     expect(report.checks.filter((c) => c.verdict === "fail")).toEqual([]);
     expect(report.ok).toBe(true);
+    // The token names the engine and the exact version that ran it: the package's pin, the installed engine.
+    expect(report.sandbox).toEqual({
+      engine: stack.pkg.manifest.engine,
+      engineVersion: stack.pkg.manifest.engineVersion,
+    });
+    expect(report.sandbox?.engineVersion).toBe(installedEngineVersion(stack.pkg.manifest.engine).version);
   });
 
   test("the same event submitted twice is one run and one write per chain", async () => {

@@ -80,7 +80,11 @@ describe("jwcrypto interop", () => {
       codeHash: h("code"),
       resultId: h("r"),
       runtime: { version: "0.1.0", buildHash: h("b") },
-      sandbox: { engine: "isolated-vm", limits: { memoryBytes: 1 << 26, wallTimeMs: 1000, outputBytes: 65536 } },
+      sandbox: {
+        engine: "isolated-vm",
+        engineVersion: "7.0.1+v8.13.6.233.17-node.53",
+        limits: { memoryBytes: 1 << 26, wallTimeMs: 1000, outputBytes: 65536 },
+      },
     });
     const [jwk] = (await buildJwks([provider])).keys;
     const answer = python<{ header: Record<string, unknown>; claims: Record<string, unknown> }>({

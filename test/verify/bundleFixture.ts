@@ -100,7 +100,11 @@ export async function makeBundle(keys: FixtureKeys, options: FixtureOptions = {}
     codeHash,
     resultId,
     runtime: { version: "0.1.0", buildHash: keccak256(toUtf8Bytes("runtime 0.1.0")) },
-    sandbox: { engine: "isolated-vm", limits: { memoryBytes: 67_108_864, wallTimeMs: 1000, outputBytes: 65_536 } },
+    sandbox: {
+      engine: "isolated-vm",
+      engineVersion: "7.0.1+v8.13.6.233.17-node.53",
+      limits: { memoryBytes: 67_108_864, wallTimeMs: 1000, outputBytes: 65_536 },
+    },
     now: options.attestedAt ?? new Date(Number(timestamp) * 1000),
     ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),
   });

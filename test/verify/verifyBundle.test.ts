@@ -68,6 +68,11 @@ describe("verifyBundle", () => {
       recipients: "skipped",
       anchors: "skipped",
     });
+    // The engine that ran the Cryptlet, from the verified token.
+    expect(report.sandbox).toEqual({ engine: "isolated-vm", engineVersion: "7.0.1+v8.13.6.233.17-node.53" });
+    expect(report.checks.find((c) => c.name === "attestation")?.reason).toContain(
+      "ran on isolated-vm 7.0.1+v8.13.6.233.17-node.53",
+    );
   });
 
   it("passes a sealed bundle whose payload each party opens", async () => {
@@ -89,6 +94,8 @@ describe("verifyBundle", () => {
       codeHash: "skipped",
       attestation: "skipped",
     });
+    // An unverified token names no engine.
+    expect(report.sandbox).toBeUndefined();
   });
 
   it("fails a consortium mismatch, a threshold higher than the signers, a tampered JWE and a swapped result field", async () => {

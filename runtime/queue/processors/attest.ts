@@ -53,6 +53,7 @@ export async function attest(
       runtime: { version: ctx.runtime.version, buildHash: ctx.runtime.buildHash },
       sandbox: {
         engine: executed.engine,
+        engineVersion: executed.engineVersion,
         limits: {
           memoryBytes: pkg.manifest.limits.memoryMb * 1024 * 1024,
           wallTimeMs: pkg.manifest.limits.timeoutMs,

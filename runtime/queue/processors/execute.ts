@@ -26,7 +26,8 @@ export async function execute(job: Job<ExecuteJob>, ctx: PipelineContext): Promi
   const data = job.data;
   const pkg = await ctx.packages.getByCodeHash(data.codeHash);
   const manifest = pkg.manifest;
-  const { engine, load } = sandboxOptionsFromManifest(manifest);
+  // Refuses (ERR_SANDBOX_ENGINE_VERSION_MISMATCH) a package pinned to another engine version than the installed one.
+  const { engine, engineVersion, load } = sandboxOptionsFromManifest(manifest);
   const run = await ctx.sandbox.run(
     { codeHash: pkg.codeHash, bundle: pkg.bundle, engine, options: load },
     data.input as JsonValue,
@@ -50,7 +51,8 @@ export async function execute(job: Job<ExecuteJob>, ctx: PipelineContext): Promi
     }),
     outputHash: keccak256(payload) as Hex32,
     producedAt: Math.floor(Date.now() / 1000),
-    engine: manifest.engine,
+    engine,
+    engineVersion,
     durationMs: run.durationMs,
     hostCalls: run.hostCalls.length,
   };
