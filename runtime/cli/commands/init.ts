@@ -8,6 +8,7 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 import { parseManifest } from "../../packages/manifest.ts";
+import { DEFAULT_ENGINE } from "../../sandbox/SandboxEngine.ts";
 import { CliTargetExistsError, CliUsageError } from "../errors.ts";
 
 /** Options of {@link initCryptlet}. */
@@ -101,7 +102,7 @@ export async function initCryptlet(dir: string, options: InitOptions = {}): Prom
     version: "0.1.0",
     description: "Sum and count of a list of integers (scaffolded by cryptlet init).",
     entry: "src/index.ts",
-    engine: "isolated-vm",
+    engine: DEFAULT_ENGINE,
     limits: { memoryMb: 32, timeoutMs: 1000, maxOutputBytes: 1024 },
     triggers: [{ type: "http" }],
     output: { abi: "tuple(int256 total, uint32 count)" },
