@@ -22,6 +22,7 @@ import { BundleInvalidError, SandboxEngineFailureError } from "../errors.ts";
 import { resolveFetchCapability } from "../internal/hostFetch.ts";
 import {
   checkRunContext,
+  DEFAULT_ENGINE,
   resolveLimits,
   type LoadOptions,
   type RunContextData,
@@ -42,7 +43,7 @@ export class ProcessSandboxEngine implements SandboxEngine {
    * @param name - the engine each process runs the Cryptlet with.
    * @param pool - the process pool (default: the process-wide one).
    */
-  constructor(name: SandboxEngineName = "isolated-vm", pool: SandboxProcessPool = sharedSandboxProcessPool()) {
+  constructor(name: SandboxEngineName = DEFAULT_ENGINE, pool: SandboxProcessPool = sharedSandboxProcessPool()) {
     this.name = name;
     this.#pool = pool;
   }
