@@ -4,8 +4,9 @@
  *
  * @module
  */
+import { ERR_REGISTRY_TRUST_UNAVAILABLE } from "../chains/errors.ts";
 import { defineErrorCode } from "../errorCodes.ts";
-import { CryptletError } from "../errors.ts";
+import { CryptletError, redactUrl } from "../errors.ts";
 
 const module = "cli";
 
@@ -65,5 +66,22 @@ export class CliTargetExistsError extends CryptletError {
 export class RunNotFoundError extends CryptletError {
   constructor(runId: string) {
     super(ERR_RUN_NOT_FOUND, `no run ${runId}`, { details: { runId } });
+  }
+}
+
+/**
+ * `cryptlet verify --config`: the trust of a configured chain could not be read from its `CryptletRegistry`
+ * (no endpoint answered in time, the endpoint answers another chain id, no registry at the configured address, an
+ * old block on a node that keeps no history). Verification stops there (exit code 2): it never falls back to other
+ * trust, such as a threshold of 1. Code `ERR_REGISTRY_TRUST_UNAVAILABLE` (declared by the chains module);
+ * `details`: `chain`, `rpcUrl` (the last endpoint tried, credentials redacted), `registry`, `block` (a number or
+ * `latest`), `reason`.
+ */
+export class ChainTrustUnreadableError extends CryptletError {
+  constructor(chain: string, rpcUrl: string, registry: string, block: number | "latest", reason: string) {
+    const url = redactUrl(rpcUrl);
+    super(ERR_REGISTRY_TRUST_UNAVAILABLE, `cannot read trust from chain ${chain} at ${url}: ${reason}`, {
+      details: { chain, rpcUrl: url, registry, block, reason },
+    });
   }
 }

@@ -173,28 +173,80 @@ export function buildProgram(state: { exitCode: number; output: CliOutput }): Co
 
   program
     .command("verify")
-    .description("verify a proof bundle (or composite receipt) offline; exit 1 when a check fails")
-    .argument("<bundle>", "bundle or receipt JSON file")
+    .description(
+      "verify a proof bundle (or composite receipt) against the registries of the configured chains, or a trust file; exit 1 when a check fails, 2 without trust",
+    )
+    .argument("<bundle>", "bundle or receipt JSON file (`cryptlet status <runId> --json` output works too)")
     .option(
       "--trust <file>",
-      "trust settings JSON: trustedSigners, threshold, consortiumId, approvedCodeHashes, jwks, now",
+      "trust settings JSON instead of the chains: trustedSigners and threshold (required), consortiumId, approvedCodeHashes, jwks, attestationIssuer, now",
     )
-    .addOption(new Option("--threshold <m>", "distinct trusted signatures required").argParser(positiveInt))
-    .option("--code-hash <hash...>", "approved code hashes")
-    .action(async (file: string, o: { trust?: string; threshold?: number; codeHash?: string[] }) => {
-      const trust = o.trust
-        ? await (await import("./commands/verify.ts")).readTrustFile(o.trust)
-        : await (await import("./commands/verify.ts")).trustFromConfig(await loadConfig(globals().config));
-      const report = await (
-        await import("./commands/verify.ts")
-      ).verifyBundleFile(file, trust, {
-        ...(o.threshold ? { threshold: o.threshold } : {}),
-        ...(o.codeHash ? { approvedCodeHashes: o.codeHash } : {}),
-      });
-      if (!report.ok) state.exitCode = EXIT.failure;
-      const lines = report.checks.map((c) => `  ${c.verdict.padEnd(7)} ${c.name.padEnd(16)} ${c.reason}`);
-      print(report, `${report.ok ? "VALID" : "INVALID"}\n${lines.join("\n")}`);
-    });
+    .option(
+      "--chain <name...>",
+      "configured chains to read (default: the receipt's targets, else the anchored chains, else all)",
+    )
+    .option("--latest", "read the registries at the latest block, not at the block of the write")
+    .addOption(
+      new Option(
+        "--threshold <m>",
+        "distinct trusted signatures required; with --config it may only raise the registry's M",
+      ).argParser(positiveInt),
+    )
+    .option("--code-hash <hash...>", "approved code hashes (with --config: narrows the registry's approved set)")
+    .addOption(
+      new Option("--rpc-timeout <ms>", "deadline of each JSON-RPC request and of each chain's read")
+        .argParser(positiveInt)
+        .default(10_000),
+    )
+    .addHelpText(
+      "after",
+      `
+Trust comes from the chains of --config (default $CRYPTLET_CONFIG, else ./cryptlet.config.json): each registry's
+signers, threshold M, consortium id and approved code hashes, read at the block of the write. Without --trust and
+without a configuration, or when a chain cannot be read, nothing is verified (exit 2).
+
+Examples:
+  cryptlet status <runId> --config .cryptlet/cryptlet.config.json --json > receipt.json
+  cryptlet verify receipt.json --config .cryptlet/cryptlet.config.json
+  cryptlet verify .cryptlet/bundles/<runId>.json --config .cryptlet/cryptlet.config.json --chain consortium
+  cryptlet verify bundle.json --trust trust.json   # e.g. the "trust" object of test/vectors/proof-bundle/vectors.json
+`,
+    )
+    .action(
+      async (
+        file: string,
+        o: {
+          trust?: string;
+          chain?: string[];
+          latest?: boolean;
+          threshold?: number;
+          codeHash?: string[];
+          rpcTimeout: number;
+        },
+      ) => {
+        const verify = await import("./commands/verify.ts");
+        let outcome: Awaited<ReturnType<typeof verify.verifyCommand>>;
+        try {
+          outcome = await verify.verifyCommand(file, {
+            ...(o.trust === undefined ? {} : { trust: o.trust }),
+            ...(globals().config === undefined ? {} : { config: globals().config }),
+            ...(o.chain === undefined ? {} : { chains: o.chain }),
+            ...(o.latest ? { latest: true } : {}),
+            ...(o.threshold === undefined ? {} : { threshold: o.threshold }),
+            ...(o.codeHash === undefined ? {} : { codeHashes: o.codeHash }),
+            rpcTimeoutMs: o.rpcTimeout,
+          });
+        } catch (error) {
+          // No trust read, no verdict: a chain that cannot be read is exit 2, never a fallback to other trust.
+          if (!verify.isTrustUnavailable(error)) throw error;
+          reportError(out(), error);
+          state.exitCode = EXIT.usage;
+          return;
+        }
+        if (!outcome.ok) state.exitCode = EXIT.failure;
+        print(outcome, verify.describeOutcome(outcome));
+      },
+    );
 
   program
     .command("decrypt")

@@ -17,11 +17,16 @@ export interface CliRun {
 
 /** Runs `cryptlet ...args` from the repository root. */
 export function cli(...args: string[]): Promise<CliRun> {
+  return cliWithin(0, ...args);
+}
+
+/** Runs `cryptlet ...args`, killed (SIGTERM; the run then reports code 1) after `timeoutMs` (0: never). */
+export function cliWithin(timeoutMs: number, ...args: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       NODE,
       [MAIN, ...args],
-      { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: "" } },
+      { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: "" }, timeout: timeoutMs },
       (error, stdout, stderr) => {
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
       },

@@ -1,23 +1,50 @@
 /**
  * `cryptlet verify <bundle.json>`: verifies a proof bundle offline (`verifyBundle`, docs/proof-bundle.md) against
- * trust settings from `--trust <file>` (a JSON {@link TrustFile}) or from the runtime configuration (its result
- * signers' addresses, consortium id, attestation key and issuer). Accepts a bare bundle or a composite receipt
- * (its `bundle`). Exit code 1 when a check fails.
+ * trust that comes from somewhere the operator can name, never from a default:
+ *
+ * - `--config <file>`: the `CryptletRegistry` of each chain the bundle was written to (its trusted signers,
+ *   threshold M, consortium id and the approved code hashes of the bundle's Cryptlet), read over JSON-RPC with a
+ *   deadline ({@link readRegistryTrust}), at the block of the write when the receipt or the bundle's anchor names
+ *   one and that write is on the chain, else at the latest block. The bundle must pass against **every** chain
+ *   read. The attestation JWKS and issuer come from the configuration's attestation key (no chain holds them).
+ * - `--trust <file>`: a JSON {@link TrustFile}, which must carry `trustedSigners` and `threshold`.
+ *
+ * Without either, or when a chain cannot be read, the command refuses with exit code 2 (`ERR_CLI_USAGE`, or
+ * `ERR_REGISTRY_TRUST_UNAVAILABLE` naming the chain and its redacted endpoint). Reference: docs/cli.md.
  *
  * @module
  */
+import { existsSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+
+import { FetchRequest, JsonRpcProvider, Network, isHexString, type FetchGetUrlFunc } from "ethers";
 import type { JSONWebKeySet } from "jose";
 
-import { buildJwks } from "../../attestation/token.ts";
-import { verifyBundle, type VerificationReport, type VerifyBundleOptions } from "../../attestation/verifyBundle.ts";
+import {
+  verifyBundle,
+  type BundleCheck,
+  type VerificationReport,
+  type VerifyBundleOptions,
+} from "../../attestation/verifyBundle.ts";
+import type { ChainConfig } from "../../chains/config.ts";
+import { ERR_REGISTRY_TRUST_UNAVAILABLE } from "../../chains/errors.ts";
+import { readRegistryTrust } from "../../chains/registryTrust.ts";
 import type { RuntimeConfig } from "../../config.ts";
-import { CliInputError } from "../errors.ts";
+import { isCryptletError, redactUrl } from "../../errors.ts";
+import { DEFAULT_CONFIG_FILE } from "../config.ts";
+import { ChainTrustUnreadableError, CliUsageError } from "../errors.ts";
 import { bundleOf, readJsonFile } from "../io.ts";
+
+/** Default deadline of each JSON-RPC request, and of reading one chain's trust from one endpoint, in ms. */
+export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 
 /** The trust file: {@link VerifyBundleOptions} as JSON (`now` as an ISO 8601 string). */
 export interface TrustFile {
+  /** The consortium's trusted result-signer addresses. Required. */
   trustedSigners: string[];
-  threshold?: number;
+  /** Distinct trusted signatures required (M). Required: there is no default threshold. */
+  threshold: number;
   consortiumId?: string;
   approvedCodeHashes?: string[];
   jwks?: JSONWebKeySet;
@@ -27,45 +54,464 @@ export interface TrustFile {
   clockToleranceSeconds?: number;
 }
 
+/** Options of {@link verifyCommand} (the command line's, parsed). */
+export interface VerifyCommandOptions {
+  /** `--trust <file>`: verify against a trust file; the configuration is not read. */
+  trust?: string;
+  /** `--config <file>` as given; without it `$CRYPTLET_CONFIG`, else `./cryptlet.config.json` if it exists. */
+  config?: string;
+  /** `--chain <name...>`: read these configured chains instead of the ones the receipt or bundle names. */
+  chains?: string[];
+  /** `--latest`: read every registry at its latest block, even when the write's block is known. */
+  latest?: boolean;
+  /** `--threshold <m>`: with a trust file, M (overrides the file's); with chains, may only raise the registry's M. */
+  threshold?: number;
+  /** `--code-hash <hash...>`: with a trust file, the approved set; with chains, narrows the registry's set. */
+  codeHashes?: string[];
+  /** `--rpc-timeout <ms>`, default {@link DEFAULT_RPC_TIMEOUT_MS}. */
+  rpcTimeoutMs?: number;
+}
+
+/** What one chain's registry trusted, as read for a verification. */
+export interface ChainTrustRead {
+  /** The configured chain's name. */
+  chain: string;
+  chainId: number;
+  /** The endpoint that answered, credentials redacted. */
+  rpcUrl: string;
+  /** The registry's address (EIP-55). */
+  registry: string;
+  /** The block the registry was read at. */
+  blockNumber: number;
+  /**
+   * Why that block: `write` (the block of the receipt's write on this chain), `anchor` (the block of the bundle's
+   * anchor on this chain id), `latest` (no write known, `--latest`, or the claimed write is not on the chain:
+   * then `note` says why).
+   */
+  at: "write" | "anchor" | "latest";
+  /** Why a claimed write's block was not used. */
+  note?: string;
+  /** The registry's threshold M. */
+  threshold: number;
+  /** The registry's trusted signers (EIP-55, sorted). */
+  signers: string[];
+  consortiumId: string;
+  /** The code hashes the registry approves for the bundle's Cryptlet (lower case, sorted). */
+  approvedCodeHashes: string[];
+}
+
+/** One chain's verdict: the trust read and the report of `verifyBundle` against it. */
+export interface ChainVerification extends ChainTrustRead, VerificationReport {
+  /** The M actually required (the registry's, or a higher `--threshold`). */
+  requiredThreshold: number;
+}
+
+/** The result of {@link verifyCommand}. */
+export type VerifyOutcome =
+  | {
+      ok: boolean;
+      source: "trust-file";
+      trustFile: string;
+      threshold: number;
+      trustedSigners: string[];
+      checks: BundleCheck[];
+    }
+  | { ok: boolean; source: "chains"; configFile: string; chains: ChainVerification[] };
+
 /**
  * Reads a trust file.
- * @throws {@link CliInputError} `ERR_CLI_INPUT` when `trustedSigners` is missing.
+ * @param thresholdOverride - `--threshold`, which stands in for a missing `threshold`.
+ * @throws {@link CliUsageError} `ERR_CLI_USAGE` (exit 2) when `trustedSigners` or `threshold` is missing or bad;
+ *   `ERR_CLI_INPUT` (exit 1) when the file cannot be read or is not JSON.
  */
-export async function readTrustFile(file: string): Promise<VerifyBundleOptions> {
+export async function readTrustFile(file: string, thresholdOverride?: number): Promise<VerifyBundleOptions> {
   const raw = (await readJsonFile(file)) as Partial<TrustFile> | null;
   if (typeof raw !== "object" || raw === null || !Array.isArray(raw.trustedSigners)) {
-    throw new CliInputError(file, "unexpected-shape", `${file}: trustedSigners (an array of addresses) is required`);
+    throw new CliUsageError(`${file}: trustedSigners (an array of addresses) is required`, "--trust");
+  }
+  const threshold = thresholdOverride ?? raw.threshold;
+  if (threshold === undefined) {
+    throw new CliUsageError(
+      `${file} has no threshold: add "threshold": M (the distinct trusted signatures a result needs, the registry's threshold) or pass --threshold <m>; there is no default`,
+      "--trust",
+    );
+  }
+  if (!Number.isSafeInteger(threshold) || threshold < 1) {
+    throw new CliUsageError(`${file}: threshold must be an integer ≥ 1`, "--trust");
   }
   const { now, ...rest } = raw as TrustFile;
-  return { ...rest, ...(now === undefined ? {} : { now: new Date(now) }) };
+  return { ...rest, threshold, ...(now === undefined ? {} : { now: new Date(now) }) };
 }
 
-/** Trust settings from the runtime configuration (asks each key provider for its public key). */
-export async function trustFromConfig(config: RuntimeConfig): Promise<VerifyBundleOptions> {
-  // Loaded here: the key adapters pull in the Azure SDK, which a verification with --trust does not need.
-  const { keyProviderOf } = await import("../../bootstrap.ts");
-  const { KeyVaultSigner } = await import("../../keys/KeyVaultSigner.ts");
-  const trustedSigners = await Promise.all(
-    config.keys.resultSigners.map((ref) => new KeyVaultSigner(keyProviderOf(ref, config)).getAddress()),
-  );
-  return {
-    trustedSigners,
-    threshold: 1,
-    consortiumId: config.consortiumId,
-    jwks: await buildJwks([keyProviderOf(config.keys.attestation, config)]),
-    attestationIssuer: config.issuer,
-  };
+/** A write whose block may be used to read the registry as it was then. */
+interface ClaimedWrite {
+  txHash: string;
+  blockNumber: number;
+  from: "write" | "anchor";
+}
+
+/** A chain to read, and the write on it (if any is known). */
+export interface ChainSelection {
+  chain: ChainConfig;
+  write?: ClaimedWrite;
+}
+
+interface TargetLike {
+  chain?: unknown;
+  status?: unknown;
+  receipt?: { txHash?: unknown; blockNumber?: unknown };
+}
+
+/** The targets of a composite receipt (or of `cryptlet status --json` output), if `document` is one. */
+function targetsOf(document: unknown): TargetLike[] | undefined {
+  if (typeof document !== "object" || document === null) return undefined;
+  if ("targets" in document && Array.isArray(document.targets)) return document.targets as TargetLike[];
+  if ("receipt" in document) return targetsOf(document.receipt);
+  return undefined;
+}
+
+function writeOfTarget(t: TargetLike): ClaimedWrite | undefined {
+  const { txHash, blockNumber } = t.receipt ?? {};
+  return typeof txHash === "string" && Number.isSafeInteger(blockNumber)
+    ? { txHash, blockNumber: blockNumber as number, from: "write" }
+    : undefined;
+}
+
+function anchorWrites(bundle: unknown): Map<number, ClaimedWrite> {
+  const writes = new Map<number, ClaimedWrite>();
+  const anchors = (bundle as { anchors?: unknown } | null)?.anchors;
+  if (!Array.isArray(anchors)) return writes;
+  for (const a of anchors as { chainId?: unknown; txHash?: unknown; blockNumber?: unknown }[]) {
+    const chainId = Number(a?.chainId);
+    const blockNumber = Number(a?.blockNumber);
+    if (!Number.isSafeInteger(chainId) || !Number.isSafeInteger(blockNumber) || typeof a.txHash !== "string") continue;
+    if (!writes.has(chainId)) writes.set(chainId, { txHash: a.txHash, blockNumber, from: "anchor" });
+  }
+  return writes;
 }
 
 /**
- * Verifies the bundle in `file`.
- * @param overrides - e.g. `threshold`, `approvedCodeHashes` from the command line.
+ * The configured chains to read trust from: `names` (`--chain`) when given; else the chains of a composite
+ * receipt's targets (those written to; all of them when every target failed); else, for a bare bundle, the
+ * configured chains whose chain id one of its anchors names, or every configured chain when none does. The write's
+ * block comes from the receipt's target (`receipt.blockNumber`, `txHash`), else from the bundle's anchor on that
+ * chain id.
+ * @throws {@link CliUsageError} for a `--chain` or a receipt target that is not a configured chain.
  */
-export async function verifyBundleFile(
-  file: string,
-  trust: VerifyBundleOptions,
-  overrides: Partial<VerifyBundleOptions> = {},
-): Promise<VerificationReport> {
-  const bundle = bundleOf(await readJsonFile(file));
-  return verifyBundle(bundle, { ...trust, ...overrides });
+export function chainsToRead(
+  document: unknown,
+  chains: readonly ChainConfig[],
+  names?: readonly string[],
+): ChainSelection[] {
+  const bundle = bundleOf(document);
+  const targets = targetsOf(document);
+  const anchors = anchorWrites(bundle);
+  const configured = chains.map((c) => c.name).join(", ");
+  const byName = (name: string, option: string, what: string): ChainConfig => {
+    const chain = chains.find((c) => c.name === name);
+    if (!chain) throw new CliUsageError(`${what} ${name} is not a chain of the configuration (${configured})`, option);
+    return chain;
+  };
+  const selectionOf = (chain: ChainConfig): ChainSelection => {
+    const fromTarget = (targets ?? [])
+      .filter((t) => t.chain === chain.name && t.status !== "failed")
+      .map(writeOfTarget)
+      .find((w) => w !== undefined);
+    const write = fromTarget ?? anchors.get(chain.chainId);
+    return { chain, ...(write ? { write } : {}) };
+  };
+  if (names && names.length > 0) {
+    return [...new Set(names)].map((n) => selectionOf(byName(n, "--chain", "--chain")));
+  }
+  if (targets && targets.length > 0) {
+    const written = targets.filter((t) => t.status !== "failed");
+    const chosen = [...new Set((written.length > 0 ? written : targets).map((t) => String(t.chain)))];
+    return chosen.map((n) => selectionOf(byName(n, "--chain", "the receipt's target chain")));
+  }
+  const anchored = chains.filter((c) => anchors.has(c.chainId));
+  return (anchored.length > 0 ? anchored : chains).map(selectionOf);
+}
+
+/** Rejects after `ms` with `message` unless `work` settles first. */
+async function withDeadline<T>(ms: number, message: string, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * An ethers `getUrlFunc` that really ends a request at its deadline: ethers' own Node transport rejects on timeout
+ * but leaves the socket open, so a silent endpoint would keep the process alive. This one destroys the request
+ * (the deadline, or ethers cancelling it). Like ethers' transport it uses `http`/`https`, so user info in the URL
+ * is sent as Basic authentication. Responses are not compressed (`allowGzip` must be off on the request).
+ */
+export function getUrlWithDeadline(timeoutMs: number): FetchGetUrlFunc {
+  return (req, signal) =>
+    new Promise((resolve, reject) => {
+      const url = new URL(req.url);
+      const client = url.protocol === "https:" ? https : http;
+      const request = client.request(url, { method: req.method, headers: { ...req.headers } }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("error", reject);
+        response.on("end", () => {
+          const headers: Record<string, string> = {};
+          for (const [name, value] of Object.entries(response.headers)) {
+            if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
+          }
+          resolve({
+            statusCode: response.statusCode ?? 0,
+            statusMessage: response.statusMessage ?? "",
+            headers,
+            body: new Uint8Array(Buffer.concat(chunks)),
+          });
+        });
+      });
+      const end = (message: string, code: string) => request.destroy(Object.assign(new Error(message), { code }));
+      const timer = setTimeout(() => end(`request timeout (${timeoutMs} ms)`, "TIMEOUT"), timeoutMs);
+      request.on("close", () => clearTimeout(timer));
+      request.on("error", reject);
+      signal?.addListener(() => end("request cancelled", "CANCELLED"));
+      if (req.body) request.write(req.body);
+      request.end();
+    });
+}
+
+/** One line for an error, without the library's full message (ethers puts the request URL in it). */
+function reasonOf(error: unknown): string {
+  const describe = (e: unknown): string => {
+    const { code, shortMessage, message } = (e ?? {}) as { code?: unknown; shortMessage?: unknown; message?: unknown };
+    const text = typeof shortMessage === "string" ? shortMessage : typeof message === "string" ? message : String(e);
+    return typeof code === "string" && !code.startsWith("ERR_") && !text.startsWith(code) ? `${code}: ${text}` : text;
+  };
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return isCryptletError(error) && cause !== undefined ? `${describe(error)} (${describe(cause)})` : describe(error);
+}
+
+/**
+ * Why a claimed write cannot be used to pick the block (undefined when it can): the transaction must be on the
+ * chain in that block, have succeeded, and have a log of one of the chain's configured Cryptlet contracts (ledger,
+ * oracle, feeds) with the result id or the batch root as a topic. Those contracts check every proof against the
+ * registry, so such a write shows the registry accepted this result at that block; a block taken from the file
+ * alone could be any block the file's author liked.
+ */
+async function writeUnconfirmed(
+  provider: JsonRpcProvider,
+  chain: ChainConfig,
+  write: ClaimedWrite,
+  ids: readonly string[],
+): Promise<string | undefined> {
+  if (!isHexString(write.txHash, 32)) return `${write.txHash} is not a transaction hash`;
+  const receipt = await provider.getTransactionReceipt(write.txHash);
+  if (receipt === null) return `transaction ${write.txHash} is not on the chain`;
+  if (receipt.blockNumber !== write.blockNumber) {
+    return `transaction ${write.txHash} is in block ${receipt.blockNumber}, not ${write.blockNumber}`;
+  }
+  if (receipt.status !== 1) return `transaction ${write.txHash} reverted`;
+  const { ledger, oracle, feeds } = chain.contracts;
+  const contracts = new Set(
+    [ledger, oracle, ...Object.values(feeds ?? {})].flatMap((a) => (a ? [a.toLowerCase()] : [])),
+  );
+  const wanted = new Set(ids.map((i) => i.toLowerCase()));
+  const found = receipt.logs.some(
+    (l) => contracts.has(l.address.toLowerCase()) && l.topics.some((t) => wanted.has(t.toLowerCase())),
+  );
+  return found ? undefined : `transaction ${write.txHash} wrote no event of this result by a configured contract`;
+}
+
+/**
+ * Reads one configured chain's registry trust for `cryptletId`: each endpoint in turn, each with a deadline of
+ * `timeoutMs` (per JSON-RPC request, and for the whole read). Checks the endpoint's chain id first.
+ * @param ids - the result id and batch root whose write may pick the block (see {@link writeUnconfirmed}).
+ * @throws {@link CliUsageError} when the chain has no `contracts.registry`; {@link ChainTrustUnreadableError}
+ *   `ERR_REGISTRY_TRUST_UNAVAILABLE` when no endpoint gave an answer.
+ */
+export async function readChainTrust(
+  selection: ChainSelection,
+  cryptletId: string | undefined,
+  ids: readonly string[],
+  options: { timeoutMs?: number; latest?: boolean } = {},
+): Promise<ChainTrustRead> {
+  const { chain } = selection;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
+  const registry = chain.contracts.registry;
+  if (!registry) {
+    throw new CliUsageError(
+      `chain ${chain.name} has no contracts.registry in the configuration: its trusted signers and threshold cannot be read (name other chains with --chain, or use --trust)`,
+      "--config",
+    );
+  }
+  const write = options.latest ? undefined : selection.write;
+  let last: { url: string; error: unknown } = { url: chain.rpcUrls[0] ?? "", error: new Error("no RPC URL") };
+  for (const url of chain.rpcUrls) {
+    const request = new FetchRequest(url);
+    request.timeout = timeoutMs;
+    request.allowGzip = false;
+    request.getUrlFunc = getUrlWithDeadline(timeoutMs);
+    const provider = new JsonRpcProvider(request, Network.from(chain.chainId), {
+      staticNetwork: true,
+      batchMaxCount: 1,
+      cacheTimeout: -1,
+    });
+    try {
+      return await withDeadline(timeoutMs, `no answer within ${timeoutMs} ms`, async () => {
+        const remote = Number(await provider.send("eth_chainId", []));
+        if (remote !== chain.chainId) {
+          throw new Error(`the endpoint answers chain id ${remote}, the configuration says ${chain.chainId}`);
+        }
+        const note = write ? await writeUnconfirmed(provider, chain, write, ids) : undefined;
+        const blockTag = write && note === undefined ? write.blockNumber : undefined;
+        const trust = await readRegistryTrust(provider, registry, {
+          cryptletIds: cryptletId ? [cryptletId] : [],
+          ...(blockTag === undefined ? {} : { blockTag }),
+        });
+        const read: ChainTrustRead = {
+          chain: chain.name,
+          chainId: chain.chainId,
+          rpcUrl: redactUrl(url),
+          registry: trust.registry,
+          blockNumber: trust.blockNumber,
+          at: blockTag === undefined ? "latest" : (write?.from ?? "latest"),
+          ...(note === undefined ? {} : { note: `claimed write not used: ${note}` }),
+          threshold: trust.threshold,
+          signers: trust.signers,
+          consortiumId: trust.consortiumId,
+          approvedCodeHashes: cryptletId ? (trust.approvedCodeHashes[cryptletId.toLowerCase()] ?? []) : [],
+        };
+        return read;
+      });
+    } catch (error) {
+      if (isCryptletError(error) && !isCryptletError(error, ERR_REGISTRY_TRUST_UNAVAILABLE.code)) throw error;
+      last = { url, error };
+    } finally {
+      provider.destroy();
+    }
+  }
+  const block = write && !options.latest ? write.blockNumber : "latest";
+  throw new ChainTrustUnreadableError(chain.name, last.url, registry, block, reasonOf(last.error));
+}
+
+/**
+ * Verifies the bundle (or composite receipt) in `file` against the trust the options name.
+ * @throws {@link CliUsageError} (exit 2) without trust material, for a trust file without `threshold`, an unknown
+ *   `--chain`, a chain without a registry, a `--threshold` below a registry's; {@link ChainTrustUnreadableError}
+ *   (exit 2) when a chain's registry cannot be read; `ERR_CLI_INPUT` (exit 1) when a file cannot be read.
+ */
+export async function verifyCommand(file: string, options: VerifyCommandOptions): Promise<VerifyOutcome> {
+  if (options.trust !== undefined) {
+    if (options.chains !== undefined)
+      throw new CliUsageError("--chain reads trust from --config, not --trust", "--chain");
+    const trust = await readTrustFile(options.trust, options.threshold);
+    const bundle = bundleOf(await readJsonFile(file));
+    const report = await verifyBundle(bundle, {
+      ...trust,
+      ...(options.codeHashes ? { approvedCodeHashes: options.codeHashes } : {}),
+    });
+    return {
+      ...report,
+      source: "trust-file",
+      trustFile: options.trust,
+      threshold: trust.threshold,
+      trustedSigners: [...trust.trustedSigners],
+    };
+  }
+
+  const configFile = options.config ?? process.env.CRYPTLET_CONFIG ?? DEFAULT_CONFIG_FILE;
+  if (options.config === undefined && !existsSync(configFile)) {
+    throw new CliUsageError(
+      `no trust to verify against: pass --config <file> (the registries of its chains are read: signers, threshold, approved code hashes) or --trust <file> (trustedSigners and threshold); no --config given, CRYPTLET_CONFIG ${process.env.CRYPTLET_CONFIG === undefined ? "not set" : "names no file"}, no ${configFile}`,
+      "--trust",
+    );
+  }
+  const { configFor } = await import("../config.ts");
+  const config: RuntimeConfig = configFor(options.config);
+
+  const document = await readJsonFile(file);
+  const bundle = bundleOf(document) as {
+    result?: { cryptletId?: unknown; resultId?: unknown };
+    batch?: { root?: unknown };
+  } | null;
+  const cryptletId = isHexString(bundle?.result?.cryptletId, 32) ? (bundle?.result?.cryptletId as string) : undefined;
+  const ids = [bundle?.result?.resultId, bundle?.batch?.root].filter((x): x is string => isHexString(x, 32));
+  const selections = chainsToRead(document, config.chains, options.chains);
+  const timeoutMs = options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
+
+  // Loaded here: the key adapters pull in the Azure SDK, which a verification with --trust does not need.
+  const { keyProviderOf } = await import("../../bootstrap.ts");
+  const { buildJwks } = await import("../../attestation/token.ts");
+  const [jwks, ...reads] = await Promise.all([
+    withDeadline(timeoutMs, `the attestation key gave no answer within ${timeoutMs} ms`, () =>
+      buildJwks([keyProviderOf(config.keys.attestation, config)]),
+    ),
+    ...selections.map((s) => readChainTrust(s, cryptletId, ids, { timeoutMs, latest: options.latest ?? false })),
+  ]);
+
+  const chains: ChainVerification[] = [];
+  for (const trust of reads as ChainTrustRead[]) {
+    if (options.threshold !== undefined && options.threshold < trust.threshold) {
+      throw new CliUsageError(
+        `--threshold ${options.threshold} is below the threshold ${trust.threshold} of the registry on chain ${trust.chain}: a verification may raise M, not lower it`,
+        "--threshold",
+      );
+    }
+    const requiredThreshold = Math.max(trust.threshold, options.threshold ?? 0);
+    const narrowed = options.codeHashes?.map((h) => h.toLowerCase());
+    const report = await verifyBundle(bundleOf(document), {
+      trustedSigners: trust.signers,
+      threshold: requiredThreshold,
+      consortiumId: trust.consortiumId,
+      approvedCodeHashes: narrowed
+        ? trust.approvedCodeHashes.filter((h) => narrowed.includes(h))
+        : trust.approvedCodeHashes,
+      jwks: jwks as JSONWebKeySet,
+      attestationIssuer: config.issuer,
+    });
+    chains.push({ ...trust, requiredThreshold, ...report });
+  }
+  return { ok: chains.every((c) => c.ok), source: "chains", configFile, chains };
+}
+
+/** Whether `error` means "no trust could be had" (exit code 2 rather than 1). */
+export function isTrustUnavailable(error: unknown): boolean {
+  return isCryptletError(error, ERR_REGISTRY_TRUST_UNAVAILABLE.code);
+}
+
+const BLOCK_WHY: Record<ChainTrustRead["at"], string> = {
+  write: "the block of the write",
+  anchor: "the block of the bundle's anchor",
+  latest: "the latest block",
+};
+
+/** The human form of an outcome: `VALID`/`INVALID`, what trust was used, and every check. */
+export function describeOutcome(outcome: VerifyOutcome): string {
+  const checks = (list: readonly BundleCheck[]) =>
+    list.map((c) => `  ${c.verdict.padEnd(7)} ${c.name.padEnd(16)} ${c.reason}`);
+  const lines = [outcome.ok ? "VALID" : "INVALID"];
+  if (outcome.source === "trust-file") {
+    lines.push(
+      `trust file ${outcome.trustFile}: threshold ${outcome.threshold} of ${outcome.trustedSigners.length} trusted signer(s)`,
+    );
+    lines.push(...checks(outcome.checks));
+    return lines.join("\n");
+  }
+  for (const c of outcome.chains) {
+    const m =
+      c.requiredThreshold === c.threshold
+        ? `${c.threshold}`
+        : `${c.requiredThreshold} (--threshold; registry ${c.threshold})`;
+    lines.push(
+      `chain ${c.chain} (chain id ${c.chainId}) ${c.ok ? "VALID" : "INVALID"}: registry ${c.registry} at block ${c.blockNumber} (${BLOCK_WHY[c.at]}) via ${c.rpcUrl}: threshold ${m} of ${c.signers.length} signer(s), ${c.approvedCodeHashes.length} approved code hash(es) for this Cryptlet`,
+    );
+    if (c.note) lines.push(`  note: ${c.note}`);
+    lines.push(...checks(c.checks));
+  }
+  return lines.join("\n");
 }
