@@ -88,7 +88,11 @@ function limiter(windowMs: number, limit: number, key: (req: Request) => string 
  *
  * const issuer = await LocalIssuer.create();
  * const { app } = createApiApp(
- *   apiDepsOf(ctx, pipeline, { auth: issuer.authOptions(), localIssuer: issuer, verification: { trustedSigners } }),
+ *   apiDepsOf(ctx, pipeline, {
+ *     auth: issuer.authOptions(),
+ *     localIssuer: issuer,
+ *     verification: { trustedSigners, threshold: 2 },
+ *   }),
  * );
  * app.listen(8080);
  * ```

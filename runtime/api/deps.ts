@@ -23,8 +23,9 @@ export type ApiPipeline = Pick<Pipeline, "submit" | "queue" | "replay">;
 export interface VerificationSettings {
   /** The consortium's trusted result-signer addresses (the registry's signer set). */
   trustedSigners: readonly string[];
-  /** Distinct trusted signatures required (M). Default 1. */
-  threshold?: number;
+  /** Distinct trusted signatures required (M): the registry's threshold. Required, no default (a guessed 1 would
+   *  pass a bundle with one valid and one forged signature). */
+  threshold: number;
   /** The consortium id (EIP-712 salt); the `consortium` check is skipped when absent. */
   consortiumId?: string;
   /** Approved code hashes (any Cryptlet; a codeHash commits to its manifest name); `codeHash` is skipped when absent. */

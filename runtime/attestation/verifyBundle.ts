@@ -61,8 +61,13 @@ export interface VerificationReport {
 export interface VerifyBundleOptions {
   /** Addresses allowed to sign results and batches (the registry's trusted signers). Required. */
   trustedSigners: readonly string[];
-  /** Distinct trusted signers required (M). Default 1. */
-  threshold?: number;
+  /**
+   * Distinct trusted signers required (M). Required, with no default: a verifier that does not know the
+   * consortium's M must not guess one (a guessed 1 passes a bundle with one valid and one forged signature). Take
+   * it from the registry (`readRegistryTrust` in runtime/chains/registryTrust.ts) or from the consortium's
+   * published trust settings.
+   */
+  threshold: number;
   /** Expected consortium id; `consortium` is skipped when absent. */
   consortiumId?: string;
   /** Approved `codeHash` values for this Cryptlet; `codeHash` is skipped when absent. */
@@ -108,8 +113,8 @@ function errorReason(e: unknown): string {
  * Verifies a proof bundle offline.
  *
  * @param bundle - the parsed JSON (any value: it is schema-checked first).
- * @param options - trusted signers (required), threshold, approved code hashes, JWKS, verification time...
- * @returns the report; never throws for a bad bundle (a bad `options.threshold` throws `RangeError`).
+ * @param options - trusted signers and threshold (both required), approved code hashes, JWKS, verification time...
+ * @returns the report; never throws for a bad bundle (a missing or bad `options.threshold` throws `RangeError`).
  *
  * @example
  * ```ts
@@ -121,7 +126,7 @@ function errorReason(e: unknown): string {
  * ```
  */
 export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions): Promise<VerificationReport> {
-  const threshold = options.threshold ?? 1;
+  const { threshold } = options;
   if (!Number.isInteger(threshold) || threshold < 1) throw new RangeError("options.threshold must be an integer ≥ 1");
   const checks: BundleCheck[] = [];
   const add = (name: BundleCheckName, r: CheckResult): void => {

@@ -98,7 +98,7 @@ export async function startLightApi(overrides: Partial<ApiDeps> = {}): Promise<L
       ...apiDepsOf(ctx, pipeline, {
         auth: issuer.authOptions(),
         localIssuer: issuer,
-        verification: { trustedSigners: [] },
+        verification: { trustedSigners: [], threshold: 1 },
         validateResponses: true,
       }),
       ...overrides,

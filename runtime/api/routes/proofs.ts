@@ -49,7 +49,7 @@ export function proofRoutes(deps: ApiDeps, jwks: () => Promise<JSONWebKeySet>): 
     const v = deps.verification;
     const report = await verifyBundle(body.bundle, {
       trustedSigners: v.trustedSigners,
-      ...(v.threshold === undefined ? {} : { threshold: v.threshold }),
+      threshold: v.threshold,
       ...(v.consortiumId === undefined ? {} : { consortiumId: v.consortiumId }),
       ...(v.approvedCodeHashes === undefined ? {} : { approvedCodeHashes: v.approvedCodeHashes }),
       ...(v.attestationIssuer === undefined ? {} : { attestationIssuer: v.attestationIssuer }),
