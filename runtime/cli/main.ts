@@ -50,12 +50,24 @@ function positiveInt(value: string): number {
 export function buildProgram(state: { exitCode: number; output: CliOutput }): Command {
   const program = new Command()
     .name("cryptlet")
-    .description(
-      "Write, build, deploy, invoke and verify Cryptlets (https://github.com/…/cryptlet-runtime, docs/cli.md)",
-    )
+    .description("Write, build, deploy, invoke and verify Cryptlets. Reference: docs/cli.md in the repository.")
     .version("0.1.0")
     .option("--json", "machine output: one JSON document on standard output")
-    .option("-c, --config <file>", "runtime configuration (default: $CRYPTLET_CONFIG or ./cryptlet.config.json)")
+    .option(
+      "-c, --config <file>",
+      "runtime configuration (default: $CRYPTLET_CONFIG, else ./cryptlet.config.json; `npm start` writes .cryptlet/cryptlet.config.json)",
+    )
+    .addHelpText(
+      "after",
+      `
+Examples (\`npm start -- --serve\` runs a local stack and writes .cryptlet/cryptlet.config.json):
+  cryptlet build cryptlets/price-median
+  cryptlet invoke @cryptlet/price-median --input input.json --wait 60000 --config .cryptlet/cryptlet.config.json
+  cryptlet status <runId> --config .cryptlet/cryptlet.config.json --json > receipt.json
+  cryptlet verify receipt.json --config .cryptlet/cryptlet.config.json
+  cryptlet decrypt receipt.json --key cryptlets/cold-chain-sla/keys/carrier.private.jwk.json
+`,
+    )
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({
