@@ -8,8 +8,8 @@
  * - one valid signature only: INVALID (threshold 2 not met), which a verifier with an invented threshold 1 passes;
  * - the code hash revoked on-chain: INVALID at the latest block; the receipt of a write made before the
  *   revocation verifies at the block of that write, and a receipt that claims another block is read at the latest;
- * - no trust at all, a trust file without threshold, a chain without a registry, a chain whose RPC does not
- *   answer (within a bounded time, its URL's credentials redacted): exit 2 with a message.
+ * - no trust at all, a trust file without threshold, an unknown --chain, a chain without a registry, a chain whose
+ *   RPC does not answer (within a bounded time, its URL's credentials redacted): exit 2 with a message.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -187,7 +187,7 @@ describe("verify --config reads the trust from the chain", () => {
     expect(json(lowered).error).toMatchObject({ code: "ERR_CLI_USAGE", details: { option: "--threshold" } });
   }, 120_000);
 
-  test("a revoked code hash fails at the latest block; the receipt of an earlier write verifies at its block", async () => {
+  test("a revoked code hash fails at the latest block; a receipt or anchor of an earlier write verifies at its block", async () => {
     // Write the result to the ledger (the contract checks the proof against the registry), then revoke.
     const ledger = new Contract(deployed.ledger, interfaceOf("ResultLedger"), node.funder);
     const tx = await ledger.getFunction("record")(
@@ -221,6 +221,24 @@ describe("verify --config reads the trust from the chain", () => {
     const atWrite = await cli("verify", await jsonFile(receipt(mined.blockNumber)), "--config", configFile);
     expect(atWrite.code).toBe(0);
     expect(atWrite.stdout).toContain(`at block ${mined.blockNumber} (the block of the write)`);
+
+    // A bare bundle whose anchor names the write: read at the anchor's block.
+    const anchored = bundleWith({
+      anchors: [
+        {
+          chainId: String(CHAIN_ID),
+          contract: deployed.ledger,
+          txHash: mined.hash,
+          blockNumber: String(mined.blockNumber),
+          blockHash: mined.blockHash,
+          gasUsed: mined.gasUsed.toString(),
+          mode: "record",
+        },
+      ],
+    });
+    const viaAnchor = await cli("verify", await jsonFile(anchored), "--config", configFile, "--json");
+    expect(viaAnchor.code).toBe(0);
+    expect(json(viaAnchor).chains[0]).toMatchObject({ at: "anchor", blockNumber: mined.blockNumber });
 
     // A receipt that names a block where its transaction is not: that block is not used.
     const claimed = await cli(
@@ -261,6 +279,11 @@ describe("no trust, no verdict (exit 2)", () => {
 
   test("a chain without a registry address, and a chain whose RPC does not answer", async () => {
     const file = await jsonFile(fixture.bundle);
+    const unknown = await cli("verify", file, "--config", configFile, "--chain", "nowhere", "--json");
+    expect(unknown.code).toBe(2);
+    expect(json(unknown).error).toMatchObject({ code: "ERR_CLI_USAGE", details: { option: "--chain" } });
+    expect(json(unknown).error.message).toBe("--chain nowhere is not a chain of the configuration (consortium)");
+
     const noRegistry = await configWith([{ name: "consortium", chainId: CHAIN_ID, rpcUrl: node.url, contracts: {} }]);
     const run = await cli("verify", file, "--config", noRegistry, "--json");
     expect(run.code).toBe(2);
