@@ -152,6 +152,20 @@ describe.each(ENGINES)("sandbox processes on %s", (engine) => {
     expect((await (await sandbox.load(LEGIT)).run({ n: 3 }, CTX)).output).toEqual({ doubled: 6 });
   });
 
+  test("the memory limit holds within its stated margin: 32 MiB live at a 64 MiB limit runs, 192 MiB is stopped", async () => {
+    const hold = (mib: number) =>
+      script(
+        `() => { const keep = []; for (let i = 0; i < ${mib}; i++) keep.push(new Uint8Array(1 << 20).fill(i & 255)); return keep.reduce((n, a) => n + a.length, 0); }`,
+      );
+    const limits = { memoryMb: 64, timeoutMs: 10_000 };
+    const fits = await sandbox.load(hold(32), { limits });
+    expect((await fits.run({}, CTX)).output).toBe(32 * 1024 * 1024);
+    const over = await sandbox.load(hold(192), { limits }); // past memoryMb + MEMORY_SLACK_MB (64 + 64 MiB)
+    const outcome = await observed(() => over.run({}, CTX));
+    expect(isCryptletError(outcome.error, "ERR_SANDBOX_MEMORY_LIMIT")).toBe(true);
+    expect((await fits.run({}, CTX)).output).toBe(32 * 1024 * 1024);
+  });
+
   test("a run that ends after its limit is a timeout, whatever the engine reported", async () => {
     // About twice the limit of pure computation, in small steps (each engine's own interrupt may miss it).
     const slow = await sandbox.load(
