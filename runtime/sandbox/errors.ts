@@ -72,11 +72,18 @@ export const ERR_CAPABILITY_DENIED = defineErrorCode({
     "The Cryptlet used a capability it was not granted (a URL outside the allow-list, a redirect to one, a method).",
   retry: "no",
 });
+export const ERR_FETCH_REQUEST_INVALID = defineErrorCode({
+  code: "ERR_FETCH_REQUEST_INVALID",
+  module,
+  meaning:
+    "The Cryptlet's `fetch` request is malformed or too large (URL over 8 KiB, headers over 16 KiB, body over 64 KiB, a header name or value HTTP does not allow, a header the host sets itself); refused before anything is sent.",
+  retry: "no",
+});
 export const ERR_FETCH_FAILED = defineErrorCode({
   code: "ERR_FETCH_FAILED",
   module,
   meaning:
-    'An allowed `fetch` failed: `reason` is `"timeout"` or `"network"` (retried) or `"response-too-large"` or `"too-many-redirects"` (not retried).',
+    'An allowed `fetch` failed: `reason` `"timeout"` or `"network"` is retried; `"response-too-large"` (body compressed or decoded), `"too-many-redirects"` or `"invalid-response"` (bad content encoding) is not.',
   retry: "depends",
 });
 export const ERR_SANDBOX_ENGINE_FAILURE = defineErrorCode({
@@ -108,6 +115,7 @@ export const SANDBOX_ERROR_CODES = [
   ERR_OUTPUT_TOO_LARGE.code,
   ERR_OUTPUT_NOT_SERIALIZABLE.code,
   ERR_CAPABILITY_DENIED.code,
+  ERR_FETCH_REQUEST_INVALID.code,
   ERR_FETCH_FAILED.code,
   ERR_SANDBOX_ENGINE_FAILURE.code,
   ERR_BUNDLE_INVALID.code,
@@ -196,17 +204,31 @@ export class CapabilityDeniedError extends CryptletError {
 }
 
 /**
- * An allowed `fetch` failed: `reason` is `"timeout"` or `"network"` (retryable) or `"response-too-large"` or
- * `"too-many-redirects"` (not retryable). The run fails even if the Cryptlet caught the rejection, so a result
- * only ever depends on recorded responses.
+ * The Cryptlet's `fetch` request is malformed or too large, refused by the host before anything is sent: a URL
+ * over 8 KiB, headers over 16 KiB in total or more than 64, a body
+ * over 64 KiB, a header name that is not an HTTP token, a header value with a control character (CR, LF, NUL) or a
+ * character above U+00FF, a header the host sets itself (`host`, `content-length`, `accept-encoding`, ...). Not
+ * retryable: the same code sends the same request. The run fails even if the Cryptlet caught the rejection.
+ */
+export class FetchRequestInvalidError extends CryptletError {
+  constructor(reason: string, details: Record<string, unknown> = {}) {
+    super(ERR_FETCH_REQUEST_INVALID, `fetch request refused: ${reason}`, { details: { reason, ...details } });
+  }
+}
+
+/** Why an allowed `fetch` failed (see {@link FetchFailedError}). */
+export type FetchFailureReason =
+  "timeout" | "network" | "response-too-large" | "too-many-redirects" | "invalid-response";
+
+/**
+ * An allowed `fetch` failed: `reason` is `"timeout"` or `"network"` (retryable) or `"response-too-large"` (the
+ * body, compressed or decompressed, passed `maxResponseBytes`; or the response headers passed 16 KiB),
+ * `"too-many-redirects"` or `"invalid-response"` (a content encoding the host does not decode, or corrupt compressed
+ * data) (not retryable). The run fails even if the Cryptlet caught the rejection, so a result only ever depends on
+ * recorded responses.
  */
 export class FetchFailedError extends CryptletError {
-  constructor(
-    reason: "timeout" | "network" | "response-too-large" | "too-many-redirects",
-    url: string,
-    details: Record<string, unknown> = {},
-    cause?: unknown,
-  ) {
+  constructor(reason: FetchFailureReason, url: string, details: Record<string, unknown> = {}, cause?: unknown) {
     super(ERR_FETCH_FAILED, `fetch of ${url} failed: ${reason}`, {
       details: { reason, url, ...details },
       retryable: reason === "timeout" || reason === "network",

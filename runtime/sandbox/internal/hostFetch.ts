@@ -1,15 +1,33 @@
 /**
- * The host side of the `fetch` capability: performs the Cryptlet's requests with Node's fetch (undici) against
+ * The host side of the `fetch` capability: performs the Cryptlet's requests with `node:http`/`node:https` against
  * the manifest's allow-list (origin plus path prefix, ../fetchAllow.ts), follows redirects by hand (each hop
- * checked and counted against `maxRequests`), bounds time and size, and records
- * every response for the `inputHash`.
+ * checked and counted against `maxRequests`), bounds time and size, and records every response for the
+ * `inputHash`.
+ *
+ * Bounds, each checked before the host allocates or copies what it bounds: the request JSON's length before it is
+ * parsed (the prelude already refused oversized URLs, headers and bodies inside the sandbox), header names and
+ * values against HTTP's syntax, response headers (16 KiB, Node's parser), the response body against
+ * `maxResponseBytes` as it arrives **and again after decompression**: the host asks for `accept-encoding:
+ * identity` and decodes a `content-encoding` the server sends anyway (gzip, deflate, br, zstd) itself, streaming,
+ * stopping as soon as the decoded bytes pass the limit (a 1.8 KiB `gzip, gzip` body inflates to 1 GiB). Node's
+ * fetch (undici) is not used: it decompresses on its own, unbounded, and its internal assertions could escape as
+ * uncaught exceptions.
  *
  * Any violation or failure is kept as the run's failure: the run fails with it even if the Cryptlet caught the
  * rejected promise, so a successful result only ever depends on recorded responses.
  */
 import { createHash } from "node:crypto";
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
 import { redactUrl, type CryptletError } from "../../errors.ts";
-import { CapabilityDeniedError, FetchFailedError, SandboxOptionsInvalidError } from "../errors.ts";
+import {
+  CapabilityDeniedError,
+  FetchFailedError,
+  FetchRequestInvalidError,
+  SandboxOptionsInvalidError,
+} from "../errors.ts";
 import { checkFetchAllowEntry, isFetchAllowed } from "../fetchAllow.ts";
 import {
   DEFAULT_FETCH,
@@ -19,6 +37,15 @@ import {
   type FetchLimitName,
   type HostCallRecord,
 } from "../SandboxEngine.ts";
+import {
+  MAX_FETCH_HEADER_CHARS,
+  MAX_FETCH_HEADERS,
+  MAX_FETCH_METHOD_CHARS,
+  MAX_FETCH_URL_CHARS,
+  MAX_REQUEST_BODY_BYTES,
+} from "./prelude.ts";
+
+export { MAX_REQUEST_BODY_BYTES };
 
 /** {@link FetchCapability} with every default filled in. */
 export interface FetchPolicy {
@@ -30,8 +57,51 @@ export interface FetchPolicy {
   maxRedirects: number;
 }
 
-/** Maximum request body (POST) accepted from a Cryptlet, in bytes. */
-export const MAX_REQUEST_BODY_BYTES = 65536;
+/**
+ * Longest request JSON the host parses: the prelude's bounds (URL, headers, body, method), each character escaped
+ * as JSON at most 6 characters, plus the keys and separators.
+ */
+export const MAX_REQUEST_JSON_CHARS =
+  (MAX_FETCH_URL_CHARS + MAX_FETCH_HEADER_CHARS + MAX_REQUEST_BODY_BYTES + MAX_FETCH_METHOD_CHARS) * 6 +
+  MAX_FETCH_HEADERS * 8 +
+  256;
+
+/** Largest response head (status line and headers) the host reads, in bytes. */
+export const MAX_RESPONSE_HEADER_BYTES = 16 * 1024;
+
+/**
+ * Request headers a Cryptlet may not set: the host sets them (`host`, `content-length`, `accept-encoding`,
+ * `connection`...), or they carry ambient state (`cookie`), after the Fetch standard's forbidden request-header
+ * names. Names starting with `proxy-` or `sec-` are refused too.
+ */
+export const FORBIDDEN_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  "accept-charset",
+  "accept-encoding",
+  "access-control-request-headers",
+  "access-control-request-method",
+  "connection",
+  "content-length",
+  "cookie",
+  "cookie2",
+  "date",
+  "dnt",
+  "expect",
+  "host",
+  "keep-alive",
+  "origin",
+  "referer",
+  "set-cookie",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "via",
+]);
+
+/** An HTTP token (RFC 9110 §5.6.2), the syntax of a header name. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What a header value may contain (Node's own rule: HTAB, visible ASCII, space, and U+0080..U+00FF). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * Validates the capability (the same rules as the manifest schema) and fills in its defaults.
@@ -96,6 +166,21 @@ interface FetchRequest {
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
+/** Content codings the host decodes (a `content-encoding` it did not ask for), each a streaming decoder. */
+const DECODERS: Record<string, (() => NodeJS.ReadWriteStream) | undefined> = {
+  gzip: () => zlib.createGunzip({ finishFlush: zlib.constants.Z_SYNC_FLUSH }),
+  "x-gzip": () => zlib.createGunzip({ finishFlush: zlib.constants.Z_SYNC_FLUSH }),
+  deflate: () => zlib.createInflate({ finishFlush: zlib.constants.Z_SYNC_FLUSH }),
+  br: () => zlib.createBrotliDecompress({ finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH }),
+  ...(typeof zlib.createZstdDecompress === "function" ? { zstd: () => zlib.createZstdDecompress() } : {}),
+};
+
+/** Most content codings applied to one response that the host undoes. */
+const MAX_CONTENT_CODINGS = 2;
+
+/** Thrown inside the body pipeline when a count passes `maxResponseBytes`. */
+class BodyTooLarge extends Error {}
+
 /** One run's fetcher. */
 export class HostFetcher {
   readonly #policy: FetchPolicy;
@@ -117,7 +202,8 @@ export class HostFetcher {
 
   /**
    * Performs one request for the Cryptlet.
-   * @param requestJson - `{url, method?, headers?, body?}` as JSON, built by the prelude.
+   * @param requestJson - `{url, method?, headers?, body?}` as JSON, built by the prelude (at most
+   *   {@link MAX_REQUEST_JSON_CHARS} characters; longer is refused before it is parsed).
    * @returns `{url, status, contentType, body}` as JSON (body decoded as UTF-8).
    * @throws an Error with a short message for the Cryptlet; the typed error is kept in {@link failure}.
    */
@@ -126,7 +212,9 @@ export class HostFetcher {
       return await this.#fetch(this.#parse(requestJson));
     } catch (error) {
       const typed =
-        error instanceof CapabilityDeniedError || error instanceof FetchFailedError
+        error instanceof CapabilityDeniedError ||
+        error instanceof FetchFailedError ||
+        error instanceof FetchRequestInvalidError
           ? error
           : new FetchFailedError("network", "<unknown>", {}, error);
       this.failure ??= typed;
@@ -150,13 +238,24 @@ export class HostFetcher {
   }
 
   #parse(requestJson: string): FetchRequest {
-    const raw = JSON.parse(requestJson) as {
-      url: string;
-      method?: string;
-      headers?: Record<string, string>;
-      body?: string;
-    };
-    const method = (raw.method ?? "GET").toUpperCase();
+    if (typeof requestJson !== "string" || requestJson.length > MAX_REQUEST_JSON_CHARS) {
+      throw new FetchRequestInvalidError(`the request is larger than ${MAX_REQUEST_JSON_CHARS} characters of JSON`);
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(requestJson);
+    } catch {
+      throw new FetchRequestInvalidError("the request is not JSON");
+    }
+    const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+    if (typeof r.url !== "string") throw new FetchRequestInvalidError("the URL is not a string");
+    if (r.url.length > MAX_FETCH_URL_CHARS) {
+      throw new FetchRequestInvalidError(`URL longer than ${MAX_FETCH_URL_CHARS} characters`);
+    }
+    if (r.method !== undefined && (typeof r.method !== "string" || r.method.length > MAX_FETCH_METHOD_CHARS)) {
+      throw new FetchRequestInvalidError(`the method is not a string of at most ${MAX_FETCH_METHOD_CHARS} characters`);
+    }
+    const method = ((r.method as string | undefined) ?? "GET").toUpperCase();
     if (method !== "GET" && method !== "POST") {
       throw new CapabilityDeniedError("fetch", `method ${method.slice(0, 20)} is not allowed`, {
         method: method.slice(0, 20),
@@ -165,20 +264,23 @@ export class HostFetcher {
     if (!this.#policy.methods.includes(method)) {
       throw new CapabilityDeniedError("fetch", `method ${method} is not granted`, { method });
     }
-    if (raw.body !== undefined && method === "GET") {
-      throw new CapabilityDeniedError("fetch", "a GET request cannot have a body");
+    if (r.body !== undefined && typeof r.body !== "string")
+      throw new FetchRequestInvalidError("the body is not a string");
+    if (r.body !== undefined && method === "GET") {
+      throw new FetchRequestInvalidError("a GET request cannot have a body");
     }
-    if (raw.body !== undefined && Buffer.byteLength(raw.body) > MAX_REQUEST_BODY_BYTES) {
-      throw new CapabilityDeniedError("fetch", `request body exceeds ${MAX_REQUEST_BODY_BYTES} bytes`);
+    if (r.body !== undefined && Buffer.byteLength(r.body) > MAX_REQUEST_BODY_BYTES) {
+      throw new FetchRequestInvalidError(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
     }
-    return { url: raw.url, method, headers: raw.headers ?? {}, body: raw.body };
+    return { url: r.url, method, headers: checkHeaders(r.headers), body: r.body as string | undefined };
   }
 
   async #fetch(request: FetchRequest): Promise<string> {
     if (!this.#allowed(request.url)) {
       throw new CapabilityDeniedError("fetch", "URL not in the allow-list", { url: redactUrl(request.url) });
     }
-    const signal = AbortSignal.any([AbortSignal.timeout(this.#policy.timeoutMs), this.#runSignal]);
+    const timeout = AbortSignal.timeout(this.#policy.timeoutMs);
+    const signal = AbortSignal.any([timeout, this.#runSignal]);
     const requestSha256 =
       request.body === undefined ? undefined : createHash("sha256").update(request.body, "utf8").digest("hex");
     let url = new URL(request.url).href;
@@ -188,10 +290,11 @@ export class HostFetcher {
     try {
       for (;;) {
         this.#countRequest();
-        const response = await fetch(url, { method, headers: request.headers, body, redirect: "manual", signal });
-        const location = response.headers.get("location");
-        if (REDIRECT_STATUSES.has(response.status) && location !== null) {
-          await response.body?.cancel();
+        const response = await send(url, method, request.headers, body, signal);
+        const status = response.statusCode ?? 0;
+        const location = response.headers.location;
+        if (REDIRECT_STATUSES.has(status) && typeof location === "string") {
+          response.destroy();
           if (redirects.length >= this.#policy.maxRedirects) {
             throw new FetchFailedError("too-many-redirects", redactUrl(request.url), {
               maxRedirects: this.#policy.maxRedirects,
@@ -204,7 +307,7 @@ export class HostFetcher {
               redirect: redactUrl(next),
             });
           }
-          if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === "POST")) {
+          if (status === 303 || ((status === 301 || status === 302) && method === "POST")) {
             method = "GET";
             body = undefined;
           }
@@ -212,60 +315,183 @@ export class HostFetcher {
           url = next;
           continue;
         }
-        const bytes = await this.#readBody(response, request.url);
+        const bytes = await this.#readBody(response, request.url, signal);
+        const contentType = response.headers["content-type"] ?? null;
         const record: HostCallRecord = {
           kind: "fetch",
           method: request.method,
           url: request.url,
           finalUrl: url,
           redirects,
-          status: response.status,
-          contentType: response.headers.get("content-type"),
+          status,
+          contentType,
           sha256: createHash("sha256").update(bytes).digest("hex"),
           bytes: bytes.length,
         };
         if (requestSha256 !== undefined) record.requestSha256 = requestSha256;
         this.records.push(record);
-        return JSON.stringify({
-          url,
-          status: response.status,
-          contentType: record.contentType,
-          body: new TextDecoder().decode(bytes),
-        });
+        return JSON.stringify({ url, status, contentType, body: new TextDecoder().decode(bytes) });
       }
     } catch (error) {
-      if (error instanceof CapabilityDeniedError || error instanceof FetchFailedError) throw error;
-      const name = (error as { name?: unknown }).name;
-      if (name === "TimeoutError" || name === "AbortError") {
-        throw new FetchFailedError("timeout", redactUrl(request.url), { timeoutMs: this.#policy.timeoutMs }, error);
+      if (
+        error instanceof CapabilityDeniedError ||
+        error instanceof FetchFailedError ||
+        error instanceof FetchRequestInvalidError
+      ) {
+        throw error;
       }
-      throw new FetchFailedError("network", redactUrl(request.url), {}, error);
+      const at = redactUrl(request.url);
+      if (signal.aborted) {
+        throw new FetchFailedError("timeout", at, { timeoutMs: this.#policy.timeoutMs }, error);
+      }
+      const code = (error as { code?: unknown }).code;
+      if (code === "HPE_HEADER_OVERFLOW") {
+        throw new FetchFailedError("response-too-large", at, { maxHeaderBytes: MAX_RESPONSE_HEADER_BYTES });
+      }
+      throw new FetchFailedError("network", at, {}, error);
     }
   }
 
-  async #readBody(response: Response, requestedUrl: string): Promise<Uint8Array> {
+  /**
+   * Reads a response body within `maxResponseBytes`: the declared length, the bytes received and, for a
+   * `content-encoding`, the decoded bytes, each checked as it grows; the connection is destroyed at the first
+   * excess. Decoding errors and unknown codings are `invalid-response`.
+   */
+  async #readBody(response: IncomingMessage, requestedUrl: string, signal: AbortSignal): Promise<Buffer> {
     const max = this.#policy.maxResponseBytes;
-    const tooLarge = (): FetchFailedError =>
-      new FetchFailedError("response-too-large", redactUrl(requestedUrl), { maxResponseBytes: max });
-    const declared = Number(response.headers.get("content-length") ?? "NaN");
+    const at = redactUrl(requestedUrl);
+    const tooLarge = (): FetchFailedError => new FetchFailedError("response-too-large", at, { maxResponseBytes: max });
+    const declared = Number(response.headers["content-length"] ?? "NaN");
     if (Number.isFinite(declared) && declared > max) {
-      await response.body?.cancel();
+      response.destroy();
       throw tooLarge();
     }
-    if (response.body === null) return new Uint8Array(0);
-    const reader = response.body.getReader();
-    const chunks: Uint8Array[] = [];
+    const codings = (response.headers["content-encoding"] ?? "")
+      .split(",")
+      .map((coding) => coding.trim().toLowerCase())
+      .filter((coding) => coding !== "" && coding !== "identity")
+      .reverse();
+    const decoders = codings.map((coding) => DECODERS[coding]?.());
+    if (codings.length > MAX_CONTENT_CODINGS || decoders.some((decoder) => decoder === undefined)) {
+      response.destroy();
+      throw new FetchFailedError("invalid-response", at, {
+        contentEncoding: (response.headers["content-encoding"] ?? "").slice(0, 100),
+      });
+    }
+    const bounded = (label: string) =>
+      async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+        let total = 0;
+        for await (const chunk of source) {
+          total += chunk.length;
+          if (total > max) throw new BodyTooLarge(label);
+          yield chunk;
+        }
+      };
+    const chunks: Buffer[] = [];
     let total = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > max) {
-        await reader.cancel();
-        throw tooLarge();
+    try {
+      await (pipeline as (streams: unknown[], options: { signal: AbortSignal }) => Promise<void>)(
+        [
+          response,
+          bounded("received"),
+          ...(decoders as NodeJS.ReadWriteStream[]),
+          async (source: AsyncIterable<Buffer>) => {
+            for await (const chunk of source) {
+              total += chunk.length;
+              if (total > max) throw new BodyTooLarge("decoded");
+              chunks.push(chunk);
+            }
+          },
+        ],
+        { signal },
+      );
+    } catch (error) {
+      response.destroy();
+      if (error instanceof BodyTooLarge) throw tooLarge();
+      if (signal.aborted) throw error;
+      const code = (error as { code?: unknown }).code;
+      if (codings.length > 0 && typeof code === "string" && /^(Z_|ERR_BROTLI|ERR__ERROR_FORMAT|ERR_ZSTD)/.test(code)) {
+        throw new FetchFailedError("invalid-response", at, { contentEncoding: codings.reverse().join(", ") });
       }
-      chunks.push(value);
+      throw error;
     }
     return Buffer.concat(chunks, total);
   }
+}
+
+/**
+ * Sends one HTTP request (a fresh connection, closed after it) and resolves with the response head. Every
+ * request and response carries an error listener for its whole life, so nothing a server does can surface as an
+ * uncaught exception.
+ */
+function send(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  const target = new URL(url);
+  const outgoing: OutgoingHttpHeaders = Object.create(null) as OutgoingHttpHeaders;
+  outgoing["user-agent"] = "node";
+  outgoing.accept = "*/*";
+  for (const [name, value] of Object.entries(headers)) outgoing[name.toLowerCase()] = value;
+  outgoing["accept-encoding"] = "identity";
+  outgoing.connection = "close";
+  const payload = body === undefined ? undefined : Buffer.from(body, "utf8");
+  if (payload !== undefined) outgoing["content-length"] = String(payload.length);
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const request = (target.protocol === "https:" ? httpsRequest : httpRequest)(
+      target,
+      { method, headers: outgoing, signal, agent: false, maxHeaderSize: MAX_RESPONSE_HEADER_BYTES },
+      (response) => {
+        response.on("error", () => undefined);
+        resolve(response);
+      },
+    );
+    request.on("error", (error) => reject(error));
+    request.end(payload);
+  });
+}
+
+/**
+ * Checks a request's headers: at most {@link MAX_FETCH_HEADERS}, {@link MAX_FETCH_HEADER_CHARS} characters in
+ * total, names that are HTTP tokens and not set by the host ({@link FORBIDDEN_REQUEST_HEADERS}, `proxy-*`,
+ * `sec-*`), values without control characters or characters above U+00FF.
+ * @throws FetchRequestInvalidError naming the header.
+ */
+function checkHeaders(raw: unknown): Record<string, string> {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (raw === undefined) return headers;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new FetchRequestInvalidError("headers must be an object of strings");
+  }
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length > MAX_FETCH_HEADERS) throw new FetchRequestInvalidError(`more than ${MAX_FETCH_HEADERS} headers`);
+  let chars = 0;
+  for (const [name, value] of entries) {
+    if (typeof value !== "string") throw new FetchRequestInvalidError("headers must be an object of strings");
+    chars += name.length + value.length;
+    if (chars > MAX_FETCH_HEADER_CHARS) {
+      throw new FetchRequestInvalidError(`headers longer than ${MAX_FETCH_HEADER_CHARS} characters in total`);
+    }
+    const shown = name.slice(0, 64);
+    if (!TOKEN.test(name)) {
+      throw new FetchRequestInvalidError(`header name ${JSON.stringify(shown)} is not an HTTP token`, {
+        header: shown,
+      });
+    }
+    const lower = name.toLowerCase();
+    if (FORBIDDEN_REQUEST_HEADERS.has(lower) || lower.startsWith("proxy-") || lower.startsWith("sec-")) {
+      throw new FetchRequestInvalidError(`header ${shown} is set by the host, not the Cryptlet`, { header: shown });
+    }
+    if (!HEADER_VALUE.test(value)) {
+      throw new FetchRequestInvalidError(
+        `header ${shown} has a character HTTP does not allow in a value (a control character such as CR, LF or NUL, or one above U+00FF)`,
+        { header: shown },
+      );
+    }
+    headers[name] = value;
+  }
+  return headers;
 }

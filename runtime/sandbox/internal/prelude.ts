@@ -33,6 +33,16 @@ export const MAX_LOG_LINES = 100;
 export const MAX_LOG_LINE_CHARS = 1024;
 /** Maximum nesting of the output JSON. */
 export const MAX_OUTPUT_DEPTH = 64;
+/** Maximum characters of a `fetch` URL. */
+export const MAX_FETCH_URL_CHARS = 8192;
+/** Maximum characters of all `fetch` header names and values together. */
+export const MAX_FETCH_HEADER_CHARS = 16384;
+/** Maximum number of `fetch` headers. */
+export const MAX_FETCH_HEADERS = 64;
+/** Maximum `fetch` request body (POST), in UTF-8 bytes. */
+export const MAX_REQUEST_BODY_BYTES = 65536;
+/** Maximum characters of a `fetch` method. */
+export const MAX_FETCH_METHOD_CHARS = 16;
 
 /** The prelude's source; the global name of the host fetch bridge it consumes is `__cryptletHostFetch`. */
 export const PRELUDE_SOURCE = String.raw`(function cryptletPrelude(setupJson) {
