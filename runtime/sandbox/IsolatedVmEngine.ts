@@ -30,9 +30,15 @@ import {
 } from "./errors.ts";
 import { installedEngineVersion } from "./engineVersion.ts";
 import { assertHostSafe } from "./hostCheck.ts";
-import { describeHostValue, errorFromThrown, settleEnvelope } from "./internal/envelope.ts";
-import { HostFetcher, resolveFetchCapability, type FetchPolicy } from "./internal/hostFetch.ts";
-import { PRELUDE_SOURCE } from "./internal/prelude.ts";
+import { errorFromThrown, readThrownMarker, settleEnvelope } from "./internal/envelope.ts";
+import { HostFetcher, MAX_REQUEST_JSON_CHARS, resolveFetchCapability, type FetchPolicy } from "./internal/hostFetch.ts";
+import {
+  bundleLoaderPrefix,
+  bundleLoaderSource,
+  PRELUDE_SOURCE,
+  PROBE_SOURCE,
+  STRICTNESS_PROBE_SUFFIX,
+} from "./internal/prelude.ts";
 import { prepareRun, SerialQueue } from "./internal/prepareRun.ts";
 import {
   resolveLimits,
@@ -97,7 +103,9 @@ interface Compiled {
  * `Callback` copies arguments and results but does not wait for a host promise, so a request is split in two:
  * `start(id, request)` (a fire-and-forget Callback into the host) and `deliver(id, ok, payload)` (called by the
  * host when the response is ready). No `Reference` ever enters the isolate; the prelude takes
- * `__cryptletHostFetch` out of the global object before any Cryptlet code runs.
+ * `__cryptletHostFetch` out of the global object before any Cryptlet code runs. A request longer than
+ * `MAX_REQUEST_JSON_CHARS` is never copied out: the host gets an empty request instead (refused, and recorded as
+ * the run's failure).
  */
 const BRIDGE_SOURCE = `(function (start) {
   "use strict";
@@ -108,7 +116,7 @@ const BRIDGE_SOURCE = `(function (start) {
   globalThis.__cryptletHostFetch = function (request) {
     var id = ++nextId;
     var promise = new P(function (resolve, reject) { pending[id] = { resolve: resolve, reject: reject }; });
-    start(id, request);
+    start(id, typeof request === "string" && request.length <= ${MAX_REQUEST_JSON_CHARS} ? request : "");
     return promise;
   };
   return function deliver(id, ok, payload) {
@@ -146,6 +154,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
   readonly #queue = new SerialQueue();
   readonly #isolatePerRun: boolean;
   #compiled: Compiled | undefined;
+  #loaderSource: { source: string; prefix: number } | undefined;
   #disposed = false;
 
   constructor(source: string, limits: SandboxLimits, fetchPolicy: FetchPolicy | undefined, isolatePerRun = false) {
@@ -172,7 +181,6 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
 
   /** Evaluates the bundle once and checks `cryptlet.default.run` exists. */
   async probe(): Promise<void> {
-    const probeSource = "typeof globalThis.cryptlet?.default?.run === 'function'";
     await this.#queue.run(async () => {
       const compiled = this.#compile();
       const context = await compiled.isolate.createContext();
@@ -187,7 +195,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
             timeout: remaining(),
           });
           await this.#evaluateBundle(compiled, context, remaining);
-          return (await context.eval(probeSource, { timeout: remaining() })) as boolean;
+          return (await this.#loadPhase(() => context.eval(PROBE_SOURCE, { timeout: remaining() }))) as boolean;
         });
         if (result !== true) throw new BundleInvalidError("cryptlet.default.run is not a function");
       } finally {
@@ -198,7 +206,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
   }
 
   async run(input: JsonValue, context: RunContextData): Promise<RunResult> {
-    const prepared = prepareRun(input, context, this.limits);
+    const prepared = prepareRun(input, context, this.limits, this.#fetchPolicy?.maxRequests);
     return this.#queue.run(async () => {
       if (this.#disposed)
         throw new SandboxEngineFailureError(ENGINE, "the Cryptlet was disposed", { retryable: false });
@@ -263,7 +271,8 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
     const bridge = isolate.compileScriptSync(BRIDGE_SOURCE, { filename: "cryptlet-fetch-bridge.js" });
     let bundle: ivm.Script;
     try {
-      bundle = isolate.compileScriptSync(this.#source, { filename: "cryptlet.js" });
+      const loader = this.#loader(isolate);
+      bundle = isolate.compileScriptSync(loader.source, { filename: "cryptlet.js", columnOffset: -loader.prefix });
     } catch (cause) {
       isolate.dispose();
       throw new BundleInvalidError("the bundle does not compile", { message: (cause as Error).message?.slice(0, 300) });
@@ -272,12 +281,45 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
     return this.#compiled;
   }
 
+  /**
+   * The bundle inside its loader (`bundleLoaderSource` in internal/prelude.ts), so that a top-level throw is
+   * described inside the isolate; found once: the bundle is compiled alone first (it must compile as it is), then
+   * with `STRICTNESS_PROBE_SUFFIX` to keep its strictness. `prefix`: the loader's characters before the bundle.
+   * @throws the compiler's SyntaxError for a bundle that does not compile.
+   */
+  #loader(isolate: ivm.Isolate): { source: string; prefix: number } {
+    if (this.#loaderSource === undefined) {
+      isolate.compileScriptSync(this.#source, { filename: "cryptlet.js" });
+      let strict = false;
+      try {
+        isolate.compileScriptSync(this.#source + STRICTNESS_PROBE_SUFFIX, { filename: "cryptlet.js" });
+      } catch {
+        strict = true;
+      }
+      this.#loaderSource = {
+        source: bundleLoaderSource(this.#source, strict),
+        prefix: bundleLoaderPrefix(strict).length,
+      };
+    }
+    return this.#loaderSource;
+  }
+
   async #evaluateBundle(compiled: Compiled, context: ivm.Context, remaining: () => number): Promise<void> {
+    await this.#loadPhase(() => compiled.bundle.run(context, { timeout: remaining() }));
+  }
+
+  /**
+   * Runs a load-time evaluation (the bundle's loader, the probe). What they throw is the prelude's bounded
+   * description of the Cryptlet's throw (a string, which isolated-vm copies as it is); anything else is an engine
+   * stop (deadline, memory), left to {@link #translate}.
+   */
+  async #loadPhase<T>(task: () => Promise<T>): Promise<T> {
     try {
-      await compiled.bundle.run(context, { timeout: remaining() });
+      return await task();
     } catch (error) {
-      if (compiled.isolate.isDisposed || isIvmTimeout(error)) throw error;
-      throw errorFromThrown(describeHostValue(error), "load", this.limits);
+      const thrown = readThrownMarker(error, ENGINE);
+      if (thrown === undefined) throw error;
+      throw errorFromThrown(thrown, "load", this.limits);
     }
   }
 
@@ -304,23 +346,25 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
     }
   }
 
+  /**
+   * Classifies a run that ended without an envelope from what the host observed: its clock (deadline), the
+   * isolate's state (disposed by isolated-vm for its memory limit, by us, or alive). Never from the error's own
+   * text or cause when the isolate is alive: such an error was copied out of the isolate, so the Cryptlet may have
+   * written it (a forged "Script execution timed out." or an engine failure with a cause of its choosing); it is a
+   * non-retryable failure carrying nothing from the sandbox.
+   */
   #translate(error: unknown, compiled: Compiled, timedOut: boolean): CryptletError {
     if (isCryptletError(error)) return error;
-    const message = typeof (error as Error)?.message === "string" ? (error as Error).message : "";
-    if (timedOut || isIvmTimeout(error)) {
+    if (timedOut) {
       if (!compiled.isolate.isDisposed) compiled.isolate.dispose();
       return new SandboxTimeoutError(this.limits.timeoutMs);
     }
-    if (compiled.isolate.isDisposed && /memory limit/i.test(message)) {
-      return new SandboxMemoryLimitError(this.limits.memoryMb);
-    }
     if (compiled.isolate.isDisposed) {
-      return new SandboxEngineFailureError(ENGINE, "the isolate died", { cause: error });
+      // Only isolated-vm disposes an isolate during a run (the deadline timer did not fire): for its memory limit.
+      const message = typeof (error as Error | undefined)?.message === "string" ? (error as Error).message : "";
+      if (/memory limit/i.test(message)) return new SandboxMemoryLimitError(this.limits.memoryMb);
+      return new SandboxEngineFailureError(ENGINE, "the isolate was disposed during the run", { retryable: false });
     }
-    return new SandboxEngineFailureError(ENGINE, "unexpected failure", { cause: error });
+    return new SandboxEngineFailureError(ENGINE, "the sandbox ended the run without an answer", { retryable: false });
   }
-}
-
-function isIvmTimeout(error: unknown): boolean {
-  return error instanceof Error && /^Script execution timed out/.test(error.message);
 }

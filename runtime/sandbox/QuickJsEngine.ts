@@ -41,9 +41,22 @@ import {
 } from "./errors.ts";
 import { installedEngineVersion } from "./engineVersion.ts";
 import { assertHostSafe } from "./hostCheck.ts";
-import { describeHostValue, errorFromThrown, settleEnvelope } from "./internal/envelope.ts";
-import { HostFetcher, resolveFetchCapability, type FetchPolicy } from "./internal/hostFetch.ts";
-import { PRELUDE_SOURCE } from "./internal/prelude.ts";
+import {
+  describeHostValue,
+  errorFromThrown,
+  MAX_THROWN_JSON_CHARS,
+  maxEnvelopeChars,
+  readThrownMarker,
+  settleEnvelope,
+} from "./internal/envelope.ts";
+import { HostFetcher, MAX_REQUEST_JSON_CHARS, resolveFetchCapability, type FetchPolicy } from "./internal/hostFetch.ts";
+import {
+  bundleLoaderSource,
+  PRELUDE_SOURCE,
+  PROBE_SOURCE,
+  STRICTNESS_PROBE_SUFFIX,
+  THROWN_MARKER,
+} from "./internal/prelude.ts";
 import { prepareRun, SerialQueue, type PreparedRun } from "./internal/prepareRun.ts";
 import {
   resolveLimits,
@@ -110,6 +123,8 @@ class QuickJsCryptlet implements SandboxedCryptlet {
   readonly #source: string;
   readonly #fetchPolicy: FetchPolicy | undefined;
   readonly #queue = new SerialQueue();
+  /** The bundle inside its loader (`bundleLoaderSource`), set by the probe at load. */
+  #loaderSource: string | undefined;
   #disposed = false;
 
   constructor(owner: QuickJsEngine, source: string, limits: SandboxLimits, fetchPolicy: FetchPolicy | undefined) {
@@ -125,7 +140,7 @@ class QuickJsCryptlet implements SandboxedCryptlet {
   }
 
   async run(input: JsonValue, context: RunContextData): Promise<RunResult> {
-    const prepared = prepareRun(input, context, this.limits);
+    const prepared = prepareRun(input, context, this.limits, this.#fetchPolicy?.maxRequests);
     return this.#queue.run(async () => {
       if (this.#disposed)
         throw new SandboxEngineFailureError(ENGINE, "the Cryptlet was disposed", { retryable: false });
@@ -187,8 +202,9 @@ class QuickJsCryptlet implements SandboxedCryptlet {
         const bridge = context.newFunction("__cryptletHostFetch", (requestHandle) => {
           const deferred = context.newPromise();
           deferreds.push(deferred);
+          // Copied out only when bounded (the prelude builds it within the bounds); otherwise refused, and recorded.
           const operation = fetcher
-            .fetch(context.getString(requestHandle))
+            .fetch(readBoundedString(context, requestHandle, MAX_REQUEST_JSON_CHARS) ?? "")
             .then(
               (json) => {
                 if (!context.alive) return;
@@ -216,9 +232,9 @@ class QuickJsCryptlet implements SandboxedCryptlet {
         phase: "prelude" | "load" | "run",
       ): QuickJSHandle => {
         if (result.error !== undefined) {
-          const thrown = context.dump(result.error) as unknown;
+          const error = this.#fromThrown(context, result.error, phase, interrupted);
           result.error.dispose();
-          throw this.#fromThrown(thrown, phase, interrupted);
+          throw error;
         }
         return keep(result.value);
       };
@@ -231,17 +247,26 @@ class QuickJsCryptlet implements SandboxedCryptlet {
           throw new BundleInvalidError("the bundle does not compile", { message: thrown.message.slice(0, 300) });
         }
         compiled.value.dispose();
+        if (this.#loaderSource === undefined) {
+          const strictness = context.evalCode(this.#source + STRICTNESS_PROBE_SUFFIX, "cryptlet.js", {
+            compileOnly: true,
+          });
+          (strictness.error ?? strictness.value).dispose();
+          this.#loaderSource = bundleLoaderSource(this.#source, strictness.error !== undefined);
+        }
       }
+      const loaderSource = this.#loaderSource;
+      if (loaderSource === undefined)
+        throw new SandboxEngineFailureError(ENGINE, "run before load", { retryable: false });
       const preludeFunction = stage(context.evalCode(PRELUDE_SOURCE, "cryptlet-prelude.js"), "prelude");
       const setup = keep(context.newString(prepared.setupJson));
       const runFunction = stage(context.callFunction(preludeFunction, context.undefined, setup), "prelude");
-      stage(context.evalCode(this.#source, "cryptlet.js"), "load");
+      stage(context.evalCode(loaderSource, "cryptlet.js"), "load");
       if (probing) {
-        const check = stage(
-          context.evalCode("typeof globalThis.cryptlet?.default?.run === 'function'", "probe.js"),
-          "load",
-        );
-        if (context.dump(check) !== true) throw new BundleInvalidError("cryptlet.default.run is not a function");
+        const check = stage(context.evalCode(PROBE_SOURCE, "probe.js"), "load");
+        if (context.typeof(check) !== "boolean" || context.dump(check) !== true) {
+          throw new BundleInvalidError("cryptlet.default.run is not a function");
+        }
         return undefined;
       }
       const input = keep(context.newString(prepared.inputJson));
@@ -251,22 +276,25 @@ class QuickJsCryptlet implements SandboxedCryptlet {
       for (;;) {
         const jobs = runtime.executePendingJobs();
         if (jobs.error !== undefined) {
-          const thrown = context.dump(jobs.error) as unknown;
+          const error = this.#fromThrown(context, jobs.error, "run", interrupted);
           jobs.error.dispose();
-          throw this.#fromThrown(thrown, "run", interrupted);
+          throw error;
         }
         if (interrupted) throw new SandboxTimeoutError(this.limits.timeoutMs);
         const state = context.getPromiseState(promise);
         if (state.type === "fulfilled") {
-          const text = context.dump(state.value) as unknown;
+          const text = readBoundedString(context, state.value, maxEnvelopeChars(this.limits));
           state.value.dispose();
-          return typeof text === "string" ? text : JSON.stringify(text);
+          if (text === undefined) {
+            throw new SandboxEngineFailureError(ENGINE, "the answer is not a bounded envelope", { retryable: false });
+          }
+          return text;
         }
         if (state.type === "rejected") {
           // The prelude never rejects; only an uncatchable engine error (interrupt, out of memory) gets here.
-          const thrown = context.dump(state.error) as unknown;
+          const error = this.#fromThrown(context, state.error, "run", interrupted);
           state.error.dispose();
-          throw this.#fromThrown(thrown, "run", interrupted);
+          throw error;
         }
         if (runtime.hasPendingJob()) continue;
         const left = deadline - performance.now();
@@ -284,27 +312,58 @@ class QuickJsCryptlet implements SandboxedCryptlet {
       }
     } catch (error) {
       if (isCryptletError(error)) throw error;
-      if (error instanceof Error && error.name === "RuntimeError") {
+      // Past this point Cryptlet code may have caused the failure: nothing is retryable, nothing of it is kept.
+      // (By name, not instanceof: the error may come from another realm, such as Jest's.)
+      const { name, message } = error as { name?: unknown; message?: unknown };
+      if (name === "RangeError" && typeof message === "string" && /^Maximum call stack size exceeded/.test(message)) {
+        // QuickJS recursed inside WebAssembly (a deep JSON.parse, eval or flat) past the host's own stack before
+        // its 256 KiB limit noticed: the host saw it. The unwound module is left as it is, and replaced.
         this.#owner.discardModule();
         runtime = undefined;
         vm = undefined;
-        throw new SandboxEngineFailureError(ENGINE, "the WebAssembly module aborted", { cause: error });
+        throw new SandboxStackOverflowError({ observedBy: "host" });
       }
-      throw new SandboxEngineFailureError(ENGINE, "unexpected failure", { cause: error });
+      if (name === "RuntimeError") {
+        this.#owner.discardModule();
+        runtime = undefined;
+        vm = undefined;
+        throw new SandboxEngineFailureError(ENGINE, "the WebAssembly module aborted during the run", {
+          retryable: false,
+        });
+      }
+      throw new SandboxEngineFailureError(ENGINE, "unexpected failure in the sandbox host", { retryable: false });
     } finally {
       this.#release(handles, deferreds, vm, runtime);
     }
   }
 
-  #fromThrown(thrown: unknown, phase: "prelude" | "load" | "run", interrupted: boolean): CryptletError {
+  /**
+   * Classifies what a QuickJS evaluation threw. Once Cryptlet code may have run, the only value ever read is a
+   * string of bounded length: the prelude's description of the Cryptlet's throw (`THROWN_MARKER`). Anything else
+   * (an uncatchable interrupt, an allocation failure inside the prelude) is classified from what the host observed
+   * and never dumped: dumping an object runs its getters and Proxy traps, unbounded and without a deadline, and
+   * dumping a thrown promise freed its handle twice (a retryable "engine failure" any Cryptlet could cause).
+   */
+  #fromThrown(
+    context: QuickJSContext,
+    handle: QuickJSHandle,
+    phase: "prelude" | "load" | "run",
+    interrupted: boolean,
+  ): CryptletError {
     if (interrupted) return new SandboxTimeoutError(this.limits.timeoutMs);
-    const described = describeHostValue(thrown);
     if (phase === "prelude") {
-      const error = errorFromThrown(described, "load", this.limits);
+      // No Cryptlet code has run yet: the engine's own error (a memory limit too small for the prelude).
+      const described = describeHostValue(context.dump(handle));
+      const error = errorFromThrown({ thrown: described, engine: true }, "load", this.limits);
       if (error instanceof SandboxMemoryLimitError || error instanceof SandboxStackOverflowError) return error;
-      return new SandboxEngineFailureError(ENGINE, `the prelude failed: ${described.message}`, { retryable: false });
+      return new SandboxEngineFailureError(ENGINE, `the prelude failed: ${described.message.slice(0, 300)}`, {
+        retryable: false,
+      });
     }
-    return errorFromThrown(described, phase, this.limits);
+    const text = readBoundedString(context, handle, THROWN_MARKER.length + MAX_THROWN_JSON_CHARS);
+    const thrown = readThrownMarker(text, ENGINE);
+    if (thrown !== undefined) return errorFromThrown(thrown, phase, this.limits);
+    return new SandboxEngineFailureError(ENGINE, "the sandbox stopped without describing why", { retryable: false });
   }
 
   /** Frees handles, then deferreds, then the context, then the runtime (the order QuickJS requires). */
@@ -325,4 +384,16 @@ class QuickJsCryptlet implements SandboxedCryptlet {
       this.#owner.discardModule();
     }
   }
+}
+
+/**
+ * A string handle's text when it is at most `max` characters long (its length read first, so nothing larger is
+ * copied out of WebAssembly memory); `undefined` for a longer string or anything else.
+ */
+function readBoundedString(context: QuickJSContext, handle: QuickJSHandle, max: number): string | undefined {
+  if (context.typeof(handle) !== "string") return undefined;
+  const lengthHandle = context.getProp(handle, "length");
+  const length = context.getNumber(lengthHandle);
+  lengthHandle.dispose();
+  return length <= max ? context.getString(handle) : undefined;
 }

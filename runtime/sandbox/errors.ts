@@ -90,7 +90,7 @@ export const ERR_SANDBOX_ENGINE_FAILURE = defineErrorCode({
   code: "ERR_SANDBOX_ENGINE_FAILURE",
   module,
   meaning:
-    "The engine itself failed (could not start, crashed, answered malformed data); retried unless said otherwise.",
+    "The engine itself failed: could not start (retried), or stopped without a usable answer once Cryptlet code had run (crashed, malformed answer; not retried: presumed the Cryptlet's doing).",
   retry: "depends",
 });
 export const ERR_BUNDLE_INVALID = defineErrorCode({
@@ -204,8 +204,8 @@ export class CapabilityDeniedError extends CryptletError {
 }
 
 /**
- * The Cryptlet's `fetch` request is malformed or too large, refused by the host before anything is sent: a URL
- * over 8 KiB, headers over 16 KiB in total or more than 64, a body
+ * The Cryptlet's `fetch` request is malformed or too large, refused before anything is sent (in the sandbox for
+ * sizes, on the host for header syntax): a URL over 8 KiB, headers over 16 KiB in total or more than 64, a body
  * over 64 KiB, a header name that is not an HTTP token, a header value with a control character (CR, LF, NUL) or a
  * character above U+00FF, a header the host sets itself (`host`, `content-length`, `accept-encoding`, ...). Not
  * retryable: the same code sends the same request. The run fails even if the Cryptlet caught the rejection.
@@ -237,7 +237,12 @@ export class FetchFailedError extends CryptletError {
   }
 }
 
-/** The engine itself failed (could not start, crashed, answered malformed data). Retryable unless said otherwise. */
+/**
+ * The engine itself failed. Retryable only when it could not start (before any Cryptlet code ran: an isolate or
+ * WebAssembly module that could not be created); once Cryptlet code has run, a crash, an abort or an answer that is
+ * not a bounded envelope is presumed the Cryptlet's doing and is not retryable, and carries no cause from the
+ * sandbox (whose text the Cryptlet could have chosen).
+ */
 export class SandboxEngineFailureError extends CryptletError {
   constructor(engine: string, reason: string, options: { cause?: unknown; retryable?: boolean } = {}) {
     super(ERR_SANDBOX_ENGINE_FAILURE, `Sandbox engine ${engine} failed: ${reason}`, {
