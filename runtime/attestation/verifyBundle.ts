@@ -3,15 +3,18 @@
  * verdict (`pass`, `fail`, `skipped`) and a reason; a malformed or forged bundle never makes it throw.
  *
  * Checks, in order: `schema`, `manifest`, `consortium`, `resultId`, `codeHash`, `outputHash`, `signatures`,
- * `merkleProof`, `batchSignatures`, `attestation`, `recipients`, `anchors`. The bundle is `ok` when no check
- * failed; a `skipped` check was not verified (its option was not given, or it does not apply), so callers that
- * need it must pass the option. On-chain checks (`anchors`) are reserved for chain providers in `options.chains`.
+ * `merkleProof`, `batchSignatures`, `attestation`, `recipients`, `proofs`, `anchors`. The bundle is `ok` when no
+ * check failed; a `skipped` check was not verified (its option was not given, or it does not apply), so callers
+ * that need it must pass the option. `proofs` compares the proofs present with the ones the write modes require
+ * (a stripped proof fails it). The on-chain `anchors` check runs only when chain providers are given in
+ * `options.chains`; without them no chain is touched.
  *
  * @module
  */
-import { getBytes, isHexString, keccak256 } from "ethers";
+import { getBytes, isHexString, keccak256, type Provider } from "ethers";
 import type { JSONWebKeySet } from "jose";
 
+import { checkAnchor } from "../chains/anchorCheck.ts";
 import { recipientsOf } from "../sealing/seal.ts";
 import { bundleResultToStruct, validateProofBundle, type ProofBundle } from "./bundle.ts";
 import { computeResultId, cryptletResultDigest, resultBatchDigest, type Hex32 } from "./eip712.ts";
@@ -34,7 +37,22 @@ export type BundleCheckName =
   | "batchSignatures"
   | "attestation"
   | "recipients"
+  | "proofs"
   | "anchors";
+
+/** The proofs a bundle can carry (docs/proof-bundle.md, "Required proofs"). */
+export type BundleProofKind = "signatures" | "batch" | "attestation" | "anchors";
+
+/** Which proofs a bundle carries and which the trust policy requires of it, with why. */
+export interface ProofsReport {
+  /** The proofs the bundle carries: `signatures` (per-result), `batch` (batch signatures + Merkle proof),
+   *  `attestation` (the token), `anchors` (at least one chain write). */
+  present: BundleProofKind[];
+  /** The proofs required, each with the reason (e.g. "record write on chain 31337"). */
+  required: { proof: BundleProofKind; why: string }[];
+  /** Required proofs that are absent (the `proofs` check fails when any is). */
+  missing: BundleProofKind[];
+}
 
 /** One check's outcome. */
 export interface BundleCheck {
@@ -55,7 +73,12 @@ export interface VerificationReport {
    * Cryptlet to check its output takes this engine at this version (the engines differ: docs/sandbox.md).
    */
   sandbox?: { engine: string; engineVersion: string };
+  /** The proofs present and required (absent when the bundle does not match the schema). */
+  proofs?: ProofsReport;
 }
+
+/** A write mode of a proof bundle's anchor (and of a receipt's target). */
+export type WriteMode = "record" | "anchor" | "fulfill" | "submit";
 
 /** Options of {@link verifyBundle}. */
 export interface VerifyBundleOptions {
@@ -83,8 +106,67 @@ export interface VerifyBundleOptions {
   now?: Date;
   /** Allowed clock skew for the token, in seconds. Default 0. */
   clockToleranceSeconds?: number;
-  /** Reserved for on-chain checks (a later version): JSON-RPC providers by decimal chain id. */
-  chains?: Readonly<Record<string, unknown>>;
+  /**
+   * JSON-RPC providers by decimal chain id. When given, the bundle is verified on-chain: it must have anchors,
+   * and each anchor on a chain given here is checked (`checkAnchor`, runtime/chains/anchorCheck.ts): the
+   * transaction is in the named block, succeeded, has `confirmations`, emitted this result's (or batch's) event
+   * with the same hashes, and the contract's views agree. Anchors on other chains are listed as not checked;
+   * at least one must be checked. The caller checks that each provider serves the chain id it is listed under.
+   */
+  chains?: Readonly<Record<string, Provider>>;
+  /** Confirmations each checked anchor needs (with `chains`). Default 1. */
+  confirmations?: number;
+  /**
+   * Write modes the result is known to have been written in besides its anchors' (e.g. a composite receipt's
+   * targets): each adds the proofs that mode requires (`record`/`fulfill`/`submit`: per-result signatures;
+   * `anchor`: the batch).
+   */
+  writeModes?: readonly WriteMode[];
+}
+
+/** Human names of the proofs, for reasons. */
+const PROOF_NAMES: Record<BundleProofKind, string> = {
+  signatures: "per-result signatures",
+  batch: "batch signatures + Merkle proof",
+  attestation: "attestation token",
+  anchors: "anchors",
+};
+
+/**
+ * The proofs `bundle` carries and the ones required of it: per-result signatures for a `record`, `fulfill` or
+ * `submit` write (the contract checked those signatures; a batch does not stand in for them) and whenever there is
+ * no batch; the batch (its signatures and Merkle proof) for an `anchor` write; the attestation token always;
+ * anchors when verifying on-chain.
+ * @param bundle - a schema-valid bundle.
+ * @param options.onChain - whether the verification is on-chain (anchors then required).
+ * @param options.writeModes - modes known besides the anchors' (e.g. a receipt's targets).
+ */
+export function proofsOf(
+  bundle: ProofBundle,
+  options: { onChain?: boolean; writeModes?: readonly WriteMode[] } = {},
+): ProofsReport {
+  const present: BundleProofKind[] = [];
+  if (bundle.signatures.length > 0) present.push("signatures");
+  if (bundle.batch !== undefined) present.push("batch");
+  if (bundle.attestation.length > 0) present.push("attestation");
+  if (bundle.anchors.length > 0) present.push("anchors");
+  const required: ProofsReport["required"] = [];
+  const need = (proof: BundleProofKind, why: string) => {
+    if (!required.some((r) => r.proof === proof)) required.push({ proof, why });
+  };
+  const writes = [
+    ...bundle.anchors.map((a) => ({ mode: a.mode, where: `${a.mode} write on chain ${a.chainId}` })),
+    ...(options.writeModes ?? []).map((mode) => ({ mode, where: `${mode} target` })),
+  ];
+  for (const w of writes) {
+    if (w.mode === "anchor") need("batch", `the ${w.where}`);
+    else need("signatures", `the ${w.where}`);
+  }
+  if (bundle.batch === undefined) need("signatures", "no batch: the result's own signatures are its only proof");
+  need("attestation", "always");
+  if (options.onChain) need("anchors", "verifying on-chain");
+  const missing = required.map((r) => r.proof).filter((p) => !present.includes(p));
+  return { present, required, missing };
 }
 
 type CheckResult = Pick<BundleCheck, "verdict" | "reason">;
@@ -148,6 +230,7 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
       "batchSignatures",
       "attestation",
       "recipients",
+      "proofs",
       "anchors",
     ];
     for (const name of rest) add(name, skipped("bundle does not match the schema"));
@@ -156,6 +239,11 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
   add("schema", pass("matches proof-bundle.schema.json (version 1)"));
   const b = bundle as ProofBundle;
   const result = bundleResultToStruct(b.result);
+  const proofs = proofsOf(b, {
+    onChain: options.chains !== undefined,
+    ...(options.writeModes === undefined ? {} : { writeModes: options.writeModes }),
+  });
+  const signaturesRequired = proofs.required.some((r) => r.proof === "signatures");
 
   const guarded = async (name: BundleCheckName, run: () => CheckResult | Promise<CheckResult>): Promise<void> => {
     try {
@@ -206,8 +294,12 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
   });
 
   await guarded("signatures", () => {
-    if (b.signatures.length === 0 && b.batch !== undefined) {
+    if (b.signatures.length === 0 && b.batch !== undefined && !signaturesRequired) {
       return skipped("no per-result signatures: the result is proven by its batch");
+    }
+    if (b.signatures.length === 0) {
+      const why = proofs.required.find((r) => r.proof === "signatures")?.why ?? "";
+      return fail(`no per-result signatures, required by ${why} (threshold ${threshold})`);
     }
     const digest = cryptletResultDigest(b.consortiumId, result);
     return describeEvaluation("result", evaluateSignatures(digest, b.signatures, options.trustedSigners, threshold));
@@ -235,7 +327,7 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
 
   let sandbox: VerificationReport["sandbox"];
   await guarded("attestation", async () => {
-    if (options.jwks === undefined) return skipped("no JWKS given");
+    if (options.jwks === undefined) return skipped("not checked (no JWKS)");
     const { kid, claims } = await verifyAttestationToken(b.attestation, options.jwks, {
       cryptletId: result.cryptletId,
       codeHash: result.codeHash,
@@ -271,15 +363,52 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
     return fail(parts.join("; "));
   });
 
-  await guarded("anchors", () => {
-    const ids = b.anchors.map((a) => a.chainId);
-    if (new Set(ids).size !== ids.length) return fail("more than one anchor for one chain");
-    return skipped(
-      b.anchors.length === 0
-        ? "no anchors"
-        : `${b.anchors.length} anchor(s) listed; on-chain checks need chain providers (not in this version)`,
-    );
+  await guarded("proofs", () => {
+    const present = proofs.present.map((p) => PROOF_NAMES[p]).join(", ") || "none";
+    const required = proofs.required.map((r) => `${PROOF_NAMES[r.proof]} (${r.why})`).join(", ");
+    if (proofs.missing.length === 0) return pass(`present: ${present}; required: ${required}`);
+    const missing = proofs.required
+      .filter((r) => proofs.missing.includes(r.proof))
+      .map((r) => `${PROOF_NAMES[r.proof]} (required by ${r.why})`);
+    return fail(`missing: ${missing.join(", ")}; present: ${present}`);
   });
 
-  return { ok: checks.every((c) => c.verdict !== "fail"), checks, ...(sandbox === undefined ? {} : { sandbox }) };
+  await guarded("anchors", async () => {
+    const ids = b.anchors.map((a) => a.chainId);
+    if (new Set(ids).size !== ids.length) return fail("more than one anchor for one chain");
+    const chains = options.chains;
+    if (chains === undefined) {
+      return skipped(
+        b.anchors.length === 0
+          ? "no anchors"
+          : `${b.anchors.length} anchor(s) listed; not checked on-chain (no chain providers given)`,
+      );
+    }
+    if (b.anchors.length === 0) return fail("no anchors: a result verified on-chain must name its writes");
+    const held: string[] = [];
+    const failed: string[] = [];
+    const unchecked: string[] = [];
+    for (const anchor of b.anchors) {
+      const provider = chains[anchor.chainId];
+      if (provider === undefined) {
+        unchecked.push(anchor.chainId);
+        continue;
+      }
+      const outcome = await checkAnchor(provider, b, anchor, {
+        ...(options.confirmations === undefined ? {} : { confirmations: options.confirmations }),
+      });
+      (outcome.ok ? held : failed).push(outcome.reason);
+    }
+    const notChecked = unchecked.length > 0 ? `; not checked (no provider): chain ${unchecked.join(", ")}` : "";
+    if (failed.length > 0) return fail(`${failed.join("; ")}${notChecked}`);
+    if (held.length === 0) return fail(`none of the ${b.anchors.length} anchor(s) is on a chain given${notChecked}`);
+    return pass(`${held.join("; ")}${notChecked}`);
+  });
+
+  return {
+    ok: checks.every((c) => c.verdict !== "fail"),
+    checks,
+    ...(sandbox === undefined ? {} : { sandbox }),
+    proofs,
+  };
 }

@@ -66,7 +66,16 @@ describe("verifyBundle", () => {
       batchSignatures: "skipped",
       attestation: "pass",
       recipients: "skipped",
+      proofs: "pass",
       anchors: "skipped",
+    });
+    expect(report.proofs).toEqual({
+      present: ["signatures", "attestation", "anchors"],
+      required: [
+        { proof: "signatures", why: "the record write on chain 31337" },
+        { proof: "attestation", why: "always" },
+      ],
+      missing: [],
     });
     // The engine that ran the Cryptlet, from the verified token.
     expect(report.sandbox).toEqual({ engine: "isolated-vm", engineVersion: "7.0.1+v8.13.6.233.17-node.53" });
@@ -84,6 +93,42 @@ describe("verifyBundle", () => {
     }
     // The bundle text never holds the plaintext.
     expect(JSON.stringify(sealedBundle)).not.toContain("227124622660");
+  });
+
+  it("requires the proofs of each write mode: stripped per-result signatures beside a batch are INVALID", async () => {
+    // A result recorded on chain 31337 and batched, whose per-result signatures were removed.
+    const batched = (await makeBundle(keys, { batchSize: 3 })).bundle;
+    const withBatch: ProofBundle = { ...batched, signatures: [], anchors: publicBundle.anchors };
+    const stripped = await verifyBundle(withBatch, options);
+    expect(stripped.ok).toBe(false);
+    const proofs = stripped.checks.find((c) => c.name === "proofs")!;
+    expect(proofs.verdict).toBe("fail");
+    expect(proofs.reason).toMatch(
+      /^missing: per-result signatures \(required by the record write on chain 31337\); present: batch signatures \+ Merkle proof, attestation token, anchors$/,
+    );
+    expect(stripped.checks.find((c) => c.name === "signatures")).toMatchObject({
+      verdict: "fail",
+      reason: "no per-result signatures, required by the record write on chain 31337 (threshold 2)",
+    });
+    expect(stripped.proofs?.missing).toEqual(["signatures"]);
+    // The same batch without any write (or with an anchor-mode write) needs no per-result signatures.
+    expect((await verifyBundle(batched, options)).ok).toBe(true);
+    const anchorMode = { ...withBatch, anchors: [{ ...publicBundle.anchors[0]!, mode: "anchor" as const }] };
+    expect((await verifyBundle(anchorMode, options)).ok).toBe(true);
+    // ...unless a receipt's target says it was recorded.
+    const viaTarget = await verifyBundle(batched, { ...options, writeModes: ["record"] });
+    expect(viaTarget.checks.find((c) => c.name === "proofs")?.reason).toMatch(
+      /^missing: per-result signatures \(required by the record target\)/,
+    );
+    // An anchor-mode write without its batch is INVALID, and a bundle with both is VALID.
+    const noBatch = { ...publicBundle, anchors: [{ ...publicBundle.anchors[0]!, mode: "anchor" as const }] };
+    const withoutBatch = await verifyBundle(noBatch, options);
+    expect(withoutBatch.checks.find((c) => c.name === "proofs")).toMatchObject({
+      verdict: "fail",
+      reason: expect.stringMatching(
+        /^missing: batch signatures \+ Merkle proof \(required by the anchor write on chain 31337\)/,
+      ),
+    });
   });
 
   it("skips what it was not asked to check", async () => {
@@ -145,7 +190,7 @@ describe("verifyBundle", () => {
     for (const input of inputs) {
       const report = await verifyBundle(input, options);
       expect(report.ok).toBe(false);
-      expect(report.checks.length).toBe(12);
+      expect(report.checks.length).toBe(13);
     }
     const o = verdicts((await verifyBundle(overflow, options)).checks);
     expect(o.schema).toBe("pass");
