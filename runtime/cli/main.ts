@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `cryptlet` command (package.json `bin`; `npm run cryptlet -- <command>`). Commands: `init`, `build`,
- * `deploy`, `invoke`, `status`, `verify`, `decrypt`, `keys create|list|rotate`, `chains`. Every command takes
+ * `deploy`, `invoke`, `status`, `verify`, `decrypt`, `keys create|list|rotate`, `trust export`, `chains`. Every command takes
  * `--json` (one JSON document on standard output) and the ones that reach the runtime take `--config <file>`
  * (default `CRYPTLET_CONFIG` or `./cryptlet.config.json`). Progress goes to standard error.
  *
@@ -66,6 +66,7 @@ Examples (\`npm start -- --serve\` runs a local stack and writes .cryptlet/crypt
   cryptlet status <runId> --config .cryptlet/cryptlet.config.json --json > receipt.json
   cryptlet verify receipt.json --config .cryptlet/cryptlet.config.json
   cryptlet decrypt receipt.json --key cryptlets/cold-chain-sla/keys/carrier.private.jwk.json
+  cryptlet report <runId> --html report.html --config .cryptlet/cryptlet.config.json
 `,
     )
     .showHelpAfterError()
@@ -210,6 +211,18 @@ Examples (\`npm start -- --serve\` runs a local stack and writes .cryptlet/crypt
         .argParser(positiveInt)
         .default(10_000),
     )
+    .option(
+      "--rpc <url,...>",
+      "JSON-RPC endpoints instead of a configuration: trust from the registry each anchor's contract names",
+      (value: string, previous: string[] = []) => [...previous, ...value.split(",").filter(Boolean)],
+    )
+    .option("--jwks <file|url>", "the attestation JWKS (e.g. https://<api>/.well-known/jwks.json)")
+    .option("--registry <address>", "with --rpc: the registry every anchor's contract must name")
+    .addOption(
+      new Option("--confirmations <n>", "confirmations each anchor's transaction needs")
+        .argParser(positiveInt)
+        .default(1),
+    )
     .addHelpText(
       "after",
       `
@@ -222,6 +235,7 @@ Examples:
   cryptlet verify receipt.json --config .cryptlet/cryptlet.config.json
   cryptlet verify .cryptlet/bundles/<runId>.json --config .cryptlet/cryptlet.config.json --chain consortium
   cryptlet verify bundle.json --trust trust.json   # e.g. the "trust" object of test/vectors/proof-bundle/vectors.json
+  cryptlet verify bundle.json --rpc https://rpc.example.org --jwks https://api.example.org/.well-known/jwks.json
 `,
     )
     .action(
@@ -234,6 +248,10 @@ Examples:
           threshold?: number;
           codeHash?: string[];
           rpcTimeout: number;
+          rpc?: string[];
+          jwks?: string;
+          registry?: string;
+          confirmations: number;
         },
       ) => {
         const verify = await import("./commands/verify.ts");
@@ -247,6 +265,10 @@ Examples:
             ...(o.threshold === undefined ? {} : { threshold: o.threshold }),
             ...(o.codeHash === undefined ? {} : { codeHashes: o.codeHash }),
             rpcTimeoutMs: o.rpcTimeout,
+            ...(o.rpc === undefined ? {} : { rpc: o.rpc }),
+            ...(o.jwks === undefined ? {} : { jwks: o.jwks }),
+            ...(o.registry === undefined ? {} : { registry: o.registry }),
+            confirmations: o.confirmations,
           });
         } catch (error) {
           // No trust read, no verdict: a chain that cannot be read is exit 2, never a fallback to other trust.
@@ -257,6 +279,58 @@ Examples:
         }
         if (!outcome.ok) state.exitCode = EXIT.failure;
         print(outcome, verify.describeOutcome(outcome));
+      },
+    );
+
+  const trust = program.command("trust").description("public trust material for verifiers");
+  trust
+    .command("export")
+    .description(
+      "write a public trust file (signers, threshold, approved code hashes, consortium id, attestation JWKS) read from a registry, for `verify --trust`",
+    )
+    .requiredOption("--out <file>", "the trust file to write")
+    .option("--chain <name>", "with --config: the configured chain whose registry to read")
+    .option("--rpc <url>", "a JSON-RPC endpoint instead of a configuration")
+    .option("--registry <address>", "with --rpc: the registry")
+    .option("--contract <address>", "with --rpc: a ledger, oracle or feed whose registry() to read")
+    .option("--cryptlet <name-or-id...>", "the Cryptlets whose approvals to export (default: all approved ever)")
+    .option("--jwks <file|url>", "the attestation JWKS (default with --config: the configuration's attestation key)")
+    .addOption(new Option("--block <n>", "the block to read at (default latest)").argParser(positiveInt))
+    .addOption(
+      new Option("--rpc-timeout <ms>", "deadline of each JSON-RPC request").argParser(positiveInt).default(10_000),
+    )
+    .action(
+      async (o: {
+        out: string;
+        chain?: string;
+        rpc?: string;
+        registry?: string;
+        contract?: string;
+        cryptlet?: string[];
+        jwks?: string;
+        block?: number;
+        rpcTimeout: number;
+      }) => {
+        const { trustExport, describeExport } = await import("./commands/trust.ts");
+        const { isTrustUnavailable } = await import("./commands/verify.ts");
+        try {
+          const exported = await trustExport({
+            out: o.out,
+            ...(o.rpc === undefined ? { config: await loadConfig(globals().config) } : { rpc: o.rpc }),
+            ...(o.chain === undefined ? {} : { chain: o.chain }),
+            ...(o.registry === undefined ? {} : { registry: o.registry }),
+            ...(o.contract === undefined ? {} : { contract: o.contract }),
+            ...(o.cryptlet === undefined ? {} : { cryptlets: o.cryptlet }),
+            ...(o.jwks === undefined ? {} : { jwks: o.jwks }),
+            ...(o.block === undefined ? {} : { block: o.block }),
+            rpcTimeoutMs: o.rpcTimeout,
+          });
+          print(exported, describeExport(exported, o.out));
+        } catch (error) {
+          if (!isTrustUnavailable(error)) throw error;
+          reportError(out(), error);
+          state.exitCode = EXIT.usage;
+        }
       },
     );
 
@@ -282,6 +356,54 @@ Examples:
       }
       print({ ok: true, plaintext: parsed }, typeof parsed === "string" ? text : toJson(parsed));
     });
+
+  program
+    .command("report")
+    .description(
+      "write a run's proof audit report: one self-contained HTML page (checks, signers, chains, attestation); exit 1 when a check fails, 2 without trust",
+    )
+    .argument("<run>", "run id (0x…, looked up with --config) or a bundle / receipt JSON file")
+    .requiredOption("--html <file>", "where to write the page")
+    .option("--trust <file>", "trust settings JSON instead of the chains' registries (as for `cryptlet verify`)")
+    .option("--chain <name...>", "configured chains to read trust from (default: the run's)")
+    .option("--explorer <chain=url...>", "explorer base URL by chain name or id (default: each chain's explorerUrl)")
+    .addOption(
+      new Option("--rpc-timeout <ms>", "deadline of each JSON-RPC request and of each chain's read")
+        .argParser(positiveInt)
+        .default(10_000),
+    )
+    .action(
+      async (
+        target: string,
+        o: { html: string; trust?: string; chain?: string[]; explorer?: string[]; rpcTimeout: number },
+      ) => {
+        const [{ reportCommand }, verify] = await Promise.all([
+          import("./commands/report.ts"),
+          import("./commands/verify.ts"),
+        ]);
+        let r: Awaited<ReturnType<typeof reportCommand>>;
+        try {
+          r = await reportCommand(target, {
+            html: o.html,
+            ...(globals().config === undefined ? {} : { config: globals().config }),
+            ...(o.trust === undefined ? {} : { trust: o.trust }),
+            ...(o.chain === undefined ? {} : { chains: o.chain }),
+            ...(o.explorer === undefined ? {} : { explorers: o.explorer }),
+            rpcTimeoutMs: o.rpcTimeout,
+          });
+        } catch (error) {
+          if (!verify.isTrustUnavailable(error)) throw error;
+          reportError(out(), error);
+          state.exitCode = EXIT.usage;
+          return;
+        }
+        if (!r.ok) state.exitCode = EXIT.failure;
+        print(
+          r,
+          `${r.ok ? "VALID" : "INVALID"}: wrote ${r.html} (${r.bytes} bytes)${r.failed.map((f) => `\n  fail ${f}`).join("")}`,
+        );
+      },
+    );
 
   const keys = program.command("keys").description("local key files and the configuration's keys");
   keys

@@ -9,17 +9,22 @@
  * - the code hash revoked on-chain: INVALID at the latest block; the receipt of a write made before the
  *   revocation verifies at the block of that write, and a receipt that claims another block is read at the latest;
  * - no trust at all, a trust file without threshold, an unknown --chain, a chain without a registry, a chain whose
- *   RPC does not answer (within a bounded time, its URL's credentials redacted): exit 2 with a message.
+ *   RPC does not answer (within a bounded time, its URL's credentials redacted): exit 2 with a message;
+ * - `--rpc` alone (no configuration): the registry named by the anchor's contract, read at the write's block,
+ *   VALID; every anchor checked on-chain (a wrong txHash, a reverted transaction, a log of another result, too few
+ *   confirmations: INVALID with the reason); per-result signatures stripped beside a batch: INVALID;
+ * - `trust export` (from --rpc and from --config) and `verify --trust` of the file, which holds no private key.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 
-import { Contract } from "ethers";
+import { Contract, keccak256, toUtf8Bytes, type TransactionReceipt } from "ethers";
 
 import { bundleResultToStruct, type ProofBundle } from "../../runtime/attestation/bundle.ts";
 import { signCryptletResult } from "../../runtime/attestation/signing.ts";
+import { buildJwks } from "../../runtime/attestation/token.ts";
 import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "../../runtime/chains/contracts.ts";
 import { LocalKeyProvider, generateLocalKeyFile } from "../../runtime/keys/LocalKeyProvider.ts";
 import { testWallets } from "../support/contracts.ts";
@@ -29,6 +34,7 @@ import {
   CONSORTIUM_ID,
   CRYPTLET_ID,
   RUNTIME_ID,
+  SLOT_TIME,
   makeBundle,
   type Fixture,
 } from "../verify/bundleFixture.ts";
@@ -47,6 +53,9 @@ let deployed: DeployedContracts;
 let registry: Contract;
 let fixture: Fixture;
 let configFile: string;
+let jwksFile: string;
+/** The write of `fixture.bundle` to the ledger (`record`), before the tests. */
+let recorded: TransactionReceipt;
 let counter = 0;
 
 /** Writes `value` to a new JSON file in the temporary folder. */
@@ -70,6 +79,17 @@ async function configWith(chains: Record<string, unknown>[]): Promise<string> {
 }
 
 const bundleWith = (changes: Partial<ProofBundle>): ProofBundle => ({ ...structuredClone(fixture.bundle), ...changes });
+
+/** The anchor entry of a write of `contract` in `receipt`. */
+const anchorOf = (receipt: TransactionReceipt, contract: string, mode: "record" | "anchor" = "record") => ({
+  chainId: String(CHAIN_ID),
+  contract,
+  txHash: receipt.hash as `0x${string}`,
+  blockNumber: String(receipt.blockNumber),
+  blockHash: receipt.blockHash as `0x${string}`,
+  gasUsed: receipt.gasUsed.toString(),
+  mode,
+});
 
 const checkOf = (run: CliRun, name: string) =>
   (json(run).chains[0].checks as { name: string; verdict: string; reason: string }[]).find((c) => c.name === name);
@@ -103,8 +123,18 @@ beforeAll(async () => {
     },
     { attestedAt: new Date(), ttlSeconds: 3600 },
   );
-  // Not written anywhere yet: no anchors (the fixture's is a made-up one).
-  fixture.bundle.anchors = [];
+  // Written to the ledger (which checks the proof against the registry): its anchor replaces the made-up one.
+  const ledger = new Contract(deployed.ledger, interfaceOf("ResultLedger"), node.funder);
+  const tx = await ledger.getFunction("record")(
+    bundleResultToStruct(fixture.bundle.result),
+    fixture.bundle.payload.public!.data,
+    fixture.bundle.signatures.map((s) => s.signature),
+  );
+  recorded = (await tx.wait()) as TransactionReceipt;
+  fixture.bundle.anchors = [anchorOf(recorded, deployed.ledger)];
+  jwksFile = await jsonFile(
+    await buildJwks([new LocalKeyProvider({ keyFile: path.join(tmp, "attestation.jwk.json") })]),
+  );
   configFile = await configWith([
     {
       name: "consortium",
@@ -118,6 +148,238 @@ beforeAll(async () => {
 afterAll(async () => {
   await node?.stop();
   await rm(tmp, { recursive: true, force: true });
+});
+
+describe("verify --rpc: no configuration, every anchor checked on-chain", () => {
+  /** The `anchors` check of the first chain of a run. */
+  const anchorsCheck = (run: CliRun) => checkOf(run, "anchors");
+
+  test("VALID with --rpc only: the registry the ledger names, read at the block of the write", async () => {
+    const file = await jsonFile(fixture.bundle);
+    // An endpoint that refuses connections is passed over; the one that answers chain id 31342 is used.
+    const run = await cli("verify", file, "--rpc", `http://127.0.0.1:9/,${node.url}`, "--json");
+    expect(run.code).toBe(0);
+    const outcome = json(run);
+    expect(outcome).toMatchObject({ ok: true, source: "rpc", jwks: null, unchecked: [] });
+    expect(outcome.chains[0]).toMatchObject({
+      chainId: CHAIN_ID,
+      contract: deployed.ledger,
+      registry: deployed.registry,
+      at: "anchor",
+      blockNumber: recorded.blockNumber,
+      threshold: 2,
+      signers: [SIGNER_A.address, SIGNER_B.address].sort(),
+      approvedCodeHashes: [CODE_HASH.toLowerCase()],
+      changedSince: { changed: false },
+    });
+    expect(anchorsCheck(run)).toMatchObject({ verdict: "pass" });
+    expect(checkOf(run, "attestation")).toMatchObject({ verdict: "skipped", reason: "not checked (no JWKS)" });
+    expect(checkOf(run, "proofs")?.reason).toContain("anchors (verifying on-chain)");
+
+    const human = await cli("verify", file, "--rpc", node.url, "--jwks", jwksFile);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^VALID\n/);
+    expect(human.stdout).toContain(`registry ${deployed.registry} (named by contract ${deployed.ledger})`);
+    expect(human.stdout).toMatch(/since: unchanged at the latest block/);
+    expect(human.stdout).toMatch(/pass\s+attestation\s+ES256 token/);
+    expect(human.stdout).toMatch(/pass\s+anchors\s+anchor record on chain 31342: tx 0x/);
+
+    // --registry pins the registry the contract must name.
+    const pinned = await cli("verify", file, "--rpc", node.url, "--registry", deployed.ledger, "--json");
+    expect(pinned.code).toBe(2);
+    expect(json(pinned).error.message).toMatch(/checks proofs against registry .*, not the --registry/);
+    // No anchors: --rpc has nothing to read the trust from.
+    const bare = await cli("verify", await jsonFile(bundleWith({ anchors: [] })), "--rpc", node.url, "--json");
+    expect(bare.code).toBe(2);
+    expect(json(bare).error).toMatchObject({ code: "ERR_CLI_USAGE", details: { option: "--rpc" } });
+  }, 120_000);
+
+  test("a wrong txHash, a reverted transaction, a log of another result, too few confirmations: INVALID", async () => {
+    const [anchor] = fixture.bundle.anchors;
+    const withAnchor = (changes: Partial<typeof anchor>) => bundleWith({ anchors: [{ ...anchor!, ...changes }] });
+
+    const wrongTx = await cli(
+      "verify",
+      await jsonFile(withAnchor({ txHash: keccak256(toUtf8Bytes("no such transaction")) as `0x${string}` })),
+      "--rpc",
+      node.url,
+      "--json",
+    );
+    expect(wrongTx.code).toBe(1);
+    expect(anchorsCheck(wrongTx)).toMatchObject({ verdict: "fail" });
+    expect(anchorsCheck(wrongTx)?.reason).toMatch(
+      /^anchor record on chain 31342: transaction 0x[0-9a-f]{64} is not on the chain$/,
+    );
+    // Its block was not trusted either: the registry was read at the latest block.
+    expect(json(wrongTx).chains[0]).toMatchObject({ at: "latest" });
+
+    // A transaction to the ledger that reverts (an unknown function), mined with a fixed gas limit.
+    let revertedHash: string;
+    try {
+      const sent = await node.funder.sendTransaction({ to: deployed.ledger, data: "0xdeadbeef", gasLimit: 100_000 });
+      revertedHash = sent.hash;
+      await sent.wait().catch(() => undefined);
+    } catch {
+      const block = await node.provider.getBlock("latest");
+      revertedHash = block!.transactions.at(-1)!;
+    }
+    const reverted = (await node.provider.getTransactionReceipt(revertedHash))!;
+    expect(reverted.status).toBe(0);
+    const revertedRun = await cli(
+      "verify",
+      await jsonFile(withAnchor(anchorOf(reverted, deployed.ledger))),
+      "--rpc",
+      node.url,
+      "--json",
+    );
+    expect(revertedRun.code).toBe(1);
+    expect(anchorsCheck(revertedRun)?.reason).toMatch(/transaction 0x[0-9a-f]{64} reverted \(status 0\)$/);
+
+    // Another result recorded: its transaction's ResultRecorded carries another resultId.
+    const other = await makeBundle(
+      {
+        signers: [SIGNER_A, SIGNER_B],
+        attestation: new LocalKeyProvider({ keyFile: path.join(tmp, "attestation.jwk.json") }),
+        parties: [],
+      },
+      { slotTime: SLOT_TIME + 3600n, attestedAt: new Date(), ttlSeconds: 3600 },
+    );
+    const ledger = new Contract(deployed.ledger, interfaceOf("ResultLedger"), node.funder);
+    const otherTx = await ledger.getFunction("record")(
+      bundleResultToStruct(other.bundle.result),
+      other.bundle.payload.public!.data,
+      other.bundle.signatures.map((x) => x.signature),
+    );
+    const otherReceipt = (await otherTx.wait()) as TransactionReceipt;
+    const elsewhere = await cli(
+      "verify",
+      await jsonFile(withAnchor(anchorOf(otherReceipt, deployed.ledger))),
+      "--rpc",
+      node.url,
+      "--json",
+    );
+    expect(elsewhere.code).toBe(1);
+    expect(anchorsCheck(elsewhere)?.reason).toBe(
+      `anchor record on chain 31342: the ResultRecorded event(s) of ${deployed.ledger} in tx ${otherReceipt.hash} carry another resultId, not ${fixture.result.resultId}`,
+    );
+    // The same write claimed as an oracle fulfilment: no such event.
+    const wrongMode = await cli("verify", await jsonFile(withAnchor({ mode: "fulfill" })), "--rpc", node.url, "--json");
+    expect(wrongMode.code).toBe(1);
+    expect(anchorsCheck(wrongMode)?.reason).toMatch(/has no CryptletFulfilled event of/);
+
+    // Too few confirmations: the write has (head - block + 1) of them.
+    const head = await node.provider.getBlockNumber();
+    const needed = head - recorded.blockNumber + 2;
+    const file = await jsonFile(fixture.bundle);
+    const few = await cli("verify", file, "--rpc", node.url, "--confirmations", String(needed), "--json");
+    expect(few.code).toBe(1);
+    expect(anchorsCheck(few)?.reason).toBe(
+      `anchor record on chain 31342: ${needed - 1} confirmation(s), ${needed} required`,
+    );
+    // With --config too.
+    const fewConfig = await cli("verify", file, "--config", configFile, "--confirmations", String(needed), "--json");
+    expect(fewConfig.code).toBe(1);
+    expect(checkOf(fewConfig, "anchors")?.reason).toContain(`${needed} required`);
+    expect((await cli("verify", file, "--rpc", node.url, "--confirmations", String(needed - 1))).code).toBe(0);
+  }, 180_000);
+
+  test("per-result signatures stripped while a batch is present: INVALID, naming what is missing", async () => {
+    // The same result in a signed batch (its Merkle proof and batch signatures are valid).
+    const batched = await makeBundle(
+      {
+        signers: [SIGNER_A, SIGNER_B],
+        attestation: new LocalKeyProvider({ keyFile: path.join(tmp, "attestation.jwk.json") }),
+        parties: [],
+      },
+      { batchSize: 3, attestedAt: new Date(), ttlSeconds: 3600 },
+    );
+    expect(batched.result.resultId).toBe(fixture.result.resultId);
+    const both = bundleWith({ batch: batched.bundle.batch! });
+    const kept = await cli("verify", await jsonFile(both), "--rpc", node.url, "--json");
+    expect(kept.code).toBe(0);
+    expect(checkOf(kept, "merkleProof")?.verdict).toBe("pass");
+
+    const stripped = await cli("verify", await jsonFile({ ...both, signatures: [] }), "--rpc", node.url, "--json");
+    expect(stripped.code).toBe(1);
+    expect(checkOf(stripped, "proofs")).toMatchObject({
+      verdict: "fail",
+      reason: expect.stringMatching(
+        /^missing: per-result signatures \(required by the record write on chain 31342\); present: batch signatures \+ Merkle proof, attestation token, anchors$/,
+      ),
+    });
+    expect(checkOf(stripped, "signatures")).toMatchObject({ verdict: "fail" });
+    expect(checkOf(stripped, "merkleProof")?.verdict).toBe("pass");
+    // Offline too (a trust file): the record anchor requires them.
+    const trust = await jsonFile({ trustedSigners: [SIGNER_A.address, SIGNER_B.address], threshold: 2 });
+    const offline = await cli("verify", await jsonFile({ ...both, signatures: [] }), "--trust", trust);
+    expect(offline.code).toBe(1);
+    expect(offline.stdout).toMatch(/fail\s+proofs\s+missing: per-result signatures/);
+  }, 120_000);
+
+  test("trust export, then verify --trust: round trip, and no private material in the file", async () => {
+    const fromRpc = path.join(tmp, "trust-rpc.json");
+    const exported = await cli(
+      "trust",
+      "export",
+      "--rpc",
+      node.url,
+      "--contract",
+      deployed.ledger,
+      "--jwks",
+      jwksFile,
+      "--out",
+      fromRpc,
+      "--json",
+    );
+    expect(exported.code).toBe(0);
+    const fromConfig = path.join(tmp, "trust-config.json");
+    const viaConfig = await cli("trust", "export", "--config", configFile, "--out", fromConfig);
+    expect(viaConfig.code).toBe(0);
+    expect(viaConfig.stdout).toContain(`wrote ${fromConfig}: registry ${deployed.registry} on chain id ${CHAIN_ID}`);
+
+    const privateHex = [SIGNER_A, SIGNER_B, OUTSIDER].map((w) => w.privateKey.slice(2).toLowerCase());
+    const attestationD = (JSON.parse(await readFile(path.join(tmp, "attestation.jwk.json"), "utf8")) as { d: string })
+      .d;
+    for (const file of [fromRpc, fromConfig]) {
+      const text = await readFile(file, "utf8");
+      const t = JSON.parse(text);
+      expect(t).toMatchObject({
+        trustFileVersion: 1,
+        chainId: CHAIN_ID,
+        registry: deployed.registry,
+        consortiumId: CONSORTIUM_ID.toLowerCase(),
+        trustedSigners: [SIGNER_A.address, SIGNER_B.address].sort(),
+        threshold: 2,
+        approvedCodeHashes: { [CRYPTLET_ID.toLowerCase()]: [CODE_HASH.toLowerCase()] },
+      });
+      expect(t.jwks.keys).toHaveLength(1);
+      expect(Number.isInteger(t.blockNumber)).toBe(true);
+      // No private JWK member, no private key.
+      expect(text).not.toMatch(/"(d|p|q|dp|dq|qi)"\s*:/);
+      expect(text).not.toContain(attestationD);
+      for (const hex of privateHex) expect(text.toLowerCase()).not.toContain(hex);
+
+      const verified = await cli("verify", await jsonFile(fixture.bundle), "--trust", file, "--json");
+      expect(verified.code).toBe(0);
+      expect(json(verified)).toMatchObject({ ok: true, source: "trust-file", threshold: 2 });
+      const attestation = (json(verified).checks as { name: string; verdict: string }[]).find(
+        (c) => c.name === "attestation",
+      );
+      expect(attestation?.verdict).toBe("pass");
+      const codeHash = (json(verified).checks as { name: string; verdict: string }[]).find(
+        (c) => c.name === "codeHash",
+      );
+      expect(codeHash?.verdict).toBe("pass");
+    }
+    // The exported threshold holds: one signature of the two is not enough.
+    const unapproved = await cli(
+      "verify",
+      await jsonFile(bundleWith({ signatures: fixture.bundle.signatures.slice(0, 1) })),
+      "--trust",
+      fromRpc,
+    );
+    expect(unapproved.code).toBe(1);
+  }, 120_000);
 });
 
 describe("verify --config reads the trust from the chain", () => {
@@ -137,10 +399,14 @@ describe("verify --config reads the trust from the chain", () => {
       signers: [SIGNER_A.address, SIGNER_B.address].sort(),
       consortiumId: CONSORTIUM_ID.toLowerCase(),
       approvedCodeHashes: [CODE_HASH.toLowerCase()],
-      at: "latest",
+      at: "anchor",
+      blockNumber: recorded.blockNumber,
+      changedSince: { changed: false, signersAdded: [], signersRemoved: [] },
       ok: true,
     });
-    expect(outcome.chains[0].blockNumber).toBe(await node.provider.getBlockNumber());
+    expect(checkOf(run, "anchors")).toMatchObject({ verdict: "pass" });
+    expect(checkOf(run, "anchors")?.reason).toContain("emitted ResultRecorded with the bundle's hashes");
+    expect(checkOf(run, "proofs")?.verdict).toBe("pass");
     expect(checkOf(run, "signatures")?.verdict).toBe("pass");
     expect(checkOf(run, "codeHash")?.verdict).toBe("pass");
     expect(checkOf(run, "consortium")?.verdict).toBe("pass");
@@ -188,14 +454,8 @@ describe("verify --config reads the trust from the chain", () => {
   }, 120_000);
 
   test("a revoked code hash fails at the latest block; a receipt or anchor of an earlier write verifies at its block", async () => {
-    // Write the result to the ledger (the contract checks the proof against the registry), then revoke.
-    const ledger = new Contract(deployed.ledger, interfaceOf("ResultLedger"), node.funder);
-    const tx = await ledger.getFunction("record")(
-      bundleResultToStruct(fixture.bundle.result),
-      fixture.bundle.payload.public!.data,
-      fixture.bundle.signatures.map((s) => s.signature),
-    );
-    const mined = await tx.wait();
+    // The result was written to the ledger before the tests (the contract checked it); now revoke its code hash.
+    const mined = recorded;
     await (await registry.getFunction("revokeCodeHash")(CRYPTLET_ID, CODE_HASH)).wait();
     const receipt = (blockNumber: number) => ({
       runId: fixture.result.resultId,
@@ -213,32 +473,34 @@ describe("verify --config reads the trust from the chain", () => {
       bundle: fixture.bundle,
     });
 
-    const bare = await cli("verify", await jsonFile(fixture.bundle), "--config", configFile, "--json");
+    const bare = await cli("verify", await jsonFile(bundleWith({ anchors: [] })), "--config", configFile, "--json");
     expect(bare.code).toBe(1);
+    // On-chain verification needs the anchors.
+    expect(checkOf(bare, "proofs")?.reason).toMatch(/^missing: anchors \(required by verifying on-chain\)/);
     expect(json(bare).chains[0]).toMatchObject({ at: "latest", approvedCodeHashes: [] });
     expect(checkOf(bare, "codeHash")).toMatchObject({ verdict: "fail" });
 
     const atWrite = await cli("verify", await jsonFile(receipt(mined.blockNumber)), "--config", configFile);
     expect(atWrite.code).toBe(0);
     expect(atWrite.stdout).toContain(`at block ${mined.blockNumber} (the block of the write)`);
+    // ...and says that the trust changed since.
+    expect(atWrite.stdout).toMatch(/since: CHANGED by the latest block \d+: this code hash revoked since/);
 
     // A bare bundle whose anchor names the write: read at the anchor's block.
-    const anchored = bundleWith({
-      anchors: [
-        {
-          chainId: String(CHAIN_ID),
-          contract: deployed.ledger,
-          txHash: mined.hash,
-          blockNumber: String(mined.blockNumber),
-          blockHash: mined.blockHash,
-          gasUsed: mined.gasUsed.toString(),
-          mode: "record",
-        },
-      ],
-    });
-    const viaAnchor = await cli("verify", await jsonFile(anchored), "--config", configFile, "--json");
+    const viaAnchor = await cli("verify", await jsonFile(fixture.bundle), "--config", configFile, "--json");
     expect(viaAnchor.code).toBe(0);
-    expect(json(viaAnchor).chains[0]).toMatchObject({ at: "anchor", blockNumber: mined.blockNumber });
+    expect(json(viaAnchor).chains[0]).toMatchObject({
+      at: "anchor",
+      blockNumber: mined.blockNumber,
+      changedSince: { changed: true, codeHashApproved: { then: true, now: false } },
+    });
+    // Also with --rpc alone.
+    const viaRpc = await cli("verify", await jsonFile(fixture.bundle), "--rpc", node.url, "--json");
+    expect(viaRpc.code).toBe(0);
+    expect(json(viaRpc).chains[0].changedSince).toMatchObject({
+      changed: true,
+      codeHashApproved: { then: true, now: false },
+    });
 
     // A receipt that names a block where its transaction is not: that block is not used.
     const claimed = await cli(

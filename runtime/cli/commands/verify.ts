@@ -7,7 +7,15 @@
  *   deadline ({@link readRegistryTrust}), at the block of the write when the receipt or the bundle's anchor names
  *   one and that write is on the chain, else at the latest block. The bundle must pass against **every** chain
  *   read. The attestation JWKS and issuer come from the configuration's attestation key (no chain holds them).
- * - `--trust <file>`: a JSON {@link TrustFile}, which must carry `trustedSigners` and `threshold`.
+ * - `--rpc <url,...>` (no configuration): for each anchor of the bundle, the endpoint answering its chain id, the
+ *   registry the written contract names (`registry()`), read at the block of the write once that write is
+ *   confirmed on the chain; the JWKS from `--jwks` (else the attestation is not checked).
+ * - `--trust <file>`: a JSON {@link TrustFile} (or the output of `cryptlet trust export`), which must carry
+ *   `trustedSigners` and `threshold`.
+ *
+ * With `--config` or `--rpc` the bundle is verified on-chain too: every anchor on a chain read must hold
+ * (`verifyBundle`'s `anchors` check, runtime/chains/anchorCheck.ts), and the output says whether the registry's
+ * trust changed between the block read and the latest block.
  *
  * Without either, or when a chain cannot be read, the command refuses with exit code 2 (`ERR_CLI_USAGE`, or
  * `ERR_REGISTRY_TRUST_UNAVAILABLE` naming the chain and its redacted endpoint). Reference: docs/cli.md.
@@ -18,7 +26,7 @@ import { existsSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 
-import { FetchRequest, JsonRpcProvider, Network, isHexString, type FetchGetUrlFunc } from "ethers";
+import { FetchRequest, JsonRpcProvider, Network, getAddress, isHexString, type FetchGetUrlFunc } from "ethers";
 import type { JSONWebKeySet } from "jose";
 
 import {
@@ -26,14 +34,16 @@ import {
   type BundleCheck,
   type VerificationReport,
   type VerifyBundleOptions,
+  type WriteMode,
 } from "../../attestation/verifyBundle.ts";
+import { registryOfContract } from "../../chains/anchorCheck.ts";
 import type { ChainConfig } from "../../chains/config.ts";
 import { ERR_REGISTRY_TRUST_UNAVAILABLE } from "../../chains/errors.ts";
-import { readRegistryTrust } from "../../chains/registryTrust.ts";
+import { readRegistryTrust, type RegistryTrust } from "../../chains/registryTrust.ts";
 import type { RuntimeConfig } from "../../config.ts";
 import { isCryptletError, redactUrl } from "../../errors.ts";
 import { DEFAULT_CONFIG_FILE } from "../config.ts";
-import { ChainTrustUnreadableError, CliUsageError } from "../errors.ts";
+import { ChainTrustUnreadableError, CliInputError, CliUsageError } from "../errors.ts";
 import { bundleOf, readJsonFile } from "../io.ts";
 
 /** Default deadline of each JSON-RPC request, and of reading one chain's trust from one endpoint, in ms. */
@@ -46,7 +56,8 @@ export interface TrustFile {
   /** Distinct trusted signatures required (M). Required: there is no default threshold. */
   threshold: number;
   consortiumId?: string;
-  approvedCodeHashes?: string[];
+  /** Approved code hashes: a list, or lists by Cryptlet id (as `cryptlet trust export` writes them). */
+  approvedCodeHashes?: string[] | Record<string, string[]>;
   jwks?: JSONWebKeySet;
   attestationIssuer?: string;
   /** ISO 8601 time to verify the token's validity at (default now). */
@@ -70,6 +81,30 @@ export interface VerifyCommandOptions {
   codeHashes?: string[];
   /** `--rpc-timeout <ms>`, default {@link DEFAULT_RPC_TIMEOUT_MS}. */
   rpcTimeoutMs?: number;
+  /** `--rpc <url,...>`: JSON-RPC endpoints; trust from the registry of each anchor's contract, no configuration. */
+  rpc?: string[];
+  /** `--jwks <file|url>`: the attestation JWKS (with `--rpc`; with `--config` it replaces the configuration's). */
+  jwks?: string;
+  /** `--confirmations <n>`: confirmations each anchor's write needs. Default 1. */
+  confirmations?: number;
+  /** `--registry <address>`: with `--rpc`, the registry every anchor's contract must name. */
+  registry?: string;
+}
+
+/** How the registry's trust differs between the block read and the latest block. */
+export interface TrustChange {
+  /** The latest block, read for the comparison. */
+  latestBlock: number;
+  /** Whether anything below differs. */
+  changed: boolean;
+  /** Signers trusted at the latest block and not at the block read (EIP-55). */
+  signersAdded: string[];
+  /** Signers trusted at the block read and no longer. */
+  signersRemoved: string[];
+  /** Present when M differs. */
+  threshold?: { then: number; now: number };
+  /** Whether the bundle's code hash was approved at the block read, and at the latest block. */
+  codeHashApproved?: { then: boolean; now: boolean };
 }
 
 /** What one chain's registry trusted, as read for a verification. */
@@ -98,6 +133,10 @@ export interface ChainTrustRead {
   consortiumId: string;
   /** The code hashes the registry approves for the bundle's Cryptlet (lower case, sorted). */
   approvedCodeHashes: string[];
+  /** With `--rpc`: the written contract (the anchor's) whose `registry()` named the registry. */
+  contract?: string;
+  /** When the registry was read at an earlier block than the latest: what changed since. */
+  changedSince?: TrustChange;
 }
 
 /** One chain's verdict: the trust read and the report of `verifyBundle` against it. */
@@ -116,7 +155,18 @@ export type VerifyOutcome =
       trustedSigners: string[];
       checks: BundleCheck[];
     }
-  | { ok: boolean; source: "chains"; configFile: string; chains: ChainVerification[] };
+  | { ok: boolean; source: "chains"; configFile: string; chains: ChainVerification[] }
+  | {
+      ok: boolean;
+      source: "rpc";
+      /** The endpoints given (credentials redacted). */
+      rpcUrls: string[];
+      /** Where the attestation JWKS came from (`--jwks`), or null: the attestation was not checked. */
+      jwks: string | null;
+      chains: ChainVerification[];
+      /** Anchors on chains no endpoint serves: not checked. */
+      unchecked: { chainId: string; reason: string }[];
+    };
 
 /**
  * Reads a trust file.
@@ -124,7 +174,11 @@ export type VerifyOutcome =
  * @throws {@link CliUsageError} `ERR_CLI_USAGE` (exit 2) when `trustedSigners` or `threshold` is missing or bad;
  *   `ERR_CLI_INPUT` (exit 1) when the file cannot be read or is not JSON.
  */
-export async function readTrustFile(file: string, thresholdOverride?: number): Promise<VerifyBundleOptions> {
+export async function readTrustFile(
+  file: string,
+  thresholdOverride?: number,
+  cryptletId?: string,
+): Promise<VerifyBundleOptions> {
   const raw = (await readJsonFile(file)) as Partial<TrustFile> | null;
   if (typeof raw !== "object" || raw === null || !Array.isArray(raw.trustedSigners)) {
     throw new CliUsageError(`${file}: trustedSigners (an array of addresses) is required`, "--trust");
@@ -139,8 +193,23 @@ export async function readTrustFile(file: string, thresholdOverride?: number): P
   if (!Number.isSafeInteger(threshold) || threshold < 1) {
     throw new CliUsageError(`${file}: threshold must be an integer ≥ 1`, "--trust");
   }
-  const { now, ...rest } = raw as TrustFile;
-  return { ...rest, threshold, ...(now === undefined ? {} : { now: new Date(now) }) };
+  const t = raw as TrustFile;
+  const approved = Array.isArray(t.approvedCodeHashes)
+    ? t.approvedCodeHashes
+    : t.approvedCodeHashes === undefined
+      ? undefined
+      : (Object.entries(t.approvedCodeHashes).find(([id]) => id.toLowerCase() === cryptletId?.toLowerCase())?.[1] ??
+        []);
+  return {
+    trustedSigners: t.trustedSigners,
+    threshold,
+    ...(t.consortiumId === undefined ? {} : { consortiumId: t.consortiumId }),
+    ...(approved === undefined ? {} : { approvedCodeHashes: approved }),
+    ...(t.jwks === undefined ? {} : { jwks: t.jwks }),
+    ...(t.attestationIssuer === undefined ? {} : { attestationIssuer: t.attestationIssuer }),
+    ...(t.now === undefined ? {} : { now: new Date(t.now) }),
+    ...(t.clockToleranceSeconds === undefined ? {} : { clockToleranceSeconds: t.clockToleranceSeconds }),
+  };
 }
 
 /** A write whose block may be used to read the registry as it was then. */
@@ -150,14 +219,18 @@ interface ClaimedWrite {
   from: "write" | "anchor";
 }
 
+/** What of a chain's configuration a verification uses (with `--rpc`, made up from the anchor). */
+export type TrustChain = Pick<ChainConfig, "name" | "chainId" | "rpcUrls" | "contracts">;
+
 /** A chain to read, and the write on it (if any is known). */
 export interface ChainSelection {
-  chain: ChainConfig;
+  chain: TrustChain;
   write?: ClaimedWrite;
 }
 
 interface TargetLike {
   chain?: unknown;
+  mode?: unknown;
   status?: unknown;
   receipt?: { txHash?: unknown; blockNumber?: unknown };
 }
@@ -305,7 +378,7 @@ function reasonOf(error: unknown): string {
  */
 async function writeUnconfirmed(
   provider: JsonRpcProvider,
-  chain: ChainConfig,
+  chain: TrustChain,
   write: ClaimedWrite,
   ids: readonly string[],
 ): Promise<string | undefined> {
@@ -328,8 +401,62 @@ async function writeUnconfirmed(
 }
 
 /**
- * Reads one configured chain's registry trust for `cryptletId`: each endpoint in turn, each with a deadline of
- * `timeoutMs` (per JSON-RPC request, and for the whole read). Checks the endpoint's chain id first.
+ * A JSON-RPC provider for one endpoint of a known chain, whose every request ends at `timeoutMs` (no network
+ * detection, no batching, no cache).
+ */
+export function rpcProvider(url: string, chainId: number, timeoutMs: number): JsonRpcProvider {
+  const request = new FetchRequest(url);
+  request.timeout = timeoutMs;
+  request.allowGzip = false;
+  request.getUrlFunc = getUrlWithDeadline(timeoutMs);
+  return new JsonRpcProvider(request, Network.from(chainId), {
+    staticNetwork: true,
+    batchMaxCount: 1,
+    cacheTimeout: -1,
+  });
+}
+
+/** What changed in `now` compared with `then` (the bundle's code hash approval when `codeHash` is given). */
+export function trustChange(
+  then: RegistryTrust,
+  now: RegistryTrust,
+  cryptletId: string | undefined,
+  codeHash: string | undefined,
+): TrustChange {
+  const signersAdded = now.signers.filter((s) => !then.signers.includes(s));
+  const signersRemoved = then.signers.filter((s) => !now.signers.includes(s));
+  const approved = (t: RegistryTrust) =>
+    (t.approvedCodeHashes[cryptletId?.toLowerCase() ?? ""] ?? []).includes(codeHash?.toLowerCase() ?? "");
+  const codeHashApproved = cryptletId && codeHash ? { then: approved(then), now: approved(now) } : undefined;
+  const thresholdChanged = then.threshold !== now.threshold;
+  return {
+    latestBlock: now.blockNumber,
+    changed:
+      signersAdded.length > 0 ||
+      signersRemoved.length > 0 ||
+      thresholdChanged ||
+      (codeHashApproved !== undefined && codeHashApproved.then !== codeHashApproved.now),
+    signersAdded,
+    signersRemoved,
+    ...(thresholdChanged ? { threshold: { then: then.threshold, now: now.threshold } } : {}),
+    ...(codeHashApproved ? { codeHashApproved } : {}),
+  };
+}
+
+/** Options of {@link readChainTrust}. */
+export interface ReadChainTrustOptions {
+  /** Deadline per JSON-RPC request and per endpoint's whole read, in ms. */
+  timeoutMs?: number;
+  /** Read at the latest block even when the write's block is known. */
+  latest?: boolean;
+  /** The bundle's code hash, for `changedSince.codeHashApproved`. */
+  codeHash?: string;
+}
+
+/**
+ * Reads one chain's registry trust for `cryptletId`: each endpoint in turn, each with a deadline of `timeoutMs`
+ * (per JSON-RPC request, and for the whole read). Checks the endpoint's chain id first. When the registry is read
+ * at the write's block, it is read at the latest block too and `changedSince` says what changed.
  * @param ids - the result id and batch root whose write may pick the block (see {@link writeUnconfirmed}).
  * @throws {@link CliUsageError} when the chain has no `contracts.registry`; {@link ChainTrustUnreadableError}
  *   `ERR_REGISTRY_TRUST_UNAVAILABLE` when no endpoint gave an answer.
@@ -338,8 +465,18 @@ export async function readChainTrust(
   selection: ChainSelection,
   cryptletId: string | undefined,
   ids: readonly string[],
-  options: { timeoutMs?: number; latest?: boolean } = {},
+  options: ReadChainTrustOptions = {},
 ): Promise<ChainTrustRead> {
+  return (await readChainTrustVia(selection, cryptletId, ids, options)).read;
+}
+
+/** {@link readChainTrust}, and the endpoint (unredacted, for this process only) that answered. */
+async function readChainTrustVia(
+  selection: ChainSelection,
+  cryptletId: string | undefined,
+  ids: readonly string[],
+  options: ReadChainTrustOptions = {},
+): Promise<{ read: ChainTrustRead; url: string }> {
   const { chain } = selection;
   const timeoutMs = options.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
   const registry = chain.contracts.registry;
@@ -352,28 +489,23 @@ export async function readChainTrust(
   const write = options.latest ? undefined : selection.write;
   let last: { url: string; error: unknown } = { url: chain.rpcUrls[0] ?? "", error: new Error("no RPC URL") };
   for (const url of chain.rpcUrls) {
-    const request = new FetchRequest(url);
-    request.timeout = timeoutMs;
-    request.allowGzip = false;
-    request.getUrlFunc = getUrlWithDeadline(timeoutMs);
-    const provider = new JsonRpcProvider(request, Network.from(chain.chainId), {
-      staticNetwork: true,
-      batchMaxCount: 1,
-      cacheTimeout: -1,
-    });
+    const provider = rpcProvider(url, chain.chainId, timeoutMs);
     try {
-      return await withDeadline(timeoutMs, `no answer within ${timeoutMs} ms`, async () => {
+      const read = await withDeadline(timeoutMs, `no answer within ${timeoutMs} ms`, async () => {
         const remote = Number(await provider.send("eth_chainId", []));
         if (remote !== chain.chainId) {
           throw new Error(`the endpoint answers chain id ${remote}, the configuration says ${chain.chainId}`);
         }
         const note = write ? await writeUnconfirmed(provider, chain, write, ids) : undefined;
         const blockTag = write && note === undefined ? write.blockNumber : undefined;
+        const cryptletIds = cryptletId ? [cryptletId] : [];
         const trust = await readRegistryTrust(provider, registry, {
-          cryptletIds: cryptletId ? [cryptletId] : [],
+          cryptletIds,
           ...(blockTag === undefined ? {} : { blockTag }),
         });
-        const read: ChainTrustRead = {
+        const latest =
+          blockTag === undefined ? undefined : await readRegistryTrust(provider, registry, { cryptletIds });
+        const result: ChainTrustRead = {
           chain: chain.name,
           chainId: chain.chainId,
           rpcUrl: redactUrl(url),
@@ -385,9 +517,11 @@ export async function readChainTrust(
           signers: trust.signers,
           consortiumId: trust.consortiumId,
           approvedCodeHashes: cryptletId ? (trust.approvedCodeHashes[cryptletId.toLowerCase()] ?? []) : [],
+          ...(latest === undefined ? {} : { changedSince: trustChange(trust, latest, cryptletId, options.codeHash) }),
         };
-        return read;
+        return result;
       });
+      return { read, url };
     } catch (error) {
       if (isCryptletError(error) && !isCryptletError(error, ERR_REGISTRY_TRUST_UNAVAILABLE.code)) throw error;
       last = { url, error };
@@ -397,6 +531,225 @@ export async function readChainTrust(
   }
   const block = write && !options.latest ? write.blockNumber : "latest";
   throw new ChainTrustUnreadableError(chain.name, last.url, registry, block, reasonOf(last.error));
+}
+
+/** A file name as is, a URL with its credentials redacted. */
+const sourceName = (source: string): string => (/^[a-z]+:\/\//i.test(source) ? redactUrl(source) : source);
+
+/**
+ * Reads an attestation JWKS from a file or an `http(s)` URL (e.g. the API's `/.well-known/jwks.json`).
+ * @throws {@link CliInputError} `ERR_CLI_INPUT` when it cannot be read or has no `keys` array.
+ */
+export async function readJwks(source: string, timeoutMs = DEFAULT_RPC_TIMEOUT_MS): Promise<JSONWebKeySet> {
+  let value: unknown;
+  if (/^https?:\/\//i.test(source)) {
+    try {
+      const response = await fetch(source, { signal: AbortSignal.timeout(timeoutMs) });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      value = await response.json();
+    } catch (cause) {
+      throw new CliInputError(
+        sourceName(source),
+        "unreadable",
+        `cannot fetch the JWKS at ${sourceName(source)}`,
+        cause,
+      );
+    }
+  } else {
+    value = await readJsonFile(source);
+  }
+  if (typeof value !== "object" || value === null || !Array.isArray((value as { keys?: unknown }).keys)) {
+    throw new CliInputError(
+      sourceName(source),
+      "unexpected-shape",
+      `${sourceName(source)} is not a JWKS (no "keys" array)`,
+    );
+  }
+  return value as JSONWebKeySet;
+}
+
+/** The write modes of a composite receipt's targets that were written (none for a bare bundle). */
+function writeModesOf(document: unknown): WriteMode[] {
+  const modes = new Set<WriteMode>();
+  for (const t of targetsOf(document) ?? []) {
+    if (t.status === "failed") continue;
+    if (t.mode === "record" || t.mode === "anchor" || t.mode === "fulfill" || t.mode === "submit") modes.add(t.mode);
+  }
+  return [...modes];
+}
+
+/** Verifies `document`'s bundle against one chain's trust, with that chain's anchors checked on-chain. */
+async function verifyOnChain(
+  document: unknown,
+  trust: ChainTrustRead,
+  url: string,
+  options: Omit<VerifyCommandOptions, "jwks"> & {
+    jwks: JSONWebKeySet | undefined;
+    attestationIssuer?: string;
+    timeoutMs: number;
+  },
+): Promise<ChainVerification> {
+  if (options.threshold !== undefined && options.threshold < trust.threshold) {
+    throw new CliUsageError(
+      `--threshold ${options.threshold} is below the threshold ${trust.threshold} of the registry on chain ${trust.chain}: a verification may raise M, not lower it`,
+      "--threshold",
+    );
+  }
+  const requiredThreshold = Math.max(trust.threshold, options.threshold ?? 0);
+  const narrowed = options.codeHashes?.map((h) => h.toLowerCase());
+  const provider = rpcProvider(url, trust.chainId, options.timeoutMs);
+  try {
+    const report = await verifyBundle(bundleOf(document), {
+      trustedSigners: trust.signers,
+      threshold: requiredThreshold,
+      consortiumId: trust.consortiumId,
+      approvedCodeHashes: narrowed
+        ? trust.approvedCodeHashes.filter((h) => narrowed.includes(h))
+        : trust.approvedCodeHashes,
+      ...(options.jwks === undefined ? {} : { jwks: options.jwks }),
+      ...(options.attestationIssuer === undefined ? {} : { attestationIssuer: options.attestationIssuer }),
+      chains: { [String(trust.chainId)]: provider },
+      ...(options.confirmations === undefined ? {} : { confirmations: options.confirmations }),
+      writeModes: writeModesOf(document),
+    });
+    return { ...trust, requiredThreshold, ...report };
+  } finally {
+    provider.destroy();
+  }
+}
+
+/** The anchors of a bundle with usable fields (chain id, contract, tx hash, block), first per chain id. */
+function anchorsOf(bundle: unknown): { chainId: string; contract: string; txHash: string; blockNumber: number }[] {
+  const anchors = (bundle as { anchors?: unknown } | null)?.anchors;
+  if (!Array.isArray(anchors)) return [];
+  const seen = new Set<string>();
+  const out: { chainId: string; contract: string; txHash: string; blockNumber: number }[] = [];
+  for (const a of anchors as { chainId?: unknown; contract?: unknown; txHash?: unknown; blockNumber?: unknown }[]) {
+    const chainId = String(a?.chainId);
+    const blockNumber = Number(a?.blockNumber);
+    if (!/^[0-9]+$/.test(chainId) || seen.has(chainId) || !Number.isSafeInteger(blockNumber)) continue;
+    if (typeof a.txHash !== "string" || typeof a.contract !== "string" || !isHexString(a.contract, 20)) continue;
+    seen.add(chainId);
+    out.push({ chainId, contract: getAddress(a.contract), txHash: a.txHash, blockNumber });
+  }
+  return out;
+}
+
+/**
+ * `verify --rpc`: no configuration. Each endpoint is asked its chain id; for each anchor of the bundle on a chain
+ * an endpoint serves, the registry is the one the anchor's contract names (`registry()`), read at the block of the
+ * write when that write is confirmed (else at the latest block, with a note), and the anchors are checked.
+ * @throws {@link CliUsageError} (exit 2) for a bundle without anchors, or when no endpoint serves any anchor's
+ *   chain; {@link ChainTrustUnreadableError} (exit 2) when a contract names no registry, names another than
+ *   `--registry`, or the registry cannot be read.
+ */
+async function verifyWithRpc(file: string, options: VerifyCommandOptions): Promise<VerifyOutcome> {
+  const urls = options.rpc ?? [];
+  const timeoutMs = options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
+  const document = await readJsonFile(file);
+  const bundle = bundleOf(document) as {
+    result?: { cryptletId?: unknown; resultId?: unknown; codeHash?: unknown };
+    batch?: { root?: unknown };
+  } | null;
+  const anchors = anchorsOf(bundle);
+  if (anchors.length === 0) {
+    throw new CliUsageError(
+      `${file} has no anchors: --rpc reads the trust from the registry of the contract each anchor names; use --config or --trust for a result that was not written`,
+      "--rpc",
+    );
+  }
+  const cryptletId = isHexString(bundle?.result?.cryptletId, 32) ? (bundle?.result?.cryptletId as string) : undefined;
+  const codeHash = isHexString(bundle?.result?.codeHash, 32) ? (bundle?.result?.codeHash as string) : undefined;
+  const ids = [bundle?.result?.resultId, bundle?.batch?.root].filter((x): x is string => isHexString(x, 32));
+
+  // Which chain each endpoint serves (the first endpoint of a chain id wins).
+  const served = new Map<string, string>();
+  const probes = await Promise.all(
+    urls.map(async (url) => {
+      const provider = rpcProvider(url, 1, timeoutMs);
+      try {
+        const id = await withDeadline(timeoutMs, `no answer within ${timeoutMs} ms`, () =>
+          provider.send("eth_chainId", []),
+        );
+        return { url, chainId: BigInt(id as string).toString() };
+      } catch (error) {
+        return { url, error: reasonOf(error) };
+      } finally {
+        provider.destroy();
+      }
+    }),
+  );
+  for (const p of probes) if (p.chainId !== undefined && !served.has(p.chainId)) served.set(p.chainId, p.url);
+
+  const unchecked: { chainId: string; reason: string }[] = [];
+  const reads: { read: ChainTrustRead; url: string }[] = [];
+  for (const anchor of anchors) {
+    const url = served.get(anchor.chainId);
+    if (url === undefined) {
+      unchecked.push({ chainId: anchor.chainId, reason: `no --rpc endpoint answers chain id ${anchor.chainId}` });
+      continue;
+    }
+    const name = `chain ${anchor.chainId}`;
+    const chainId = Number(anchor.chainId);
+    const provider = rpcProvider(url, chainId, timeoutMs);
+    let registry: string;
+    try {
+      registry = await withDeadline(timeoutMs, `no answer within ${timeoutMs} ms`, () =>
+        registryOfContract(provider, anchor.contract),
+      );
+    } catch (error) {
+      throw new ChainTrustUnreadableError(
+        name,
+        url,
+        anchor.contract,
+        "latest",
+        `the anchor's contract ${anchor.contract} names no registry (no registry() view there): ${reasonOf(error)}`,
+      );
+    } finally {
+      provider.destroy();
+    }
+    if (options.registry !== undefined && registry.toLowerCase() !== options.registry.toLowerCase()) {
+      throw new ChainTrustUnreadableError(
+        name,
+        url,
+        registry,
+        "latest",
+        `the anchor's contract ${anchor.contract} checks proofs against registry ${registry}, not the --registry ${getAddress(options.registry)}`,
+      );
+    }
+    const selection: ChainSelection = {
+      chain: { name, chainId, rpcUrls: [url], contracts: { registry, ledger: anchor.contract } },
+      write: { txHash: anchor.txHash, blockNumber: anchor.blockNumber, from: "anchor" },
+    };
+    const via = await readChainTrustVia(selection, cryptletId, ids, {
+      timeoutMs,
+      latest: options.latest ?? false,
+      ...(codeHash === undefined ? {} : { codeHash }),
+    });
+    reads.push({ read: { ...via.read, contract: anchor.contract }, url: via.url });
+  }
+  if (reads.length === 0) {
+    const answered = probes.map((p) =>
+      p.chainId === undefined ? `${redactUrl(p.url)}: ${p.error}` : `${redactUrl(p.url)}: chain id ${p.chainId}`,
+    );
+    throw new CliUsageError(
+      `no --rpc endpoint serves a chain the bundle was written to (anchors on chain id ${anchors.map((a) => a.chainId).join(", ")}; ${answered.join("; ")})`,
+      "--rpc",
+    );
+  }
+  const jwks = options.jwks === undefined ? undefined : await readJwks(options.jwks, timeoutMs);
+  const chains: ChainVerification[] = [];
+  for (const { read, url } of reads) {
+    chains.push(await verifyOnChain(document, read, url, { ...options, jwks, timeoutMs }));
+  }
+  return {
+    ok: chains.every((c) => c.ok),
+    source: "rpc",
+    rpcUrls: urls.map((u) => redactUrl(u)),
+    jwks: options.jwks === undefined ? null : sourceName(options.jwks),
+    chains,
+    unchecked,
+  };
 }
 
 /**
@@ -409,8 +762,15 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
   if (options.trust !== undefined) {
     if (options.chains !== undefined)
       throw new CliUsageError("--chain reads trust from --config, not --trust", "--chain");
-    const trust = await readTrustFile(options.trust, options.threshold);
+    if (options.rpc !== undefined)
+      throw new CliUsageError("--rpc and --trust are two sources of trust: give one", "--rpc");
     const bundle = bundleOf(await readJsonFile(file));
+    const cryptletId = (bundle as { result?: { cryptletId?: unknown } } | null)?.result?.cryptletId;
+    const trust = await readTrustFile(
+      options.trust,
+      options.threshold,
+      typeof cryptletId === "string" ? cryptletId : undefined,
+    );
     const report = await verifyBundle(bundle, {
       ...trust,
       ...(options.codeHashes ? { approvedCodeHashes: options.codeHashes } : {}),
@@ -422,6 +782,14 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
       threshold: trust.threshold,
       trustedSigners: [...trust.trustedSigners],
     };
+  }
+
+  if (options.rpc !== undefined) {
+    if (options.chains !== undefined)
+      throw new CliUsageError("--chain names configured chains; with --rpc the anchors name them", "--chain");
+    if (options.config !== undefined)
+      throw new CliUsageError("--rpc and --config are two sources of trust: give one", "--rpc");
+    return verifyWithRpc(file, options);
   }
 
   const configFile = options.config ?? process.env.CRYPTLET_CONFIG ?? DEFAULT_CONFIG_FILE;
@@ -436,10 +804,11 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
 
   const document = await readJsonFile(file);
   const bundle = bundleOf(document) as {
-    result?: { cryptletId?: unknown; resultId?: unknown };
+    result?: { cryptletId?: unknown; resultId?: unknown; codeHash?: unknown };
     batch?: { root?: unknown };
   } | null;
   const cryptletId = isHexString(bundle?.result?.cryptletId, 32) ? (bundle?.result?.cryptletId as string) : undefined;
+  const codeHash = isHexString(bundle?.result?.codeHash, 32) ? (bundle?.result?.codeHash as string) : undefined;
   const ids = [bundle?.result?.resultId, bundle?.batch?.root].filter((x): x is string => isHexString(x, 32));
   const selections = chainsToRead(document, config.chains, options.chains);
   const timeoutMs = options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
@@ -448,33 +817,30 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
   const { keyProviderOf } = await import("../../bootstrap.ts");
   const { buildJwks } = await import("../../attestation/token.ts");
   const [jwks, ...reads] = await Promise.all([
-    withDeadline(timeoutMs, `the attestation key gave no answer within ${timeoutMs} ms`, () =>
-      buildJwks([keyProviderOf(config.keys.attestation, config)]),
+    options.jwks === undefined
+      ? withDeadline(timeoutMs, `the attestation key gave no answer within ${timeoutMs} ms`, () =>
+          buildJwks([keyProviderOf(config.keys.attestation, config)]),
+        )
+      : readJwks(options.jwks, timeoutMs),
+    ...selections.map((s) =>
+      readChainTrustVia(s, cryptletId, ids, {
+        timeoutMs,
+        latest: options.latest ?? false,
+        ...(codeHash === undefined ? {} : { codeHash }),
+      }),
     ),
-    ...selections.map((s) => readChainTrust(s, cryptletId, ids, { timeoutMs, latest: options.latest ?? false })),
   ]);
 
   const chains: ChainVerification[] = [];
-  for (const trust of reads as ChainTrustRead[]) {
-    if (options.threshold !== undefined && options.threshold < trust.threshold) {
-      throw new CliUsageError(
-        `--threshold ${options.threshold} is below the threshold ${trust.threshold} of the registry on chain ${trust.chain}: a verification may raise M, not lower it`,
-        "--threshold",
-      );
-    }
-    const requiredThreshold = Math.max(trust.threshold, options.threshold ?? 0);
-    const narrowed = options.codeHashes?.map((h) => h.toLowerCase());
-    const report = await verifyBundle(bundleOf(document), {
-      trustedSigners: trust.signers,
-      threshold: requiredThreshold,
-      consortiumId: trust.consortiumId,
-      approvedCodeHashes: narrowed
-        ? trust.approvedCodeHashes.filter((h) => narrowed.includes(h))
-        : trust.approvedCodeHashes,
-      jwks: jwks as JSONWebKeySet,
-      attestationIssuer: config.issuer,
-    });
-    chains.push({ ...trust, requiredThreshold, ...report });
+  for (const { read, url } of reads as { read: ChainTrustRead; url: string }[]) {
+    chains.push(
+      await verifyOnChain(document, read, url, {
+        ...options,
+        jwks: jwks as JSONWebKeySet,
+        attestationIssuer: config.issuer,
+        timeoutMs,
+      }),
+    );
   }
   return { ok: chains.every((c) => c.ok), source: "chains", configFile, chains };
 }
@@ -490,6 +856,22 @@ const BLOCK_WHY: Record<ChainTrustRead["at"], string> = {
   latest: "the latest block",
 };
 
+/** One line: what changed in the registry between the block read and the latest block. */
+export function describeChange(change: TrustChange): string {
+  if (!change.changed) {
+    return `unchanged at the latest block ${change.latestBlock} (signers, threshold${change.codeHashApproved ? ", approval of this code hash" : ""})`;
+  }
+  const parts = [
+    change.signersAdded.length > 0 ? `signers added ${change.signersAdded.join(", ")}` : "",
+    change.signersRemoved.length > 0 ? `signers removed ${change.signersRemoved.join(", ")}` : "",
+    change.threshold ? `threshold ${change.threshold.then} -> ${change.threshold.now}` : "",
+    change.codeHashApproved && change.codeHashApproved.then !== change.codeHashApproved.now
+      ? `this code hash ${change.codeHashApproved.now ? "approved" : "revoked"} since`
+      : "",
+  ].filter(Boolean);
+  return `CHANGED by the latest block ${change.latestBlock}: ${parts.join("; ")}`;
+}
+
 /** The human form of an outcome: `VALID`/`INVALID`, what trust was used, and every check. */
 export function describeOutcome(outcome: VerifyOutcome): string {
   const checks = (list: readonly BundleCheck[]) =>
@@ -502,15 +884,25 @@ export function describeOutcome(outcome: VerifyOutcome): string {
     lines.push(...checks(outcome.checks));
     return lines.join("\n");
   }
+  if (outcome.source === "rpc") {
+    lines.push(
+      `trust from the registries the anchors' contracts name, via ${outcome.rpcUrls.join(", ")}; attestation JWKS: ${outcome.jwks ?? "none (the attestation is not checked)"}`,
+    );
+    for (const u of outcome.unchecked) lines.push(`chain id ${u.chainId}: anchor not checked (${u.reason})`);
+  }
   for (const c of outcome.chains) {
     const m =
       c.requiredThreshold === c.threshold
         ? `${c.threshold}`
         : `${c.requiredThreshold} (--threshold; registry ${c.threshold})`;
+    const name =
+      c.chain === `chain ${c.chainId}` ? `chain id ${c.chainId}` : `chain ${c.chain} (chain id ${c.chainId})`;
+    const named = c.contract === undefined ? "" : ` (named by contract ${c.contract})`;
     lines.push(
-      `chain ${c.chain} (chain id ${c.chainId}) ${c.ok ? "VALID" : "INVALID"}: registry ${c.registry} at block ${c.blockNumber} (${BLOCK_WHY[c.at]}) via ${c.rpcUrl}: threshold ${m} of ${c.signers.length} signer(s), ${c.approvedCodeHashes.length} approved code hash(es) for this Cryptlet`,
+      `${name} ${c.ok ? "VALID" : "INVALID"}: registry ${c.registry}${named} at block ${c.blockNumber} (${BLOCK_WHY[c.at]}) via ${c.rpcUrl}: threshold ${m} of ${c.signers.length} signer(s), ${c.approvedCodeHashes.length} approved code hash(es) for this Cryptlet; consortium ${c.consortiumId}`,
     );
     if (c.note) lines.push(`  note: ${c.note}`);
+    if (c.changedSince) lines.push(`  since: ${describeChange(c.changedSince)}`);
     lines.push(...checks(c.checks));
   }
   return lines.join("\n");
