@@ -314,10 +314,35 @@ describe("verify --rpc: no configuration, every anchor checked on-chain", () => 
     const offline = await cli("verify", await jsonFile({ ...both, signatures: [] }), "--trust", trust);
     expect(offline.code).toBe(1);
     expect(offline.stdout).toMatch(/fail\s+proofs\s+missing: per-result signatures/);
+
+    // Anchored as a batch (ResultLedger.anchor): an anchor-mode write needs the batch, not per-result signatures.
+    const ledger = new Contract(deployed.ledger, interfaceOf("ResultLedger"), node.funder);
+    const batch = batched.bundle.batch!;
+    const anchorTx = await ledger.getFunction("anchor")(
+      { root: batch.root, count: batch.count, timestamp: BigInt(batch.timestamp) },
+      batch.signatures.map((x) => x.signature),
+    );
+    const anchored = (await anchorTx.wait()) as TransactionReceipt;
+    const batchOnly = { ...batched.bundle, anchors: [anchorOf(anchored, deployed.ledger, "anchor")] };
+    const viaBatch = await cli("verify", await jsonFile(batchOnly), "--rpc", node.url, "--json");
+    expect(viaBatch.code).toBe(0);
+    expect(checkOf(viaBatch, "anchors")?.reason).toContain("verify(result, proof, root) at the write's block");
+    expect(checkOf(viaBatch, "signatures")?.verdict).toBe("skipped");
+    // Its batch stripped: INVALID.
+    const { batch: _dropped, ...noBatch } = batchOnly;
+    const stripBatch = await cli("verify", await jsonFile(noBatch), "--rpc", node.url, "--json");
+    expect(stripBatch.code).toBe(1);
+    expect(checkOf(stripBatch, "proofs")?.reason).toMatch(
+      /^missing: batch signatures \+ Merkle proof \(required by the anchor write on chain 31342\)/,
+    );
   }, 120_000);
 
   test("trust export, then verify --trust: round trip, and no private material in the file", async () => {
     const fromRpc = path.join(tmp, "trust-rpc.json");
+    // A careless JWKS holding the private key: the export keeps only the public members.
+    const { d } = JSON.parse(await readFile(path.join(tmp, "attestation.jwk.json"), "utf8")) as { d: string };
+    const published = JSON.parse(await readFile(jwksFile, "utf8")) as { keys: object[] };
+    const privateJwksFile = await jsonFile({ keys: published.keys.map((k) => ({ ...k, d })) });
     const exported = await cli(
       "trust",
       "export",
@@ -326,7 +351,7 @@ describe("verify --rpc: no configuration, every anchor checked on-chain", () => 
       "--contract",
       deployed.ledger,
       "--jwks",
-      jwksFile,
+      privateJwksFile,
       "--out",
       fromRpc,
       "--json",
