@@ -1,0 +1,121 @@
+"""Attestation-token check of the independent proof-bundle verifier (test/interop/independentVerifier.ts), with
+Debian's /usr/bin/python3 and python3-jwcrypto (an independent JOSE implementation), written from
+docs/proof-bundle.md ("Attestation token" and the `attestation` row of "Verification").
+
+Reads one JSON request on stdin: {"requests": [{"token", "jwks", "now", "tolerance", "expected"}...]} where `now` is
+the verification time in Unix seconds, `tolerance` the allowed clock skew in seconds and `expected` the claim values
+{cryptletId, codeHash, resultId, iss?} taken from the bundle. Writes {"answers": [{"ok", "reason", "kid"?}...]},
+one per request, in order. Never raises for a bad token (the reason says why).
+"""
+import json
+import re
+import sys
+
+from jwcrypto import jwk, jws
+from jwcrypto.common import base64url_decode
+
+TYP = "cryptlet-attestation+jwt"
+BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+class Refused(Exception):
+    pass
+
+
+def check(req):
+    token = req["token"]
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise Refused("not a compact JWS")
+    try:
+        header = json.loads(base64url_decode(parts[0]))
+    except Exception:
+        raise Refused("header is not base64url JSON")
+    if not isinstance(header, dict):
+        raise Refused("header is not a JSON object")
+    if header.get("alg") != "ES256":
+        raise Refused("alg is not ES256")
+    if header.get("typ") != TYP:
+        raise Refused("typ is not " + TYP)
+    if "crit" in header:
+        raise Refused("crit header not understood")
+    kid = header.get("kid")
+    keys = [k for k in req["jwks"].get("keys", []) if k.get("kid") == kid]
+    if kid is None or len(keys) != 1:
+        raise Refused("no JWKS key with kid %r" % (kid,))
+    key_json = keys[0]
+    if key_json.get("kty") != "EC" or key_json.get("crv") != "P-256":
+        raise Refused("JWKS key is not EC P-256")
+    if key_json.get("alg", "ES256") != "ES256" or key_json.get("use", "sig") != "sig":
+        raise Refused("JWKS key is not an ES256 signing key")
+    public = {m: key_json[m] for m in ("kty", "crv", "x", "y")}
+    sig = jws.JWS()
+    try:
+        sig.deserialize(token)
+        sig.verify(jwk.JWK(**public), alg="ES256")
+    except Exception as e:
+        raise Refused("bad signature (%s)" % type(e).__name__)
+    try:
+        claims = json.loads(sig.payload)
+    except Exception:
+        raise Refused("payload is not JSON")
+    if not isinstance(claims, dict):
+        raise Refused("claims are not a JSON object")
+
+    # Required claims and their shapes (docs/proof-bundle.md, "Attestation token").
+    for name in ("iss", "sub", "jti"):
+        if not isinstance(claims.get(name), str):
+            raise Refused("claim %s missing" % name)
+    for name in ("iat", "exp"):
+        if not isinstance(claims.get(name), (int, float)) or isinstance(claims.get(name), bool):
+            raise Refused("claim %s missing" % name)
+    for name in ("cryptletId", "codeHash", "resultId"):
+        if not isinstance(claims.get(name), str) or not BYTES32.match(claims[name]):
+            raise Refused("claim %s missing or not bytes32" % name)
+    runtime = claims.get("runtime")
+    if not isinstance(runtime, dict) or not isinstance(runtime.get("version"), str) or not isinstance(
+        runtime.get("buildHash"), str
+    ):
+        raise Refused("claim runtime {version, buildHash} missing")
+    sandbox = claims.get("sandbox")
+    if (
+        not isinstance(sandbox, dict)
+        or not isinstance(sandbox.get("engine"), str)
+        or not isinstance(sandbox.get("engineVersion"), str)
+        or not isinstance(sandbox.get("limits"), dict)
+    ):
+        raise Refused("claim sandbox {engine, engineVersion, limits} missing")
+    platform = claims.get("platform")
+    if not isinstance(platform, dict) or not isinstance(platform.get("type"), str):
+        raise Refused("claim platform {type} missing")
+
+    # Validity window at `now`: valid while now < exp (+ tolerance); nbf, when present, must be <= now (+ tolerance).
+    now, tolerance = req["now"], req.get("tolerance", 0)
+    if not claims["exp"] > now - tolerance:
+        raise Refused("expired at now")
+    if "nbf" in claims and not (isinstance(claims["nbf"], (int, float)) and claims["nbf"] <= now + tolerance):
+        raise Refused("not yet valid (nbf)")
+
+    # Claims against the bundle: hex case-insensitively; sub is the resultId too.
+    expected = req["expected"]
+    for name in ("cryptletId", "codeHash", "resultId"):
+        if claims[name].lower() != expected[name].lower():
+            raise Refused("claim %s differs from the bundle's" % name)
+    if claims["sub"].lower() != expected["resultId"].lower():
+        raise Refused("claim sub differs from the bundle's resultId")
+    if expected.get("iss") is not None and claims["iss"] != expected["iss"]:
+        raise Refused("claim iss differs from the expected issuer")
+    return {"ok": True, "reason": "ES256 by %s, claims match" % kid, "kid": kid}
+
+
+def main():
+    answers = []
+    for req in json.load(sys.stdin)["requests"]:
+        try:
+            answers.append(check(req))
+        except Refused as e:
+            answers.append({"ok": False, "reason": str(e)})
+    json.dump({"answers": answers}, sys.stdout)
+
+
+main()
