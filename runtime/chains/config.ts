@@ -59,6 +59,11 @@ export interface ChainConfig {
   contracts: ChainContracts;
   /** Anchor-mode batching: a batch closes at `maxBatchSize` results or `maxBatchDelayMs` after its first. */
   anchor: { maxBatchSize: number; maxBatchDelayMs: number };
+  /**
+   * A block explorer's base URL (e.g. `https://sepolia.etherscan.io`): the audit report links transactions to
+   * `<explorerUrl>/tx/<hash>` and blocks to `<explorerUrl>/block/<n>`. Absent for a local chain (no links).
+   */
+  explorerUrl?: string;
 }
 
 /** The whole file, normalised. */
@@ -121,6 +126,7 @@ export const CHAINS_SCHEMA = {
           chainId: { type: "integer", minimum: 1, maximum: 4503599627370476 },
           rpcUrl: { type: "string", pattern: RPC_URL_PATTERN },
           rpcUrls: { type: "array", minItems: 1, items: { type: "string", pattern: RPC_URL_PATTERN } },
+          explorerUrl: { type: "string", pattern: "^https?://[^\\s]+$", maxLength: 2048 },
           confirmations: { type: "integer", minimum: 1, maximum: 1000 },
           pollIntervalMs: { type: "integer", minimum: 10, maximum: 60000 },
           fees: {
@@ -268,6 +274,7 @@ export function parseChainsConfig(document: unknown, source = "chains config"): 
         maxBatchSize: chain.anchor?.maxBatchSize ?? 256,
         maxBatchDelayMs: chain.anchor?.maxBatchDelayMs ?? 1000,
       },
+      ...(chain.explorerUrl === undefined ? {} : { explorerUrl: chain.explorerUrl as string }),
     };
   });
   if (problems.length > 0) throw new ChainConfigInvalidError(source, problems);

@@ -66,6 +66,7 @@ Examples (\`npm start -- --serve\` runs a local stack and writes .cryptlet/crypt
   cryptlet status <runId> --config .cryptlet/cryptlet.config.json --json > receipt.json
   cryptlet verify receipt.json --config .cryptlet/cryptlet.config.json
   cryptlet decrypt receipt.json --key cryptlets/cold-chain-sla/keys/carrier.private.jwk.json
+  cryptlet report <runId> --html report.html --config .cryptlet/cryptlet.config.json
 `,
     )
     .showHelpAfterError()
@@ -355,6 +356,54 @@ Examples:
       }
       print({ ok: true, plaintext: parsed }, typeof parsed === "string" ? text : toJson(parsed));
     });
+
+  program
+    .command("report")
+    .description(
+      "write a run's proof audit report: one self-contained HTML page (checks, signers, chains, attestation); exit 1 when a check fails, 2 without trust",
+    )
+    .argument("<run>", "run id (0x…, looked up with --config) or a bundle / receipt JSON file")
+    .requiredOption("--html <file>", "where to write the page")
+    .option("--trust <file>", "trust settings JSON instead of the chains' registries (as for `cryptlet verify`)")
+    .option("--chain <name...>", "configured chains to read trust from (default: the run's)")
+    .option("--explorer <chain=url...>", "explorer base URL by chain name or id (default: each chain's explorerUrl)")
+    .addOption(
+      new Option("--rpc-timeout <ms>", "deadline of each JSON-RPC request and of each chain's read")
+        .argParser(positiveInt)
+        .default(10_000),
+    )
+    .action(
+      async (
+        target: string,
+        o: { html: string; trust?: string; chain?: string[]; explorer?: string[]; rpcTimeout: number },
+      ) => {
+        const [{ reportCommand }, verify] = await Promise.all([
+          import("./commands/report.ts"),
+          import("./commands/verify.ts"),
+        ]);
+        let r: Awaited<ReturnType<typeof reportCommand>>;
+        try {
+          r = await reportCommand(target, {
+            html: o.html,
+            ...(globals().config === undefined ? {} : { config: globals().config }),
+            ...(o.trust === undefined ? {} : { trust: o.trust }),
+            ...(o.chain === undefined ? {} : { chains: o.chain }),
+            ...(o.explorer === undefined ? {} : { explorers: o.explorer }),
+            rpcTimeoutMs: o.rpcTimeout,
+          });
+        } catch (error) {
+          if (!verify.isTrustUnavailable(error)) throw error;
+          reportError(out(), error);
+          state.exitCode = EXIT.usage;
+          return;
+        }
+        if (!r.ok) state.exitCode = EXIT.failure;
+        print(
+          r,
+          `${r.ok ? "VALID" : "INVALID"}: wrote ${r.html} (${r.bytes} bytes)${r.failed.map((f) => `\n  fail ${f}`).join("")}`,
+        );
+      },
+    );
 
   const keys = program.command("keys").description("local key files and the configuration's keys");
   keys

@@ -221,6 +221,7 @@ export class Pipeline {
       cryptlet,
       targets,
       acceptedAt: Date.now(),
+      event: { type: event.source.type, time: event.time },
     });
     if (await this.queue(QUEUES.runs).getJob(jobIds.run(resultId))) return { runId, resultId, duplicate: true };
     const normalisedEvent = { eventId: event.eventId, requestId, source: event.source, time: event.time };

@@ -77,6 +77,8 @@ export interface RunRecord {
   cryptlet: CompositeReceipt["cryptlet"];
   targets: { chain: string; mode: TargetMode; address?: string }[];
   acceptedAt: number;
+  /** The event's kind (its source type: `http`, `schedule`, `chain-log`, `oracle`) and time (Unix seconds). */
+  event?: { type: string; time: number };
   /** Set when the run failed before any write (execute or attest failed for good). */
   error?: { code: string; message: string; stage: string };
 }

@@ -56,3 +56,26 @@ describe("chains configuration: RPC URLs", () => {
     expect(errors).toEqual([{ path: "chains[0].rpcUrl", message: RPC_URL_MESSAGE }]);
   });
 });
+
+describe("chains configuration: explorerUrl (audit report links)", () => {
+  it("keeps an http(s) explorer base URL; a chain without one has none", () => {
+    const config = parseChainsConfig({
+      chains: [
+        chain({ rpcUrl: "http://127.0.0.1:8545", explorerUrl: "https://sepolia.etherscan.io" }),
+        { ...chain({ rpcUrl: "http://127.0.0.1:8546" }), name: "local", chainId: 31338 },
+      ],
+    });
+    expect(config.chains.map((c) => c.explorerUrl)).toEqual(["https://sepolia.etherscan.io", undefined]);
+  });
+
+  it.each(["javascript:alert(1)", "ftp://explorer.example", "https://explorer.example/a b"])(
+    "refuses %s, naming the field",
+    (explorerUrl) => {
+      const { code, errors } = problemsOf(() =>
+        parseChainsConfig({ chains: [chain({ rpcUrl: "http://127.0.0.1:8545", explorerUrl })] }),
+      );
+      expect(code).toBe("ERR_CHAIN_CONFIG_INVALID");
+      expect(errors.map((e) => e.path)).toEqual(["chains[0].explorerUrl"]);
+    },
+  );
+});
