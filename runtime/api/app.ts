@@ -28,6 +28,7 @@ import { invokeRoutes } from "./routes/invoke.ts";
 import { operationsRoutes } from "./routes/operations.ts";
 import { packageRoutes } from "./routes/packages.ts";
 import { attestationJwks, proofRoutes } from "./routes/proofs.ts";
+import { reportRoutes } from "./routes/report.ts";
 import { runRoutes } from "./routes/runs.ts";
 
 /** Where the BullMQ dashboard is served. */
@@ -150,6 +151,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   app.use(packageRoutes(deps));
   app.use(invokeRoutes(deps, metrics));
   app.use(runRoutes(deps));
+  app.use(reportRoutes(deps, jwks));
   app.use(proofRoutes(deps, jwks));
   app.use((req, _res, next) => {
     next(new NotFoundError(`route ${req.method} ${req.path}`));

@@ -7,6 +7,7 @@
  */
 import type { Redis } from "ioredis";
 
+import type { ChainConfig } from "../chains/config.ts";
 import type { ChainRpc } from "../chains/rpc.ts";
 import type { KeyProvider, PublicKeyInfo } from "../keys/KeyProvider.ts";
 import type { PackageStore } from "../packages/PackageStore.ts";
@@ -57,8 +58,14 @@ export interface ApiDeps {
   redis: Pick<Redis, "ping" | "get" | "set" | "del">;
   /** Key prefix of the deployment (the API's keys are `<prefix>:api:…`). */
   prefix: string;
-  /** Chains to probe for readiness (`eth_blockNumber`). */
-  chains?: ReadonlyMap<string, { writer: { rpc: Pick<ChainRpc, "send"> } }>;
+  /**
+   * Chains to probe for readiness (`eth_blockNumber`); their `config` gives the audit report's chain names and
+   * explorer links (`explorerUrl`).
+   */
+  chains?: ReadonlyMap<
+    string,
+    { writer: { rpc: Pick<ChainRpc, "send"> }; config?: Pick<ChainConfig, "chainId" | "explorerUrl"> }
+  >;
   /** Attestation keys published at `/.well-known/jwks.json` (the current key, plus earlier versions during a rotation). */
   attestationKeys: readonly (KeyProvider | PublicKeyInfo)[];
   verification: VerificationSettings;
