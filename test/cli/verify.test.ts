@@ -12,7 +12,8 @@
  *   RPC does not answer (within a bounded time, its URL's credentials redacted): exit 2 with a message;
  * - `--rpc` alone (no configuration): the registry named by the anchor's contract, read at the write's block,
  *   VALID; every anchor checked on-chain (a wrong txHash, a reverted transaction, a log of another result, too few
- *   confirmations: INVALID with the reason); per-result signatures stripped beside a batch: INVALID;
+ *   confirmations: INVALID with the reason); a feed round (submit), an oracle fulfilment (fulfill) and a batch
+ *   anchor (anchor) hold on-chain; per-result signatures stripped beside a batch: INVALID;
  * - `trust export` (from --rpc and from --config) and `verify --trust` of the file, which holds no private key.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -22,7 +23,7 @@ import path from "node:path";
 
 import { Contract, keccak256, toUtf8Bytes, type TransactionReceipt } from "ethers";
 
-import { bundleResultToStruct, type ProofBundle } from "../../runtime/attestation/bundle.ts";
+import { bundleResultToStruct, structToBundleResult, type ProofBundle } from "../../runtime/attestation/bundle.ts";
 import { signCryptletResult } from "../../runtime/attestation/signing.ts";
 import { buildJwks } from "../../runtime/attestation/token.ts";
 import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "../../runtime/chains/contracts.ts";
@@ -33,6 +34,7 @@ import {
   CODE_HASH,
   CONSORTIUM_ID,
   CRYPTLET_ID,
+  PACKAGE_NAME,
   RUNTIME_ID,
   SLOT_TIME,
   makeBundle,
@@ -81,7 +83,11 @@ async function configWith(chains: Record<string, unknown>[]): Promise<string> {
 const bundleWith = (changes: Partial<ProofBundle>): ProofBundle => ({ ...structuredClone(fixture.bundle), ...changes });
 
 /** The anchor entry of a write of `contract` in `receipt`. */
-const anchorOf = (receipt: TransactionReceipt, contract: string, mode: "record" | "anchor" = "record") => ({
+const anchorOf = (
+  receipt: TransactionReceipt,
+  contract: string,
+  mode: "record" | "anchor" | "fulfill" | "submit" = "record",
+) => ({
   chainId: String(CHAIN_ID),
   contract,
   txHash: receipt.hash as `0x${string}`,
@@ -101,6 +107,7 @@ beforeAll(async () => {
     consortiumId: CONSORTIUM_ID,
     signers: [SIGNER_A.address, SIGNER_B.address],
     threshold: 2,
+    feeds: { [PACKAGE_NAME]: { cryptletId: CRYPTLET_ID, decimals: 8, description: "ETH / USD" } },
   });
   registry = new Contract(
     deployed.registry,
@@ -282,6 +289,61 @@ describe("verify --rpc: no configuration, every anchor checked on-chain", () => 
     expect(checkOf(fewConfig, "anchors")?.reason).toContain(`${needed} required`);
     expect((await cli("verify", file, "--rpc", node.url, "--confirmations", String(needed - 1))).code).toBe(0);
   }, 180_000);
+
+  test("a price-feed round (submit) and an oracle fulfilment (fulfill) hold on-chain", async () => {
+    const payload = fixture.bundle.payload.public!.data;
+    // The fixture's payload is a feed answer: submit it as round 1 of the feed.
+    const feedAddress = deployed.feeds[PACKAGE_NAME]!;
+    const feed = new Contract(feedAddress, interfaceOf("CryptletPriceFeed"), node.funder);
+    const submitted = (await (
+      await feed.getFunction("submit")(
+        bundleResultToStruct(fixture.bundle.result),
+        payload,
+        fixture.bundle.signatures.map((x) => x.signature),
+      )
+    ).wait()) as TransactionReceipt;
+    const viaFeed = await cli(
+      "verify",
+      await jsonFile(bundleWith({ anchors: [anchorOf(submitted, feedAddress, "submit")] })),
+      "--rpc",
+      node.url,
+      "--json",
+    );
+    expect(viaFeed.code).toBe(0);
+    expect(json(viaFeed).chains[0]).toMatchObject({ contract: feedAddress, registry: deployed.registry });
+    expect(checkOf(viaFeed, "anchors")?.reason).toContain("emitted CryptletResultApplied as round 1; roundOf agrees");
+
+    // An oracle request, fulfilled with a result for its request id.
+    const oracle = new Contract(deployed.oracle, interfaceOf("CryptletOracle"), node.funder);
+    const requested = (await (await oracle.getFunction("request")(CRYPTLET_ID, "0x", 0)).wait()) as TransactionReceipt;
+    const event = requested.logs.map((l) => oracle.interface.parseLog(l)).find((e) => e?.name === "CryptletRequested")!;
+    const requestId = event.args.requestId as `0x${string}`;
+    const result = { ...fixture.result, resultId: event.args.resultId as `0x${string}` };
+    const signatures = await signCryptletResult(CONSORTIUM_ID, result, [SIGNER_A, SIGNER_B]);
+    const fulfilled = (await (
+      await oracle.getFunction("fulfill")(
+        result,
+        payload,
+        signatures.map((x) => x.signature),
+      )
+    ).wait()) as TransactionReceipt;
+    const answered = bundleWith({
+      requestId,
+      result: structToBundleResult(result),
+      signatures,
+      anchors: [anchorOf(fulfilled, deployed.oracle, "fulfill")],
+    });
+    // The fixture's token attests another resultId: verified without a JWKS here.
+    const viaOracle = await cli("verify", await jsonFile(answered), "--rpc", node.url, "--json");
+    expect(viaOracle.code).toBe(0);
+    expect(checkOf(viaOracle, "resultId")?.verdict).toBe("pass");
+    expect(checkOf(viaOracle, "anchors")?.reason).toContain("emitted CryptletFulfilled with the bundle's outputHash");
+    // The fulfilment claimed for another request of the same Cryptlet: INVALID.
+    const otherRequest = bundleWith({ anchors: [anchorOf(fulfilled, deployed.oracle, "fulfill")] });
+    const wrong = await cli("verify", await jsonFile(otherRequest), "--rpc", node.url, "--json");
+    expect(wrong.code).toBe(1);
+    expect(checkOf(wrong, "anchors")?.reason).toMatch(/CryptletFulfilled event\(s\) of .* carry another resultId/);
+  }, 120_000);
 
   test("per-result signatures stripped while a batch is present: INVALID, naming what is missing", async () => {
     // The same result in a signed batch (its Merkle proof and batch signatures are valid).
