@@ -174,7 +174,16 @@ export async function reportCommand(target: string, options: ReportCommandOption
       ...(options.rpcTimeoutMs === undefined ? {} : { rpcTimeoutMs: options.rpcTimeoutMs }),
     });
     const chains = wantsConfig ? (await loadConfig()).chains : [];
-    const configured = Object.fromEntries(chains.flatMap((c) => (c.explorerUrl ? [[c.name, c.explorerUrl]] : [])));
+    // By chain name and by chain id; an --explorer value (by either) overrides the configuration's for that chain.
+    const merged: Record<string, string> = {};
+    for (const c of chains) {
+      if (c.explorerUrl) merged[c.name] = merged[String(c.chainId)] = c.explorerUrl;
+    }
+    for (const [key, url] of Object.entries(explorers)) {
+      merged[key] = url;
+      const chain = chains.find((c) => c.name === key || String(c.chainId) === key);
+      if (chain) merged[chain.name] = merged[String(chain.chainId)] = url;
+    }
     const chainNames = Object.fromEntries(chains.map((c) => [String(c.chainId), c.name]));
     const { bundle, receipt } = auditSubjectOf(document);
     const event: AuditEvent | undefined = run
@@ -190,7 +199,7 @@ export async function reportCommand(target: string, options: ReportCommandOption
       ...(receipt ? { receipt } : {}),
       ...(event ? { event } : {}),
       ...verificationsOf(outcome),
-      options: { explorers: { ...configured, ...explorers }, chainNames },
+      options: { explorers: merged, chainNames },
     });
     await writeFile(options.html, html);
     const checks =
