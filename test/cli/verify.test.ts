@@ -376,6 +376,18 @@ describe("verify --rpc: no configuration, every anchor checked on-chain", () => 
     const offline = await cli("verify", await jsonFile({ ...both, signatures: [] }), "--trust", trust);
     expect(offline.code).toBe(1);
     expect(offline.stdout).toMatch(/fail\s+proofs\s+missing: per-result signatures/);
+    // A receipt whose record target is known, its anchors stripped as well: still INVALID offline.
+    const receipt = {
+      runId: fixture.result.resultId,
+      status: "confirmed",
+      targets: [{ chain: "consortium", mode: "record", status: "confirmed" }],
+      bundle: { ...both, signatures: [], anchors: [] },
+    };
+    const viaReceipt = await cli("verify", await jsonFile(receipt), "--trust", trust);
+    expect(viaReceipt.code).toBe(1);
+    expect(viaReceipt.stdout).toMatch(
+      /fail\s+proofs\s+missing: per-result signatures \(required by the record target\)/,
+    );
 
     // Anchored as a batch (ResultLedger.anchor): an anchor-mode write needs the batch, not per-result signatures.
     const ledger = new Contract(deployed.ledger, interfaceOf("ResultLedger"), node.funder);

@@ -36,6 +36,7 @@ export interface ExportedTrust {
   registry: string;
   /** The block the registry was read at. */
   blockNumber: number;
+  /** The registry's consortium id (the EIP-712 domain salt), lower case. */
   consortiumId: string;
   /** The registry's trusted signers (EIP-55, sorted). */
   trustedSigners: string[];

@@ -764,7 +764,8 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
       throw new CliUsageError("--chain reads trust from --config, not --trust", "--chain");
     if (options.rpc !== undefined)
       throw new CliUsageError("--rpc and --trust are two sources of trust: give one", "--rpc");
-    const bundle = bundleOf(await readJsonFile(file));
+    const document = await readJsonFile(file);
+    const bundle = bundleOf(document);
     const cryptletId = (bundle as { result?: { cryptletId?: unknown } } | null)?.result?.cryptletId;
     const trust = await readTrustFile(
       options.trust,
@@ -774,6 +775,7 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
     const report = await verifyBundle(bundle, {
       ...trust,
       ...(options.codeHashes ? { approvedCodeHashes: options.codeHashes } : {}),
+      writeModes: writeModesOf(document),
     });
     return {
       ...report,
