@@ -5,6 +5,7 @@ import { httpEventId } from "../../runtime/attestation/ids.ts";
 import { installedEngineVersion } from "../../runtime/sandbox/engineVersion.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
 import { QUEUES } from "../../runtime/queue/topology.ts";
+import { renderAuditReport } from "../../runtime/report/auditReport.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
 
@@ -105,6 +106,20 @@ describe("pipeline: one event, two chains (real Redis, hardhat nodes, Key Vault 
       engineVersion: stack.pkg.manifest.engineVersion,
     });
     expect(report.sandbox?.engineVersion).toBe(installedEngineVersion(stack.pkg.manifest.engine).version);
+
+    // The audit report of this real run: the run record keeps the event's type and time for it.
+    const run = await stack.ctx.results.getRun(runId);
+    expect(run?.event).toEqual({ type: "http", time: minutes[600]!.minute + 59 });
+    const html = renderAuditReport({
+      bundle: receipt.bundle,
+      receipt,
+      event: { eventId: run!.eventId, requestId: run!.requestId, ...run!.event },
+      verifications: [{ label: "pipeline test trust", report }],
+      trust: [{ source: "given", signers: stack.resultSignerAddresses, threshold: 2 }],
+    });
+    expect(html).toContain('id="verdict" data-ok="true"');
+    for (const anchor of receipt.bundle.anchors) expect(html).toContain(anchor.txHash);
+    expect([...html.matchAll(/data-trusted="yes"/g)]).toHaveLength(receipt.bundle.signatures.length);
   });
 
   test("the same event submitted twice is one run and one write per chain", async () => {
