@@ -116,6 +116,25 @@ test("a run whose signature was tampered with: the page is INVALID with the sign
   expect(res.text).toMatch(/data-check="signatures" data-verdict="fail"/);
 });
 
+test("?verifyAt= checks the attestation token at that time (expired in 2100); a malformed one is 400", async () => {
+  const { bundle } = await makeBundle(keys(), { attestedAt: new Date(), slotTime: SLOT_TIME + 7200n });
+  const runId = await storeRun(bundle);
+  const later = await request(
+    f.url,
+    "GET",
+    `/v1/runs/${runId}/report?verifyAt=${encodeURIComponent("2100-01-01T00:00:00Z")}`,
+    {
+      token: auditor,
+    },
+  );
+  expect(later.status).toBe(200);
+  expect(later.text).toMatch(/data-check="attestation" data-verdict="fail"/);
+  expect(later.text).toContain("ERR_ATTESTATION_EXPIRED");
+  expect(later.text).toContain("at 2100-01-01T00:00:00.000Z");
+  const bad = await request(f.url, "GET", `/v1/runs/${runId}/report?verifyAt=tomorrow`, { token: auditor });
+  expect(bad.status).toBe(400);
+});
+
 test("unknown run 404, malformed id 400, no token 401, another role 403 (problem documents)", async () => {
   const unknown = await request(f.url, "GET", `/v1/runs/0x${"ab".repeat(32)}/report`, { token: auditor });
   expect({ status: unknown.status, code: unknown.body.code }).toEqual({ status: 404, code: "ERR_API_NOT_FOUND" });

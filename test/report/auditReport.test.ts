@@ -79,7 +79,7 @@ beforeAll(async () => {
   };
   trust = [{ source: "given", origin: "test trust", signers: options.trustedSigners, threshold: 2 }];
   publicBundle = (await makeBundle(keys)).bundle;
-  const sealed = await makeBundle(keys, { sealed: true, batchSize: 3 });
+  const sealed = await makeBundle(keys, { sealed: true, batchSize: 4 });
   sealedBundle = sealed.bundle;
   plaintext = sealed.plaintext!;
   tmp = await mkdtemp(path.join(os.tmpdir(), "cryptlet-report-"));
@@ -256,7 +256,20 @@ describe("the HTML (no browser)", () => {
     const publicRows = await checkRows(publicPage);
     const sealedPage = await open((await render(sealedBundle)).html, "sealed");
     const sealedRows = await checkRows(sealedPage);
+    const sealed = await sealedPage.evaluate(() => ({
+      merkle: document.querySelector("#merkle")?.textContent ?? "",
+      steps: [...document.querySelectorAll("#merkle ol.proof li")].map((li) => li.textContent),
+      parties: [...document.querySelectorAll("#parties tbody tr")].map((tr) => tr.textContent),
+      batchSigners: document.querySelectorAll("#signers td[data-trusted]").length,
+    }));
     await sealedPage.close();
+    // The Merkle path of the batched result: root, leaf, the proof hashes in order; the sealed-for parties.
+    expect(sealed.merkle).toContain(sealedBundle.batch!.root);
+    expect(sealed.merkle).toMatch(/leaf\s*0x[0-9a-f]{64}/);
+    expect(sealedBundle.batch!.proof).toHaveLength(2); // four leaves: two levels, so the order shows
+    expect(sealed.steps).toEqual(sealedBundle.batch!.proof);
+    expect(sealed.parties).toEqual(sealedBundle.manifest.parties.map((p) => `${p.name}${p.kid}✔ a recipient`));
+    expect(sealed.batchSigners).toBe(sealedBundle.batch!.signatures.length);
 
     // The rows are the report's checks, in its order (verifyBundle may gain checks: they must not fail either).
     const reportOf = async (b: ProofBundle) => (await verifyBundle(b, options)).checks.map((c) => c.name);
