@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `cryptlet` command (package.json `bin`; `npm run cryptlet -- <command>`). Commands: `init`, `build`,
- * `deploy`, `invoke`, `status`, `verify`, `decrypt`, `keys create|list|rotate`, `trust export`, `chains`. Every command takes
- * `--json` (one JSON document on standard output) and the ones that reach the runtime take `--config <file>`
+ * `deploy`, `invoke`, `status`, `verify`, `report`, `decrypt`, `keys create|list|rotate`, `trust export`, `chains`.
+ * Every command takes `--json` (one JSON document on standard output) and the ones that reach the runtime take `--config <file>`
  * (default `CRYPTLET_CONFIG` or `./cryptlet.config.json`). Progress goes to standard error.
  *
  * Exit codes: 0 success; 1 failure (the error's code is printed; a verification that does not pass, a key that
