@@ -25,7 +25,7 @@ import { CryptletError, type CryptletErrorJSON } from "../../errors.ts";
 import { SandboxEngineFailureError, SandboxMemoryLimitError, SandboxTimeoutError } from "../errors.ts";
 import type { RunResult, SandboxLimits } from "../SandboxEngine.ts";
 import { SandboxProcessCrashedError } from "./errors.ts";
-import { detectOsLimits, ProcessCgroup, residentBytes, type OsLimitKind } from "./osLimits.ts";
+import { detectOsLimits, ProcessCgroup, removeStaleCgroups, residentBytes, type OsLimitKind } from "./osLimits.ts";
 import type { ChildRequest, FromChild, ToChild } from "./protocol.ts";
 
 /** Time a run may take past its `timeoutMs` before its process is killed, in milliseconds. */
@@ -93,6 +93,7 @@ export class SandboxProcessPool {
     this.size = Math.max(1, options.size ?? os.availableParallelism());
     this.graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
     this.osLimits = detectOsLimits().kind;
+    removeStaleCgroups();
     this.#children = Array.from({ length: this.size }, () => undefined);
   }
 
@@ -135,19 +136,23 @@ export class SandboxProcessPool {
     }
     const id = this.#nextId++;
     const started = performance.now();
+    // A run in a process that has not loaded the package yet loads it first, under its own deadline.
+    const loadsFirst = request.type === "run" && !child.keys.has(request.key);
+    const budgetMs = limits.timeoutMs * (loadsFirst ? 2 : 1) + this.graceMs;
     const answer = await this.#send(
       child,
       { ...request, id, ...(child.keys.has(request.key) ? {} : { bundle }) } as ToChild,
       limits,
       limitBytes(child),
       bundle,
+      budgetMs,
     );
     const elapsed = performance.now() - started;
     if (!answer.ok) throw CryptletError.fromJSON(answer.error as CryptletErrorJSON);
     child.keys.add(request.key);
     if (answer.type === "loaded") return undefined;
     // The host measures: a run that answered after its limit timed out, whatever the engine reported.
-    if (answer.result.durationMs > limits.timeoutMs || elapsed > limits.timeoutMs + this.graceMs) {
+    if (answer.result.durationMs > limits.timeoutMs || elapsed > budgetMs) {
       throw new SandboxTimeoutError(limits.timeoutMs, {
         observedMs: Math.round(Math.max(answer.result.durationMs, elapsed)),
       });
@@ -280,7 +285,14 @@ export class SandboxProcessPool {
     return fresh;
   }
 
-  #send(child: Child, message: ToChild, limits: SandboxLimits, limitBytes: number, bundle: string): Promise<Answer> {
+  #send(
+    child: Child,
+    message: ToChild,
+    limits: SandboxLimits,
+    limitBytes: number,
+    bundle: string,
+    budgetMs: number,
+  ): Promise<Answer> {
     const oomBefore = child.cgroup.oomKills();
     // While a run is in flight its process keeps the host alive, so that its exit (a kill) is always seen.
     setReferenced(child, true);
@@ -299,7 +311,7 @@ export class SandboxProcessPool {
         else this.#stats.killedForMemory += 1;
         child.process.kill("SIGKILL");
       };
-      const watchdog = setTimeout(() => kill("timeout"), limits.timeoutMs + this.graceMs);
+      let watchdog = setTimeout(() => kill("timeout"), budgetMs);
       if (child.cgroup.kind === "none") {
         sampler = setInterval(() => {
           if (residentBytes(child.process.pid!) > limitBytes) kill("memory");
@@ -307,6 +319,9 @@ export class SandboxProcessPool {
       }
       child.onAnswer = (answer) => {
         if (answer.type === "need-bundle") {
+          // It loads first now: give the load its own deadline too.
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => kill("timeout"), budgetMs + limits.timeoutMs);
           child.keys.delete(message.key);
           child.process.send({ ...message, bundle });
           return;
@@ -341,13 +356,13 @@ export class SandboxProcessPool {
 
 /** An idle child must not keep the host process alive; a busy one must. */
 function setReferenced(child: Child, referenced: boolean): void {
-  const channel = child.process.channel as { ref?: () => void; unref?: () => void } | undefined;
+  const handles = [child.process.channel, child.process.stderr] as ({ ref?: () => void; unref?: () => void } | null)[];
   if (referenced) {
     child.process.ref();
-    channel?.ref?.();
+    for (const handle of handles) handle?.ref?.();
   } else {
     child.process.unref();
-    channel?.unref?.();
+    for (const handle of handles) handle?.unref?.();
   }
 }
 

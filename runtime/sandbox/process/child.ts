@@ -79,10 +79,29 @@ async function handle(message: ToChild): Promise<void> {
   }
 }
 
+/**
+ * Runs a trivial Cryptlet once on each engine, so that a new process's first real run costs what later ones do
+ * (module instantiation, the first isolate, the engines' own warm-up): a run must not time out because its
+ * process was just replaced after another tenant's run was killed.
+ */
+async function warmUp(): Promise<void> {
+  const context = { event: null, requestId: "0x00", resultId: "0x00", now: 0 };
+  for (const engine of Object.values(engines)) {
+    try {
+      const cryptlet = await engine.load("var cryptlet = { default: { run: (input) => input } };");
+      await cryptlet.run(1, context);
+      cryptlet.dispose();
+    } catch {
+      // the first real load reports whatever is wrong with the engine
+    }
+  }
+}
+
 process.on("message", (message: ToChild) => {
   void handle(message);
 });
 // The parent going away ends the child: no orphan keeps running a Cryptlet.
 process.on("disconnect", () => process.exit(0));
+await warmUp();
 send({ type: "ready", pid: process.pid });
 export {};

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 /** Which mechanism bounds a sandbox process. */
@@ -226,4 +226,44 @@ export function residentBytes(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** The name of a sandbox process's group: `cryptlet-sandbox-<host pid>-<slot>-<serial>`. */
+const GROUP_NAME = /^cryptlet-sandbox-(\d+)-/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes the empty groups that sandbox hosts which are no longer running left behind (a host that crashed or
+ * exited without closing its pool). Groups of live hosts, and groups that still hold a process, are kept.
+ * @returns how many were removed.
+ */
+export function removeStaleCgroups(support: OsLimitSupport = detectOsLimits()): number {
+  let removed = 0;
+  for (const root of Object.values(support.roots)) {
+    let names: string[];
+    try {
+      names = readdirSync(root);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const pid = Number(GROUP_NAME.exec(name)?.[1]);
+      if (!pid || pid === process.pid || alive(pid)) continue;
+      try {
+        rmdirSync(path.join(root, name));
+        removed += 1;
+      } catch {
+        // still has a member, or not ours to remove
+      }
+    }
+  }
+  return removed;
 }
