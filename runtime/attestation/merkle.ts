@@ -53,7 +53,13 @@ export function resultLeaf(structHash: Hex32): Hex32 {
 /** Checks a Merkle proof off-chain exactly as `ResultLedger.verify` does on-chain. */
 export function verifyMerkleProof(root: Hex32, result: CryptletResult, proof: readonly Hex32[]): boolean {
   try {
-    return StandardMerkleTree.verify(root, ["bytes32"], [hashCryptletResult(result)], [...proof]);
+    // Hex is compared as a value, whatever its case (as every other bytes32 of a bundle).
+    return StandardMerkleTree.verify(
+      root.toLowerCase(),
+      ["bytes32"],
+      [hashCryptletResult(result)],
+      proof.map((p) => p.toLowerCase()),
+    );
   } catch {
     return false;
   }

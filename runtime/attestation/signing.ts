@@ -70,8 +70,8 @@ async function keyMetadata(entry: ResultSigner): Promise<{ signer: Signer; keyId
 }
 
 /**
- * Parses a 65-byte signature strictly: rejects anything but 65 bytes, `v` other than 27/28 (0/1 accepted and
- * mapped), and high `s` (EIP-2), which ethers would otherwise refuse with a generic error.
+ * Parses a 65-byte signature strictly: rejects anything but 65 bytes, `v` other than 27/28 (0/1 too: the
+ * contracts refuse them), r or s out of range, and high `s` (EIP-2), which ethers would otherwise refuse generically.
  * @throws {@link ResultSignatureError} with `details.reason` `malformed`, `bad-v` or `high-s`.
  */
 export function parseStrictSignature(signature: string): Signature {
@@ -80,13 +80,10 @@ export function parseStrictSignature(signature: string): Signature {
   const r = BigInt(`0x${signature.slice(2, 66)}`);
   if (r === 0n || r >= SECP256K1_N || s === 0n || s >= SECP256K1_N) throw new ResultSignatureError("malformed");
   if (s > HALF_N) throw new ResultSignatureError("high-s");
+  // v 27/28 only: OpenZeppelin's ECDSA (the registry's check) refuses 0/1, so an offline verifier must too.
   const v = Number.parseInt(signature.slice(130, 132), 16);
-  if (![0, 1, 27, 28].includes(v)) throw new ResultSignatureError("bad-v", { v });
-  return Signature.from({
-    r: `0x${signature.slice(2, 66)}`,
-    s: `0x${signature.slice(66, 130)}`,
-    v: v < 27 ? v + 27 : v,
-  });
+  if (v !== 27 && v !== 28) throw new ResultSignatureError("bad-v", { v });
+  return Signature.from({ r: `0x${signature.slice(2, 66)}`, s: `0x${signature.slice(66, 130)}`, v });
 }
 
 /**

@@ -326,6 +326,9 @@ export async function verifyAttestationToken(
   compare("cryptletId", expected.cryptletId, payload.cryptletId, true);
   compare("codeHash", expected.codeHash, payload.codeHash, true);
   compare("resultId", expected.resultId, payload.resultId, true);
+  // The JWT subject is the result too (RFC 7519 §4.1.2): a consumer that reads only `sub` must not be told
+  // about another result than the one the token's `resultId` names.
+  compare("sub", payload.resultId, String(payload.sub), true);
   compare("sandbox.engine", expected.engine, payload.sandbox.engine, false);
   compare("sandbox.engineVersion", expected.engineVersion, payload.sandbox.engineVersion, false);
   return { claims: payload, kid: kid ?? "" };
