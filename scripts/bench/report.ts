@@ -1,7 +1,9 @@
 /**
  * Writes one benchmark's section into docs/benchmarks.md, between the markers `<!-- bench:NAME -->` and
- * `<!-- /bench:NAME -->` (appended when absent), and stamps it with the machine and the command that measured it.
+ * `<!-- /bench:NAME -->` (appended when absent), stamps it with the machine and the command that measured it, and
+ * formats the file with Prettier (as `npm run lint` checks it).
  */
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -44,4 +46,7 @@ export function writeBenchSection(name: string, title: string, command: string, 
   if (from >= 0 && to > from) doc = doc.slice(0, from) + section + doc.slice(to + end.length);
   else doc = `${doc.trimEnd()}\n\n${section}\n`;
   writeFileSync(FILE, doc);
+  // Generated text, formatted as the repository's lint expects, whichever benchmark wrote it.
+  const prettier = path.resolve(import.meta.dirname, "..", "..", "node_modules", "prettier", "bin", "prettier.cjs");
+  spawnSync(process.execPath, [prettier, "--write", FILE], { stdio: "ignore" });
 }
