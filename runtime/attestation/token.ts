@@ -94,6 +94,14 @@ export interface AttestationClaims extends JWTPayload {
   codeHash: Hex32;
   /** The result this token attests, `bytes32` hex. */
   resultId: Hex32;
+  /** The audience: the consortium id (`bytes32` hex, the EIP-712 domain `salt`) the result is for. */
+  aud: string;
+  /** The result's `inputHash`: the run's input commitment (docs/proof-bundle.md, "inputHash"), `bytes32` hex. */
+  inputHash: Hex32;
+  /** The result's `outputHash`: keccak256 of the bytes written on-chain, `bytes32` hex. */
+  outputHash: Hex32;
+  /** The version of the input commitment's format that `inputHash` follows ({@link INPUT_COMMITMENT_VERSION}). */
+  inputFormat: number;
   /** The runtime software. */
   runtime: { version: string; buildHash: string };
   /** The sandbox that ran the code: engine name (`isolated-vm`, `quickjs`), its exact version and limits. */
@@ -102,6 +110,13 @@ export interface AttestationClaims extends JWTPayload {
   platform: PlatformEvidence;
 }
 
+/**
+ * The version of the input commitment's format: `inputHash = keccak256(utf8(JCS({event, hostCalls})))` with the
+ * normalised event and the host-call records as docs/proof-bundle.md ("inputHash") defines them. A token names it
+ * (`inputFormat`) so that a later format cannot be confused with this one.
+ */
+export const INPUT_COMMITMENT_VERSION = 1;
+
 /** What {@link createAttestationToken} needs. */
 export interface CreateAttestationTokenInput {
   /** Runtime instance id, becomes `iss`. */
@@ -109,6 +124,11 @@ export interface CreateAttestationTokenInput {
   cryptletId: Hex32;
   codeHash: Hex32;
   resultId: Hex32;
+  /** The consortium id, becomes `aud`. */
+  consortiumId: string;
+  /** The result's input and output commitments. */
+  inputHash: Hex32;
+  outputHash: Hex32;
   runtime: { version: string; buildHash: string };
   /** Engine, engine version and limits of the run. */
   sandbox: SandboxClaim;
@@ -165,6 +185,10 @@ export async function createAttestationToken(
     cryptletId: input.cryptletId,
     codeHash: input.codeHash,
     resultId: input.resultId,
+    aud: input.consortiumId.toLowerCase(),
+    inputHash: input.inputHash,
+    outputHash: input.outputHash,
+    inputFormat: INPUT_COMMITMENT_VERSION,
     runtime: input.runtime,
     sandbox: { engine: input.sandbox.engine, engineVersion: input.sandbox.engineVersion, limits: input.sandbox.limits },
     platform: input.platform ?? { type: "software" },
@@ -220,6 +244,11 @@ export interface ExpectedAttestation {
   cryptletId?: string;
   codeHash?: string;
   resultId?: string;
+  /** The consortium id the token must be for (`aud`). */
+  consortiumId?: string;
+  /** The result's `inputHash` and `outputHash` the token must bind. */
+  inputHash?: string;
+  outputHash?: string;
   /** The engine (`sandbox.engine`) the result must have run on. */
   engine?: string;
   /** The exact engine version (`sandbox.engineVersion`) the result must have run on. */
@@ -241,7 +270,7 @@ const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
 
 function assertClaimShape(payload: JWTPayload): asserts payload is AttestationClaims {
   const p = payload as Partial<AttestationClaims>;
-  for (const name of ["cryptletId", "codeHash", "resultId"] as const) {
+  for (const name of ["cryptletId", "codeHash", "resultId", "inputHash", "outputHash"] as const) {
     if (typeof p[name] !== "string" || !BYTES32.test(p[name]))
       throw new AttestationInvalidError(`claim ${name} missing or not bytes32`);
   }
@@ -252,6 +281,11 @@ function assertClaimShape(payload: JWTPayload): asserts payload is AttestationCl
     typeof p.jti !== "string"
   ) {
     throw new AttestationInvalidError("claims iss, iat, exp, jti are required");
+  }
+  if (typeof p.aud !== "string" || !BYTES32.test(p.aud))
+    throw new AttestationInvalidError("claim aud missing or not bytes32");
+  if (p.inputFormat !== INPUT_COMMITMENT_VERSION) {
+    throw new AttestationInvalidError(`claim inputFormat must be ${INPUT_COMMITMENT_VERSION}`);
   }
   if (typeof p.runtime?.version !== "string" || typeof p.runtime.buildHash !== "string") {
     throw new AttestationInvalidError("claim runtime {version, buildHash} missing");
@@ -326,6 +360,9 @@ export async function verifyAttestationToken(
   compare("cryptletId", expected.cryptletId, payload.cryptletId, true);
   compare("codeHash", expected.codeHash, payload.codeHash, true);
   compare("resultId", expected.resultId, payload.resultId, true);
+  compare("aud", expected.consortiumId, String(payload.aud), true);
+  compare("inputHash", expected.inputHash, payload.inputHash, true);
+  compare("outputHash", expected.outputHash, payload.outputHash, true);
   // The JWT subject is the result too (RFC 7519 §4.1.2): a consumer that reads only `sub` must not be told
   // about another result than the one the token's `resultId` names.
   compare("sub", payload.resultId, String(payload.sub), true);

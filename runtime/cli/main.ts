@@ -36,6 +36,14 @@ async function loadConfig(file: string | undefined) {
   return (await import("./config.ts")).configFor(file);
 }
 
+function isoTime(value: string): Date {
+  const time = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(time.getTime())) {
+    throw new InvalidArgumentError("must be an ISO 8601 time, e.g. 2024-01-05T10:00:00Z");
+  }
+  return time;
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
@@ -223,6 +231,12 @@ Examples (\`npm start -- --serve\` runs a local stack and writes .cryptlet/crypt
         .argParser(positiveInt)
         .default(1),
     )
+    .addOption(
+      new Option(
+        "--at <time>",
+        "ISO 8601 time at which the attestation token must be valid (an archived bundle: e.g. its result's time)",
+      ).argParser(isoTime),
+    )
     .addHelpText(
       "after",
       `
@@ -252,6 +266,7 @@ Examples:
           jwks?: string;
           registry?: string;
           confirmations: number;
+          at?: Date;
         },
       ) => {
         const verify = await import("./commands/verify.ts");
@@ -269,6 +284,7 @@ Examples:
             ...(o.jwks === undefined ? {} : { jwks: o.jwks }),
             ...(o.registry === undefined ? {} : { registry: o.registry }),
             confirmations: o.confirmations,
+            ...(o.at === undefined ? {} : { at: o.at }),
           });
         } catch (error) {
           // No trust read, no verdict: a chain that cannot be read is exit 2, never a fallback to other trust.

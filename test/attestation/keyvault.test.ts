@@ -18,6 +18,9 @@ const claims = {
   cryptletId: h("@acme/eth-usd-median"),
   codeHash: h("code"),
   resultId: h("result"),
+  consortiumId: h("consortium"),
+  inputHash: h("input"),
+  outputHash: h("output"),
   runtime: { version: "0.1.0", buildHash: h("build") },
   sandbox: {
     engine: "isolated-vm",

@@ -20,6 +20,9 @@ const input: CreateAttestationTokenInput = {
   cryptletId: h("@acme/eth-usd-median"),
   codeHash: h("code"),
   resultId: h("result"),
+  consortiumId: h("consortium"),
+  inputHash: h("input"),
+  outputHash: h("output"),
   runtime: { version: "0.1.0", buildHash: h("build") },
   sandbox: {
     engine: "isolated-vm",
@@ -39,6 +42,29 @@ beforeAll(async () => {
 });
 
 describe("createAttestationToken / verifyAttestationToken", () => {
+  it("binds the run: inputHash, outputHash and the consortium (aud) must be the expected ones", async () => {
+    const token = await createAttestationToken(provider, input);
+    const jwks = await buildJwks([provider]);
+    const expected = {
+      currentDate: during,
+      inputHash: h("input"),
+      outputHash: h("output"),
+      consortiumId: h("consortium"),
+    };
+    const { claims } = await verifyAttestationToken(token, jwks, expected);
+    expect(claims).toMatchObject({
+      inputHash: h("input"),
+      outputHash: h("output"),
+      aud: h("consortium"),
+      inputFormat: 1,
+    });
+    for (const field of ["inputHash", "outputHash", "consortiumId"] as const) {
+      await expect(verifyAttestationToken(token, jwks, { ...expected, [field]: h("other") })).rejects.toMatchObject({
+        code: "ERR_ATTESTATION_CLAIM_MISMATCH",
+      });
+    }
+  });
+
   it("issues an ES256 JWT through the provider with the documented header and claims", async () => {
     const token = await createAttestationToken(provider, input);
     const key = await provider.getPublicKey();

@@ -137,6 +137,21 @@ test("verify: a valid vector passes (exit 0), a tampered one fails (exit 1) nami
   expect(human.stdout).toMatch(/^INVALID/);
 });
 
+test("verify --at: an archived bundle's token is checked at the given time, not now", async () => {
+  // The vectors' trust file pins `now` inside the tokens' validity; without it they have long expired.
+  const { now, ...withoutNow } = vectors.trust as { now: string };
+  const trustFile = path.join(tmp, "trust-without-now.json");
+  await writeFile(trustFile, JSON.stringify(withoutNow));
+  const validFile = path.join(tmp, "archived.json");
+  await writeFile(validFile, JSON.stringify(vectors.cases.find((c) => c.name === "valid-public")?.bundle));
+  const expired = await cli("verify", validFile, "--trust", trustFile, "--json");
+  expect(expired.code).toBe(1);
+  expect(json(expired).checks).toContainEqual(expect.objectContaining({ name: "attestation", verdict: "fail" }));
+  const archived = await cli("verify", validFile, "--trust", trustFile, "--at", now, "--json");
+  expect(archived.code).toBe(0);
+  expect((await cli("verify", validFile, "--trust", trustFile, "--at", "yesterday")).code).toBe(2);
+});
+
 test("usage errors exit 2", async () => {
   const runs = await Promise.all([
     cli("no-such-command"),

@@ -79,6 +79,9 @@ describe("jwcrypto interop", () => {
       cryptletId: h("c"),
       codeHash: h("code"),
       resultId: h("r"),
+      consortiumId: h("consortium"),
+      inputHash: h("input"),
+      outputHash: h("output"),
       runtime: { version: "0.1.0", buildHash: h("b") },
       sandbox: {
         engine: "isolated-vm",

@@ -99,6 +99,9 @@ export async function makeBundle(keys: FixtureKeys, options: FixtureOptions = {}
     cryptletId: CRYPTLET_ID,
     codeHash,
     resultId,
+    consortiumId: CONSORTIUM_ID,
+    inputHash: result.inputHash,
+    outputHash: result.outputHash,
     runtime: { version: "0.1.0", buildHash: keccak256(toUtf8Bytes("runtime 0.1.0")) },
     sandbox: {
       engine: "isolated-vm",

@@ -1,8 +1,8 @@
 import { Wallet } from "ethers";
-import { exportJWK, generateKeyPair, type JWK, type JSONWebKeySet } from "jose";
+import { decodeJwt, exportJWK, generateKeyPair, type JWK, type JSONWebKeySet } from "jose";
 
 import { assertProofBundle, type ProofBundle } from "../../runtime/attestation/bundle.ts";
-import { buildJwks } from "../../runtime/attestation/token.ts";
+import { buildJwks, createAttestationToken } from "../../runtime/attestation/token.ts";
 import { verifyBundle, type VerifyBundleOptions } from "../../runtime/attestation/verifyBundle.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { open } from "../../runtime/sealing/open.ts";
@@ -129,6 +129,34 @@ describe("verifyBundle", () => {
         /^missing: batch signatures \+ Merkle proof \(required by the anchor write on chain 31337\)/,
       ),
     });
+  });
+
+  it("fails a token that binds another input, output or consortium than the bundle's result", async () => {
+    const claims = decodeJwt(publicBundle.attestation);
+    for (const [field, value] of [
+      ["inputHash", `0x${"11".repeat(32)}`],
+      ["outputHash", `0x${"22".repeat(32)}`],
+      ["consortiumId", `0x${"33".repeat(32)}`],
+    ] as const) {
+      // A valid token, signed by the trusted attestation key, but for another run.
+      const token = await createAttestationToken(keys.attestation, {
+        issuer: claims.iss!,
+        cryptletId: publicBundle.result.cryptletId,
+        codeHash: publicBundle.result.codeHash,
+        resultId: publicBundle.result.resultId,
+        consortiumId: publicBundle.consortiumId,
+        inputHash: publicBundle.result.inputHash,
+        outputHash: publicBundle.result.outputHash,
+        [field]: value,
+        runtime: claims.runtime as { version: string; buildHash: string },
+        sandbox: claims.sandbox as never,
+        now: new Date(Number(claims.iat) * 1000),
+      });
+      const report = await verifyBundle({ ...publicBundle, attestation: token }, options);
+      const check = report.checks.find((c) => c.name === "attestation");
+      expect({ field, verdict: check?.verdict }).toEqual({ field, verdict: "fail" });
+      expect(check?.reason).toContain(field === "consortiumId" ? "aud" : field);
+    }
   });
 
   it("skips what it was not asked to check", async () => {

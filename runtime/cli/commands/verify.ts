@@ -89,6 +89,11 @@ export interface VerifyCommandOptions {
   confirmations?: number;
   /** `--registry <address>`: with `--rpc`, the registry every anchor's contract must name. */
   registry?: string;
+  /**
+   * `--at <time>`: verify the attestation token's validity window at this time instead of now, for archived
+   * bundles (e.g. the result's own time); overrides a trust file's `now`.
+   */
+  at?: Date;
 }
 
 /** How the registry's trust differs between the block read and the latest block. */
@@ -610,6 +615,7 @@ async function verifyOnChain(
       ...(options.attestationIssuer === undefined ? {} : { attestationIssuer: options.attestationIssuer }),
       chains: { [String(trust.chainId)]: provider },
       ...(options.confirmations === undefined ? {} : { confirmations: options.confirmations }),
+      ...(options.at === undefined ? {} : { now: options.at }),
       writeModes: writeModesOf(document),
     });
     return { ...trust, requiredThreshold, ...report };
@@ -775,6 +781,7 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
     const report = await verifyBundle(bundle, {
       ...trust,
       ...(options.codeHashes ? { approvedCodeHashes: options.codeHashes } : {}),
+      ...(options.at === undefined ? {} : { now: options.at }),
       writeModes: writeModesOf(document),
     });
     return {

@@ -50,6 +50,9 @@ export async function attest(
       cryptletId: result.cryptletId,
       codeHash: result.codeHash,
       resultId: result.resultId,
+      consortiumId: ctx.consortiumId,
+      inputHash: result.inputHash,
+      outputHash: result.outputHash,
       runtime: { version: ctx.runtime.version, buildHash: ctx.runtime.buildHash },
       sandbox: {
         engine: executed.engine,
