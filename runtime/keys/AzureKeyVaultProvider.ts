@@ -20,7 +20,14 @@ import {
   KeyProviderUnavailableError,
   KeyRequestRejectedError,
 } from "./errors.ts";
-import type { KeyProvider, ProviderSignature, PublicKeyInfo, SignatureAlgorithm } from "./KeyProvider.ts";
+import type {
+  KeyProvider,
+  KeyWrapAlgorithm,
+  ProviderSignature,
+  PublicKeyInfo,
+  SignatureAlgorithm,
+  WrappedKey,
+} from "./KeyProvider.ts";
 
 /** Options of {@link AzureKeyVaultProvider}. */
 export interface AzureKeyVaultProviderOptions {
@@ -186,6 +193,57 @@ export class AzureKeyVaultProvider implements KeyProvider {
    */
   refresh(): void {
     this.#latest = undefined;
+  }
+
+  /**
+   * Wraps a data key with the current key version through `CryptographyClient.wrapKey` (Key Vault REST API 7.4+
+   * "Wrap Key": `POST {vaultBaseUrl}/keys/{key-name}/{key-version}/wrapkey`, body `{alg, value}`; the SDK sends
+   * RSA-OAEP-256 to the vault). The managed identity needs the `wrapKey` permission ("Key Vault Crypto User").
+   * @inheritDoc
+   */
+  async wrapKey(key: Uint8Array, algorithm: KeyWrapAlgorithm): Promise<WrappedKey> {
+    const info = await this.getPublicKey();
+    if (algorithm !== "RSA-OAEP-256" || info.jwk.kty !== "RSA")
+      throw new KeyAlgorithmUnsupportedError(algorithm, { kty: info.jwk.kty, keyId: info.keyId });
+    try {
+      const result = await this.#cryptoClient(info.keyId).wrapKey(algorithm, key);
+      return { wrappedKey: result.result, keyId: result.keyID ?? info.keyId, algorithm };
+    } catch (error) {
+      throw this.#mapError(error, info.version);
+    }
+  }
+
+  /**
+   * Unwraps a data key with the version that wrapped it, through `CryptographyClient.unwrapKey` (Key Vault REST
+   * API "Unwrap Key": `POST {vaultBaseUrl}/keys/{key-name}/{key-version}/unwrapkey`). Needs the `unwrapKey`
+   * permission. Earlier versions unwrap as long as they stay enabled in the vault (see docs/keys.md, rotation).
+   * @inheritDoc
+   */
+  async unwrapKey(wrapped: WrappedKey): Promise<Uint8Array> {
+    const prefix = `${this.vaultUrl}/keys/${this.keyName}/`;
+    const version = wrapped.keyId.startsWith(prefix) ? wrapped.keyId.slice(prefix.length) : "";
+    if (!KEY_VERSION.test(version))
+      throw new KeyNotFoundError(`${wrapped.keyId} (not a version of ${this.keyName} in ${this.vaultUrl})`, {
+        vault: this.vaultUrl,
+        keyName: this.keyName,
+      });
+    if (wrapped.algorithm !== "RSA-OAEP-256")
+      throw new KeyAlgorithmUnsupportedError(wrapped.algorithm, { keyId: wrapped.keyId });
+    try {
+      const result = await this.#cryptoClient(wrapped.keyId).unwrapKey(wrapped.algorithm, wrapped.wrappedKey);
+      return result.result;
+    } catch (error) {
+      throw this.#mapError(error, version);
+    }
+  }
+
+  #cryptoClient(keyId: string): CryptographyClient {
+    let client = this.#cryptoClients.get(keyId);
+    if (client === undefined) {
+      client = new CryptographyClient(keyId, this.#credential, this.#clientOptions);
+      this.#cryptoClients.set(keyId, client);
+    }
+    return client;
   }
 
   /**

@@ -25,6 +25,23 @@ export interface PublicKeyInfo {
   jwk: JWK;
 }
 
+/**
+ * Key-wrapping algorithms a provider may support (JWA names, RFC 7518 §4.3): RSAES-OAEP with SHA-256 and MGF1
+ * with SHA-256, on an RSA key of 2048 bits or more. It is the one Key Vault offers on every tier for RSA keys
+ * (REST API "Wrap Key" / "Unwrap Key"), and a JWE `alg` any JOSE library reads.
+ */
+export type KeyWrapAlgorithm = "RSA-OAEP-256";
+
+/** A key encrypted ("wrapped") by a provider's key: what {@link KeyProvider.unwrapKey} takes back. */
+export interface WrappedKey {
+  /** The encrypted key: RSAES-OAEP ciphertext, as long as the RSA modulus (256 bytes for RSA 2048). */
+  wrappedKey: Uint8Array;
+  /** The `keyId` (with version) of the key that wrapped it: unwrapping uses that version, even after a rotation. */
+  keyId: string;
+  /** The algorithm used. */
+  algorithm: KeyWrapAlgorithm;
+}
+
 /** A signature made by a provider. */
 export interface ProviderSignature {
   /**
@@ -39,7 +56,7 @@ export interface ProviderSignature {
 }
 
 /**
- * A signing key held by someone else (Key Vault) or locally.
+ * A key held by someone else (Key Vault) or locally, that signs digests and wraps data keys.
  *
  * Errors are {@link CryptletError}s: `ERR_KEY_NOT_FOUND`, `ERR_KEY_ALGORITHM_UNSUPPORTED`, `ERR_KEY_PROVIDER_UNAVAILABLE`
  * (retryable: network, throttling), `ERR_KEY_ACCESS_DENIED`; also `ERR_KEY_DIGEST_INVALID` for a digest that is not
@@ -56,4 +73,18 @@ export interface KeyProvider {
    * @param algorithm - the JWA algorithm; must match the key type and curve.
    */
   sign(digest: Uint8Array, algorithm: SignatureAlgorithm): Promise<ProviderSignature>;
+  /**
+   * Encrypts a symmetric key (envelope encryption's data key) with this provider's key, the current version.
+   * Key Vault: REST API "Wrap Key" (`POST {vault}/keys/{name}/{version}/wrapkey`); locally, RSAES-OAEP.
+   * @param key - the key to wrap (e.g. 32 bytes for AES-256); at most 190 bytes for RSA 2048 with OAEP-SHA-256.
+   * @param algorithm - `RSA-OAEP-256`; the key must be RSA (`ERR_KEY_ALGORITHM_UNSUPPORTED` otherwise).
+   */
+  wrapKey(key: Uint8Array, algorithm: KeyWrapAlgorithm): Promise<WrappedKey>;
+  /**
+   * Decrypts a key that {@link KeyProvider.wrapKey} wrapped, with the key version named by `wrapped.keyId` (Key Vault:
+   * REST API "Unwrap Key", `POST {vault}/keys/{name}/{version}/unwrapkey`). The private key never leaves the vault.
+   * @throws `ERR_KEY_NOT_FOUND` when `wrapped.keyId` is not a version of this provider's key (or it was deleted),
+   *   `ERR_KEY_REQUEST_REJECTED` when the ciphertext does not decrypt, `ERR_KEY_ALGORITHM_UNSUPPORTED`.
+   */
+  unwrapKey(wrapped: WrappedKey): Promise<Uint8Array>;
 }

@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import {
+  constants,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  privateDecrypt,
+  publicEncrypt,
+} from "node:crypto";
 import type { JsonWebKey } from "node:crypto";
 import { readFile, writeFile, chmod } from "node:fs/promises";
 import path from "node:path";
@@ -15,10 +22,18 @@ import {
   KeyAlgorithmUnsupportedError,
   KeyDigestInvalidError,
   KeyNotFoundError,
+  KeyRequestRejectedError,
   LocalKeyInProductionError,
   LocalKeyInvalidError,
 } from "./errors.ts";
-import type { KeyProvider, ProviderSignature, PublicKeyInfo, SignatureAlgorithm } from "./KeyProvider.ts";
+import type {
+  KeyProvider,
+  KeyWrapAlgorithm,
+  ProviderSignature,
+  PublicKeyInfo,
+  SignatureAlgorithm,
+  WrappedKey,
+} from "./KeyProvider.ts";
 
 /** Options of {@link LocalKeyProvider}: exactly one of `keyFile` and `jwk`. */
 export interface LocalKeyProviderOptions {
@@ -41,7 +56,8 @@ interface LoadedKey {
 
 /**
  * Signs digests with a local private JWK, producing the same formats as Key Vault (raw `r‖s` with `s` not
- * normalised for EC, PKCS#1 for RSA). The key version is the JWK thumbprint (RFC 7638, SHA-256).
+ * normalised for EC, PKCS#1 for RSA), and wraps data keys with an RSA JWK (`RSA-OAEP-256`, as Key Vault's
+ * Wrap Key). The key version is the JWK thumbprint (RFC 7638, SHA-256).
  *
  * Errors: `ERR_LOCAL_KEY_IN_PRODUCTION` (constructor), `ERR_KEY_NOT_FOUND` (no such file),
  * `ERR_LOCAL_KEY_INVALID` (not a private EC/RSA JWK, or `x`/`y` not matching `d`), `ERR_KEY_ALGORITHM_UNSUPPORTED`,
@@ -99,6 +115,44 @@ export class LocalKeyProvider implements KeyProvider {
     if (!algorithmFitsKey(algorithm, info.jwk.kty, info.jwk.crv))
       throw new KeyAlgorithmUnsupportedError(algorithm, { ...info.jwk, keyId: info.keyId });
     return { signature: signDigest(privateJwk, algorithm, digest), keyId: info.keyId, algorithm };
+  }
+
+  /** @inheritDoc */
+  async wrapKey(key: Uint8Array, algorithm: KeyWrapAlgorithm): Promise<WrappedKey> {
+    const { privateJwk, info } = await this.#load();
+    if (algorithm !== "RSA-OAEP-256" || info.jwk.kty !== "RSA")
+      throw new KeyAlgorithmUnsupportedError(algorithm, { kty: info.jwk.kty, keyId: info.keyId });
+    const publicKey = createPublicKey({ key: publicMembers(privateJwk) as JsonWebKey, format: "jwk" });
+    const wrappedKey = publicEncrypt(
+      { key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+      key,
+    );
+    return { wrappedKey: new Uint8Array(wrappedKey), keyId: info.keyId, algorithm };
+  }
+
+  /**
+   * @inheritDoc
+   * A local key has one version (its thumbprint): a key wrapped before the file was replaced does not unwrap
+   * (`ERR_KEY_NOT_FOUND`).
+   */
+  async unwrapKey(wrapped: WrappedKey): Promise<Uint8Array> {
+    const { privateJwk, info } = await this.#load();
+    if (wrapped.algorithm !== "RSA-OAEP-256" || info.jwk.kty !== "RSA")
+      throw new KeyAlgorithmUnsupportedError(wrapped.algorithm, { kty: info.jwk.kty, keyId: info.keyId });
+    if (wrapped.keyId !== info.keyId)
+      throw new KeyNotFoundError(wrapped.keyId, { keyId: wrapped.keyId, current: info.keyId });
+    try {
+      const privateKey = createPrivateKey({ key: privateJwk, format: "jwk" });
+      return new Uint8Array(
+        privateDecrypt(
+          { key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+          wrapped.wrappedKey,
+        ),
+      );
+    } catch {
+      // Vague on purpose (as jose's decryption errors): no detail on why OAEP decoding failed.
+      throw new KeyRequestRejectedError(`unwrap with ${info.keyId} failed`, { keyId: info.keyId });
+    }
   }
 
   #load(): Promise<LoadedKey> {

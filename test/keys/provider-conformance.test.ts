@@ -160,4 +160,34 @@ describe.each([
     const error = await provider.sign(new Uint8Array(32), "ES256K").catch((e: unknown) => e);
     expect(isCryptletError(error, "ERR_KEY_NOT_FOUND") && error.retryable).toBe(false);
   });
+
+  it("wraps a 32-byte data key with RSA-OAEP-256 (randomised, modulus-length ciphertext) and unwraps it", async () => {
+    const provider = harness.provider("RSA");
+    const info = await provider.getPublicKey();
+    const dataKey = new Uint8Array(randomBytes(32));
+    const [a, b] = await Promise.all([
+      provider.wrapKey(dataKey, "RSA-OAEP-256"),
+      provider.wrapKey(dataKey, "RSA-OAEP-256"),
+    ]);
+    expect(a).toMatchObject({ keyId: info.keyId, algorithm: "RSA-OAEP-256" });
+    expect(a.wrappedKey).toHaveLength(256);
+    expect(Buffer.from(a.wrappedKey).equals(Buffer.from(b.wrappedKey))).toBe(false);
+    expect(Buffer.from(a.wrappedKey).includes(Buffer.from(dataKey))).toBe(false);
+    expect(Buffer.from(await provider.unwrapKey(a))).toEqual(Buffer.from(dataKey));
+    expect(Buffer.from(await provider.unwrapKey(b))).toEqual(Buffer.from(dataKey));
+  });
+
+  it("refuses to wrap with an EC key, and to unwrap a tampered key or one wrapped by another key", async () => {
+    await expectCode(
+      harness.provider("secp256k1").wrapKey(new Uint8Array(32), "RSA-OAEP-256"),
+      "ERR_KEY_ALGORITHM_UNSUPPORTED",
+    );
+    const provider = harness.provider("RSA");
+    const wrapped = await provider.wrapKey(new Uint8Array(randomBytes(32)), "RSA-OAEP-256");
+    const tampered = new Uint8Array(wrapped.wrappedKey);
+    tampered[100] = (tampered[100] ?? 0) ^ 1;
+    await expectCode(provider.unwrapKey({ ...wrapped, wrappedKey: tampered }), "ERR_KEY_REQUEST_REJECTED");
+    const other = await harness.provider("P-256").getPublicKey();
+    await expectCode(provider.unwrapKey({ ...wrapped, keyId: other.keyId }), "ERR_KEY_NOT_FOUND");
+  });
 });
