@@ -21,6 +21,14 @@ const canonicalize = (
 /** A value that RFC 8785 can represent: JSON's null, booleans, finite numbers, strings, arrays and plain objects. */
 export type CanonicalValue = null | boolean | number | string | CanonicalValue[] | { [key: string]: CanonicalValue };
 
+/**
+ * Deepest nesting of objects and arrays {@link canonicalJson} accepts (the top-level value is level 1). The walk and
+ * the `canonicalize` package recurse once per level; the bound keeps them far from V8's stack limit, so a deeper
+ * value is a typed {@link CanonicalJsonError}, never a `RangeError` (the API refuses deeper bodies earlier, see
+ * docs/api.md "Limits").
+ */
+export const MAX_CANONICAL_JSON_DEPTH = 1000;
+
 /** 0x-prefixed hex of any length. */
 export type Hex = `0x${string}`;
 
@@ -46,6 +54,13 @@ function assertCanonicalisable(value: unknown, path: string, seen: Set<object>):
   if (bad !== undefined) throw new CanonicalJsonError(path, bad);
   if (value === null || typeof value !== "object") return;
   if (seen.has(value)) throw new CanonicalJsonError(path, "a cycle");
+  // `seen` holds exactly the objects on the path from the root, so its size is this value's nesting level - 1.
+  if (seen.size >= MAX_CANONICAL_JSON_DEPTH) {
+    throw new CanonicalJsonError(
+      path.length > 64 ? `${path.slice(0, 61)}...` : path,
+      `nesting deeper than ${MAX_CANONICAL_JSON_DEPTH} levels`,
+    );
+  }
   seen.add(value);
   if (Array.isArray(value)) {
     value.forEach((item, i) => assertCanonicalisable(item, `${path}[${i}]`, seen));
@@ -75,7 +90,8 @@ function assertCanonicalisable(value: unknown, path: string, seen: Set<object>):
  *   `null` and finite numbers.
  * @returns the canonical JSON text.
  * @throws {@link CanonicalJsonError} (`ERR_CANONICAL_JSON_UNSUPPORTED`) naming the path of the first value that
- *   JSON cannot represent (`undefined`, function, symbol, bigint, non-finite number, class instance, cycle).
+ *   JSON cannot represent (`undefined`, function, symbol, bigint, non-finite number, class instance, cycle), or
+ *   of the first object or array nested deeper than {@link MAX_CANONICAL_JSON_DEPTH} levels.
  *
  * @example
  * ```ts

@@ -7,6 +7,7 @@ import {
   computeOutputHash,
   decodePublicOutput,
   encodePublicOutput,
+  MAX_CANONICAL_JSON_DEPTH,
   sealedOutputBytes,
 } from "../../runtime/attestation/hashing.ts";
 import { chainLogEventId, cryptletIdOf, httpEventId, scheduleEventId } from "../../runtime/attestation/ids.ts";
@@ -55,6 +56,27 @@ describe("canonicalJson (RFC 8785)", () => {
     const a: Record<string, unknown> = {};
     a.self = a;
     expect(codeOf(() => canonicalJson(a))).toBe("ERR_CANONICAL_JSON_UNSUPPORTED");
+  });
+
+  it("refuses values nested deeper than MAX_CANONICAL_JSON_DEPTH with its typed error, never a RangeError", () => {
+    /** `levels` nested objects and arrays, alternating, around the number 1. */
+    const nested = (levels: number): unknown => {
+      let value: unknown = 1;
+      for (let i = 0; i < levels; i++) value = i % 2 === 0 ? [value] : { a: value };
+      return value;
+    };
+    const atLimit = canonicalJson(nested(MAX_CANONICAL_JSON_DEPTH));
+    expect(atLimit.length).toBe(1 + MAX_CANONICAL_JSON_DEPTH * 2 + (MAX_CANONICAL_JSON_DEPTH / 2) * 4);
+    for (const levels of [MAX_CANONICAL_JSON_DEPTH + 1, 5000, 100_000]) {
+      expect(codeOf(() => canonicalJson(nested(levels)))).toBe("ERR_CANONICAL_JSON_UNSUPPORTED");
+    }
+    try {
+      canonicalJson(nested(5000));
+    } catch (e) {
+      expect((e as { details: { kind: string } }).details.kind).toBe(
+        `nesting deeper than ${MAX_CANONICAL_JSON_DEPTH} levels`,
+      );
+    }
   });
 
   it("accepts null-prototype objects and repeated (non-cyclic) references", () => {
