@@ -2,7 +2,8 @@
  * The runtime's HTTP API as an express 5 application (docs/api.md). Middleware order:
  *
  * 1. metrics (every request counted and timed), per-IP rate limit;
- * 2. JSON body parsers with size limits (larger for `POST /v1/packages`);
+ * 2. JSON body parsers with size and nesting limits (larger for `POST /v1/packages`), content codings decoded,
+ *    a missing or empty body refused where the operation requires one (./body.ts);
  * 3. the OpenAPI 3.1 validator (docs/openapi.yaml): route matching, bearer authentication and role check from
  *    each operation's `security` roles, then request validation (bodies, params, query, headers);
  * 4. per-subject rate limit;
@@ -15,14 +16,17 @@ import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { createBullBoard } from "@bull-board/api";
 import { ExpressAdapter } from "@bull-board/express";
 import express, { type Express, type Request, type RequestHandler } from "express";
+
+import { MAX_CANONICAL_JSON_DEPTH } from "../attestation/hashing.ts";
 import { ipKeyGenerator, rateLimit } from "express-rate-limit";
 
 import { QUEUES } from "../queue/topology.ts";
 import { BearerAuthenticator, type Principal } from "./auth.ts";
+import { jsonBody, requireBody } from "./body.ts";
 import type { ApiDeps } from "./deps.ts";
 import { NotFoundError, RateLimitedError } from "./errors.ts";
 import { createApiMetrics, type ApiMetrics } from "./metrics.ts";
-import { openApiValidator } from "./openapi.ts";
+import { loadOpenApiDocument, openApiValidator } from "./openapi.ts";
 import { problemHandler, sendProblem } from "./problem.ts";
 import { invokeRoutes } from "./routes/invoke.ts";
 import { operationsRoutes } from "./routes/operations.ts";
@@ -40,6 +44,7 @@ export const LOCAL_ISSUER_PATH = "/local-issuer";
 export const DEFAULT_LIMITS = {
   jsonBytes: 1024 * 1024,
   deployBytes: 8 * 1024 * 1024,
+  jsonDepth: 128,
   rateWindowMs: 60_000,
   perSubject: 600,
   perIp: 1200,
@@ -100,6 +105,9 @@ function limiter(windowMs: number, limit: number, key: (req: Request) => string 
  */
 export function createApiApp(deps: ApiDeps): ApiApp {
   const limits = { ...DEFAULT_LIMITS, ...deps.limits };
+  if (!Number.isInteger(limits.jsonDepth) || limits.jsonDepth < 1 || limits.jsonDepth > MAX_CANONICAL_JSON_DEPTH) {
+    throw new RangeError(`limits.jsonDepth must be an integer from 1 to ${MAX_CANONICAL_JSON_DEPTH}`);
+  }
   const authenticator = deps.auth instanceof BearerAuthenticator ? deps.auth : new BearerAuthenticator(deps.auth);
   const queues = new Map(Object.values(QUEUES).map((name) => [name, deps.pipeline.queue(name)] as const));
   const metrics = createApiMetrics(queues);
@@ -110,8 +118,9 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   app.set("query parser", "simple");
   app.use(metrics.middleware);
   app.use(limiter(limits.rateWindowMs, limits.perIp, (req) => ipKeyGenerator(req.ip ?? "unknown")));
-  app.use("/v1/packages", express.json({ limit: limits.deployBytes }));
-  app.use(express.json({ limit: limits.jsonBytes }));
+  app.use("/v1/packages", jsonBody({ limitBytes: limits.deployBytes, maxDepth: limits.jsonDepth }));
+  app.use(jsonBody({ limitBytes: limits.jsonBytes, maxDepth: limits.jsonDepth }));
+  app.use(requireBody(loadOpenApiDocument()));
 
   const authenticate = async (req: Request, roles: readonly string[]): Promise<void> => {
     const principal = await authenticator.authenticate(req.get("authorization"));
@@ -119,7 +128,10 @@ export function createApiApp(deps: ApiDeps): ApiApp {
     authenticator.authorize(principal, roles);
   };
 
-  if (deps.localIssuer) app.use(LOCAL_ISSUER_PATH, deps.localIssuer.router());
+  if (deps.localIssuer) {
+    const publicUrl = deps.publicUrl?.replace(/\/$/, "");
+    app.use(LOCAL_ISSUER_PATH, deps.localIssuer.router(publicUrl && `${publicUrl}${LOCAL_ISSUER_PATH}`));
+  }
   if (deps.dashboard !== false) {
     const board = new ExpressAdapter();
     board.setBasePath(DASHBOARD_PATH);

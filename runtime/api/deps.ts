@@ -41,6 +41,11 @@ export interface ApiLimits {
   jsonBytes?: number;
   /** Largest package deploy body (base64 files), bytes. Default 8388608 (8 MiB: a 5 MiB package in base64 plus the manifest). */
   deployBytes?: number;
+  /**
+   * Deepest nesting of objects and arrays in a JSON body, levels (the top-level value is level 1); deeper bodies
+   * answer `400 ERR_API_BODY_TOO_DEEP`. Default 128; at most `MAX_CANONICAL_JSON_DEPTH` (1000).
+   */
+  jsonDepth?: number;
   /** Rate-limit window, ms. Default 60000. */
   rateWindowMs?: number;
   /** Requests per window per token subject (`iss` + `sub`). Default 600. */
@@ -73,6 +78,12 @@ export interface ApiDeps {
   auth: AuthOptions | BearerAuthenticator;
   /** The dev stack's issuer: its JWKS and discovery document are served under `/local-issuer`. */
   localIssuer?: LocalIssuer;
+  /**
+   * The absolute URL clients reach the API at, e.g. `https://cryptlet.example.com` (behind a proxy, the proxy's).
+   * Used for the local issuer's `jwks_uri`, never the request's `Host` header. `startApiServer` defaults it to the
+   * bound URL; without it the local issuer serves no discovery document.
+   */
+  publicUrl?: string;
   limits?: ApiLimits;
   logger?: PipelineLogger;
   /** Validate responses against the OpenAPI document too (tests). Default false. */

@@ -41,6 +41,38 @@ export const ERR_API_UNSUPPORTED_MEDIA_TYPE = defineErrorCode({
   meaning: "415: the body is not `application/json` (or uses an unsupported charset or encoding).",
   retry: "no",
 });
+export const ERR_API_CONTENT_ENCODING = defineErrorCode({
+  code: "ERR_API_CONTENT_ENCODING",
+  module,
+  meaning:
+    "400: the body does not decode with the `Content-Encoding` it declares (e.g. `gzip` on an uncompressed body; `details.encoding`). An encoding the API does not support is 415.",
+  retry: "no",
+});
+export const ERR_API_BODY_TOO_DEEP = defineErrorCode({
+  code: "ERR_API_BODY_TOO_DEEP",
+  module,
+  meaning: "400: the JSON body nests objects and arrays deeper than the limit (`details.maxDepth`).",
+  retry: "no",
+});
+export const ERR_API_BODY_REQUIRED = defineErrorCode({
+  code: "ERR_API_BODY_REQUIRED",
+  module,
+  meaning: "400: the operation requires a request body and the request has none (or an empty one).",
+  retry: "no",
+});
+export const ERR_API_REQUEST_TIMEOUT = defineErrorCode({
+  code: "ERR_API_REQUEST_TIMEOUT",
+  module,
+  meaning:
+    "408: the request's headers or body did not arrive within the server's limits (`details.timeoutMs`); the connection is closed.",
+  retry: "yes",
+});
+export const ERR_API_HEADERS_TOO_LARGE = defineErrorCode({
+  code: "ERR_API_HEADERS_TOO_LARGE",
+  module,
+  meaning: "431: the request line and headers exceed the server's header size limit; the connection is closed.",
+  retry: "no",
+});
 export const ERR_API_NOT_FOUND = defineErrorCode({
   code: "ERR_API_NOT_FOUND",
   module,
@@ -171,6 +203,72 @@ export class PayloadTooLargeError extends ApiError {
 export class UnsupportedMediaTypeError extends ApiError {
   constructor(what: string) {
     super(415, ERR_API_UNSUPPORTED_MEDIA_TYPE, `unsupported media type: ${what}`);
+  }
+}
+
+/**
+ * `ERR_API_CONTENT_ENCODING` (400): the body does not decode with its declared `Content-Encoding` (RFC 9110 §8.4):
+ * the coding is supported, the bytes are not in it (a malformed request, RFC 9110 §15.5.1).
+ */
+export class ContentEncodingError extends ApiError {
+  /** @param encoding - the declared coding, lower case (`gzip`, `deflate`, `br`, `zstd`). */
+  constructor(encoding: string, cause?: unknown) {
+    super(400, ERR_API_CONTENT_ENCODING, `request body is not valid ${encoding} data`, {
+      details: { encoding },
+      cause,
+    });
+  }
+}
+
+/**
+ * `ERR_API_UNSUPPORTED_MEDIA_TYPE` (415) for a `Content-Encoding` the API does not decode (RFC 9110 §15.5.16); the
+ * problem response carries `Accept-Encoding` with the codings it does.
+ */
+export class UnsupportedContentEncodingError extends ApiError {
+  /** @param encoding - the declared coding(s), lower case. @param accepted - the codings the API decodes. */
+  constructor(encoding: string, accepted: readonly string[]) {
+    super(415, ERR_API_UNSUPPORTED_MEDIA_TYPE, `unsupported content encoding ${JSON.stringify(encoding)}`, {
+      details: { encoding, accepted: [...accepted] },
+    });
+  }
+}
+
+/** `ERR_API_BODY_TOO_DEEP` (400): the JSON body nests deeper than `details.maxDepth` levels. */
+export class BodyTooDeepError extends ApiError {
+  /** @param maxDepth - the limit: nesting levels of objects and arrays (the top-level value is level 1). */
+  constructor(maxDepth: number) {
+    super(400, ERR_API_BODY_TOO_DEEP, `request body nests deeper than ${maxDepth} levels`, { details: { maxDepth } });
+  }
+}
+
+/** `ERR_API_BODY_REQUIRED` (400): the operation requires a request body (docs/openapi.yaml) and none was sent. */
+export class BodyRequiredError extends ApiError {
+  constructor() {
+    super(400, ERR_API_BODY_REQUIRED, "request body is required and was empty");
+  }
+}
+
+/**
+ * `ERR_API_REQUEST_TIMEOUT` (408, RFC 9110 §15.5.9): the request's headers or body did not arrive in time; the
+ * connection is closed after the problem document.
+ */
+export class RequestTimeoutError extends ApiError {
+  /** @param timeoutMs - the limit that expired, ms. */
+  constructor(timeoutMs: number) {
+    super(408, ERR_API_REQUEST_TIMEOUT, `request not received within ${timeoutMs} ms`, {
+      details: { timeoutMs },
+      retryable: true,
+    });
+  }
+}
+
+/** `ERR_API_HEADERS_TOO_LARGE` (431, RFC 6585 §5): the request line and headers exceed the header size limit. */
+export class HeadersTooLargeError extends ApiError {
+  /** @param limitBytes - Node's `maxHeaderSize`, bytes. */
+  constructor(limitBytes: number) {
+    super(431, ERR_API_HEADERS_TOO_LARGE, `request headers larger than ${limitBytes} bytes`, {
+      details: { limitBytes },
+    });
   }
 }
 

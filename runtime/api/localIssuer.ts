@@ -153,21 +153,23 @@ export class LocalIssuer {
   }
 
   /**
-   * An express router serving `GET /jwks.json` and `GET /.well-known/openid-configuration` (issuer and
-   * `jwks_uri` only), so other processes can verify this issuer's tokens by URL.
+   * An express router serving `GET /jwks.json` and, when `baseUrl` is given, `GET /.well-known/openid-configuration`
+   * (issuer and `jwks_uri` only, OpenID Connect Discovery 1.0 §3), so other processes can verify this issuer's
+   * tokens by URL. The `jwks_uri` is built from the configured `baseUrl` only, never from the request's `Host`
+   * header (which a client chooses).
+   * @param baseUrl - absolute URL where this router is mounted, e.g. `http://127.0.0.1:8080/local-issuer`.
    */
-  router(): Router {
+  router(baseUrl?: string): Router {
     const router = Router();
     router.get("/jwks.json", (_req, res) => {
       res.json(this.jwks());
     });
-    router.get("/.well-known/openid-configuration", (req, res) => {
-      res.json({
-        issuer: this.issuer,
-        jwks_uri: `${req.protocol}://${req.get("host") ?? "127.0.0.1"}${req.baseUrl}/jwks.json`,
-        id_token_signing_alg_values_supported: ["ES256"],
+    if (baseUrl !== undefined) {
+      const jwksUri = new URL(`${baseUrl.replace(/\/$/, "")}/jwks.json`).href;
+      router.get("/.well-known/openid-configuration", (_req, res) => {
+        res.json({ issuer: this.issuer, jwks_uri: jwksUri, id_token_signing_alg_values_supported: ["ES256"] });
       });
-    });
+    }
     return router;
   }
 }

@@ -24,6 +24,7 @@ import {
 } from "../packages/errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
 import { ERR_DEAD_LETTER_NOT_FOUND, ERR_DEAD_LETTER_NOT_REPLAYABLE } from "../queue/errors.ts";
+import { ACCEPTED_CONTENT_ENCODINGS } from "./body.ts";
 import {
   ApiError,
   ERR_API_BAD_REQUEST,
@@ -34,6 +35,7 @@ import {
   PayloadTooLargeError,
   RequestValidationError,
   UnauthenticatedError,
+  UnsupportedContentEncodingError,
   UnsupportedMediaTypeError,
   type RequestProblem,
 } from "./errors.ts";
@@ -147,6 +149,12 @@ export function classifyRequestError(
       else mapped = new ApiError(error.status, ERR_API_BAD_REQUEST, problems[0]?.message ?? "bad request");
       return { status: mapped.status, error: mapped, internal: false };
     }
+    // Any other http-errors 4xx (express's router: a path parameter that is not valid percent-encoding).
+    const status = (error as { status?: unknown }).status;
+    if (typeof status === "number" && status >= 400 && status < 500 && (error as { expose?: unknown }).expose) {
+      const mapped = new ApiError(status, ERR_API_BAD_REQUEST, "bad request", { cause: error });
+      return { status, error: mapped, internal: false };
+    }
   }
   return {
     status: 500,
@@ -185,7 +193,10 @@ export function problemOf(status: number, error: CryptletError, instance?: strin
   return problem;
 }
 
-/** Writes a problem document, with `WWW-Authenticate` (RFC 6750 §3) for 401 and `Retry-After` for 429/503. */
+/**
+ * Writes a problem document, with `WWW-Authenticate` (RFC 6750 §3) for 401, `Retry-After` for 429/503 and
+ * `Accept-Encoding` (RFC 9110 §12.5.3) for an unsupported content coding.
+ */
 export function sendProblem(req: Request, res: Response, status: number, error: CryptletError): void {
   const problem = problemOf(status, error, req.baseUrl + req.path);
   if (status === 401) {
@@ -194,6 +205,9 @@ export function sendProblem(req: Request, res: Response, status: number, error: 
   const retryAfter = (error.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
   if (status === 429 && typeof retryAfter === "number") res.setHeader("Retry-After", String(retryAfter));
   if (status === 503) res.setHeader("Retry-After", "5");
+  if (error instanceof UnsupportedContentEncodingError) {
+    res.setHeader("Accept-Encoding", ACCEPTED_CONTENT_ENCODINGS.join(", "));
+  }
   res.status(status).type(PROBLEM_MEDIA_TYPE).send(JSON.stringify(problem));
 }
 

@@ -15,7 +15,7 @@ import type { Hex32 } from "../../runtime/attestation/eip712.ts";
 import type { ApiDeps } from "../../runtime/api/deps.ts";
 import { apiDepsOf } from "../../runtime/api/deps.ts";
 import { LocalIssuer } from "../../runtime/api/localIssuer.ts";
-import { startApiServer, type ApiServer } from "../../runtime/api/server.ts";
+import { startApiServer, type ApiServer, type ApiServerOptions } from "../../runtime/api/server.ts";
 import { LocalKeyProvider } from "../../runtime/keys/LocalKeyProvider.ts";
 import { PackageStore } from "../../runtime/packages/PackageStore.ts";
 import type { PipelineContext } from "../../runtime/queue/context.ts";
@@ -70,8 +70,14 @@ export interface LightApi {
   close(): Promise<void>;
 }
 
-/** Starts the light fixture. `overrides` replace API dependencies (limits, auth, verification...). */
-export async function startLightApi(overrides: Partial<ApiDeps> = {}): Promise<LightApi> {
+/**
+ * Starts the light fixture. `overrides` replace API dependencies (limits, auth, verification...); `server` sets the
+ * server's options (timeouts).
+ */
+export async function startLightApi(
+  overrides: Partial<ApiDeps> = {},
+  server: Omit<ApiServerOptions, "port"> = {},
+): Promise<LightApi> {
   const prefix = `tapi${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const redis = new Redis(REDIS_URL);
   const pair = await generateKeyPair("ES256", { extractable: true });
@@ -103,7 +109,7 @@ export async function startLightApi(overrides: Partial<ApiDeps> = {}): Promise<L
       }),
       ...overrides,
     },
-    { port: 0 },
+    { ...server, port: 0 },
   );
   return {
     api,

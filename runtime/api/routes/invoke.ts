@@ -12,21 +12,15 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 
-import canonicalizeModule from "canonicalize";
 import { Router } from "express";
 
 import { computeResultId } from "../../attestation/eip712.ts";
+import { canonicalJson } from "../../attestation/hashing.ts";
 import { httpEventId } from "../../attestation/ids.ts";
 import type { CryptletEvent } from "../../queue/topology.ts";
 import type { ApiDeps } from "../deps.ts";
 import { HttpTriggerDisabledError, IdempotencyKeyReusedError } from "../errors.ts";
 import type { ApiMetrics } from "../metrics.ts";
-
-const canonicalize = (
-  typeof canonicalizeModule === "function"
-    ? canonicalizeModule
-    : (canonicalizeModule as unknown as { default: (input: unknown) => string | undefined }).default
-) as (input: unknown) => string | undefined;
 
 /** How long invocation records are kept, seconds (the pipeline keeps completed jobs 7 days too). */
 export const INVOCATION_TTL_SECONDS = 7 * 24 * 3600;
@@ -61,9 +55,8 @@ export function invokeRoutes(deps: ApiDeps, metrics: ApiMetrics): Router {
     }
     const eventId = httpEventId(idempotencyKey);
     const runId = computeResultId(pkg.cryptletId, eventId);
-    const bodyHash = createHash("sha256")
-      .update(canonicalize(req.body) ?? "")
-      .digest("hex");
+    // The body is parsed JSON no deeper than limits.jsonDepth (≤ MAX_CANONICAL_JSON_DEPTH), so this cannot throw.
+    const bodyHash = createHash("sha256").update(canonicalJson(req.body)).digest("hex");
     const fresh: InvocationRecord = {
       runId,
       eventId,
