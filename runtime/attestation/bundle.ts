@@ -14,6 +14,7 @@ import { getAddress, hexlify, type BytesLike } from "ethers";
 import type { GeneralJWE } from "jose";
 
 import type { CryptletResult, Hex32 } from "./eip712.ts";
+import type { BundleEvidence } from "./evidence.ts";
 import { ProofBundleSchemaError } from "./errors.ts";
 import type { ResultSignature } from "./signing.ts";
 
@@ -89,6 +90,11 @@ export interface ProofBundle {
   /** The attestation token (compact JWS). */
   attestation: string;
   payload: BundlePayload;
+  /**
+   * The run's evidence (format 2, runtime/attestation/evidence.ts): public, or sealed for the parties when the
+   * payload is. Optional: a bundle without it verifies, but cannot be re-executed.
+   */
+  evidence?: BundleEvidence;
   /** One entry per chain write (empty until written). */
   anchors: BundleAnchor[];
 }
@@ -120,6 +126,7 @@ export interface BuildProofBundleInput {
   batch?: { root: Hex32; count: number; timestamp: bigint; proof: Hex32[]; signatures: ResultSignature[] };
   attestation: string;
   payload: { public: { abiType: string; data: BytesLike } } | { sealed: { jwe: GeneralJWE } };
+  evidence?: BundleEvidence;
   anchors?: BundleAnchor[];
 }
 
@@ -169,6 +176,7 @@ export function buildProofBundle(input: BuildProofBundleInput): ProofBundle {
             },
           }
         : { sealed: { jwe: input.payload.sealed.jwe } },
+    ...(input.evidence === undefined ? {} : { evidence: input.evidence }),
     anchors: input.anchors ?? [],
   };
   assertProofBundle(bundle);

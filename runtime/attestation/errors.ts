@@ -72,6 +72,13 @@ export const ERR_ATTESTATION_SIGNING = defineErrorCode({
   meaning: "The key provider answered with something that is not a 64-byte ES256 `r\u2016s` signature.",
   retry: "no",
 });
+export const ERR_EVIDENCE_INVALID = defineErrorCode({
+  code: "ERR_EVIDENCE_INVALID",
+  module,
+  meaning:
+    'A run\'s evidence (docs/proof-bundle.md, "Evidence") is malformed: a member missing, unknown or of the wrong type, or a recorded body that does not match its `bodySha256` or `bodyBytes`; the message names the field.',
+  retry: "no",
+});
 export const ERR_PROOF_BUNDLE_SCHEMA = defineErrorCode({
   code: "ERR_PROOF_BUNDLE_SCHEMA",
   module,
@@ -177,5 +184,12 @@ export class ProofBundleSchemaError extends CryptletError {
     super(ERR_PROOF_BUNDLE_SCHEMA, `proof bundle does not match its schema at ${errors[0]?.path ?? "$"}`, {
       details: { errors },
     });
+  }
+}
+
+/** A run's evidence is malformed (`path` names the field, e.g. `evidence.fetches[0].response.body`). */
+export class EvidenceInvalidError extends CryptletError {
+  constructor(path: string, why: string) {
+    super(ERR_EVIDENCE_INVALID, `evidence invalid: ${path} ${why}`, { details: { path, why } });
   }
 }

@@ -100,8 +100,16 @@ export interface AttestationClaims extends JWTPayload {
   inputHash: Hex32;
   /** The result's `outputHash`: keccak256 of the bytes written on-chain, `bytes32` hex. */
   outputHash: Hex32;
-  /** The version of the input commitment's format that `inputHash` follows ({@link INPUT_COMMITMENT_VERSION}). */
+  /**
+   * The version of the input commitment's format that `inputHash` follows: 2 ({@link INPUT_COMMITMENT_VERSION}, the
+   * evidence of runtime/attestation/evidence.ts) or 1 (tokens issued before evidence: `{event, hostCalls}`).
+   */
   inputFormat: number;
+  /**
+   * Format 2 only: keccak256 of the UTF-8 of the RFC 8785 canonical JSON of the bundle's `evidence` member (public
+   * or sealed), `bytes32` hex. Binds a sealed evidence for those who cannot open it.
+   */
+  evidenceHash?: Hex32;
   /** The runtime software. */
   runtime: { version: string; buildHash: string };
   /** The sandbox that ran the code: engine name (`isolated-vm`, `quickjs`), its exact version and limits. */
@@ -111,11 +119,14 @@ export interface AttestationClaims extends JWTPayload {
 }
 
 /**
- * The version of the input commitment's format: `inputHash = keccak256(utf8(JCS({event, hostCalls})))` with the
- * normalised event and the host-call records as docs/proof-bundle.md ("inputHash") defines them. A token names it
- * (`inputFormat`) so that a later format cannot be confused with this one.
+ * The version of the input commitment's format this runtime issues: 2, `inputHash` over the run's evidence
+ * (docs/proof-bundle.md, "Evidence"), with the `evidenceHash` claim. Format 1 (`inputHash` over `{event, hostCalls}`,
+ * no evidence kept) is still accepted when verifying archived tokens ({@link ACCEPTED_INPUT_FORMATS}).
  */
-export const INPUT_COMMITMENT_VERSION = 1;
+export const INPUT_COMMITMENT_VERSION = 2;
+
+/** The `inputFormat` values a verifier accepts. */
+export const ACCEPTED_INPUT_FORMATS: readonly number[] = [1, 2];
 
 /** What {@link createAttestationToken} needs. */
 export interface CreateAttestationTokenInput {
@@ -129,6 +140,8 @@ export interface CreateAttestationTokenInput {
   /** The result's input and output commitments. */
   inputHash: Hex32;
   outputHash: Hex32;
+  /** keccak256 of the JCS of the bundle's `evidence` member (runtime/attestation/evidence.ts `bundleEvidenceHash`). */
+  evidenceHash: Hex32;
   runtime: { version: string; buildHash: string };
   /** Engine, engine version and limits of the run. */
   sandbox: SandboxClaim;
@@ -189,6 +202,7 @@ export async function createAttestationToken(
     inputHash: input.inputHash,
     outputHash: input.outputHash,
     inputFormat: INPUT_COMMITMENT_VERSION,
+    evidenceHash: input.evidenceHash,
     runtime: input.runtime,
     sandbox: { engine: input.sandbox.engine, engineVersion: input.sandbox.engineVersion, limits: input.sandbox.limits },
     platform: input.platform ?? { type: "software" },
@@ -249,6 +263,8 @@ export interface ExpectedAttestation {
   /** The result's `inputHash` and `outputHash` the token must bind. */
   inputHash?: string;
   outputHash?: string;
+  /** The evidence hash the token must bind (`evidenceHash`); a format-1 token binds none and fails this. */
+  evidenceHash?: string;
   /** The engine (`sandbox.engine`) the result must have run on. */
   engine?: string;
   /** The exact engine version (`sandbox.engineVersion`) the result must have run on. */
@@ -284,8 +300,11 @@ function assertClaimShape(payload: JWTPayload): asserts payload is AttestationCl
   }
   if (typeof p.aud !== "string" || !BYTES32.test(p.aud))
     throw new AttestationInvalidError("claim aud missing or not bytes32");
-  if (p.inputFormat !== INPUT_COMMITMENT_VERSION) {
-    throw new AttestationInvalidError(`claim inputFormat must be ${INPUT_COMMITMENT_VERSION}`);
+  if (typeof p.inputFormat !== "number" || !ACCEPTED_INPUT_FORMATS.includes(p.inputFormat)) {
+    throw new AttestationInvalidError(`claim inputFormat must be one of ${ACCEPTED_INPUT_FORMATS.join(", ")}`);
+  }
+  if (p.inputFormat >= 2 && (typeof p.evidenceHash !== "string" || !BYTES32.test(p.evidenceHash))) {
+    throw new AttestationInvalidError("claim evidenceHash missing or not bytes32 (required from inputFormat 2)");
   }
   if (typeof p.runtime?.version !== "string" || typeof p.runtime.buildHash !== "string") {
     throw new AttestationInvalidError("claim runtime {version, buildHash} missing");
@@ -363,6 +382,7 @@ export async function verifyAttestationToken(
   compare("aud", expected.consortiumId, String(payload.aud), true);
   compare("inputHash", expected.inputHash, payload.inputHash, true);
   compare("outputHash", expected.outputHash, payload.outputHash, true);
+  compare("evidenceHash", expected.evidenceHash, payload.evidenceHash ?? "(none: inputFormat 1)", true);
   // The JWT subject is the result too (RFC 7519 §4.1.2): a consumer that reads only `sub` must not be told
   // about another result than the one the token's `resultId` names.
   compare("sub", payload.resultId, String(payload.sub), true);

@@ -3,7 +3,7 @@
  * verdict (`pass`, `fail`, `skipped`) and a reason; a malformed or forged bundle never makes it throw.
  *
  * Checks, in order: `schema`, `manifest`, `consortium`, `resultId`, `codeHash`, `outputHash`, `signatures`,
- * `merkleProof`, `batchSignatures`, `attestation`, `recipients`, `proofs`, `anchors`. The bundle is `ok` when no
+ * `merkleProof`, `batchSignatures`, `attestation`, `recipients`, `evidence`, `reexecution`, `proofs`, `anchors`. The bundle is `ok` when no
  * check failed; a `skipped` check was not verified (its option was not given, or it does not apply), so callers
  * that need it must pass the option. `proofs` compares the proofs present with the ones the write modes require
  * (a stripped proof fails it). The on-chain `anchors` check runs only when chain providers are given in
@@ -12,17 +12,25 @@
  * @module
  */
 import { getBytes, isHexString, keccak256, type Provider } from "ethers";
-import type { JSONWebKeySet } from "jose";
+import { decodeJwt, type JSONWebKeySet } from "jose";
 
 import { checkAnchor } from "../chains/anchorCheck.ts";
+import type { open } from "../sealing/open.ts";
 import { recipientsOf } from "../sealing/seal.ts";
 import { bundleResultToStruct, validateProofBundle, type ProofBundle } from "./bundle.ts";
+import {
+  bundleEvidenceHash,
+  checkRunEvidence,
+  evidenceInputHash,
+  openRunEvidence,
+  type RunEvidence,
+} from "./evidence.ts";
 import { computeResultId, cryptletResultDigest, resultBatchDigest, type Hex32 } from "./eip712.ts";
 import { sealedOutputBytes } from "./hashing.ts";
 import { cryptletIdOf } from "./ids.ts";
 import { verifyMerkleProof } from "./merkle.ts";
 import { evaluateSignatures, type SignatureEvaluation } from "./signing.ts";
-import { verifyAttestationToken } from "./token.ts";
+import { verifyAttestationToken, type AttestationClaims } from "./token.ts";
 
 /** Names of the checks, in report order. */
 export type BundleCheckName =
@@ -37,16 +45,18 @@ export type BundleCheckName =
   | "batchSignatures"
   | "attestation"
   | "recipients"
+  | "evidence"
+  | "reexecution"
   | "proofs"
   | "anchors";
 
 /** The proofs a bundle can carry (docs/proof-bundle.md, "Required proofs"). */
-export type BundleProofKind = "signatures" | "batch" | "attestation" | "anchors";
+export type BundleProofKind = "signatures" | "batch" | "attestation" | "evidence" | "anchors";
 
 /** Which proofs a bundle carries and which the trust policy requires of it, with why. */
 export interface ProofsReport {
   /** The proofs the bundle carries: `signatures` (per-result), `batch` (batch signatures + Merkle proof),
-   *  `attestation` (the token), `anchors` (at least one chain write). */
+   *  `attestation` (the token), `evidence` (the run's evidence), `anchors` (at least one chain write). */
   present: BundleProofKind[];
   /** The proofs required, each with the reason (e.g. "record write on chain 31337"). */
   required: { proof: BundleProofKind; why: string }[];
@@ -122,6 +132,36 @@ export interface VerifyBundleOptions {
    * `anchor`: the batch).
    */
   writeModes?: readonly WriteMode[];
+  /**
+   * Private keys of parties of a sealed Cryptlet (JWKs or key objects). With one that opens the sealed evidence,
+   * the `evidence` check checks its contents as for a public one, and re-execution can use it.
+   */
+  partyKeys?: readonly PartyKey[];
+  /**
+   * Re-executes the Cryptlet on the bundle's evidence (runtime/reexecution/reexecute.ts `createReexecutor`). When
+   * given, re-execution is required: the evidence becomes a required proof and the `reexecution` check fails
+   * unless the re-run reproduces `inputHash` and `outputHash`.
+   */
+  reexecutor?: Reexecutor;
+}
+
+/** A party's private key, as `open` (runtime/sealing/open.ts) takes it. */
+export type PartyKey = Parameters<typeof open>[1];
+
+/**
+ * What {@link verifyBundle} calls to re-execute (implemented in runtime/reexecution/, which runs the sandbox: kept
+ * behind this interface so offline verification does not load a sandbox unless asked to).
+ */
+export interface Reexecutor {
+  /**
+   * Re-runs the bundle's Cryptlet on `evidence` (already checked against `inputHash`) and compares.
+   * @returns the check's verdict and reason; never throws for a failed re-run.
+   */
+  reexecute(
+    bundle: ProofBundle,
+    evidence: RunEvidence,
+    options: { partyKeys: readonly PartyKey[] },
+  ): Promise<{ verdict: "pass" | "fail"; reason: string }>;
 }
 
 /** Human names of the proofs, for reasons. */
@@ -129,6 +169,7 @@ const PROOF_NAMES: Record<BundleProofKind, string> = {
   signatures: "per-result signatures",
   batch: "batch signatures + Merkle proof",
   attestation: "attestation token",
+  evidence: "evidence",
   anchors: "anchors",
 };
 
@@ -140,15 +181,17 @@ const PROOF_NAMES: Record<BundleProofKind, string> = {
  * @param bundle - a schema-valid bundle.
  * @param options.onChain - whether the verification is on-chain (anchors then required).
  * @param options.writeModes - modes known besides the anchors' (e.g. a receipt's targets).
+ * @param options.reexecution - whether re-execution is required (the evidence then is).
  */
 export function proofsOf(
   bundle: ProofBundle,
-  options: { onChain?: boolean; writeModes?: readonly WriteMode[] } = {},
+  options: { onChain?: boolean; writeModes?: readonly WriteMode[]; reexecution?: boolean } = {},
 ): ProofsReport {
   const present: BundleProofKind[] = [];
   if (bundle.signatures.length > 0) present.push("signatures");
   if (bundle.batch !== undefined) present.push("batch");
   if (bundle.attestation.length > 0) present.push("attestation");
+  if (bundle.evidence !== undefined) present.push("evidence");
   if (bundle.anchors.length > 0) present.push("anchors");
   const required: ProofsReport["required"] = [];
   const need = (proof: BundleProofKind, why: string) => {
@@ -164,6 +207,7 @@ export function proofsOf(
   }
   if (bundle.batch === undefined) need("signatures", "no batch: the result's own signatures are its only proof");
   need("attestation", "always");
+  if (options.reexecution) need("evidence", "re-execution requested");
   if (options.onChain) need("anchors", "verifying on-chain");
   const missing = required.map((r) => r.proof).filter((p) => !present.includes(p));
   return { present, required, missing };
@@ -180,6 +224,15 @@ function describeEvaluation(what: string, e: SignatureEvaluation): CheckResult {
   const rejected = e.rejected.map((r) => `#${r.index} ${r.reason}`).join(", ");
   const summary = `${e.valid.length} distinct trusted ${what} signer(s), threshold ${e.threshold}${rejected ? `; not counted: ${rejected}` : ""}`;
   return e.met ? pass(summary) : fail(summary);
+}
+
+/** The token's claims, decoded without verification (the `attestation` check verifies them), or undefined. */
+function tokenClaims(token: string): Partial<AttestationClaims> | undefined {
+  try {
+    return decodeJwt(token) as Partial<AttestationClaims>;
+  } catch {
+    return undefined;
+  }
 }
 
 function errorReason(e: unknown): string {
@@ -230,6 +283,8 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
       "batchSignatures",
       "attestation",
       "recipients",
+      "evidence",
+      "reexecution",
       "proofs",
       "anchors",
     ];
@@ -241,6 +296,7 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
   const result = bundleResultToStruct(b.result);
   const proofs = proofsOf(b, {
     onChain: options.chains !== undefined,
+    reexecution: options.reexecutor !== undefined,
     ...(options.writeModes === undefined ? {} : { writeModes: options.writeModes }),
   });
   const signaturesRequired = proofs.required.some((r) => r.proof === "signatures");
@@ -335,6 +391,7 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
       consortiumId: b.consortiumId,
       inputHash: result.inputHash,
       outputHash: result.outputHash,
+      ...(b.evidence === undefined ? {} : { evidenceHash: bundleEvidenceHash(b.evidence) }),
       ...(options.attestationIssuer === undefined ? {} : { issuer: options.attestationIssuer }),
       ...(options.now === undefined ? {} : { currentDate: options.now }),
       ...(options.clockToleranceSeconds === undefined ? {} : { clockToleranceSeconds: options.clockToleranceSeconds }),
@@ -364,6 +421,78 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
       duplicated ? "duplicate recipients" : "",
     ].filter(Boolean);
     return fail(parts.join("; "));
+  });
+
+  let opened: RunEvidence | undefined;
+  await guarded("evidence", async () => {
+    const carried = b.evidence;
+    const claims = tokenClaims(b.attestation);
+    if (carried === undefined) {
+      return skipped(
+        claims?.inputFormat === 1
+          ? "no evidence (inputFormat 1: the run kept none)"
+          : "no evidence in this bundle (the token commits to one: ask the operator for the full bundle)",
+      );
+    }
+    if (claims?.inputFormat !== 2)
+      return fail(`evidence present but the token's inputFormat is ${String(claims?.inputFormat)}, not 2`);
+    const hash = bundleEvidenceHash(carried);
+    if (!eqHex(String(claims.evidenceHash), hash))
+      return fail(`keccak256(JCS(evidence)) ${hash} is not the token's evidenceHash`);
+    if (carried.public !== undefined) {
+      if (b.payload.sealed !== undefined) return fail("the result is sealed but its evidence is in clear");
+      return checkOpenedEvidence((opened = carried.public), "public");
+    }
+    if (b.payload.public !== undefined) return fail("the evidence is sealed but the result is public");
+    const kids = recipientsOf(carried.sealed.jwe);
+    const expected = b.manifest.parties.map((p) => p.kid);
+    if (kids.length !== expected.length || !expected.every((k) => kids.includes(k))) {
+      return fail("the sealed evidence's recipients are not exactly the manifest's parties");
+    }
+    for (const key of options.partyKeys ?? []) {
+      try {
+        opened = await openRunEvidence(carried.sealed.jwe, key);
+      } catch (e) {
+        if ((e as { code?: unknown }).code === "ERR_NOT_A_RECIPIENT") continue;
+        throw e;
+      }
+      return checkOpenedEvidence(opened, "opened with a party key");
+    }
+    return pass(
+      `sealed for ${kids.length} part${kids.length === 1 ? "y" : "ies"}, bound by the token's evidenceHash; contents not checked (no party key opens it)`,
+    );
+  });
+
+  function checkOpenedEvidence(evidence: RunEvidence, how: string): CheckResult {
+    checkRunEvidence(evidence);
+    const inputHash = evidenceInputHash(evidence);
+    if (!eqHex(inputHash, result.inputHash))
+      return fail(`the evidence's commitment ${inputHash} is not result.inputHash`);
+    if (!eqHex(evidence.context.resultId, result.resultId))
+      return fail("evidence.context.resultId is not result.resultId");
+    if (b.requestId !== undefined && !eqHex(evidence.context.requestId, b.requestId)) {
+      return fail("evidence.context.requestId is not the bundle's requestId");
+    }
+    return pass(
+      `${how}: format 2, ${evidence.fetches.length} recorded fetch(es); keccak256(JCS(commitment)) = inputHash`,
+    );
+  }
+
+  await guarded("reexecution", async () => {
+    const reexecutor = options.reexecutor;
+    if (reexecutor === undefined) return skipped("not re-executed (not requested)");
+    if (b.evidence === undefined) return fail("cannot re-execute: the bundle has no evidence");
+    if (opened === undefined) {
+      return fail(
+        b.evidence.sealed !== undefined
+          ? "cannot re-execute: the evidence is sealed for the parties and no party key given opens it"
+          : "cannot re-execute: the evidence does not check",
+      );
+    }
+    if (checks.find((c) => c.name === "evidence")?.verdict !== "pass") {
+      return fail("cannot re-execute: the evidence does not check");
+    }
+    return reexecutor.reexecute(b, opened, { partyKeys: options.partyKeys ?? [] });
   });
 
   await guarded("proofs", () => {

@@ -11,7 +11,14 @@ import type { JSONWebKeySet } from "jose";
 import { buildJwks } from "../attestation/token.ts";
 import { verifyBundle } from "../attestation/verifyBundle.ts";
 import { readRegistryTrust, verifyOptionsOf, type RegistryTrust } from "../chains/registryTrust.ts";
-import { writeBundleFile } from "./bundles.ts";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+
+import type { JWK } from "jose";
+
+import { createReexecutor } from "../reexecution/reexecute.ts";
+import { packagesFromPaths } from "../reexecution/packageSources.ts";
+import { writeBundleFile, writePackageFolders } from "./bundles.ts";
 import type { FlowReport } from "./flows/types.ts";
 import type { LocalStack } from "./stack.ts";
 
@@ -19,6 +26,8 @@ import type { LocalStack } from "./stack.ts";
 export interface StackSummary {
   results: number;
   verified: number;
+  /** Bundles re-executed (the package re-run on the bundle's evidence) with the same inputHash and outputHash. */
+  reexecuted: number;
   failedVerification: string[];
   /** What each chain's registry trusts, as read when verifying. */
   trust: { chain: string; registry: string; blockNumber: number; signers: number; threshold: number }[];
@@ -52,6 +61,26 @@ async function attestationJwks(stack: LocalStack): Promise<JSONWebKeySet> {
 }
 
 /**
+ * Private keys of the parties of the sealed packages, as their example folders ship them
+ * (`cryptlets/<name>/keys/*.private.jwk.json`: test keys): the local stack re-executes sealed results as a party.
+ */
+function examplePartyKeys(): JWK[] {
+  const root = path.join(import.meta.dirname, "..", "..", "cryptlets");
+  const keys: JWK[] = [];
+  for (const pkg of readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+    const dir = path.join(root, pkg.name, "keys");
+    let files: string[] = [];
+    try {
+      files = readdirSync(dir).filter((f) => f.endsWith(".private.jwk.json"));
+    } catch {
+      continue;
+    }
+    for (const f of files.sort()) keys.push(JSON.parse(readFileSync(path.join(dir, f), "utf8")) as JWK);
+  }
+  return keys;
+}
+
+/**
  * Verifies every bundle against each of its chains' registry trust, totals the receipts of all flows, writes one
  * bundle file per run and lists every shortfall.
  */
@@ -70,6 +99,13 @@ export async function summarize(stack: LocalStack, reports: FlowReport[]): Promi
   const perTarget = new Map<string, StackSummary["perTarget"][number]>();
   let results = 0;
   let verified = 0;
+  let reexecuted = 0;
+  // Every bundle is re-executed once, as an outsider would: the packages read back from the folder written for
+  // them, the run replayed on the bundle's evidence in a sandbox process (sealed ones opened with a party's key).
+  const reexecutor = createReexecutor({
+    packages: await packagesFromPaths([await writePackageFolders(stack.stateDir, stack.packages)]),
+  });
+  const partyKeys = examplePartyKeys();
   const failedVerification: string[] = [];
   const notConfirmed: string[] = [];
   const anchorTxs = new Set<string>();
@@ -79,6 +115,7 @@ export async function summarize(stack: LocalStack, reports: FlowReport[]): Promi
       writeBundleFile(stack.stateDir, receipt);
       if (receipt.status !== "confirmed") notConfirmed.push(`${receipt.runId} (${receipt.status})`);
       const problems: string[] = [];
+      let rerun = true;
       for (const chainName of new Set(receipt.targets.map((t) => t.chain))) {
         const trust = trustByChain.get(chainName);
         if (!trust || trust instanceof Error) {
@@ -89,7 +126,13 @@ export async function summarize(stack: LocalStack, reports: FlowReport[]): Promi
           ...verifyOptionsOf(trust, receipt.cryptlet.cryptletId),
           jwks,
           attestationIssuer: stack.config.issuer,
+          partyKeys,
+          ...(rerun ? { reexecutor } : {}),
         });
+        if (rerun && verification.checks.some((c) => c.name === "reexecution" && c.verdict === "pass")) {
+          reexecuted += 1;
+        }
+        rerun = false;
         for (const check of verification.checks.filter((c) => c.verdict === "fail")) {
           problems.push(`${chainName}: ${check.name} (${check.reason})`);
         }
@@ -127,11 +170,17 @@ export async function summarize(stack: LocalStack, reports: FlowReport[]): Promi
       }
     }
   }
+  await reexecutor.close();
   const deadLetters = (await stack.pipeline.deadLetters(1000)).length;
   const checks = reports.flatMap((r) => r.checks.map((c) => ({ flow: r.name, ...c })));
   const rows = [...perTarget.values()].sort((a, b) => `${a.chain}/${a.mode}`.localeCompare(`${b.chain}/${b.mode}`));
   const shortfalls = [
     ...(results === 0 ? ["no run produced a result"] : []),
+    ...(reexecuted < results
+      ? [
+          `${results - reexecuted} of ${results} bundle(s) not reproduced by re-execution (see "Bundles that did not verify")`,
+        ]
+      : []),
     ...(notConfirmed.length > 0
       ? [`${notConfirmed.length} receipt(s) not confirmed on every target: ${notConfirmed.slice(0, 5).join(", ")}`]
       : []),
@@ -152,6 +201,7 @@ export async function summarize(stack: LocalStack, reports: FlowReport[]): Promi
   return {
     results,
     verified,
+    reexecuted,
     failedVerification,
     trust: stack.chains.flatMap((c) => {
       const trust = trustByChain.get(c.name);
@@ -180,7 +230,7 @@ export function formatSummary(summary: StackSummary, stack: LocalStack, seconds:
     "",
     "Summary",
     "=======",
-    `${summary.results} results in ${seconds.toFixed(1)} s; ${summary.verified} of ${summary.results} proof bundles verified offline (signatures, approved code hash, attestation token, payload hash, Merkle proofs) against the trust read from each chain's CryptletRegistry:`,
+    `${summary.results} results in ${seconds.toFixed(1)} s; ${summary.verified} of ${summary.results} proof bundles verified offline (signatures, approved code hash, attestation token, payload hash, Merkle proofs, evidence) against the trust read from each chain's CryptletRegistry; ${summary.reexecuted} of ${summary.results} re-executed on their evidence with the same inputHash and outputHash:`,
     ...summary.trust.map(
       (t) => `  ${t.chain}: registry ${t.registry} at block ${t.blockNumber}: ${t.threshold}-of-${t.signers} signers`,
     ),

@@ -21,6 +21,7 @@
 import type { JobsOptions } from "bullmq";
 
 import type { Hex32 } from "../attestation/eip712.ts";
+import type { BundleEvidence } from "../attestation/evidence.ts";
 import type { TargetMode } from "../packages/manifest.ts";
 
 /** Queue names (BullMQ queue names; Redis keys are `<prefix>:<name>:…`). */
@@ -106,8 +107,11 @@ export interface ExecuteOutput {
   /** The exact bytes to write on-chain (0x hex): ABI-encoded output, or the UTF-8 JWE JSON. */
   payload: string;
   sealed: boolean;
+  /** The input commitment of the evidence (format 2, runtime/attestation/evidence.ts). */
   inputHash: Hex32;
   outputHash: Hex32;
+  /** The run's evidence: in clear for a public Cryptlet, a JWE for the parties of a sealed one. */
+  evidence: BundleEvidence;
   /** When the output was produced, Unix seconds: the result's `timestamp`. */
   producedAt: number;
   /** Sandbox engine and the run's wall time in ms. */

@@ -31,7 +31,13 @@ import {
 import { installedEngineVersion } from "./engineVersion.ts";
 import { assertHostSafe } from "./hostCheck.ts";
 import { errorFromThrown, readThrownMarker, settleEnvelope } from "./internal/envelope.ts";
-import { HostFetcher, MAX_REQUEST_JSON_CHARS, resolveFetchCapability, type FetchPolicy } from "./internal/hostFetch.ts";
+import {
+  MAX_REQUEST_JSON_CHARS,
+  resolveFetchCapability,
+  type FetchPolicy,
+  type RunFetcher,
+} from "./internal/hostFetch.ts";
+import { createRunFetcher } from "./internal/replayFetch.ts";
 import {
   bundleLoaderPrefix,
   bundleLoaderSource,
@@ -44,6 +50,7 @@ import {
   resolveLimits,
   type LoadOptions,
   type RunContextData,
+  type RunOptions,
   type RunResult,
   type SandboxEngine,
   type SandboxedCryptlet,
@@ -127,7 +134,7 @@ const BRIDGE_SOURCE = `(function (start) {
   };
 })`;
 
-async function installFetchBridge(compiled: Compiled, context: ivm.Context, fetcher: HostFetcher): Promise<void> {
+async function installFetchBridge(compiled: Compiled, context: ivm.Context, fetcher: RunFetcher): Promise<void> {
   const factory = (await compiled.bridge.run(context, { reference: true })) as ivm.Reference;
   const bridge: { deliver?: ivm.Reference } = {};
   const reply = (id: number, ok: boolean, payload: string): void => {
@@ -205,7 +212,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
     });
   }
 
-  async run(input: JsonValue, context: RunContextData): Promise<RunResult> {
+  async run(input: JsonValue, context: RunContextData, options: RunOptions = {}): Promise<RunResult> {
     const prepared = prepareRun(input, context, this.limits, this.#fetchPolicy?.maxRequests);
     return this.#queue.run(async () => {
       if (this.#disposed)
@@ -214,7 +221,7 @@ class IsolatedVmCryptlet implements SandboxedCryptlet {
       const start = performance.now();
       const deadline = start + this.limits.timeoutMs;
       const abort = new AbortController();
-      const fetcher = this.#fetchPolicy === undefined ? undefined : new HostFetcher(this.#fetchPolicy, abort.signal);
+      const fetcher = createRunFetcher(this.#fetchPolicy, abort.signal, options.replay);
       let context: ivm.Context | undefined;
       try {
         const envelope = await this.#guard(compiled, deadline, async (remaining) => {

@@ -49,7 +49,13 @@ import {
   readThrownMarker,
   settleEnvelope,
 } from "./internal/envelope.ts";
-import { HostFetcher, MAX_REQUEST_JSON_CHARS, resolveFetchCapability, type FetchPolicy } from "./internal/hostFetch.ts";
+import {
+  MAX_REQUEST_JSON_CHARS,
+  resolveFetchCapability,
+  type FetchPolicy,
+  type RunFetcher,
+} from "./internal/hostFetch.ts";
+import { createRunFetcher } from "./internal/replayFetch.ts";
 import {
   bundleLoaderSource,
   PRELUDE_SOURCE,
@@ -62,6 +68,7 @@ import {
   resolveLimits,
   type LoadOptions,
   type RunContextData,
+  type RunOptions,
   type RunResult,
   type SandboxEngine,
   type SandboxedCryptlet,
@@ -139,13 +146,13 @@ class QuickJsCryptlet implements SandboxedCryptlet {
     await this.#queue.run(() => this.#execute(PROBE, undefined, true));
   }
 
-  async run(input: JsonValue, context: RunContextData): Promise<RunResult> {
+  async run(input: JsonValue, context: RunContextData, options: RunOptions = {}): Promise<RunResult> {
     const prepared = prepareRun(input, context, this.limits, this.#fetchPolicy?.maxRequests);
     return this.#queue.run(async () => {
       if (this.#disposed)
         throw new SandboxEngineFailureError(ENGINE, "the Cryptlet was disposed", { retryable: false });
       const abort = new AbortController();
-      const fetcher = this.#fetchPolicy === undefined ? undefined : new HostFetcher(this.#fetchPolicy, abort.signal);
+      const fetcher = createRunFetcher(this.#fetchPolicy, abort.signal, options.replay);
       const start = performance.now();
       try {
         const envelope = await this.#execute(prepared, fetcher, false);
@@ -172,7 +179,7 @@ class QuickJsCryptlet implements SandboxedCryptlet {
    */
   async #execute(
     prepared: PreparedRun,
-    fetcher: HostFetcher | undefined,
+    fetcher: RunFetcher | undefined,
     probing: boolean,
   ): Promise<string | undefined> {
     const module = await this.#owner.module();

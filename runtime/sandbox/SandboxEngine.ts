@@ -137,7 +137,12 @@ export interface RunContextData {
   now: number;
 }
 
-/** One fetch performed by the host for the Cryptlet; enters the result's `inputHash`. */
+/**
+ * One fetch performed by the host for the Cryptlet: the request as the Cryptlet made it (its headers and body by
+ * hash) and the response it was given, body included. The run's evidence is built from these records
+ * (runtime/attestation/evidence.ts, docs/proof-bundle.md "Evidence"); re-execution replays them
+ * ({@link RunOptions.replay}).
+ */
 export interface HostCallRecord {
   /** Always `"fetch"` today. */
   kind: "fetch";
@@ -145,6 +150,11 @@ export interface HostCallRecord {
   method: string;
   /** The URL the Cryptlet asked for. */
   url: string;
+  /**
+   * SHA-256 (lower-case hex, 64 characters) of the UTF-8 of the RFC 8785 canonical JSON of the request headers the
+   * Cryptlet set, names lower-cased (`{}` when it set none). The values are not kept: a header may carry a secret.
+   */
+  requestHeadersSha256: string;
   /** The URL of the final response, after redirects. */
   finalUrl: string;
   /** Each redirect hop's target, in order. */
@@ -159,6 +169,19 @@ export interface HostCallRecord {
   bytes: number;
   /** SHA-256 of the request body (POST), lower-case hex; absent for GET. */
   requestSha256?: string;
+  /** The response body bytes exactly as the Cryptlet was given them (after content decoding), base64 (RFC 4648 §4). */
+  body: string;
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  /**
+   * Re-execution: answer the Cryptlet's fetches from these records, in order, instead of the network
+   * (`ReplayFetcher`, internal/replayFetch.ts). Each request must be the recorded one (method, URL, headers and
+   * body by hash), else the run fails with `ERR_REPLAY_DIVERGED`; the allow-list, methods and `maxRequests` of the
+   * manifest still apply. The run's `hostCalls` are then the records it consumed.
+   */
+  replay?: readonly HostCallRecord[];
 }
 
 /** What a successful run returns. */
@@ -187,9 +210,10 @@ export interface SandboxedCryptlet {
    * Runs the Cryptlet once in a fresh global environment (no state survives from an earlier run).
    * @param input - the run's input, JSON (deep-copied into the sandbox).
    * @param context - event, identifiers and time.
-   * @throws one of the errors of errors.ts (`ERR_SANDBOX_TIMEOUT`, `ERR_CRYPTLET_THREW`, ...).
+   * @param options - replay of recorded fetches (re-execution).
+   * @throws one of the errors of errors.ts (`ERR_SANDBOX_TIMEOUT`, `ERR_CRYPTLET_THREW`, `ERR_REPLAY_DIVERGED`, ...).
    */
-  run(input: JsonValue, context: RunContextData): Promise<RunResult>;
+  run(input: JsonValue, context: RunContextData, options?: RunOptions): Promise<RunResult>;
   /** Frees the engine's resources. Runs after `dispose` fail with `ERR_SANDBOX_ENGINE_FAILURE`. */
   dispose(): void;
 }

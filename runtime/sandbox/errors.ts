@@ -79,6 +79,13 @@ export const ERR_FETCH_REQUEST_INVALID = defineErrorCode({
     "The Cryptlet's `fetch` request is malformed or too large (URL over 8 KiB, headers over 16 KiB, body over 64 KiB, a header name or value HTTP does not allow, a header the host sets itself); refused before anything is sent.",
   retry: "no",
 });
+export const ERR_REPLAY_DIVERGED = defineErrorCode({
+  code: "ERR_REPLAY_DIVERGED",
+  module,
+  meaning:
+    "Re-execution: the Cryptlet made a `fetch` the run's evidence does not record (another method, URL, header set or body than the recorded request at that position, or more requests than were recorded), so it did not compute what the attested run computed.",
+  retry: "no",
+});
 export const ERR_FETCH_FAILED = defineErrorCode({
   code: "ERR_FETCH_FAILED",
   module,
@@ -213,6 +220,19 @@ export class CapabilityDeniedError extends CryptletError {
 export class FetchRequestInvalidError extends CryptletError {
   constructor(reason: string, details: Record<string, unknown> = {}) {
     super(ERR_FETCH_REQUEST_INVALID, `fetch request refused: ${reason}`, { details: { reason, ...details } });
+  }
+}
+
+/**
+ * Re-execution only: the Cryptlet's fetch number `index` (from 0) is not the one the evidence recorded there
+ * (`field` names what differs: `method`, `url`, `headers`, `body`, or `count` for a request beyond the recorded
+ * ones). Not retryable. The run fails even if the Cryptlet caught the rejection.
+ */
+export class ReplayDivergedError extends CryptletError {
+  constructor(index: number, field: "method" | "url" | "headers" | "body" | "count", detail: string) {
+    super(ERR_REPLAY_DIVERGED, `re-execution diverged at fetch #${index + 1}: ${detail}`, {
+      details: { index, field },
+    });
   }
 }
 

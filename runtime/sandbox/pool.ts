@@ -14,7 +14,14 @@ import type { JsonValue } from "../sdk/index.ts";
 import { createSandboxEngine } from "./index.ts";
 import { ProcessSandboxEngine } from "./process/ProcessSandboxEngine.ts";
 import { SandboxProcessPool } from "./process/SandboxProcessPool.ts";
-import type { LoadOptions, RunContextData, RunResult, SandboxedCryptlet, SandboxEngineName } from "./SandboxEngine.ts";
+import type {
+  LoadOptions,
+  RunContextData,
+  RunOptions,
+  RunResult,
+  SandboxedCryptlet,
+  SandboxEngineName,
+} from "./SandboxEngine.ts";
 
 /** A package as the pool needs it. */
 export interface PoolPackage {
@@ -51,13 +58,13 @@ export class SandboxPool {
   }
 
   /**
-   * Runs `pkg` on `input`.
+   * Runs `pkg` on `input` (`options.replay`: answer its fetches from recorded ones, for re-execution).
    * @throws the sandbox's typed errors (`ERR_SANDBOX_*`, `ERR_CRYPTLET_THREW`, ...).
    */
-  async run(pkg: PoolPackage, input: JsonValue, context: RunContextData): Promise<RunResult> {
+  async run(pkg: PoolPackage, input: JsonValue, context: RunContextData, options: RunOptions = {}): Promise<RunResult> {
     const slot = this.#pick(pkg);
     slot.busy += 1;
-    const run = slot.queue.then(async () => (await slot.cryptlet).run(input, context));
+    const run = slot.queue.then(async () => (await slot.cryptlet).run(input, context, options));
     slot.queue = run.catch(() => undefined);
     try {
       return await run;

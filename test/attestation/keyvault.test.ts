@@ -21,6 +21,7 @@ const claims = {
   consortiumId: h("consortium"),
   inputHash: h("input"),
   outputHash: h("output"),
+  evidenceHash: h("evidence"),
   runtime: { version: "0.1.0", buildHash: h("build") },
   sandbox: {
     engine: "isolated-vm",

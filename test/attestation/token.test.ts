@@ -23,6 +23,7 @@ const input: CreateAttestationTokenInput = {
   consortiumId: h("consortium"),
   inputHash: h("input"),
   outputHash: h("output"),
+  evidenceHash: h("evidence"),
   runtime: { version: "0.1.0", buildHash: h("build") },
   sandbox: {
     engine: "isolated-vm",
@@ -56,7 +57,8 @@ describe("createAttestationToken / verifyAttestationToken", () => {
       inputHash: h("input"),
       outputHash: h("output"),
       aud: h("consortium"),
-      inputFormat: 1,
+      inputFormat: 2,
+      evidenceHash: h("evidence"),
     });
     for (const field of ["inputHash", "outputHash", "consortiumId"] as const) {
       await expect(verifyAttestationToken(token, jwks, { ...expected, [field]: h("other") })).rejects.toMatchObject({
@@ -244,12 +246,16 @@ describe("createAttestationToken / verifyAttestationToken", () => {
           jwk: { kty: "EC", crv: "secp256k1", x: "a", y: "b" },
         }),
       sign: () => Promise.reject(new Error("unreachable")),
+      wrapKey: (key, alg) => provider.wrapKey(key, alg),
+      unwrapKey: (wrapped) => provider.unwrapKey(wrapped),
     };
     await expect(createAttestationToken(k1, input)).rejects.toMatchObject({ code: "ERR_ATTESTATION_SIGNING" });
     const der: KeyProvider = {
       kind: "local",
       getPublicKey: () => provider.getPublicKey(),
       sign: async (digest, alg) => ({ ...(await provider.sign(digest, alg)), signature: new Uint8Array(71) }),
+      wrapKey: (key, alg) => provider.wrapKey(key, alg),
+      unwrapKey: (wrapped) => provider.unwrapKey(wrapped),
     };
     await expect(createAttestationToken(der, input)).rejects.toMatchObject({ code: "ERR_ATTESTATION_SIGNING" });
   });

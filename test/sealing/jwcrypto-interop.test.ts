@@ -82,6 +82,7 @@ describe("jwcrypto interop", () => {
       consortiumId: h("consortium"),
       inputHash: h("input"),
       outputHash: h("output"),
+      evidenceHash: h("evidence"),
       runtime: { version: "0.1.0", buildHash: h("b") },
       sandbox: {
         engine: "isolated-vm",

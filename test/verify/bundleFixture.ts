@@ -10,7 +10,15 @@ import type { JWK } from "jose";
 
 import { buildProofBundle, type ProofBundle } from "../../runtime/attestation/bundle.ts";
 import { computeResultId, type CryptletResult, type Hex32 } from "../../runtime/attestation/eip712.ts";
-import { computeInputHash, computeOutputHash, encodePublicOutput } from "../../runtime/attestation/hashing.ts";
+import {
+  buildRunEvidence,
+  bundleEvidenceHash,
+  evidenceInputHash,
+  sealRunEvidence,
+  type BundleEvidence,
+  type RunEvidence,
+} from "../../runtime/attestation/evidence.ts";
+import { computeOutputHash, encodePublicOutput } from "../../runtime/attestation/hashing.ts";
 import { cryptletIdOf, scheduleEventId } from "../../runtime/attestation/ids.ts";
 import { signCryptletResult, signResultBatch, type ResultSigner } from "../../runtime/attestation/signing.ts";
 import { createAttestationToken } from "../../runtime/attestation/token.ts";
@@ -35,6 +43,20 @@ export const OBSERVATIONS = [
 
 export function eventFor(slotTime: bigint): Record<string, unknown> {
   return { kind: "schedule", cryptletId: CRYPTLET_ID, slotTime: Number(slotTime), observations: OBSERVATIONS };
+}
+
+/**
+ * The evidence of the run at `slotTime` (format 2): the schedule event, no input, no fetch (the observations are
+ * in the event).
+ */
+export function evidenceFor(slotTime: bigint): RunEvidence {
+  const requestId = scheduleEventId(CRYPTLET_ID, slotTime);
+  return buildRunEvidence({
+    event: eventFor(slotTime),
+    input: null,
+    context: { requestId, resultId: computeResultId(CRYPTLET_ID, requestId), now: Number(slotTime) },
+    hostCalls: [],
+  });
 }
 
 /** Median of two = mean, with 8 decimals: 2271.24622660 USD. */
@@ -86,11 +108,15 @@ export async function makeBundle(keys: FixtureKeys, options: FixtureOptions = {}
     payload = { public: { abiType: OUTPUT_ABI, data } };
     outputHash = computeOutputHash(data);
   }
+  const runEvidence = evidenceFor(slotTime);
+  const evidence: BundleEvidence = options.sealed
+    ? { sealed: { jwe: await sealRunEvidence(runEvidence, keys.parties) } }
+    : { public: runEvidence };
   const result: CryptletResult = {
     resultId,
     cryptletId: CRYPTLET_ID,
     codeHash,
-    inputHash: computeInputHash({ event: eventFor(slotTime), hostCalls: [] }),
+    inputHash: evidenceInputHash(runEvidence),
     outputHash,
     timestamp,
   };
@@ -102,6 +128,7 @@ export async function makeBundle(keys: FixtureKeys, options: FixtureOptions = {}
     consortiumId: CONSORTIUM_ID,
     inputHash: result.inputHash,
     outputHash: result.outputHash,
+    evidenceHash: bundleEvidenceHash(evidence),
     runtime: { version: "0.1.0", buildHash: keccak256(toUtf8Bytes("runtime 0.1.0")) },
     sandbox: {
       engine: "isolated-vm",
@@ -122,7 +149,7 @@ export async function makeBundle(keys: FixtureKeys, options: FixtureOptions = {}
       siblings.push({
         ...result,
         resultId: computeResultId(CRYPTLET_ID, otherRequest),
-        inputHash: computeInputHash({ event: eventFor(slotTime + BigInt(60 * i)), hostCalls: [] }),
+        inputHash: evidenceInputHash(evidenceFor(slotTime + BigInt(60 * i))),
         timestamp: timestamp + BigInt(60 * i),
       });
     }
@@ -136,6 +163,7 @@ export async function makeBundle(keys: FixtureKeys, options: FixtureOptions = {}
       batch: { ...signed.batch, proof: signed.proofs[0] ?? [], signatures: signed.signatures },
       attestation,
       payload,
+      evidence,
     });
     return { bundle, result, requestId, ...(plaintext === undefined ? {} : { plaintext }) };
   }
@@ -148,6 +176,7 @@ export async function makeBundle(keys: FixtureKeys, options: FixtureOptions = {}
     signatures,
     attestation,
     payload,
+    evidence,
     anchors: [
       {
         chainId: "31337",

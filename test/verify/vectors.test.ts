@@ -4,6 +4,9 @@
  */
 import { readFileSync } from "node:fs";
 
+import canonicalizeModule from "canonicalize";
+import { keccak256, toUtf8Bytes } from "ethers";
+
 import type { JSONWebKeySet, JWK } from "jose";
 
 import { verifyBundle } from "../../runtime/attestation/verifyBundle.ts";
@@ -27,6 +30,11 @@ interface Vectors {
 }
 const read = <T>(name: string): T =>
   JSON.parse(readFileSync(new URL(`../vectors/proof-bundle/${name}`, import.meta.url), "utf8")) as T;
+// CommonJS package: the default import is the function under Node's ESM, the module object under the type checker.
+const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (
+  value: unknown,
+) => string | undefined;
+
 const vectors = read<Vectors>("vectors.json");
 const keys = read<{ parties: { name: string; jwk: JWK }[] }>("keys.json");
 
@@ -43,10 +51,12 @@ const MUST_FAIL: Record<string, string[]> = {
   "unapproved-code-hash": ["codeHash"],
   "expired-attestation": ["attestation"],
   "unknown-attestation-key": ["attestation"],
-  "attestation-for-another-result": ["attestation"],
-  "party-not-a-recipient": ["recipients"],
-  "wrong-request-id": ["resultId"],
+  "attestation-for-another-result": ["attestation", "evidence"],
+  "party-not-a-recipient": ["recipients", "evidence"],
+  "wrong-request-id": ["resultId", "evidence"],
   "schema-invalid": ["schema"],
+  "tampered-evidence": ["attestation", "evidence"],
+  "evidence-stripped": [],
 };
 
 describe("proof-bundle vectors", () => {
@@ -72,6 +82,24 @@ describe("proof-bundle vectors", () => {
     for (const party of keys.parties) {
       const text = new TextDecoder().decode(await open(sealed.payload.sealed.jwe, party.jwk));
       expect(JSON.parse(text)).toEqual({ answer: "227124622660", decimals: 8, observedAt: 1704412800 });
+    }
+  });
+
+  it("the sealed vector's evidence opens with each party's key, and its commitment is the result's inputHash", async () => {
+    const sealed = vectors.cases.find((c) => c.name === "valid-sealed-batched")!.bundle as {
+      result: { inputHash: string };
+      evidence: { sealed: { jwe: unknown } };
+    };
+    for (const party of keys.parties) {
+      const evidence = JSON.parse(new TextDecoder().decode(await open(sealed.evidence.sealed.jwe, party.jwk))) as {
+        fetches: unknown[];
+        event: { slotTime: number };
+      };
+      expect(evidence.event.slotTime).toBe(1704412800);
+      // The commitment is the evidence without response bodies; with no fetch, the evidence itself. Hashed here
+      // with the canonicalize package and ethers' keccak256 directly, not with runtime/attestation/evidence.ts.
+      expect(evidence.fetches).toEqual([]);
+      expect(keccak256(toUtf8Bytes(canonicalize(evidence)!))).toBe(sealed.result.inputHash);
     }
   });
 

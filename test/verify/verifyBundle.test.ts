@@ -1,3 +1,4 @@
+import { bundleEvidenceHash } from "../../runtime/attestation/evidence.ts";
 import { Wallet } from "ethers";
 import { decodeJwt, exportJWK, generateKeyPair, type JWK, type JSONWebKeySet } from "jose";
 
@@ -66,11 +67,13 @@ describe("verifyBundle", () => {
       batchSignatures: "skipped",
       attestation: "pass",
       recipients: "skipped",
+      evidence: "pass",
+      reexecution: "skipped",
       proofs: "pass",
       anchors: "skipped",
     });
     expect(report.proofs).toEqual({
-      present: ["signatures", "attestation", "anchors"],
+      present: ["signatures", "attestation", "evidence", "anchors"],
       required: [
         { proof: "signatures", why: "the record write on chain 31337" },
         { proof: "attestation", why: "always" },
@@ -104,7 +107,7 @@ describe("verifyBundle", () => {
     const proofs = stripped.checks.find((c) => c.name === "proofs")!;
     expect(proofs.verdict).toBe("fail");
     expect(proofs.reason).toMatch(
-      /^missing: per-result signatures \(required by the record write on chain 31337\); present: batch signatures \+ Merkle proof, attestation token, anchors$/,
+      /^missing: per-result signatures \(required by the record write on chain 31337\); present: batch signatures \+ Merkle proof, attestation token, evidence, anchors$/,
     );
     expect(stripped.checks.find((c) => c.name === "signatures")).toMatchObject({
       verdict: "fail",
@@ -147,6 +150,7 @@ describe("verifyBundle", () => {
         consortiumId: publicBundle.consortiumId,
         inputHash: publicBundle.result.inputHash,
         outputHash: publicBundle.result.outputHash,
+        evidenceHash: bundleEvidenceHash(publicBundle.evidence!),
         [field]: value,
         runtime: claims.runtime as { version: string; buildHash: string },
         sandbox: claims.sandbox as never,
@@ -218,7 +222,7 @@ describe("verifyBundle", () => {
     for (const input of inputs) {
       const report = await verifyBundle(input, options);
       expect(report.ok).toBe(false);
-      expect(report.checks.length).toBe(13);
+      expect(report.checks.length).toBe(15);
     }
     const o = verdicts((await verifyBundle(overflow, options)).checks);
     expect(o.schema).toBe("pass");

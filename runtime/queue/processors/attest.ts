@@ -8,6 +8,7 @@
 import type { Job, Queue } from "bullmq";
 
 import { buildProofBundle } from "../../attestation/bundle.ts";
+import { bundleEvidenceHash } from "../../attestation/evidence.ts";
 import type { CryptletResult } from "../../attestation/eip712.ts";
 import { signCryptletResult } from "../../attestation/signing.ts";
 import { createAttestationToken } from "../../attestation/token.ts";
@@ -53,6 +54,7 @@ export async function attest(
       consortiumId: ctx.consortiumId,
       inputHash: result.inputHash,
       outputHash: result.outputHash,
+      evidenceHash: bundleEvidenceHash(executed.evidence),
       runtime: { version: ctx.runtime.version, buildHash: ctx.runtime.buildHash },
       sandbox: {
         engine: executed.engine,
@@ -76,6 +78,7 @@ export async function attest(
       result,
       signatures,
       attestation,
+      evidence: executed.evidence,
       payload:
         "sealed" in output
           ? { sealed: { jwe: JSON.parse(Buffer.from(executed.payload.slice(2), "hex").toString("utf8")) } }

@@ -157,7 +157,8 @@ export function resolveFetchCapability(capability: FetchCapability | undefined):
   };
 }
 
-interface FetchRequest {
+/** A parsed request of the Cryptlet. */
+export interface FetchRequest {
   url: string;
   method: "GET" | "POST";
   headers: Record<string, string>;
@@ -181,8 +182,80 @@ const MAX_CONTENT_CODINGS = 2;
 /** Thrown inside the body pipeline when a count passes `maxResponseBytes`. */
 class BodyTooLarge extends Error {}
 
-/** One run's fetcher. */
-export class HostFetcher {
+/**
+ * Parses and checks one request of the Cryptlet (`{url, method?, headers?, body?}` as JSON, built by the prelude):
+ * size bounds, method granted, body rules, header syntax. The allow-list is checked by the caller.
+ * @throws FetchRequestInvalidError or CapabilityDeniedError naming what is wrong.
+ */
+export function parseFetchRequest(requestJson: string, policy: FetchPolicy): FetchRequest {
+  if (typeof requestJson !== "string" || requestJson.length > MAX_REQUEST_JSON_CHARS) {
+    throw new FetchRequestInvalidError(`the request is larger than ${MAX_REQUEST_JSON_CHARS} characters of JSON`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(requestJson);
+  } catch {
+    throw new FetchRequestInvalidError("the request is not JSON");
+  }
+  const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+  if (typeof r.url !== "string") throw new FetchRequestInvalidError("the URL is not a string");
+  if (r.url.length > MAX_FETCH_URL_CHARS) {
+    throw new FetchRequestInvalidError(`URL longer than ${MAX_FETCH_URL_CHARS} characters`);
+  }
+  if (r.method !== undefined && (typeof r.method !== "string" || r.method.length > MAX_FETCH_METHOD_CHARS)) {
+    throw new FetchRequestInvalidError(`the method is not a string of at most ${MAX_FETCH_METHOD_CHARS} characters`);
+  }
+  const method = ((r.method as string | undefined) ?? "GET").toUpperCase();
+  if (method !== "GET" && method !== "POST") {
+    throw new CapabilityDeniedError("fetch", `method ${method.slice(0, 20)} is not allowed`, {
+      method: method.slice(0, 20),
+    });
+  }
+  if (!policy.methods.includes(method)) {
+    throw new CapabilityDeniedError("fetch", `method ${method} is not granted`, { method });
+  }
+  if (r.body !== undefined && typeof r.body !== "string")
+    throw new FetchRequestInvalidError("the body is not a string");
+  if (r.body !== undefined && method === "GET") {
+    throw new FetchRequestInvalidError("a GET request cannot have a body");
+  }
+  if (r.body !== undefined && Buffer.byteLength(r.body) > MAX_REQUEST_BODY_BYTES) {
+    throw new FetchRequestInvalidError(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
+  }
+  return { url: r.url, method, headers: checkHeaders(r.headers), body: r.body as string | undefined };
+}
+
+/**
+ * What an engine needs of a run's fetcher: {@link HostFetcher} (the network) or `ReplayFetcher` (recorded
+ * responses, for re-execution).
+ */
+export interface RunFetcher {
+  /** Every completed fetch, in order. */
+  readonly records: HostCallRecord[];
+  /** The first violation or failure, if any; the run fails with it. */
+  readonly failure: CryptletError | undefined;
+  /**
+   * Performs one request for the Cryptlet.
+   * @returns `{url, status, contentType, body}` as JSON (body decoded as UTF-8).
+   * @throws an Error with a short message for the Cryptlet; the typed error is kept in {@link failure}.
+   */
+  fetch(requestJson: string): Promise<string>;
+}
+
+/**
+ * SHA-256 (hex) of the UTF-8 of the canonical JSON (RFC 8785: keys sorted by UTF-16 code units, no whitespace) of
+ * the request headers with lower-cased names: the `requestHeadersSha256` of a {@link HostCallRecord}.
+ */
+export function requestHeadersSha256(headers: Readonly<Record<string, string>>): string {
+  const lowered: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) lowered[name.toLowerCase()] = value;
+  const names = Object.keys(lowered).sort();
+  const canonical = `{${names.map((n) => `${JSON.stringify(n)}:${JSON.stringify(lowered[n])}`).join(",")}}`;
+  return createHash("sha256").update(canonical, "utf8").digest("hex");
+}
+
+/** One run's fetcher over the network. */
+export class HostFetcher implements RunFetcher {
   readonly #policy: FetchPolicy;
   readonly #runSignal: AbortSignal;
   /** Every completed fetch, in order. */
@@ -209,7 +282,7 @@ export class HostFetcher {
    */
   async fetch(requestJson: string): Promise<string> {
     try {
-      return await this.#fetch(this.#parse(requestJson));
+      return await this.#fetch(parseFetchRequest(requestJson, this.#policy));
     } catch (error) {
       const typed =
         error instanceof CapabilityDeniedError ||
@@ -235,44 +308,6 @@ export class HostFetcher {
       });
     }
     this.#count++;
-  }
-
-  #parse(requestJson: string): FetchRequest {
-    if (typeof requestJson !== "string" || requestJson.length > MAX_REQUEST_JSON_CHARS) {
-      throw new FetchRequestInvalidError(`the request is larger than ${MAX_REQUEST_JSON_CHARS} characters of JSON`);
-    }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(requestJson);
-    } catch {
-      throw new FetchRequestInvalidError("the request is not JSON");
-    }
-    const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
-    if (typeof r.url !== "string") throw new FetchRequestInvalidError("the URL is not a string");
-    if (r.url.length > MAX_FETCH_URL_CHARS) {
-      throw new FetchRequestInvalidError(`URL longer than ${MAX_FETCH_URL_CHARS} characters`);
-    }
-    if (r.method !== undefined && (typeof r.method !== "string" || r.method.length > MAX_FETCH_METHOD_CHARS)) {
-      throw new FetchRequestInvalidError(`the method is not a string of at most ${MAX_FETCH_METHOD_CHARS} characters`);
-    }
-    const method = ((r.method as string | undefined) ?? "GET").toUpperCase();
-    if (method !== "GET" && method !== "POST") {
-      throw new CapabilityDeniedError("fetch", `method ${method.slice(0, 20)} is not allowed`, {
-        method: method.slice(0, 20),
-      });
-    }
-    if (!this.#policy.methods.includes(method)) {
-      throw new CapabilityDeniedError("fetch", `method ${method} is not granted`, { method });
-    }
-    if (r.body !== undefined && typeof r.body !== "string")
-      throw new FetchRequestInvalidError("the body is not a string");
-    if (r.body !== undefined && method === "GET") {
-      throw new FetchRequestInvalidError("a GET request cannot have a body");
-    }
-    if (r.body !== undefined && Buffer.byteLength(r.body) > MAX_REQUEST_BODY_BYTES) {
-      throw new FetchRequestInvalidError(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
-    }
-    return { url: r.url, method, headers: checkHeaders(r.headers), body: r.body as string | undefined };
   }
 
   async #fetch(request: FetchRequest): Promise<string> {
@@ -325,8 +360,10 @@ export class HostFetcher {
           redirects,
           status,
           contentType,
+          requestHeadersSha256: requestHeadersSha256(request.headers),
           sha256: createHash("sha256").update(bytes).digest("hex"),
           bytes: bytes.length,
+          body: bytes.toString("base64"),
         };
         if (requestSha256 !== undefined) record.requestSha256 = requestSha256;
         this.records.push(record);

@@ -26,6 +26,7 @@ import {
   resolveLimits,
   type LoadOptions,
   type RunContextData,
+  type RunOptions,
   type RunResult,
   type SandboxedCryptlet,
   type SandboxEngine,
@@ -92,13 +93,21 @@ class ProcessCryptlet implements SandboxedCryptlet {
     this.limits = Object.freeze({ ...limits });
   }
 
-  async run(input: JsonValue, context: RunContextData): Promise<RunResult> {
+  async run(input: JsonValue, context: RunContextData, options: RunOptions = {}): Promise<RunResult> {
     if (this.#disposed) {
       throw new SandboxEngineFailureError(this.engine, "the Cryptlet was disposed", { retryable: false });
     }
     checkRunContext(context);
     const result = await this.#pool.exec(
-      { type: "run", key: this.#key, engine: this.engine, options: this.#options, input, context },
+      {
+        type: "run",
+        key: this.#key,
+        engine: this.engine,
+        options: this.#options,
+        input,
+        context,
+        ...(options.replay === undefined ? {} : { replay: options.replay }),
+      },
       this.#bundle,
       this.limits,
     );

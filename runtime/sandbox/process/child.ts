@@ -72,7 +72,11 @@ async function handle(message: ToChild): Promise<void> {
   loaded.delete(message.key);
   loaded.set(message.key, cryptlet);
   try {
-    const result = await cryptlet.run(message.input, message.context);
+    const result = await cryptlet.run(
+      message.input,
+      message.context,
+      message.replay === undefined ? {} : { replay: message.replay },
+    );
     send({ type: "result", id: message.id, ok: true, result });
   } catch (error) {
     send({ type: "result", id: message.id, ok: false, error: errorJson(error) });

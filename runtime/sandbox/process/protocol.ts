@@ -6,7 +6,13 @@
  */
 import type { CryptletErrorJSON } from "../../errors.ts";
 import type { JsonValue } from "../../sdk/index.ts";
-import type { LoadOptions, RunContextData, RunResult, SandboxEngineName } from "../SandboxEngine.ts";
+import type {
+  HostCallRecord,
+  LoadOptions,
+  RunContextData,
+  RunResult,
+  SandboxEngineName,
+} from "../SandboxEngine.ts";
 
 /** Parent → child: load (probe) a bundle, or run it once. */
 export type ToChild =
@@ -29,6 +35,8 @@ export type ToChild =
       bundle?: string;
       input: JsonValue;
       context: RunContextData;
+      /** Recorded fetches to answer from (re-execution), {@link RunOptions.replay}. */
+      replay?: readonly HostCallRecord[];
     };
 
 /** Child → parent. */
@@ -39,9 +47,6 @@ export type FromChild =
   | { type: "result" | "loaded"; id: number; ok: false; error: CryptletErrorJSON }
   /** The child does not hold `key` (it was restarted or evicted it): send the bundle again. */
   | { type: "need-bundle"; id: number };
-
-/** Largest message the parent accepts from a child, in UTF-8 bytes of its JSON (outputs ≤ 1 MiB, logs ≤ 100 KiB). */
-export const MAX_CHILD_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /** A {@link ToChild} message as the pool's callers give it: without its id and bundle (the pool adds both). */
 export type ChildRequest = ToChild extends infer T ? (T extends ToChild ? Omit<T, "id" | "bundle"> : never) : never;

@@ -195,6 +195,23 @@ const wrongRequest = clone(publicOne);
 wrongRequest.requestId = keccak256(toUtf8Bytes("another request")) as `0x${string}`;
 cases.push({ name: "wrong-request-id", description: "requestId does not give the resultId.", bundle: wrongRequest });
 
+const tamperedEvidence = clone(publicOne);
+const evidenceEvent = tamperedEvidence.evidence!.public!.event as { observations: { eth: string }[] };
+evidenceEvent.observations[0]!.eth = "2369.7605037562785";
+cases.push({
+  name: "tampered-evidence",
+  description: "One observation in the public evidence's event changed (the token's evidenceHash no longer matches).",
+  bundle: tamperedEvidence,
+});
+
+const strippedEvidence = clone(publicOne);
+delete strippedEvidence.evidence;
+cases.push({
+  name: "evidence-stripped",
+  description: "The evidence removed: still valid offline (evidence is optional), but cannot be re-executed.",
+  bundle: strippedEvidence,
+});
+
 const schemaBroken = clone(publicOne) as Partial<ProofBundle>;
 delete schemaBroken.attestation;
 cases.push({ name: "schema-invalid", description: "The attestation member removed.", bundle: schemaBroken });
