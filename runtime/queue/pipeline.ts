@@ -24,6 +24,7 @@ import { attest } from "./processors/attest.ts";
 import { execute } from "./processors/execute.ts";
 import { finalizeRun } from "./processors/finalize.ts";
 import { write } from "./processors/write.ts";
+import { RedisConnectionLog } from "./redisConnectionLog.ts";
 import type { CompositeReceipt, RunRecord } from "./results.ts";
 import {
   QUEUES,
@@ -88,6 +89,9 @@ export class Pipeline {
   readonly #stopAnchors = new AbortController();
   #closing = false;
 
+  /** Redis connection errors of the pipeline's clients and queues, logged once per state change. */
+  readonly redisConnection: RedisConnectionLog;
+
   constructor(ctx: PipelineContext) {
     this.ctx = ctx;
     const connection = this.#connection();
@@ -95,6 +99,9 @@ export class Pipeline {
       Object.values(QUEUES).map((name) => [name, new Queue(name, { connection, prefix: ctx.prefix })] as const),
     );
     this.#flows = new FlowProducer({ connection, prefix: ctx.prefix });
+    // Connection errors go through the logger, one line per state change, never a raw stack trace per retry.
+    this.redisConnection = new RedisConnectionLog(ctx.logger, ctx.redisUrl);
+    for (const emitter of [ctx.redis, ...this.#queues.values(), this.#flows]) this.redisConnection.watch(emitter);
   }
 
   #connection() {
