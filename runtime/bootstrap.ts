@@ -19,6 +19,7 @@ import { KeyVaultSigner } from "./keys/KeyVaultSigner.ts";
 import { LocalKeyProvider } from "./keys/LocalKeyProvider.ts";
 import { PackageStore } from "./packages/PackageStore.ts";
 import type { PipelineChain, PipelineContext, PipelineLogger } from "./queue/context.ts";
+import { checkRedisDurability, type RedisDurabilityGuard } from "./queue/redisDurability.ts";
 import { ResultStore } from "./queue/results.ts";
 import { SandboxPool } from "./sandbox/pool.ts";
 
@@ -57,6 +58,7 @@ export function keyProviderOf(ref: KeyRef, config: RuntimeConfig, credential?: D
 
 /**
  * Builds a {@link PipelineContext}. Checks every chain's chain id against its endpoint.
+ * Checks Redis durability first (`ERR_REDIS_NOT_DURABLE`, `ERR_REDIS_DATA_LOST`: runtime/queue/redisDurability.ts).
  * @throws the chain writer's `ERR_CHAIN_ID_MISMATCH` / `ERR_CHAIN_RPC_UNAVAILABLE`, the key providers' errors.
  */
 export async function createPipelineContext(config: RuntimeConfig, logger?: PipelineLogger): Promise<PipelineContext> {
@@ -64,10 +66,26 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
   const credential = [
     ...config.keys.resultSigners,
     config.keys.attestation,
+    ...(config.keys.inputEncryption ? [config.keys.inputEncryption] : []),
     ...config.chains.map((c) => c.signer),
   ].some((k) => k.type === "azure-key-vault")
     ? keyVaultCredentialOf(config)
     : undefined;
+  // Redis durability first, before anything reads state from it (runtime/queue/redisDurability.ts).
+  let durability: RedisDurabilityGuard;
+  try {
+    durability = await checkRedisDurability(redis, {
+      role: config.role,
+      allowWithoutPersistence: config.redisDurability.allowWithoutPersistence,
+      prefix: config.prefix,
+      epochFile: config.redisDurability.epochFile,
+      redisUrl: config.redisUrl,
+      ...(logger ? { logger } : {}),
+    });
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
   const chains = new Map<string, PipelineChain>();
   const writers: ChainWriter[] = [];
   try {
@@ -86,6 +104,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
   } catch (error) {
     // Nothing is left open when a chain does not answer: a failing `cryptlet invoke` exits instead of hanging.
     for (const writer of writers) writer.rpc.destroy();
+    durability.close();
     redis.disconnect();
     throw error;
   }
@@ -117,6 +136,10 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     sandbox: new SandboxPool(config.sandboxPoolSize),
     resultSigners,
     attestationKey: keyProviderOf(config.keys.attestation, config, credential),
+    ...(config.keys.inputEncryption
+      ? { inputKey: keyProviderOf(config.keys.inputEncryption, config, credential) }
+      : {}),
+    durability,
     runtime: { issuer: config.issuer, version: "0.1.0", buildHash: "unknown" },
     chains,
     results: new ResultStore(redis, config.prefix),
@@ -128,5 +151,6 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
 export async function closePipelineContext(ctx: PipelineContext): Promise<void> {
   await ctx.sandbox.dispose();
   for (const chain of ctx.chains.values()) chain.writer.rpc.destroy();
+  ctx.durability?.close();
   await ctx.redis.quit();
 }

@@ -34,6 +34,11 @@ export interface RuntimeConfig {
     /** The P-256 key that signs attestation tokens. */
     attestation: KeyRef;
     /**
+     * The RSA key (2048 bits or more) that wraps the data keys of sealed Cryptlets' inputs at rest
+     * (`RSA-OAEP-256`, docs/sealing.md). Required once a sealed Cryptlet receives events.
+     */
+    inputEncryption?: KeyRef;
+    /**
      * Key Vault client settings. For a real vault leave them unset. For a Key Vault-compatible endpoint on
      * loopback (the emulator): `disableChallengeResourceVerification`, the PEM file of its CA (`caFile`), and its
      * managed-identity endpoint (`identityEndpoint` and `identityHeader`, exported as `IDENTITY_ENDPOINT` and
@@ -51,6 +56,24 @@ export interface RuntimeConfig {
   packages: {
     /** Public EC P-256 JWKs (with `kid`) of the publishers whose signed packages may be deployed. */
     trustedPublishers: JWK[];
+  };
+  /**
+   * What this deployment is: `production` refuses a Redis without AOF persistence, `development` warns (docs/operations.md).
+   * Default `production` when `NODE_ENV=production`, else `development`.
+   */
+  role: "production" | "development";
+  /** The Redis durability check at start (runtime/queue/redisDurability.ts). */
+  redisDurability: {
+    /**
+     * Run a `production` role on a Redis without AOF anyway: a warning is logged at every start. Default false;
+     * the environment variable `CRYPTLET_ALLOW_REDIS_WITHOUT_PERSISTENCE=1` sets it too.
+     */
+    allowWithoutPersistence: boolean;
+    /**
+     * Where this machine keeps the Redis epoch it expects (a JSON file, outside Redis). Default
+     * `redis-epoch.<prefix>.json` beside the configuration file.
+     */
+    epochFile: string;
   };
   /** Sandbox copies loaded per package per worker process. Default 2. */
   sandboxPoolSize: number;
@@ -75,6 +98,7 @@ const SCHEMA = {
       properties: {
         resultSigners: { type: "array", minItems: 1, items: keyRef },
         attestation: keyRef,
+        inputEncryption: keyRef,
         keyVault: {
           type: "object",
           additionalProperties: false,
@@ -92,6 +116,12 @@ const SCHEMA = {
       type: "object",
       additionalProperties: false,
       properties: { trustedPublishers: { type: "array", items: { type: "object" } } },
+    },
+    role: { enum: ["production", "development"] },
+    redisDurability: {
+      type: "object",
+      additionalProperties: false,
+      properties: { allowWithoutPersistence: { type: "boolean" }, epochFile: { type: "string", minLength: 1 } },
     },
     sandboxPoolSize: { type: "integer", minimum: 1, maximum: 64 },
   },
@@ -154,6 +184,7 @@ export function parseRuntimeConfig(
     keys: {
       resultSigners: raw.keys.resultSigners.map(resolveKey),
       attestation: resolveKey(raw.keys.attestation),
+      ...(raw.keys.inputEncryption ? { inputEncryption: resolveKey(raw.keys.inputEncryption) } : {}),
       keyVault: {
         disableChallengeResourceVerification: raw.keys.keyVault?.disableChallengeResourceVerification ?? false,
         ...(raw.keys.keyVault?.caFile ? { caFile: path.resolve(baseDir, raw.keys.keyVault.caFile) } : {}),
@@ -163,6 +194,16 @@ export function parseRuntimeConfig(
     },
     chains,
     packages: { trustedPublishers: raw.packages?.trustedPublishers ?? [] },
+    role: raw.role ?? (process.env.NODE_ENV === "production" ? "production" : "development"),
+    redisDurability: {
+      allowWithoutPersistence:
+        raw.redisDurability?.allowWithoutPersistence === true ||
+        process.env.CRYPTLET_ALLOW_REDIS_WITHOUT_PERSISTENCE === "1",
+      epochFile: path.resolve(
+        baseDir,
+        raw.redisDurability?.epochFile ?? `redis-epoch.${raw.prefix ?? "cryptlet"}.json`,
+      ),
+    },
     sandboxPoolSize: raw.sandboxPoolSize ?? 2,
   };
 }

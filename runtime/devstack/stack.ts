@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 import { Contract, id } from "ethers";
@@ -130,6 +130,8 @@ export async function startLocalStack(
     );
   }
   await clearPrefix(redis, prefix);
+  // The prefix's Redis epoch went with it: forget the one this machine expected (runtime/queue/redisDurability.ts).
+  rmSync(path.join(stateDir, `redis-epoch.${prefix}.json`), { force: true });
 
   progress("key vault", "starting the emulator");
   const vault = await startKeyVaultEmulator({ persistPath: path.join(stateDir, "keyvault.json") });
@@ -138,6 +140,7 @@ export async function startLocalStack(
   for (const name of ["result-signer-1", "result-signer-2", "relayer"])
     vault.ensureKey(name, { kty: "EC", crv: "P-256K" });
   vault.ensureKey("attestation", { kty: "EC", crv: "P-256" });
+  vault.ensureKey("input-encryption", { kty: "RSA", keySize: 2048 });
   const keyRef = (keyName: string) => ({ type: "azure-key-vault" as const, vaultUrl: vault.vaultUrl, keyName });
   const keyVault = {
     disableChallengeResourceVerification: true,
@@ -201,8 +204,11 @@ export async function startLocalStack(
     keys: {
       resultSigners: [keyRef("result-signer-1"), keyRef("result-signer-2")],
       attestation: keyRef("attestation"),
+      inputEncryption: keyRef("input-encryption"),
       keyVault,
     },
+    // Development: a Redis without AOF is accepted with a warning (production refuses it: docs/operations.md).
+    role: "development",
     chains: chains.map(({ name, chain, contracts }) => ({
       name,
       chainId: chain.chainId,

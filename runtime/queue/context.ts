@@ -14,6 +14,7 @@ import type { ChainWriter } from "../chains/writer.ts";
 import type { KeyProvider } from "../keys/KeyProvider.ts";
 import type { PackageStore } from "../packages/PackageStore.ts";
 import type { SandboxPool } from "../sandbox/pool.ts";
+import type { RedisDurabilityGuard } from "./redisDurability.ts";
 import type { ResultStore } from "./results.ts";
 
 /** A logger (pino-compatible subset). Never give it secrets or sealed plaintext. */
@@ -50,10 +51,17 @@ export interface PipelineContext {
   resultSigners: readonly ResultSigner[];
   /** The P-256 key that signs attestation tokens. */
   attestationKey: KeyProvider;
+  /**
+   * The RSA key that wraps the data keys of sealed inputs at rest (`RSA-OAEP-256`; runtime/queue/sealedInput.ts).
+   * Without it, events for sealed Cryptlets are refused (`ERR_SEALED_INPUT_KEY_MISSING`).
+   */
+  inputKey?: KeyProvider;
   /** Runtime identity for the attestation token. */
   runtime: { issuer: string; version: string; buildHash: string };
   /** Chains by name. */
   chains: ReadonlyMap<string, PipelineChain>;
+  /** The Redis durability guard (epoch marker), when the context was built with the check (runtime/bootstrap.ts). */
+  durability?: RedisDurabilityGuard;
   results: ResultStore;
   logger?: PipelineLogger;
 }

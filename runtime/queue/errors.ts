@@ -47,3 +47,61 @@ export const ERR_DEAD_LETTER_NOT_REPLAYABLE = defineErrorCode({
   meaning: "Only dead-lettered writes can be replayed; a run that failed before its writes is submitted again.",
   retry: "no",
 });
+
+export const ERR_REDIS_NOT_DURABLE = defineErrorCode({
+  code: "ERR_REDIS_NOT_DURABLE",
+  module,
+  meaning:
+    "A production runtime refused to start on a Redis without AOF persistence (`details.setting`: `appendonly` not `yes`, `appendfsync` `no`, or the settings unreadable); set `appendonly yes` with `appendfsync everysec`, or override with `redisDurability.allowWithoutPersistence` (docs/operations.md).",
+  retry: "no",
+});
+export const ERR_REDIS_DATA_LOST = defineErrorCode({
+  code: "ERR_REDIS_DATA_LOST",
+  module,
+  meaning:
+    "Redis lost its data: its epoch marker (`<prefix>:epoch`) is missing or not the one this runtime expects (`details.expected`, `details.found`); the runtime stops instead of dead-lettering every job (docs/operations.md says how to recover).",
+  retry: "no",
+});
+
+/**
+ * `ERR_REDIS_NOT_DURABLE`: a `production` runtime refused a Redis that does not persist every write (AOF), since
+ * a restart would silently lose every accepted event (runtime/queue/redisDurability.ts).
+ */
+export class RedisNotDurableError extends CryptletError {
+  /**
+   * @param setting - the setting at fault: `appendonly`, `appendfsync`, or `unknown` (neither CONFIG nor INFO answered).
+   * @param value - its value (`no`, …), or `unreadable`.
+   * @param redis - the Redis URL, credentials redacted.
+   */
+  constructor(setting: "appendonly" | "appendfsync" | "unknown", value: string, redis: string) {
+    const fix =
+      setting === "appendfsync"
+        ? "set `appendfsync everysec` (or `always`)"
+        : "set `appendonly yes` and `appendfsync everysec` (redis.conf, or CONFIG SET then CONFIG REWRITE; on a managed Redis, enable AOF persistence)";
+    super(
+      ERR_REDIS_NOT_DURABLE,
+      `Redis at ${redis} does not persist every write (${setting} ${value}): a restart would lose every accepted event. ${fix}, or run anyway with redisDurability.allowWithoutPersistence (CRYPTLET_ALLOW_REDIS_WITHOUT_PERSISTENCE=1); see docs/operations.md`,
+      { details: { setting, value, redis } },
+    );
+  }
+}
+
+/**
+ * `ERR_REDIS_DATA_LOST`: Redis no longer holds the epoch marker this runtime expects (restarted without
+ * persistence, flushed, or replaced), so every job, run and package accepted before is gone.
+ */
+export class RedisDataLostError extends CryptletError {
+  /**
+   * @param key - the epoch key (`<prefix>:epoch`).
+   * @param expected - the epoch this runtime knew (from memory or its epoch file).
+   * @param found - the epoch Redis holds now, `null` when the key is gone.
+   * @param epochFile - where this machine keeps the expected epoch, when it has one.
+   */
+  constructor(key: string, expected: string, found: string | null, epochFile?: string) {
+    super(
+      ERR_REDIS_DATA_LOST,
+      `Redis lost its data: ${key} is ${found === null ? "missing" : `${found}`}, expected ${expected}. Jobs, runs and packages accepted before are gone; the runtime stops instead of dead-lettering them. Restore Redis from its AOF or backup, or accept the loss${epochFile ? ` by deleting ${epochFile}` : ""} and deploy the packages again (docs/operations.md)`,
+      { details: { key, expected, found, ...(epochFile ? { epochFile } : {}) } },
+    );
+  }
+}

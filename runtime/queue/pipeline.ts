@@ -26,6 +26,7 @@ import { finalizeRun } from "./processors/finalize.ts";
 import { write } from "./processors/write.ts";
 import { RedisConnectionLog } from "./redisConnectionLog.ts";
 import type { CompositeReceipt, RunRecord } from "./results.ts";
+import { executeInputOf, sealEventInput } from "./sealedInput.ts";
 import {
   QUEUES,
   RETENTION,
@@ -121,7 +122,7 @@ export class Pipeline {
   async submit(event: CryptletEvent): Promise<SubmittedRun> {
     const cryptletId = cryptletIdOf(event.cryptlet.name);
     const resultId = computeResultId(cryptletId, event.requestId ?? event.eventId);
-    await this.queue<CryptletEvent>(QUEUES.events).add("event", event, {
+    await this.queue<CryptletEvent>(QUEUES.events).add("event", await sealEventInput(event, this.ctx), {
       jobId: `event-${cryptletId}-${event.eventId}`,
       ...RETRY.events,
       ...RETENTION,
@@ -262,7 +263,7 @@ export class Pipeline {
                 cryptletId: pkg.cryptletId,
                 codeHash: pkg.codeHash,
                 event: normalisedEvent,
-                input: event.input,
+                ...(await executeInputOf(event, pkg, this.ctx)),
                 time: event.time,
               } satisfies ExecuteJob,
               opts: { jobId: jobIds.execute(resultId), failParentOnFailure: true, ...RETRY.execute, ...RETENTION },
@@ -308,6 +309,9 @@ export class Pipeline {
       }
     }
     this.ctx.logger?.warn({ stage, jobId: job.id, code: described.code, final, error: described }, "job failed");
+    // Redis that lost its data fails every job ("Missing key for job"): the guard stops the runtime, no dead letter.
+    const lost = final ? await this.ctx.durability?.check() : undefined;
+    if (lost) return lost;
     if (final) {
       const entry: DeadLetter = {
         queue: stage,

@@ -81,8 +81,13 @@ export interface CryptletEvent {
   cryptlet: { name: string; version?: string };
   requestId?: Hex32;
   source: EventSource;
-  /** The Cryptlet's input (JSON). */
+  /** The Cryptlet's input (JSON). Absent in Redis for a sealed Cryptlet: see `sealedInput`. */
   input: unknown;
+  /**
+   * For a sealed Cryptlet, the input encrypted at rest (a JWE Compact Serialization, runtime/sealing/inputEnvelope.ts)
+   * in place of `input`; set by `Pipeline.submit`, opened only by the execute stage.
+   */
+  sealedInput?: string;
   /** The event's time, Unix seconds: the Cryptlet's `ctx.now`. */
   time: number;
 }
@@ -97,7 +102,10 @@ export interface ExecuteJob {
   codeHash: Hex32;
   /** The normalised event given to the Cryptlet as `ctx.event` (JSON). */
   event: Record<string, unknown>;
-  input: unknown;
+  /** The Cryptlet's input (JSON); absent for a sealed Cryptlet. */
+  input?: unknown;
+  /** A sealed Cryptlet's input, encrypted at rest (see {@link CryptletEvent.sealedInput}). */
+  sealedInput?: string;
   /** Unix seconds. */
   time: number;
 }

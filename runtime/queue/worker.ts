@@ -14,6 +14,7 @@ import pino from "pino";
 import { closePipelineContext, createPipelineContext } from "../bootstrap.ts";
 import { ensureContractsBuilt } from "../chains/contractsBuild.ts";
 import { loadRuntimeConfig } from "../config.ts";
+import { errorToJSON } from "../errors.ts";
 import { Pipeline, type WorkerOptions } from "./pipeline.ts";
 
 const file = process.argv[2] ?? process.env.CRYPTLET_CONFIG;
@@ -25,13 +26,22 @@ const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination
 // The chain writer needs the contracts' ABIs: compile them first on a checkout that has none (or stale ones).
 await ensureContractsBuilt({ onProgress: (detail) => logger.info({ step: "contracts" }, detail) });
 const config = loadRuntimeConfig(file);
-const ctx = await createPipelineContext(config, logger);
+// ERR_REDIS_NOT_DURABLE / ERR_REDIS_DATA_LOST (and any other start failure): one log line, exit code 1.
+const ctx = await createPipelineContext(config, logger).catch((error: unknown) => {
+  logger.fatal({ err: errorToJSON(error) }, (error as Error).message);
+  process.exit(1);
+});
 const pipeline = new Pipeline(ctx);
 const stages = process.env.CRYPTLET_STAGES?.split(",").map((s) => s.trim()) as WorkerOptions["stages"];
 pipeline.startWorkers({
   ...(stages ? { stages } : {}),
   ...(process.env.CRYPTLET_LOCK_MS ? { lockDurationMs: Number(process.env.CRYPTLET_LOCK_MS) } : {}),
   ...(process.env.CRYPTLET_STALLED_MS ? { stalledIntervalMs: Number(process.env.CRYPTLET_STALLED_MS) } : {}),
+});
+// Redis lost its data while running: the guard logged it; stop taking jobs and exit 1 (no dead letter per job).
+ctx.durability?.onLost(() => {
+  setTimeout(() => process.exit(1), 10_000).unref();
+  void pipeline.close().finally(() => process.exit(1));
 });
 process.stdout.write(JSON.stringify({ ready: true, pid: process.pid }) + "\n");
 

@@ -50,3 +50,39 @@ export class JweInvalidError extends CryptletError {
     super(ERR_JWE_INVALID, `invalid JWE: ${reason}`, { details: { reason } });
   }
 }
+
+export const ERR_SEALED_INPUT_KEY_MISSING = defineErrorCode({
+  code: "ERR_SEALED_INPUT_KEY_MISSING",
+  module,
+  meaning:
+    "An event for a sealed Cryptlet arrived, but the runtime has no input-encryption key (`keys.inputEncryption`), so its input cannot be stored encrypted; nothing was accepted.",
+  retry: "no",
+});
+export const ERR_SEALED_INPUT_INVALID = defineErrorCode({
+  code: "ERR_SEALED_INPUT_INVALID",
+  module,
+  meaning:
+    "A sealed input (JWE) in a job does not open: malformed, bound to another run, or altered (not told apart, on purpose).",
+  retry: "no",
+});
+
+/**
+ * `ERR_SEALED_INPUT_KEY_MISSING`: an event for a sealed Cryptlet cannot be accepted, because the runtime has no
+ * input-encryption key to store its input encrypted (configure `keys.inputEncryption`, docs/sealing.md).
+ */
+export class SealedInputKeyMissingError extends CryptletError {
+  constructor(cryptlet: string) {
+    super(
+      ERR_SEALED_INPUT_KEY_MISSING,
+      `${cryptlet} is sealed: its input is stored encrypted, but no input-encryption key is configured (keys.inputEncryption)`,
+      { details: { cryptlet } },
+    );
+  }
+}
+
+/** `ERR_SEALED_INPUT_INVALID`: a sealed input does not open (malformed, bound to another run, or altered). */
+export class SealedInputInvalidError extends CryptletError {
+  constructor(reason: "malformed" | "binding" | "decryption") {
+    super(ERR_SEALED_INPUT_INVALID, `sealed input does not open (${reason})`, { details: { reason } });
+  }
+}

@@ -129,6 +129,8 @@ describe("normalisation of the vault's signatures", () => {
     const recording: KeyProvider = {
       kind: azure.kind,
       getPublicKey: () => azure.getPublicKey(),
+      wrapKey: (key, alg) => azure.wrapKey(key, alg),
+      unwrapKey: (wrapped) => azure.unwrapKey(wrapped),
       sign: async (digest, algorithm) => {
         const signed = await azure.sign(digest, algorithm);
         raw.push(signed);
@@ -170,6 +172,8 @@ describe("normalisation of the vault's signatures", () => {
     const lying: KeyProvider = {
       kind: "local",
       getPublicKey: () => local.getPublicKey(),
+      wrapKey: (key, alg) => local.wrapKey(key, alg),
+      unwrapKey: (wrapped) => local.unwrapKey(wrapped),
       sign: async (digest, algorithm) => ({
         ...(await other.sign(digest, algorithm)),
         keyId: (await local.getPublicKey()).keyId,

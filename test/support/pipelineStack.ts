@@ -24,7 +24,8 @@ import { buildPackage } from "../../runtime/packages/build.ts";
 import type { BuiltPackage } from "../../runtime/packages/builtPackage.ts";
 import { PackageStore } from "../../runtime/packages/PackageStore.ts";
 import { signPackage } from "../../runtime/packages/signature.ts";
-import type { PipelineChain, PipelineContext } from "../../runtime/queue/context.ts";
+import type { Party } from "../../runtime/packages/manifest.ts";
+import type { PipelineChain, PipelineContext, PipelineLogger } from "../../runtime/queue/context.ts";
 import { Pipeline, type WorkerOptions } from "../../runtime/queue/pipeline.ts";
 import { ResultStore } from "../../runtime/queue/results.ts";
 import { SandboxPool } from "../../runtime/sandbox/pool.ts";
@@ -70,9 +71,15 @@ export async function startPipelineStack(options: {
   targets: { chain: string; mode: "record" | "feed" | "anchor" | "oracle" }[];
   workers?: WorkerOptions | false;
   confirmations?: number;
+  /** Seal the Cryptlet's output for these parties (manifest `output: {sealed: true, parties}`). */
+  sealedFor?: Party[];
+  /** Redis (default {@link REDIS_URL}). */
+  redisUrl?: string;
+  logger?: PipelineLogger;
 }): Promise<PipelineStack> {
   const prefix = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  const redis = new Redis(REDIS_URL);
+  const redisUrl = options.redisUrl ?? REDIS_URL;
+  const redis = new Redis(redisUrl);
   const vault = await startTestVault();
   const credential = new DefaultAzureCredential();
   const keys = new KeyClient(vault.vaultUrl, credential, vault.clientOptions);
@@ -83,6 +90,7 @@ export async function startPipelineStack(options: {
     keys.createEcKey("result-signer-2", { curve: "P-256K" }),
     keys.createEcKey("chain-writer", { curve: "P-256K" }),
     keys.createEcKey("attestation", { curve: "P-256" }),
+    keys.createRsaKey("input-encryption", { keySize: 2048 }),
   ]);
   const resultSigners = [
     new KeyVaultSigner(provider("result-signer-1")),
@@ -100,6 +108,7 @@ export async function startPipelineStack(options: {
   });
   const manifest = JSON.parse(await readFile(path.join(dir, "cryptlet.json"), "utf8")) as Record<string, unknown>;
   manifest.targets = options.targets;
+  if (options.sealedFor) manifest.output = { sealed: true, parties: options.sealedFor };
   await writeFile(path.join(dir, "cryptlet.json"), JSON.stringify(manifest, null, 2));
   const pkg = await buildPackage(dir);
   await rm(dir, { recursive: true, force: true });
@@ -161,16 +170,18 @@ export async function startPipelineStack(options: {
 
   const ctx: PipelineContext = {
     redis,
-    redisUrl: REDIS_URL,
+    redisUrl,
     prefix,
     consortiumId: STACK_CONSORTIUM_ID,
     packages,
     sandbox: new SandboxPool(2),
     resultSigners,
     attestationKey: provider("attestation"),
+    inputKey: provider("input-encryption"),
     runtime: { issuer: "test-runtime", version: "0.1.0", buildHash: "test" },
     chains: pipelineChains,
     results: new ResultStore(redis, prefix),
+    ...(options.logger ? { logger: options.logger } : {}),
   };
   const pipeline = new Pipeline(ctx);
   if (options.workers !== false)
@@ -193,13 +204,14 @@ export async function startPipelineStack(options: {
       await writeFile(
         file,
         JSON.stringify({
-          redisUrl: REDIS_URL,
+          redisUrl,
           prefix,
           consortiumId: STACK_CONSORTIUM_ID,
           issuer: "test-runtime",
           keys: {
             resultSigners: [key("result-signer-1"), key("result-signer-2")],
             attestation: key("attestation"),
+            inputEncryption: key("input-encryption"),
             keyVault: { disableChallengeResourceVerification: true },
           },
           chains: rawChains,

@@ -21,6 +21,7 @@ import { seal } from "../../sealing/seal.ts";
 import type { JsonValue } from "../../sdk/index.ts";
 import { sandboxOptionsFromManifest } from "../../packages/sandboxOptions.ts";
 import type { PipelineContext } from "../context.ts";
+import { openRunInput } from "../sealedInput.ts";
 import type { ExecuteJob, ExecuteOutput } from "../topology.ts";
 
 /**
@@ -29,8 +30,8 @@ import type { ExecuteJob, ExecuteOutput } from "../topology.ts";
  */
 export async function execute(job: Job<ExecuteJob>, ctx: PipelineContext): Promise<ExecuteOutput> {
   const data = job.data;
-  const event = data.event;
-  const input = data.input ?? null;
+  // A sealed Cryptlet's input is encrypted at rest: it is opened here only, and never stored or logged.
+  const { event, input } = await openRunInput(data, ctx);
   const pkg = await ctx.packages.getByCodeHash(data.codeHash);
   const manifest = pkg.manifest;
   // Refuses (ERR_SANDBOX_ENGINE_VERSION_MISMATCH) a package pinned to another engine version than the installed one.

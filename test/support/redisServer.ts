@@ -1,0 +1,83 @@
+/**
+ * Test support: a `redis-server` process of the test's own (ports 6390-6399 are reserved for these tests), with its
+ * data directory in a temporary folder, that a test may kill and restart (the shared Redis on 6379 never is).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+import { Redis } from "ioredis";
+
+/** A running redis-server of a test. */
+export interface TestRedisServer {
+  port: number;
+  url: string;
+  /** Its `--dir` (the AOF is under `appendonlydir/`). */
+  dir: string;
+  /** SIGKILLs it and waits for the exit. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and dir with `args` (default: the same arguments). */
+  restart(args?: string[]): Promise<void>;
+  /** Kills it and removes its dir. */
+  close(): Promise<void>;
+}
+
+async function waitUp(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    try {
+      await probe.connect();
+      await probe.ping();
+      probe.disconnect();
+      return;
+    } catch {
+      probe.disconnect();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`redis-server at ${url} did not start`);
+}
+
+/**
+ * Starts `redis-server --port <port> --dir <tmp> --save ''` plus `args` (e.g. `["--appendonly", "yes"]`).
+ * @param port - one of 6390-6399.
+ */
+export async function startRedisServer(port: number, args: string[] = []): Promise<TestRedisServer> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `redis-${port}-`));
+  const url = `redis://127.0.0.1:${port}`;
+  let current = args;
+  let child: ChildProcess | undefined;
+  const start = async (extra: string[]) => {
+    current = extra;
+    child = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...extra],
+      {
+        stdio: "ignore",
+      },
+    );
+    await waitUp(url);
+  };
+  const kill = async () => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      running.once("exit", () => resolve());
+      running.kill("SIGKILL");
+    });
+  };
+  await start(args);
+  return {
+    port,
+    url,
+    dir,
+    kill,
+    restart: (next) => start(next ?? current),
+    async close() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
