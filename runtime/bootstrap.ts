@@ -7,13 +7,15 @@
  */
 import { readFileSync } from "node:fs";
 
-import { DefaultAzureCredential } from "@azure/identity";
+import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 import { Redis } from "ioredis";
 
 import { AnchorBatcher } from "./chains/anchor.ts";
+import { ChainRpc } from "./chains/rpc.ts";
 import { ChainWriter } from "./chains/writer.ts";
 import type { KeyRef, RuntimeConfig } from "./config.ts";
 import { AzureKeyVaultProvider } from "./keys/AzureKeyVaultProvider.ts";
+import { GuardedCredential } from "./keys/guardedCredential.ts";
 import type { KeyProvider } from "./keys/KeyProvider.ts";
 import { KeyVaultSigner } from "./keys/KeyVaultSigner.ts";
 import { LocalKeyProvider } from "./keys/LocalKeyProvider.ts";
@@ -27,28 +29,42 @@ import { SandboxPool } from "./sandbox/pool.ts";
 export const packagePrefixOf = (prefix: string) => `{${prefix}-packages}:`;
 
 /**
- * The credential for every Key Vault provider: `DefaultAzureCredential`. When the configuration names a
- * managed-identity endpoint (the emulator's), it is exported as `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` first,
- * exactly as Azure App Service does for a real vault.
+ * The credential for every Key Vault provider: `DefaultAzureCredential`, its token requests under the
+ * configuration's `resilience.identity` deadline, retries and breaker ({@link GuardedCredential}). When the
+ * configuration names a managed-identity endpoint (the emulator's), it is exported as
+ * `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` first, exactly as Azure App Service does for a real vault.
  */
-export function keyVaultCredentialOf(config: RuntimeConfig): DefaultAzureCredential {
+export function keyVaultCredentialOf(config: RuntimeConfig, logger?: PipelineLogger): TokenCredential {
   const { identityEndpoint, identityHeader } = config.keys.keyVault;
   if (identityEndpoint && identityHeader) {
     process.env.IDENTITY_ENDPOINT = identityEndpoint;
     process.env.IDENTITY_HEADER = identityHeader;
   }
-  return new DefaultAzureCredential();
+  return new GuardedCredential(new DefaultAzureCredential(), {
+    policy: config.resilience.identity,
+    ...(logger ? { logger } : {}),
+  });
 }
 
-/** Creates the key provider a {@link KeyRef} names. One credential is shared by every Key Vault provider. */
-export function keyProviderOf(ref: KeyRef, config: RuntimeConfig, credential?: DefaultAzureCredential): KeyProvider {
+/**
+ * Creates the key provider a {@link KeyRef} names. One credential is shared by every Key Vault provider; requests
+ * to a vault follow the configuration's `resilience.keyVault` (one breaker per vault and process).
+ */
+export function keyProviderOf(
+  ref: KeyRef,
+  config: RuntimeConfig,
+  credential?: TokenCredential,
+  logger?: PipelineLogger,
+): KeyProvider {
   if (ref.type === "local") return new LocalKeyProvider({ keyFile: ref.jwkPath });
   const { disableChallengeResourceVerification, caFile } = config.keys.keyVault;
   return new AzureKeyVaultProvider({
     vaultUrl: ref.vaultUrl,
     keyName: ref.keyName,
     ...(ref.keyVersion ? { keyVersion: ref.keyVersion } : {}),
-    credential: credential ?? keyVaultCredentialOf(config),
+    credential: credential ?? keyVaultCredentialOf(config, logger),
+    policy: config.resilience.keyVault,
+    ...(logger ? { logger } : {}),
     clientOptions: {
       disableChallengeResourceVerification,
       ...(caFile ? { tlsOptions: { ca: readFileSync(caFile, "utf8") } } : {}),
@@ -62,14 +78,19 @@ export function keyProviderOf(ref: KeyRef, config: RuntimeConfig, credential?: D
  * @throws the chain writer's `ERR_CHAIN_ID_MISMATCH` / `ERR_CHAIN_RPC_UNAVAILABLE`, the key providers' errors.
  */
 export async function createPipelineContext(config: RuntimeConfig, logger?: PipelineLogger): Promise<PipelineContext> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  // Every command of the stores' client has a deadline (BullMQ's own connections get none: see docs/operations.md).
+  const redis = new Redis(config.redisUrl, {
+    maxRetriesPerRequest: null,
+    commandTimeout: config.resilience.redis.commandTimeoutMs,
+    connectTimeout: config.resilience.redis.connectTimeoutMs,
+  });
   const credential = [
     ...config.keys.resultSigners,
     config.keys.attestation,
     ...(config.keys.inputEncryption ? [config.keys.inputEncryption] : []),
     ...config.chains.map((c) => c.signer),
   ].some((k) => k.type === "azure-key-vault")
-    ? keyVaultCredentialOf(config)
+    ? keyVaultCredentialOf(config, logger)
     : undefined;
   // Redis durability first, before anything reads state from it (runtime/queue/redisDurability.ts).
   let durability: RedisDurabilityGuard;
@@ -92,7 +113,8 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     for (const chain of config.chains) {
       const writer = new ChainWriter({
         chain,
-        signer: new KeyVaultSigner(keyProviderOf(chain.signer, config, credential)),
+        signer: new KeyVaultSigner(keyProviderOf(chain.signer, config, credential, logger)),
+        rpc: new ChainRpc(chain, { requestTimeoutMs: config.resilience.rpcTimeoutMs }),
         redis,
         prefix: config.prefix,
         ...(logger ? { logger } : {}),
@@ -109,7 +131,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     throw error;
   }
   const resultSigners = config.keys.resultSigners.map(
-    (ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential)),
+    (ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential, logger)),
   );
   for (const chain of chains.values()) {
     if (chain.config.contracts.ledger) {
@@ -135,7 +157,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     }),
     sandbox: new SandboxPool(config.sandboxPoolSize),
     resultSigners,
-    attestationKey: keyProviderOf(config.keys.attestation, config, credential),
+    attestationKey: keyProviderOf(config.keys.attestation, config, credential, logger),
     ...(config.keys.inputEncryption
       ? { inputKey: keyProviderOf(config.keys.inputEncryption, config, credential) }
       : {}),

@@ -14,6 +14,7 @@ import type { JWK } from "jose";
 
 import { SIGNER_REF_SCHEMA, parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
 import { CryptletError, ERR_RUNTIME_CONFIG_INVALID } from "./errors.ts";
+import { DEFAULT_DEPENDENCY_POLICIES, type DependencyPolicy } from "./resilience/dependency.ts";
 
 /** A key the runtime uses: in Azure Key Vault (production) or a local JWK file (development). */
 export type KeyRef = SignerRef;
@@ -77,7 +78,49 @@ export interface RuntimeConfig {
   };
   /** Sandbox copies loaded per package per worker process. Default 2. */
   sandboxPoolSize: number;
+  /** Deadlines, retries and circuit breakers of calls to other processes; every duration in ms (docs/operations.md). */
+  resilience: ResilienceConfig;
 }
+
+/** The `resilience` section: every duration in milliseconds; defaults in {@link DEFAULT_RESILIENCE}. */
+export interface ResilienceConfig {
+  /** Requests to Azure Key Vault (get key, sign, wrap, unwrap), one breaker per vault. */
+  keyVault: DependencyPolicy;
+  /** Token requests to the identity endpoint (Entra ID or the managed-identity endpoint). */
+  identity: DependencyPolicy;
+  /** Deadline of one JSON-RPC request, ms (then the next endpoint; 4 attempts in all). */
+  rpcTimeoutMs: number;
+  /** The stores' Redis client (not BullMQ's connections, whose blocking commands must not time out). */
+  redis: { commandTimeoutMs: number; connectTimeoutMs: number };
+  /**
+   * A worker process's shutdown deadline after SIGTERM/SIGINT, ms: jobs still running then are abandoned (their
+   * locks lapse and another worker takes them over as stalled jobs) and the process exits with code 1.
+   */
+  shutdownTimeoutMs: number;
+}
+
+/** Defaults of the `resilience` section. */
+export const DEFAULT_RESILIENCE: ResilienceConfig = {
+  keyVault: DEFAULT_DEPENDENCY_POLICIES.keyVault,
+  identity: DEFAULT_DEPENDENCY_POLICIES.identity,
+  rpcTimeoutMs: 10_000,
+  redis: { commandTimeoutMs: 5000, connectTimeoutMs: 10_000 },
+  shutdownTimeoutMs: 20_000,
+};
+
+const ms = { type: "integer", minimum: 1, maximum: 3_600_000 } as const;
+const POLICY_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    timeoutMs: ms,
+    attempts: { type: "integer", minimum: 1, maximum: 20 },
+    backoffInitialMs: ms,
+    backoffMaxMs: ms,
+    breakerThreshold: { type: "integer", minimum: 1, maximum: 1000 },
+    breakerHalfOpenMs: ms,
+  },
+} as const;
 
 const keyRef = SIGNER_REF_SCHEMA;
 
@@ -124,6 +167,21 @@ const SCHEMA = {
       properties: { allowWithoutPersistence: { type: "boolean" }, epochFile: { type: "string", minLength: 1 } },
     },
     sandboxPoolSize: { type: "integer", minimum: 1, maximum: 64 },
+    resilience: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        keyVault: POLICY_SCHEMA,
+        identity: POLICY_SCHEMA,
+        rpcTimeoutMs: ms,
+        redis: {
+          type: "object",
+          additionalProperties: false,
+          properties: { commandTimeoutMs: ms, connectTimeoutMs: ms },
+        },
+        shutdownTimeoutMs: ms,
+      },
+    },
   },
 } as const;
 
@@ -205,6 +263,13 @@ export function parseRuntimeConfig(
       ),
     },
     sandboxPoolSize: raw.sandboxPoolSize ?? 2,
+    resilience: {
+      keyVault: { ...DEFAULT_RESILIENCE.keyVault, ...raw.resilience?.keyVault },
+      identity: { ...DEFAULT_RESILIENCE.identity, ...raw.resilience?.identity },
+      rpcTimeoutMs: raw.resilience?.rpcTimeoutMs ?? DEFAULT_RESILIENCE.rpcTimeoutMs,
+      redis: { ...DEFAULT_RESILIENCE.redis, ...raw.resilience?.redis },
+      shutdownTimeoutMs: raw.resilience?.shutdownTimeoutMs ?? DEFAULT_RESILIENCE.shutdownTimeoutMs,
+    },
   };
 }
 

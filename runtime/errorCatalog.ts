@@ -17,6 +17,7 @@ import "./errors.ts";
 import "./keys/errors.ts";
 import "./packages/errors.ts";
 import "./queue/errors.ts";
+import "./resilience/errors.ts";
 import "./sandbox/errors.ts";
 import "./sandbox/process/errors.ts";
 import "./sealing/errors.ts";

@@ -218,6 +218,8 @@ export function classifyError(error: unknown): "retry" | "fail" {
   if (typeof error === "object" && error !== null) {
     const { code, statusCode, status } = error as { code?: unknown; statusCode?: unknown; status?: unknown };
     if (typeof code === "string" && TRANSIENT_CODES.has(code)) return "retry";
+    // ioredis `commandTimeout`: no answer in time (the command may still have run; every stage is idempotent).
+    if (error instanceof Error && error.message === "Command timed out") return "retry";
     const httpStatus = typeof statusCode === "number" ? statusCode : typeof status === "number" ? status : undefined;
     if (httpStatus !== undefined && (httpStatus === 408 || httpStatus === 429 || httpStatus >= 500)) return "retry";
   }

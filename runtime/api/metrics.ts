@@ -10,6 +10,7 @@
  * | `cryptlet_queue_jobs` | gauge | queue, state | BullMQ job counts per queue and state, read at scrape time |
  * | `cryptlet_runs` | gauge | status (`running`, `complete`, `failed`) | run parents by state (the `runs` queue) |
  * | `cryptlet_dead_letters` | gauge | | entries waiting in the dead-letter queue |
+ * | `cryptlet_dependency_circuit_state` | gauge | dependency | circuit breaker of a dependency of this process: 0 closed, 1 open, 2 half-open (runtime/resilience/dependency.ts) |
  *
  * plus prom-client's default process metrics (`process_*`, `nodejs_*`). `route` is the route template
  * (`/v1/runs/:runId`), never the raw path, so label cardinality stays bounded.
@@ -19,6 +20,8 @@
 import type { Queue } from "bullmq";
 import type { Request, RequestHandler } from "express";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+import { registerDependencyMetrics } from "../resilience/dependency.ts";
 
 /** Job states counted per queue. */
 export const QUEUE_STATES = [
@@ -55,6 +58,7 @@ function routeOf(req: Request): string {
 export function createApiMetrics(queues: ReadonlyMap<string, Pick<Queue, "getJobCounts">> = new Map()): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerDependencyMetrics(registry);
   const requests = new Counter({
     name: "cryptlet_api_http_requests_total",
     help: "HTTP requests answered by the API.",

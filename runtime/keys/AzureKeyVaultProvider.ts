@@ -10,6 +10,13 @@ import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
 import type { CryptographyClientOptions, KeyClientOptions, KeyVaultKey } from "@azure/keyvault-keys";
 import type { JWK } from "jose";
 import { isCryptletError, redactUrl } from "../errors.ts";
+import {
+  DEFAULT_DEPENDENCY_POLICIES,
+  dependencyGuard,
+  type DependencyGuard,
+  type DependencyLogger,
+  type DependencyPolicy,
+} from "../resilience/dependency.ts";
 import { DIGEST_LENGTH, algorithmFitsKey, joseCurveName } from "./digestSignature.ts";
 import {
   KeyAccessDeniedError,
@@ -20,6 +27,7 @@ import {
   KeyProviderUnavailableError,
   KeyRequestRejectedError,
 } from "./errors.ts";
+import { GuardedCredential } from "./guardedCredential.ts";
 import type {
   KeyProvider,
   KeyWrapAlgorithm,
@@ -40,7 +48,10 @@ export interface AzureKeyVaultProviderOptions {
    * @defaultValue none: follow the latest version (see `latestVersionTtlMs`)
    */
   keyVersion?: string;
-  /** The Azure credential. @defaultValue `new DefaultAzureCredential()` (managed identity in Azure and with the emulator) */
+  /**
+   * The Azure credential. @defaultValue `new GuardedCredential(new DefaultAzureCredential())` (managed identity in
+   * Azure and with the emulator; token requests with a deadline, see `./guardedCredential.ts`)
+   */
   credential?: TokenCredential;
   /**
    * Options passed unchanged to `KeyClient` and `CryptographyClient`, e.g. `retryOptions`, or for the emulator
@@ -52,6 +63,19 @@ export interface AzureKeyVaultProviderOptions {
    * again. After a rotation, call {@link AzureKeyVaultProvider.refresh} to switch at once. @defaultValue 60000
    */
   latestVersionTtlMs?: number;
+  /**
+   * Deadline, retries and circuit breaker of every request to the vault (ms; merged over
+   * `DEFAULT_DEPENDENCY_POLICIES.keyVault`: 5000 ms per attempt, 3 attempts, breaker open after 5 consecutive
+   * failures for 5000 ms). Ignored when `guard` is given, or when the process already has a guard for this vault.
+   */
+  policy?: Partial<DependencyPolicy>;
+  /**
+   * The guard of this vault. @defaultValue the process's guard named `key-vault:<vault origin>` (one breaker per
+   * vault, shared by every provider of the process that uses it)
+   */
+  guard?: DependencyGuard;
+  /** Where the guard logs its circuit opening and closing (once each). */
+  logger?: DependencyLogger;
 }
 
 const KEY_NAME = /^[0-9a-zA-Z-]{1,127}$/;
@@ -73,9 +97,15 @@ const NETWORK_CODES = new Set([
  * computed; Key Vault does not hash it again). Public keys are read with `KeyClient.getKey` and cached per version
  * (a version's public key never changes). Follows the latest key version, or a pinned one.
  *
+ * Every request has a deadline and goes through the vault's circuit breaker (`options.policy`,
+ * runtime/resilience/dependency.ts): a vault that accepts connections but never answers fails the call with
+ * `ERR_DEPENDENCY_TIMEOUT` after `attempts × timeoutMs` plus backoff, and once the breaker is open, calls fail at
+ * once with `ERR_DEPENDENCY_CIRCUIT_OPEN` until a trial call succeeds.
+ *
  * Errors (all {@link CryptletError}s): `ERR_KEY_NOT_FOUND` (404), `ERR_KEY_ACCESS_DENIED` (401, 403, credential
  * failures), `ERR_KEY_PROVIDER_UNAVAILABLE` (retryable: network errors, 408, 429, 5xx, after the SDK's own
- * retries), `ERR_KEY_ALGORITHM_UNSUPPORTED`, `ERR_KEY_DIGEST_INVALID`, `ERR_KEY_REQUEST_REJECTED` (other 4xx),
+ * retries and the guard's), `ERR_DEPENDENCY_TIMEOUT` and `ERR_DEPENDENCY_CIRCUIT_OPEN` (retryable),
+ * `ERR_KEY_ALGORITHM_UNSUPPORTED`, `ERR_KEY_DIGEST_INVALID`, `ERR_KEY_REQUEST_REJECTED` (other 4xx),
  * `ERR_KEY_PROVIDER_CONFIG_INVALID` (bad options, thrown by the constructor).
  *
  * @example
@@ -103,6 +133,7 @@ export class AzureKeyVaultProvider implements KeyProvider {
   readonly #clientOptions: KeyClientOptions & CryptographyClientOptions;
   readonly #keyClient: KeyClient;
   readonly #latestTtlMs: number;
+  readonly #guard: DependencyGuard;
   readonly #byVersion = new Map<string, Promise<PublicKeyInfo>>();
   readonly #cryptoClients = new Map<string, CryptographyClient>();
   #latest: { info: Promise<PublicKeyInfo>; at: number } | undefined;
@@ -133,10 +164,31 @@ export class AzureKeyVaultProvider implements KeyProvider {
     this.vaultUrl = url.origin;
     this.keyName = options.keyName;
     this.pinnedVersion = options.keyVersion?.toLowerCase();
-    this.#credential = options.credential ?? new DefaultAzureCredential();
+    this.#credential =
+      options.credential ??
+      new GuardedCredential(new DefaultAzureCredential(), options.logger ? { logger: options.logger } : {});
     this.#clientOptions = options.clientOptions ?? {};
     this.#keyClient = new KeyClient(this.vaultUrl, this.#credential, this.#clientOptions);
     this.#latestTtlMs = options.latestVersionTtlMs ?? 60_000;
+    this.#guard =
+      options.guard ??
+      dependencyGuard({
+        name: `key-vault:${this.vaultUrl}`,
+        policy: { ...DEFAULT_DEPENDENCY_POLICIES.keyVault, ...options.policy },
+        ...(options.logger ? { logger: options.logger } : {}),
+      });
+    // While the vault's breaker is open, reading this key's public part tells when the vault answers again.
+    this.#guard.setProbe((signal) => this.#keyClient.getKey(this.keyName, { abortSignal: signal }));
+  }
+
+  /** The guard (deadline, retries, circuit breaker) of this provider's vault. */
+  get guard(): DependencyGuard {
+    return this.#guard;
+  }
+
+  /** Options for one SDK request under the guard: its abort signal and the same deadline as a request timeout. */
+  #requestOptions(signal: AbortSignal) {
+    return { abortSignal: signal, requestOptions: { timeout: this.#guard.policy.timeoutMs } };
   }
 
   /**
@@ -176,14 +228,20 @@ export class AzureKeyVaultProvider implements KeyProvider {
    * versions after a rotation).
    */
   async listPublicKeys(): Promise<PublicKeyInfo[]> {
-    const versions: string[] = [];
-    try {
-      for await (const properties of this.#keyClient.listPropertiesOfKeyVersions(this.keyName)) {
-        if (properties.enabled !== false && properties.version !== undefined) versions.push(properties.version);
+    const versions = await this.#guard.call(async (signal) => {
+      const found: string[] = [];
+      try {
+        for await (const properties of this.#keyClient.listPropertiesOfKeyVersions(
+          this.keyName,
+          this.#requestOptions(signal),
+        )) {
+          if (properties.enabled !== false && properties.version !== undefined) found.push(properties.version);
+        }
+      } catch (error) {
+        throw this.#mapError(error, undefined);
       }
-    } catch (error) {
-      throw this.#mapError(error, undefined);
-    }
+      return found;
+    });
     return Promise.all(versions.map((v) => this.getPublicKeyVersion(v)));
   }
 
@@ -205,12 +263,14 @@ export class AzureKeyVaultProvider implements KeyProvider {
     const info = await this.getPublicKey();
     if (algorithm !== "RSA-OAEP-256" || info.jwk.kty !== "RSA")
       throw new KeyAlgorithmUnsupportedError(algorithm, { kty: info.jwk.kty, keyId: info.keyId });
-    try {
-      const result = await this.#cryptoClient(info.keyId).wrapKey(algorithm, key);
-      return { wrappedKey: result.result, keyId: result.keyID ?? info.keyId, algorithm };
-    } catch (error) {
-      throw this.#mapError(error, info.version);
-    }
+    const result = await this.#guard.call(async (signal) => {
+      try {
+        return await this.#cryptoClient(info.keyId).wrapKey(algorithm, key, this.#requestOptions(signal));
+      } catch (error) {
+        throw this.#mapError(error, info.version);
+      }
+    });
+    return { wrappedKey: result.result, keyId: result.keyID ?? info.keyId, algorithm };
   }
 
   /**
@@ -229,12 +289,18 @@ export class AzureKeyVaultProvider implements KeyProvider {
       });
     if (wrapped.algorithm !== "RSA-OAEP-256")
       throw new KeyAlgorithmUnsupportedError(wrapped.algorithm, { keyId: wrapped.keyId });
-    try {
-      const result = await this.#cryptoClient(wrapped.keyId).unwrapKey(wrapped.algorithm, wrapped.wrappedKey);
-      return result.result;
-    } catch (error) {
-      throw this.#mapError(error, version);
-    }
+    const result = await this.#guard.call(async (signal) => {
+      try {
+        return await this.#cryptoClient(wrapped.keyId).unwrapKey(
+          wrapped.algorithm,
+          wrapped.wrappedKey,
+          this.#requestOptions(signal),
+        );
+      } catch (error) {
+        throw this.#mapError(error, version);
+      }
+    });
+    return result.result;
   }
 
   #cryptoClient(keyId: string): CryptographyClient {
@@ -258,6 +324,7 @@ export class AzureKeyVaultProvider implements KeyProvider {
       keyVersion: target,
       credential: this.#credential,
       clientOptions: this.#clientOptions,
+      guard: this.#guard,
     });
   }
 
@@ -269,26 +336,28 @@ export class AzureKeyVaultProvider implements KeyProvider {
     const info = await this.getPublicKey();
     if (!algorithmFitsKey(algorithm, info.jwk.kty, info.jwk.crv))
       throw new KeyAlgorithmUnsupportedError(algorithm, { ...info.jwk, keyId: info.keyId });
-    let client = this.#cryptoClients.get(info.keyId);
-    if (client === undefined) {
-      client = new CryptographyClient(info.keyId, this.#credential, this.#clientOptions);
-      this.#cryptoClients.set(info.keyId, client);
-    }
-    try {
-      const result = await client.sign(algorithm, digest);
-      return { signature: result.result, keyId: result.keyID ?? info.keyId, algorithm };
-    } catch (error) {
-      throw this.#mapError(error, info.version);
-    }
+    const signer = this.#cryptoClient(info.keyId);
+    const result = await this.#guard.call(async (signal) => {
+      try {
+        return await signer.sign(algorithm, digest, this.#requestOptions(signal));
+      } catch (error) {
+        throw this.#mapError(error, info.version);
+      }
+    });
+    return { signature: result.result, keyId: result.keyID ?? info.keyId, algorithm };
   }
 
   async #fetch(version: string | undefined): Promise<PublicKeyInfo> {
-    let key: KeyVaultKey;
-    try {
-      key = await this.#keyClient.getKey(this.keyName, version === undefined ? {} : { version });
-    } catch (error) {
-      throw this.#mapError(error, version);
-    }
+    const key: KeyVaultKey = await this.#guard.call(async (signal) => {
+      try {
+        return await this.#keyClient.getKey(this.keyName, {
+          ...this.#requestOptions(signal),
+          ...(version === undefined ? {} : { version }),
+        });
+      } catch (error) {
+        throw this.#mapError(error, version);
+      }
+    });
     return toPublicKeyInfo(key);
   }
 

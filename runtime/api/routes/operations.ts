@@ -1,6 +1,6 @@
 /**
  * Operations: `GET /health` (liveness), `GET /ready` (Redis PING and `eth_blockNumber` on every chain, each
- * with a timeout), `GET /metrics` (Prometheus), `GET /openapi.json`, the dead-letter queue
+ * with a timeout, and every dependency circuit breaker of this process closed), `GET /metrics` (Prometheus), `GET /openapi.json`, the dead-letter queue
  * (`GET /v1/dead-letters`, `POST /v1/dead-letters/{entryId}/replay`).
  *
  * @module
@@ -8,6 +8,7 @@
 import { Router } from "express";
 
 import { redactDeep, redactSecrets } from "../../errors.ts";
+import { dependencyStates } from "../../resilience/dependency.ts";
 import { QUEUES } from "../../queue/topology.ts";
 import type { DeadLetter } from "../../queue/pipeline.ts";
 import type { ApiDeps } from "../deps.ts";
@@ -61,6 +62,12 @@ export function operationsRoutes(deps: ApiDeps, metrics: ApiMetrics): Router {
       ...[...(deps.chains ?? new Map()).entries()].map(([name, chain]) =>
         probe(`chain:${name}`, () => chain.writer.rpc.send("eth_blockNumber", [])),
       ),
+      ...dependencyStates().map((d) => ({
+        name: `dependency:${d.name}`,
+        ok: d.state === "closed",
+        latencyMs: 0,
+        ...(d.state === "closed" ? {} : { error: `circuit ${d.state}` }),
+      })),
     ]);
     if (checks.some((c) => !c.ok)) throw new NotReadyError(checks);
     res.json({ status: "ready", checks });
