@@ -237,6 +237,15 @@ Examples (\`npm start -- --serve\` runs a local stack and writes .cryptlet/crypt
         "ISO 8601 time at which the attestation token must be valid (an archived bundle: e.g. its result's time)",
       ).argParser(isoTime),
     )
+    .option(
+      "--rerun",
+      "re-execute the Cryptlet on the bundle's evidence in a sandbox and require the same inputHash and outputHash",
+    )
+    .option("--package <dir...>", "with --rerun: built package folders (or folders of them) to find the codeHash in")
+    .option(
+      "--party-key <file...>",
+      "a party's private JWK: opens a sealed result's evidence (checked, and re-executed with --rerun) and plaintext",
+    )
     .addHelpText(
       "after",
       `
@@ -250,6 +259,8 @@ Examples:
   cryptlet verify .cryptlet/bundles/<runId>.json --config .cryptlet/cryptlet.config.json --chain consortium
   cryptlet verify bundle.json --trust trust.json   # e.g. the "trust" object of test/vectors/proof-bundle/vectors.json
   cryptlet verify bundle.json --rpc https://rpc.example.org --jwks https://api.example.org/.well-known/jwks.json
+  cryptlet verify .cryptlet/bundles/<runId>.json --rpc http://127.0.0.1:8545,http://127.0.0.1:8546 \
+    --jwks http://127.0.0.1:8080/.well-known/jwks.json --rerun --package .cryptlet/packages
 `,
     )
     .action(
@@ -267,6 +278,9 @@ Examples:
           registry?: string;
           confirmations: number;
           at?: Date;
+          rerun?: boolean;
+          package?: string[];
+          partyKey?: string[];
         },
       ) => {
         const verify = await import("./commands/verify.ts");
@@ -285,6 +299,9 @@ Examples:
             ...(o.registry === undefined ? {} : { registry: o.registry }),
             confirmations: o.confirmations,
             ...(o.at === undefined ? {} : { at: o.at }),
+            ...(o.rerun ? { rerun: true } : {}),
+            ...(o.package === undefined ? {} : { packages: o.package }),
+            ...(o.partyKey === undefined ? {} : { partyKeys: o.partyKey }),
           });
         } catch (error) {
           // No trust read, no verdict: a chain that cannot be read is exit 2, never a fallback to other trust.

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
@@ -13,6 +13,7 @@ import { priceMedianFlow } from "../../runtime/devstack/flows/priceMedian.ts";
 import { uniswapPriceFlow } from "../../runtime/devstack/flows/uniswapPrice.ts";
 import { startLocalStack, type LocalStack } from "../../runtime/devstack/stack.ts";
 import { formatSummary, summarize } from "../../runtime/devstack/summary.ts";
+import { cli, ROOT } from "../cli/cliProcess.ts";
 
 describe("npm start's local stack on a slice of the real data", () => {
   let stack: LocalStack | undefined;
@@ -45,6 +46,7 @@ describe("npm start's local stack on a slice of the real data", () => {
     expect(summary.failedVerification).toEqual([]);
     expect(summary.results).toBe(3 + 3 + 1 + 5);
     expect(summary.verified).toBe(summary.results);
+    expect(summary.reexecuted).toBe(summary.results);
     expect(summary.perTarget.every((t) => t.failed === 0)).toBe(true);
     expect(summary.perTarget.map((t) => `${t.chain}/${t.mode}`)).toEqual([
       "consortium/feed",
@@ -62,6 +64,79 @@ describe("npm start's local stack on a slice of the real data", () => {
     ]);
     expect(formatSummary(summary, stack, 1, [])).toContain(
       `${summary.results} of ${summary.results} proof bundles verified`,
+    );
+    expect(formatSummary(summary, stack, 1, [])).toContain(
+      `${summary.results} of ${summary.results} re-executed on their evidence`,
+    );
+
+    // An outsider with only the bundle files, the chains' RPC URLs, the published JWKS, the package folders and
+    // (for the sealed reports) one party's key: every bundle VALID, re-executed, anchors checked on-chain.
+    const outsider = [
+      "--rpc",
+      stack.chains.map((c) => c.chain.url).join(","),
+      "--jwks",
+      `${stack.api!.server.url}/.well-known/jwks.json`,
+      "--rerun",
+      "--package",
+      path.join(stateDir, "packages"),
+      "--party-key",
+      path.join(ROOT, "cryptlets", "cold-chain-sla", "keys", "carrier.private.jwk.json"),
+    ];
+    // (Every bundle was re-executed by the summary above; here one per flow through the command line.)
+    const files = reports.map((r) => path.join(stateDir, "bundles", `${r.receipts[0]!.runId}.json`));
+    for (const file of files) {
+      const run = await cli("verify", file, ...outsider);
+      expect({ file, code: run.code, stderr: run.stderr }).toEqual({ file, code: 0, stderr: "" });
+      expect(run.stdout).toMatch(/^VALID/);
+      expect(run.stdout).toMatch(/pass +reexecution +re-ran @cryptlet\//);
+      expect(run.stdout).toMatch(/pass +anchors /);
+    }
+    // Tampered variants, each INVALID with its reason: the evidence changed, the sealed evidence's ciphertext
+    // changed, the code changed (a package folder whose bundle differs, so no package has the codeHash).
+    const publicReceipt = JSON.parse(
+      await readFile(path.join(stateDir, "bundles", `${reports[0]!.receipts[0]!.runId}.json`), "utf8"),
+    ) as CompositeReceipt;
+    const changedEvidence = structuredClone(publicReceipt);
+    (changedEvidence.bundle.evidence!.public!.context as { now: number }).now += 1;
+    const sealedReceipt = JSON.parse(
+      await readFile(path.join(stateDir, "bundles", `${reports[3]!.receipts[0]!.runId}.json`), "utf8"),
+    ) as CompositeReceipt;
+    const changedCiphertext = structuredClone(sealedReceipt);
+    const ct = changedCiphertext.bundle.evidence!.sealed!.jwe.ciphertext;
+    changedCiphertext.bundle.evidence!.sealed!.jwe.ciphertext = (ct[0] === "A" ? "B" : "A") + ct.slice(1);
+    for (const [name, doc, reason] of [
+      [
+        "changed evidence",
+        changedEvidence,
+        /fail +evidence +keccak256\(JCS\(evidence\)\) .* is not the token's evidenceHash/,
+      ],
+      [
+        "changed sealed evidence",
+        changedCiphertext,
+        /fail +evidence +keccak256\(JCS\(evidence\)\) .* is not the token's evidenceHash/,
+      ],
+    ] as const) {
+      const file = path.join(stateDir, `tampered-${name.replaceAll(" ", "-")}.json`);
+      await writeFile(file, JSON.stringify(doc));
+      const run = await cli("verify", file, ...outsider);
+      expect({ name, code: run.code }).toEqual({ name, code: 1 });
+      expect(run.stdout).toMatch(/^INVALID/);
+      expect(run.stdout).toMatch(reason);
+    }
+    const otherCode = path.join(stateDir, "other-code");
+    const pricePackage = (await readdir(path.join(stateDir, "packages"))).find((d) => d.includes("price-median"))!;
+    const { cp } = await import("node:fs/promises");
+    await cp(path.join(stateDir, "packages", pricePackage), otherCode, { recursive: true });
+    const bundleJs = path.join(otherCode, "bundle.js");
+    await writeFile(bundleJs, (await readFile(bundleJs, "utf8")).replace("return", "return /* changed */"));
+    const changedCode = await cli(
+      "verify",
+      path.join(stateDir, "bundles", `${reports[0]!.receipts[0]!.runId}.json`),
+      ...outsider.map((a) => (a === path.join(stateDir, "packages") ? otherCode : a)),
+    );
+    expect(changedCode.code).toBe(1);
+    expect(changedCode.stdout).toMatch(
+      /fail +reexecution +no package with codeHash 0x[0-9a-f]{64} in 1 package folder/,
     );
     // One bundle file per run.
     expect((await readdir(path.join(stateDir, "bundles"))).sort()).toEqual(
@@ -97,5 +172,5 @@ describe("npm start's local stack on a slice of the real data", () => {
     stack = await startLocalStack({ prefix, stateDir, preferredPorts: false });
     const again = await priceMedianFlow(stack, { minutes: 2, startMinute: 200 });
     expect((await summarize(stack, [again])).verified).toBe(2);
-  }, 180_000);
+  }, 400_000);
 });

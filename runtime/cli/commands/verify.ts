@@ -45,6 +45,7 @@ import { isCryptletError, redactUrl } from "../../errors.ts";
 import { DEFAULT_CONFIG_FILE } from "../config.ts";
 import { ChainTrustUnreadableError, CliInputError, CliUsageError } from "../errors.ts";
 import { bundleOf, readJsonFile } from "../io.ts";
+import { rerunSetup, type RerunCommandOptions, type RerunSetup } from "./rerun.ts";
 
 /** Default deadline of each JSON-RPC request, and of reading one chain's trust from one endpoint, in ms. */
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
@@ -66,7 +67,7 @@ export interface TrustFile {
 }
 
 /** Options of {@link verifyCommand} (the command line's, parsed). */
-export interface VerifyCommandOptions {
+export interface VerifyCommandOptions extends RerunCommandOptions {
   /** `--trust <file>`: verify against a trust file; the configuration is not read. */
   trust?: string;
   /** `--config <file>` as given; without it `$CRYPTLET_CONFIG`, else `./cryptlet.config.json` if it exists. */
@@ -592,6 +593,7 @@ async function verifyOnChain(
     jwks: JSONWebKeySet | undefined;
     attestationIssuer?: string;
     timeoutMs: number;
+    reexecution: RerunSetup;
   },
 ): Promise<ChainVerification> {
   if (options.threshold !== undefined && options.threshold < trust.threshold) {
@@ -617,6 +619,7 @@ async function verifyOnChain(
       ...(options.confirmations === undefined ? {} : { confirmations: options.confirmations }),
       ...(options.at === undefined ? {} : { now: options.at }),
       writeModes: writeModesOf(document),
+      ...options.reexecution.options,
     });
     return { ...trust, requiredThreshold, ...report };
   } finally {
@@ -649,7 +652,10 @@ function anchorsOf(bundle: unknown): { chainId: string; contract: string; txHash
  *   chain; {@link ChainTrustUnreadableError} (exit 2) when a contract names no registry, names another than
  *   `--registry`, or the registry cannot be read.
  */
-async function verifyWithRpc(file: string, options: VerifyCommandOptions): Promise<VerifyOutcome> {
+async function verifyWithRpc(
+  file: string,
+  options: VerifyCommandOptions & { reexecution: RerunSetup },
+): Promise<VerifyOutcome> {
   const urls = options.rpc ?? [];
   const timeoutMs = options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
   const document = await readJsonFile(file);
@@ -765,6 +771,15 @@ async function verifyWithRpc(file: string, options: VerifyCommandOptions): Promi
  *   (exit 2) when a chain's registry cannot be read; `ERR_CLI_INPUT` (exit 1) when a file cannot be read.
  */
 export async function verifyCommand(file: string, options: VerifyCommandOptions): Promise<VerifyOutcome> {
+  const rerun = await rerunSetup(options);
+  try {
+    return await verifyWith(file, options, rerun);
+  } finally {
+    await rerun.close();
+  }
+}
+
+async function verifyWith(file: string, options: VerifyCommandOptions, rerun: RerunSetup): Promise<VerifyOutcome> {
   if (options.trust !== undefined) {
     if (options.chains !== undefined)
       throw new CliUsageError("--chain reads trust from --config, not --trust", "--chain");
@@ -783,6 +798,7 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
       ...(options.codeHashes ? { approvedCodeHashes: options.codeHashes } : {}),
       ...(options.at === undefined ? {} : { now: options.at }),
       writeModes: writeModesOf(document),
+      ...rerun.options,
     });
     return {
       ...report,
@@ -798,7 +814,7 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
       throw new CliUsageError("--chain names configured chains; with --rpc the anchors name them", "--chain");
     if (options.config !== undefined)
       throw new CliUsageError("--rpc and --config are two sources of trust: give one", "--rpc");
-    return verifyWithRpc(file, options);
+    return verifyWithRpc(file, { ...options, reexecution: rerun });
   }
 
   const configFile = options.config ?? process.env.CRYPTLET_CONFIG ?? DEFAULT_CONFIG_FILE;
@@ -848,6 +864,7 @@ export async function verifyCommand(file: string, options: VerifyCommandOptions)
         jwks: jwks as JSONWebKeySet,
         attestationIssuer: config.issuer,
         timeoutMs,
+        reexecution: rerun,
       }),
     );
   }
