@@ -7,6 +7,7 @@ import { DefaultAzureCredential } from "@azure/identity";
 import type { AccessToken, TokenCredential } from "@azure/identity";
 import { KeyClient } from "@azure/keyvault-keys";
 import { classifyError, isCryptletError } from "../../runtime/errors.ts";
+import { DEFAULT_DEPENDENCY_POLICIES, DependencyGuard } from "../../runtime/resilience/dependency.ts";
 import { AzureKeyVaultProvider } from "../../runtime/keys/AzureKeyVaultProvider.ts";
 import { ALL_KEY_PERMISSIONS } from "../../runtime/keys/emulator/startKeyVaultEmulator.ts";
 import { verifyDigest } from "../../runtime/keys/digestSignature.ts";
@@ -133,8 +134,13 @@ describe("failures", () => {
   it.each([429, 503] as const)(
     "maps %i (after the SDK's own retries) to retryable ERR_KEY_PROVIDER_UNAVAILABLE",
     async (status) => {
+      // One attempt, no SDK retry: the fault's own mapping (the vault's shared guard would retry it).
       const provider = providerFor("failing", {
         clientOptions: { ...vault.clientOptions, retryOptions: { maxRetries: 0 } },
+        guard: new DependencyGuard({
+          name: `test-${status}`,
+          policy: { ...DEFAULT_DEPENDENCY_POLICIES.keyVault, attempts: 1 },
+        }),
       });
       await provider.getPublicKey();
       vault.injectFault({ status, retryAfterSeconds: 0 });
