@@ -23,7 +23,7 @@ import {
   ERR_PUBLISHER_SIGNATURE_INVALID,
 } from "../packages/errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
-import { ERR_DEAD_LETTER_NOT_FOUND, ERR_DEAD_LETTER_NOT_REPLAYABLE } from "../queue/errors.ts";
+import { ERR_BACKLOG_FULL, ERR_DEAD_LETTER_NOT_FOUND, ERR_DEAD_LETTER_NOT_REPLAYABLE } from "../queue/errors.ts";
 import { ACCEPTED_CONTENT_ENCODINGS } from "./body.ts";
 import {
   ApiError,
@@ -70,6 +70,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   [ERR_INVALID_IDENTIFIER.code]: 400,
   [ERR_DEAD_LETTER_NOT_FOUND.code]: 404,
   [ERR_DEAD_LETTER_NOT_REPLAYABLE.code]: 409,
+  [ERR_BACKLOG_FULL.code]: 429, // with Retry-After from details.retryAfterSeconds (sendProblem)
 };
 
 interface ValidatorError {

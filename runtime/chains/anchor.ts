@@ -20,6 +20,13 @@
  * | `:batch:<seq>:results` | list | the batch's results (JSON), in queue order; deleted once anchored |
  * | `:batch:<seq>:lock` | string, PX TTL | the token of the process anchoring this batch (a renewed lease) |
  * | `:proof` | hash | result id → `{seq, proof}` (JSON) once its batch is anchored |
+ * | `:anchored` | sorted set | sequence numbers of anchored batches, score = anchoring time (Unix ms), until retired |
+ * | `:batch:<seq>:ids` | list | the result ids of an anchored batch, until retired |
+ *
+ * **Retention.** An anchored batch is retired `retentionSeconds` (default 7 days) after its anchoring: its
+ * results' `:proof` and `:digest` fields, its `:ids` list and its `:anchored` entry are removed, and its
+ * `:batch:<seq>` hash expires then. The proof bundles keep the batch and Merkle proof (the result store's archive,
+ * docs/pipeline.md "Retention"). A result enqueued again after its batch retired is anchored again, in a new batch.
  *
  * Guarantees:
  * - **A result is in at most one batch.** Enqueueing is idempotent per `resultId` (a second enqueue of the same
@@ -227,6 +234,8 @@ export interface AnchorBatcherOptions {
   writeTimeoutMs?: number;
   /** Lease of a batch lock, in ms (renewed every third of it while the batch is worked on). Default 30000. */
   lockLeaseMs?: number;
+  /** How long an anchored batch's records stay in Redis, in seconds. Default 604800 (7 days). */
+  retentionSeconds?: number;
   logger?: WriterLogger;
 }
 
@@ -259,6 +268,7 @@ export class AnchorBatcher {
   readonly #concurrency: number;
   readonly #writeTimeoutMs: number;
   readonly #leaseMs: number;
+  readonly #retentionSeconds: number;
   readonly #log: WriterLogger | undefined;
 
   /**
@@ -282,6 +292,7 @@ export class AnchorBatcher {
     this.#base = `${options.prefix ?? "cryptlet"}:{anchor:${chain.name}}`;
     this.#writeTimeoutMs = options.writeTimeoutMs ?? 120_000;
     this.#leaseMs = options.lockLeaseMs ?? 30_000;
+    this.#retentionSeconds = options.retentionSeconds ?? 7 * 24 * 3600;
     this.#log = options.logger;
   }
 
@@ -423,9 +434,32 @@ export class AnchorBatcher {
       } catch (error) {
         this.#log?.warn({ chain: this.chain, error: redactSecrets(String(error)) }, "anchor flush failed; retrying");
       }
+      await this.retire().catch((error: unknown) =>
+        this.#log?.warn({ chain: this.chain, error: redactSecrets(String(error)) }, "anchor retire failed; retrying"),
+      );
       const due = await this.nextDueInMs().catch(() => undefined);
       await sleep(Math.min(idle, due ?? idle), signal);
     }
+  }
+
+  /**
+   * Retires anchored batches older than the retention (see the module documentation), at most `limit` per call.
+   * The worker loop ({@link AnchorBatcher.run}) calls it after every flush.
+   * @returns the sequence numbers retired.
+   */
+  async retire(limit = 16): Promise<number[]> {
+    const before = Date.now() - this.#retentionSeconds * 1000;
+    const seqs = await this.#redis.zrangebyscore(this.#key("anchored"), "-inf", before, "LIMIT", 0, limit);
+    for (const seq of seqs) {
+      const ids = await this.#redis.lrange(this.#key("batch", seq, "ids"), 0, -1);
+      const retire = this.#redis.multi();
+      if (ids.length > 0) retire.hdel(this.#key("proof"), ...ids).hdel(this.#key("digest"), ...ids);
+      await retire
+        .del(this.#key("batch", seq, "ids"))
+        .zrem(this.#key("anchored"), seq)
+        .exec();
+    }
+    return seqs.map(Number);
   }
 
   /** The anchor record of `resultId` (for its proof bundle), or `undefined` while it is not anchored. */
@@ -561,6 +595,9 @@ export class AnchorBatcher {
         .hdel(batchKey, "retryAt", "lastError")
         .zrem(this.#key("open"), seq)
         .del(this.#key("batch", seq, "results"))
+        .rpush(this.#key("batch", seq, "ids"), ...results.map((r) => r.resultId.toLowerCase()))
+        .zadd(this.#key("anchored"), Date.now(), seq)
+        .expire(batchKey, this.#retentionSeconds + 3600) // retired (above) first; the hash outlives its proofs
         .exec();
       this.#log?.info({ chain: this.chain, seq, root, count, txHash: anchor.txHash }, "batch anchored");
       return { seq, status: "anchored", root, count: results.length, receipt, anchor };

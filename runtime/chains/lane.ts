@@ -10,6 +10,10 @@
  * | `…:idem:<key>` | string | the nonce assigned to an idempotency key |
  * | `…:pending` | sorted set | nonces whose transaction is not yet confirmed (score = nonce) |
  *
+ * A nonce's `tx` and `idem` keys expire `retentionSeconds` (default 7 days) after its transaction is confirmed
+ * (or its key reassigned): a write retried later than that finds no lane record and relies on the contract's
+ * `isRecorded` check instead (docs/pipeline.md "Retention").
+ *
  * The `{…}` hash tag keeps a lane's keys in one Redis Cluster slot. Every mutation is a Lua script that first
  * checks the caller still holds the lock (a fencing token), so a process that lost its lock (paused, partitioned)
  * cannot assign a nonce twice. A nonce is committed together with its signed transaction in one script: a crash
@@ -74,9 +78,11 @@ return 0
 `;
 
 const REASSIGN = `
--- Moves an idempotency key off a nonce that something else consumed. KEYS: lock, tx, idem, pending ; ARGV: token, nonce
+-- Moves an idempotency key off a nonce that something else consumed. KEYS: lock, tx, idem, pending ;
+-- ARGV: token, nonce, retention (s)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end
 redis.call('HSET', KEYS[2], 'state', 'failed')
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[2])
 return 1
@@ -88,6 +94,8 @@ return 1
  */
 export class Lane {
   readonly id: string;
+  /** Seconds a confirmed nonce's records stay in Redis. */
+  readonly retentionSeconds: number;
   readonly #redis: Redis;
   readonly #base: string;
 
@@ -96,9 +104,11 @@ export class Lane {
    * @param prefix - key prefix shared by the deployment, e.g. `cryptlet`.
    * @param chainId - EIP-155 chain id.
    * @param address - the signer's address (any case; stored lowercase).
+   * @param retentionSeconds - how long a confirmed nonce's `tx` and `idem` keys are kept, seconds. Default 7 days.
    */
-  constructor(redis: Redis, prefix: string, chainId: number, address: string) {
+  constructor(redis: Redis, prefix: string, chainId: number, address: string, retentionSeconds = 7 * 24 * 3600) {
     this.#redis = redis;
+    this.retentionSeconds = retentionSeconds;
     this.id = `${chainId}:${address.toLowerCase()}`;
     this.#base = `${prefix}:lane:{${this.id}}`;
   }
@@ -203,6 +213,7 @@ export class Lane {
       this.#key("pending"),
       token,
       nonce,
+      this.retentionSeconds,
     );
   }
 
@@ -219,9 +230,20 @@ export class Lane {
     );
   }
 
-  /** Marks a nonce's transaction as mined and confirmed (no longer pending). */
+  /**
+   * Marks a nonce's transaction as mined and confirmed (no longer pending); its `tx` and `idem` keys expire after
+   * the retention.
+   */
   async markMined(nonce: number): Promise<void> {
-    await this.#redis.multi().hset(this.#key("tx", nonce), "state", "mined").zrem(this.#key("pending"), nonce).exec();
+    const txKey = this.#key("tx", nonce);
+    const key = await this.#redis.hget(txKey, "key");
+    const update = this.#redis
+      .multi()
+      .hset(txKey, "state", "mined")
+      .zrem(this.#key("pending"), nonce)
+      .expire(txKey, this.retentionSeconds);
+    if (key !== null) update.expire(this.#key("idem", key), this.retentionSeconds);
+    await update.exec();
   }
 
   /** The nonce assigned to write `key`, if any. */

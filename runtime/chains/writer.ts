@@ -110,6 +110,7 @@ export class ChainWriter {
   readonly #redis: Redis;
   readonly #prefix: string;
   readonly #log: WriterLogger | undefined;
+  readonly #retentionSeconds: number | undefined;
   #lane: Lane | undefined;
   #address: string | undefined;
 
@@ -118,12 +119,15 @@ export class ChainWriter {
    * @param options.signer - signs transactions (e.g. a `KeyVaultSigner`); need not be connected to a provider.
    * @param options.redis - shared Redis for lane state.
    * @param options.prefix - Redis key prefix of the deployment. Default `cryptlet`.
+   * @param options.retentionSeconds - how long a confirmed transaction's lane records stay in Redis, seconds.
+   *   Default 7 days (see runtime/chains/lane.ts).
    */
   constructor(options: {
     chain: ChainConfig;
     signer: AbstractSigner;
     redis: Redis;
     prefix?: string;
+    retentionSeconds?: number;
     rpc?: ChainRpc;
     logger?: WriterLogger;
   }) {
@@ -132,6 +136,7 @@ export class ChainWriter {
     this.#signer = options.signer;
     this.#redis = options.redis;
     this.#prefix = options.prefix ?? "cryptlet";
+    this.#retentionSeconds = options.retentionSeconds;
     this.#log = options.logger;
   }
 
@@ -143,7 +148,13 @@ export class ChainWriter {
 
   /** This writer's lane. */
   async lane(): Promise<Lane> {
-    this.#lane ??= new Lane(this.#redis, this.#prefix, this.chain.chainId, await this.address());
+    this.#lane ??= new Lane(
+      this.#redis,
+      this.#prefix,
+      this.chain.chainId,
+      await this.address(),
+      this.#retentionSeconds,
+    );
     return this.#lane;
   }
 

@@ -15,6 +15,7 @@ import type { KeyProvider } from "../keys/KeyProvider.ts";
 import type { PackageStore } from "../packages/PackageStore.ts";
 import type { SandboxPool } from "../sandbox/pool.ts";
 import type { RedisDurabilityGuard } from "./redisDurability.ts";
+import type { BacklogLimits } from "./backlog.ts";
 import type { ResultStore } from "./results.ts";
 
 /** A logger (pino-compatible subset). Never give it secrets or sealed plaintext. */
@@ -63,5 +64,7 @@ export interface PipelineContext {
   /** The Redis durability guard (epoch marker), when the context was built with the check (runtime/bootstrap.ts). */
   durability?: RedisDurabilityGuard;
   results: ResultStore;
+  /** The bounds of the backlog (runs in flight), see runtime/queue/backlog.ts. Default: its defaults. */
+  backlog?: BacklogLimits;
   logger?: PipelineLogger;
 }

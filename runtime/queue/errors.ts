@@ -6,6 +6,7 @@
  * @module
  */
 import { defineErrorCode } from "../errorCodes.ts";
+import { CryptletError } from "../errors.ts";
 
 const module = "queue";
 
@@ -47,6 +48,40 @@ export const ERR_DEAD_LETTER_NOT_REPLAYABLE = defineErrorCode({
   meaning: "Only dead-lettered writes can be replayed; a run that failed before its writes is submitted again.",
   retry: "no",
 });
+export const ERR_BACKLOG_FULL = defineErrorCode({
+  code: "ERR_BACKLOG_FULL",
+  module,
+  meaning:
+    "The pipeline's backlog bound is reached (`details.scope`: `all` or `cryptlet`, with `limit` and `backlog`); nothing was accepted: submit again after `details.retryAfterSeconds` (the API answers 429 with `Retry-After`).",
+  retry: "yes",
+});
+
+/**
+ * `ERR_BACKLOG_FULL`: {@link Pipeline.submit} refused an event because the runs in flight (accepted, not yet
+ * complete or failed) reached a bound, overall or for the event's Cryptlet. Nothing was stored: the event is not
+ * lost, it was never accepted; the caller submits it again after {@link BacklogFullError.retryAfterSeconds}
+ * (triggers do so themselves; the API answers 429 with `Retry-After`, RFC 9110 §10.2.3).
+ */
+export class BacklogFullError extends CryptletError {
+  /** Seconds to wait before submitting again (an integer ≥ 1, the `Retry-After` delay-seconds). */
+  readonly retryAfterSeconds: number;
+
+  /**
+   * @param scope - which bound: `all` (every Cryptlet's runs) or `cryptlet` (this Cryptlet's runs).
+   * @param limit - the bound, in runs.
+   * @param backlog - runs in flight when the event was refused.
+   * @param retryAfterSeconds - see {@link BacklogFullError.retryAfterSeconds}.
+   * @param cryptlet - the event's Cryptlet name.
+   */
+  constructor(scope: "all" | "cryptlet", limit: number, backlog: number, retryAfterSeconds: number, cryptlet: string) {
+    super(
+      ERR_BACKLOG_FULL,
+      `backlog full (${scope === "all" ? "all Cryptlets" : cryptlet}: ${backlog} of ${limit} runs in flight); retry after ${retryAfterSeconds} s`,
+      { details: { scope, limit, backlog, retryAfterSeconds, cryptlet } },
+    );
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
 
 export const ERR_REDIS_NOT_DURABLE = defineErrorCode({
   code: "ERR_REDIS_NOT_DURABLE",

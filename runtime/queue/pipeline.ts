@@ -8,11 +8,22 @@
  *
  * @module
  */
-import { DelayedError, FlowProducer, Queue, UnrecoverableError, WaitingChildrenError, Worker, type Job } from "bullmq";
+import {
+  DelayedError,
+  FlowProducer,
+  Queue,
+  UnrecoverableError,
+  WaitingChildrenError,
+  Worker,
+  type Job,
+  type JobsOptions,
+  type QueueOptions,
+} from "bullmq";
 
 import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { cryptletIdOf } from "../attestation/ids.ts";
 import { CryptletError, classifyError, errorToJSON, redactSecrets, redactedError } from "../errors.ts";
+import { Backlog } from "./backlog.ts";
 import type { PipelineContext } from "./context.ts";
 import {
   ERR_CHAIN_UNKNOWN,
@@ -29,9 +40,9 @@ import type { CompositeReceipt, RunRecord } from "./results.ts";
 import { executeInputOf, sealEventInput } from "./sealedInput.ts";
 import {
   QUEUES,
-  RETENTION,
   RETRY,
   jobIds,
+  jobRetention,
   type AttestJob,
   type CryptletEvent,
   type ExecuteJob,
@@ -80,6 +91,27 @@ export type RunOutcome =
 
 const DEFAULT_CONCURRENCY = { events: 16, execute: 4, attest: 8, writes: 64, runs: 16 } as const;
 
+/** How often a process running workers removes dead letters older than the retention, in ms. */
+const DEAD_LETTER_SWEEP_MS = 60_000;
+
+/**
+ * A queue that gives every job it adds the deployment's job retention ({@link jobRetention} of the result
+ * store's `retentionSeconds`), whatever the caller passed: one place bounds how long finished jobs stay in Redis.
+ */
+class RetainingQueue<T> extends Queue<T> {
+  readonly #retention: Pick<JobsOptions, "removeOnComplete" | "removeOnFail">;
+
+  constructor(name: string, options: QueueOptions, retention: Pick<JobsOptions, "removeOnComplete" | "removeOnFail">) {
+    super(name, options);
+    this.#retention = retention;
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override add(name: any, data: any, opts?: JobsOptions): any {
+    return super.add(name, data, { ...opts, ...this.#retention });
+  }
+}
+
 /** Queues, flow producer and (optionally) workers of one process. */
 export class Pipeline {
   readonly ctx: PipelineContext;
@@ -88,6 +120,11 @@ export class Pipeline {
   readonly #workers: Worker[] = [];
   readonly #anchorLoops: Promise<void>[] = [];
   readonly #stopAnchors = new AbortController();
+  /** The backlog bound (runs in flight), see runtime/queue/backlog.ts. */
+  readonly backlog: Backlog;
+  /** `removeOnComplete`/`removeOnFail` of every job, from the result store's retention. */
+  readonly #retention: Pick<JobsOptions, "removeOnComplete" | "removeOnFail">;
+  #deadLetterSweep: NodeJS.Timeout | undefined;
   #closing = false;
 
   /** Redis connection errors of the pipeline's clients and queues, logged once per state change. */
@@ -96,8 +133,15 @@ export class Pipeline {
   constructor(ctx: PipelineContext) {
     this.ctx = ctx;
     const connection = this.#connection();
+    this.backlog = new Backlog(ctx.redis, ctx.prefix, ctx.backlog);
+    this.#retention = jobRetention(ctx.results.retentionSeconds);
     this.#queues = new Map(
-      Object.values(QUEUES).map((name) => [name, new Queue(name, { connection, prefix: ctx.prefix })] as const),
+      Object.values(QUEUES).map((name) => {
+        const options = { connection, prefix: ctx.prefix };
+        const queue =
+          name === QUEUES.deadLetter ? new Queue(name, options) : new RetainingQueue(name, options, this.#retention);
+        return [name, queue] as const;
+      }),
     );
     this.#flows = new FlowProducer({ connection, prefix: ctx.prefix });
     // Connection errors go through the logger, one line per state change, never a raw stack trace per retry.
@@ -116,18 +160,38 @@ export class Pipeline {
 
   /**
    * Accepts an event: adds it to the `events` queue with a job id derived from the Cryptlet and the event id,
-   * so the same event submitted twice is one run.
+   * so the same event submitted twice is one run. The run is first counted into the backlog
+   * ({@link Pipeline.backlog}); a run already in flight or already finished (the same event again) is accepted
+   * whatever the backlog.
    * @returns the run id (= `resultId`).
+   * @throws BacklogFullError (`ERR_BACKLOG_FULL`, retryable, `retryAfterSeconds`) when the backlog bound of all
+   *   Cryptlets or of this one is reached; nothing is stored then, and the caller submits the event again later.
    */
   async submit(event: CryptletEvent): Promise<SubmittedRun> {
     const cryptletId = cryptletIdOf(event.cryptlet.name);
     const resultId = computeResultId(cryptletId, event.requestId ?? event.eventId);
-    await this.queue<CryptletEvent>(QUEUES.events).add("event", await sealEventInput(event, this.ctx), {
-      jobId: `event-${cryptletId}-${event.eventId}`,
-      ...RETRY.events,
-      ...RETENTION,
-    });
+    const counted =
+      !(await this.ctx.results.isSettled(resultId)) &&
+      (await this.backlog.admit(resultId, cryptletId, event.cryptlet.name));
+    try {
+      await this.queue<CryptletEvent>(QUEUES.events).add("event", await sealEventInput(event, this.ctx), {
+        jobId: `event-${cryptletId}-${event.eventId}`,
+        ...RETRY.events,
+      });
+    } catch (error) {
+      if (counted) await this.backlog.release(resultId, cryptletId).catch(() => undefined);
+      throw error;
+    }
     return { runId: resultId, resultId };
+  }
+
+  /**
+   * Takes a run out of the backlog: for a run that ends outside the pipeline's stages (a trigger cancelled it
+   * after a reorg). Idempotent.
+   * @param cryptlet - the run's Cryptlet name.
+   */
+  async releaseRun(runId: string, cryptlet: string): Promise<void> {
+    await this.backlog.release(runId, cryptletIdOf(cryptlet));
   }
 
   /**
@@ -168,7 +232,12 @@ export class Pipeline {
         stage,
         async (job, token) => {
           try {
-            return await processor(job, token);
+            const value = await processor(job, token);
+            if (stage === "runs") {
+              const data = job.data as RunJob;
+              await this.backlog.release(data.resultId, data.cryptlet.cryptletId);
+            }
+            return value;
           } catch (error) {
             throw await this.#onError(stage, job, error);
           }
@@ -191,6 +260,23 @@ export class Pipeline {
         if (chain.anchors) this.#anchorLoops.push(chain.anchors.run(this.#stopAnchors.signal));
       }
     }
+    this.#deadLetterSweep ??= setInterval(() => {
+      this.sweepDeadLetters().catch((error: unknown) =>
+        ctx.logger?.warn({ err: redactSecrets(String(error)) }, "dead-letter sweep failed"),
+      );
+    }, DEAD_LETTER_SWEEP_MS);
+    this.#deadLetterSweep.unref();
+  }
+
+  /**
+   * Removes dead-letter entries older than the retention (the result store's `retentionSeconds`): they are kept
+   * for inspection and replay within the window, like everything else. Processes running workers call it every
+   * minute.
+   * @returns how many entries were removed.
+   */
+  async sweepDeadLetters(): Promise<number> {
+    const removed = await this.queue(QUEUES.deadLetter).clean(this.ctx.results.retentionSeconds * 1000, 1000, "wait");
+    return removed.length;
   }
 
   /** Routes an event to its run: resolves the package, records the run, adds the flow. */
@@ -231,14 +317,21 @@ export class Pipeline {
       acceptedAt: Date.now(),
       event: { type: event.source.type, time: event.time },
     });
-    if (await this.queue(QUEUES.runs).getJob(jobIds.run(resultId))) return { runId, resultId, duplicate: true };
+    const existing = await this.queue(QUEUES.runs).getJob(jobIds.run(resultId));
+    if (existing) {
+      // The same event again after its events job was removed: the run exists. If it already finished, this
+      // submission's count in the backlog has nobody else to release it.
+      const state = await existing.getState();
+      if (state === "completed" || state === "failed") await this.backlog.release(resultId, pkg.cryptletId);
+      return { runId, resultId, duplicate: true };
+    }
     const normalisedEvent = { eventId: event.eventId, requestId, source: event.source, time: event.time };
     const callbackGasLimit = event.source.type === "oracle" ? event.source.callbackGasLimit : undefined;
     await this.#flows.add({
       name: "run",
       queueName: QUEUES.runs,
       data: { runId, resultId, eventId: event.eventId, cryptlet } satisfies RunJob,
-      opts: { jobId: jobIds.run(resultId), ...RETRY.runs, ...RETENTION },
+      opts: { jobId: jobIds.run(resultId), ...RETRY.runs, ...this.#retention },
       children: [
         {
           name: "attest",
@@ -250,7 +343,7 @@ export class Pipeline {
             codeHash: pkg.codeHash,
             ...(callbackGasLimit === undefined ? {} : { callbackGasLimit }),
           } satisfies AttestJob,
-          opts: { jobId: jobIds.attest(resultId), failParentOnFailure: true, ...RETRY.attest, ...RETENTION },
+          opts: { jobId: jobIds.attest(resultId), failParentOnFailure: true, ...RETRY.attest, ...this.#retention },
           children: [
             {
               name: "execute",
@@ -266,7 +359,12 @@ export class Pipeline {
                 ...(await executeInputOf(event, pkg, this.ctx)),
                 time: event.time,
               } satisfies ExecuteJob,
-              opts: { jobId: jobIds.execute(resultId), failParentOnFailure: true, ...RETRY.execute, ...RETENTION },
+              opts: {
+                jobId: jobIds.execute(resultId),
+                failParentOnFailure: true,
+                ...RETRY.execute,
+                ...this.#retention,
+              },
             },
           ],
         },
@@ -327,6 +425,9 @@ export class Pipeline {
         removeOnComplete: false,
         removeOnFail: false,
       });
+      await this.#releaseFailed(stage, job).catch((e: unknown) =>
+        this.ctx.logger?.warn({ stage, jobId: job.id, err: redactSecrets(String(e)) }, "backlog release failed"),
+      );
       if (data.resultId) {
         if (stage === "writes" && data.chain && data.mode) {
           await this.ctx.results.putOutcome(data.resultId, {
@@ -343,6 +444,24 @@ export class Pipeline {
     }
     if (!retry) return new UnrecoverableError(`${described.code}: ${described.message}`);
     return withheld ? new Error(`${described.code}: ${described.message}`) : redactedError(error);
+  }
+
+  /** Takes a run that failed for good in `stage` out of the backlog (a failed write does not end its run). */
+  async #releaseFailed(stage: QueueName, job: Job): Promise<void> {
+    if (stage === "events") {
+      const event = job.data as CryptletEvent;
+      const cryptletId = cryptletIdOf(event.cryptlet.name);
+      await this.backlog.release(computeResultId(cryptletId, event.requestId ?? event.eventId), cryptletId);
+    } else if (stage === "execute") {
+      const data = job.data as ExecuteJob;
+      await this.backlog.release(data.resultId, data.cryptletId);
+    } else if (stage === "attest") {
+      const run = await this.ctx.results.getRun((job.data as AttestJob).resultId);
+      if (run) await this.backlog.release(run.resultId, run.cryptlet.cryptletId);
+    } else if (stage === "runs") {
+      const data = job.data as RunJob;
+      await this.backlog.release(data.resultId, data.cryptlet.cryptletId);
+    }
   }
 
   /** Dead-letter entries, newest first. */
@@ -373,7 +492,6 @@ export class Pipeline {
     await this.queue<WriteJob>(QUEUES.writes).add("write", entry.data.data as WriteJob, {
       jobId,
       ...RETRY.writes,
-      ...RETENTION,
     });
     await entry.remove();
     return jobId;
@@ -386,6 +504,7 @@ export class Pipeline {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    clearInterval(this.#deadLetterSweep);
     await Promise.all(this.#workers.map((w) => w.close()));
     this.#stopAnchors.abort();
     await Promise.all(this.#anchorLoops);

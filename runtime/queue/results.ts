@@ -11,12 +11,20 @@
  *
  * For a sealed Cryptlet the payload is the JWE (ciphertext); no plaintext is ever stored.
  *
+ * **Retention.** Every key expires: while the run is in flight, {@link IN_FLIGHT_SECONDS} (or the retention if
+ * longer) after its last write, so that a run slower than a short retention keeps its records; once the run
+ * settles (its receipt is written, or it fails before its writes), `retentionSeconds` (default 7 days) after that. Before the receipt is
+ * written to Redis it is written to the {@link BundleArchive} when one is configured, and {@link
+ * ResultStore.getReceipt} reads the archive when Redis no longer has the receipt. See docs/pipeline.md
+ * "Retention" for what exactly-once means beyond the window.
+ *
  * @module
  */
 import type { Redis } from "ioredis";
 
 import type { BundleAnchor, ProofBundle } from "../attestation/bundle.ts";
 import type { Hex32 } from "../attestation/eip712.ts";
+import type { BundleArchive } from "../archive/BundleArchive.ts";
 import type { TargetMode } from "../packages/manifest.ts";
 import type { WriteReceipt } from "../chains/writer.ts";
 import { ERR_WRITE_MISSING } from "./errors.ts";
@@ -83,14 +91,47 @@ export interface RunRecord {
   error?: { code: string; message: string; stage: string };
 }
 
+/** How long results stay in Redis after a run's last change, in seconds, unless configured: 7 days. */
+export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
+
+/**
+ * TTL of a run's records while it is in flight, in seconds (7 days): longer than any run takes, writes' retries
+ * included, so only a run that never settles (a lost job) leaves records, and they expire too.
+ */
+export const IN_FLIGHT_SECONDS = 7 * 24 * 3600;
+
+/** Options of {@link ResultStore}. */
+export interface ResultStoreOptions {
+  /** TTL of a settled run's keys, in seconds. Default {@link DEFAULT_RETENTION_SECONDS}. */
+  retentionSeconds?: number;
+  /** Where receipts are kept beyond the retention window (read back by {@link ResultStore.getReceipt}). */
+  archive?: BundleArchive;
+}
+
 /** Redis-backed result store (see the module documentation for the layout). */
 export class ResultStore {
+  /** TTL of a settled run's keys, in seconds. */
+  readonly retentionSeconds: number;
+  /** TTL of an in-flight run's keys, in seconds: the longer of {@link IN_FLIGHT_SECONDS} and the retention. */
+  readonly #inFlightSeconds: number;
+  readonly archive: BundleArchive | undefined;
   readonly #redis: Redis;
   readonly #prefix: string;
 
-  constructor(redis: Redis, prefix = "cryptlet") {
+  /**
+   * @param prefix - the deployment's key prefix.
+   * @param options - retention and archive, see {@link ResultStoreOptions}.
+   * @throws RangeError when `retentionSeconds` is not a positive integer.
+   */
+  constructor(redis: Redis, prefix = "cryptlet", options: ResultStoreOptions = {}) {
     this.#redis = redis;
     this.#prefix = prefix;
+    this.retentionSeconds = options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
+    if (!Number.isSafeInteger(this.retentionSeconds) || this.retentionSeconds < 1) {
+      throw new RangeError("retentionSeconds must be an integer ≥ 1");
+    }
+    this.archive = options.archive;
+    this.#inFlightSeconds = Math.max(IN_FLIGHT_SECONDS, this.retentionSeconds);
   }
 
   #key(resultId: string, part: string): string {
@@ -99,7 +140,8 @@ export class ResultStore {
 
   /** Stores the run record (first accept wins); returns whether this call created it. */
   async putRun(record: RunRecord): Promise<boolean> {
-    return (await this.#redis.set(this.#key(record.resultId, "run"), JSON.stringify(record), "NX")) === "OK";
+    const key = this.#key(record.resultId, "run");
+    return (await this.#redis.set(key, JSON.stringify(record), "EX", this.#inFlightSeconds, "NX")) === "OK";
   }
 
   /** The run record of a result. */
@@ -108,16 +150,39 @@ export class ResultStore {
     return value === null ? undefined : (JSON.parse(value) as RunRecord);
   }
 
+  /**
+   * Whether the run has finished, as Redis knows it: its receipt exists or it failed before its writes. (A run
+   * whose keys expired is not settled here: a new submission of its event runs again, and the chain's
+   * `isRecorded` check absorbs the write.)
+   */
+  async isSettled(resultId: string): Promise<boolean> {
+    const replies = await this.#redis
+      .pipeline()
+      .exists(this.#key(resultId, "receipt"))
+      .get(this.#key(resultId, "run"))
+      .exec();
+    if (Number(replies?.[0]?.[1] ?? 0) > 0) return true;
+    const run = replies?.[1]?.[1];
+    return typeof run === "string" && (JSON.parse(run) as RunRecord).error !== undefined;
+  }
+
   /** Marks a run failed before its writes (e.g. the Cryptlet threw). */
   async failRun(resultId: string, error: NonNullable<RunRecord["error"]>): Promise<void> {
     const run = await this.getRun(resultId);
-    if (run) await this.#redis.set(this.#key(resultId, "run"), JSON.stringify({ ...run, error }));
+    if (!run) return;
+    const ttl = this.retentionSeconds; // settled
+    await this.#redis
+      .multi()
+      .set(this.#key(resultId, "run"), JSON.stringify({ ...run, error }), "EX", ttl)
+      .expire(this.#key(resultId, "attested"), ttl)
+      .expire(this.#key(resultId, "writes"), ttl)
+      .exec();
   }
 
   /** Stores the attested record unless one exists; returns the stored one (the first writer wins). */
   async putAttested(resultId: string, record: AttestedRecord): Promise<AttestedRecord> {
     const key = this.#key(resultId, "attested");
-    const created = await this.#redis.set(key, JSON.stringify(record), "NX");
+    const created = await this.#redis.set(key, JSON.stringify(record), "EX", this.#inFlightSeconds, "NX");
     return created === "OK" ? record : ((await this.getAttested(resultId)) as AttestedRecord);
   }
 
@@ -129,7 +194,12 @@ export class ResultStore {
 
   /** Records a target's outcome (last write wins per target). */
   async putOutcome(resultId: string, outcome: ChainOutcome): Promise<void> {
-    await this.#redis.hset(this.#key(resultId, "writes"), `${outcome.chain}:${outcome.mode}`, JSON.stringify(outcome));
+    const key = this.#key(resultId, "writes");
+    await this.#redis
+      .multi()
+      .hset(key, `${outcome.chain}:${outcome.mode}`, JSON.stringify(outcome))
+      .expire(key, this.#inFlightSeconds)
+      .exec();
   }
 
   /** Every recorded target outcome of a result. */
@@ -189,13 +259,25 @@ export class ResultStore {
       summary,
       completedAt: Date.now(),
     };
-    await this.#redis.set(this.#key(resultId, "receipt"), JSON.stringify(receipt));
+    await this.archive?.put(receipt);
+    const ttl = this.retentionSeconds;
+    await this.#redis
+      .multi()
+      .set(this.#key(resultId, "receipt"), JSON.stringify(receipt), "EX", ttl)
+      .expire(this.#key(resultId, "run"), ttl)
+      .expire(this.#key(resultId, "attested"), ttl)
+      .expire(this.#key(resultId, "writes"), ttl)
+      .exec();
     return receipt;
   }
 
-  /** The composite receipt of a run (by run id or result id: they are the same). */
+  /**
+   * The composite receipt of a run (by run id or result id: they are the same): from Redis, or from the archive
+   * once the Redis copy has expired.
+   */
   async getReceipt(runOrResultId: string): Promise<CompositeReceipt | undefined> {
     const value = await this.#redis.get(this.#key(runOrResultId, "receipt"));
-    return value === null ? undefined : (JSON.parse(value) as CompositeReceipt);
+    if (value !== null) return JSON.parse(value) as CompositeReceipt;
+    return this.archive?.get(runOrResultId);
   }
 }

@@ -183,8 +183,22 @@ export const RETRY: Record<
   runs: { attempts: 5, backoff: { type: "exponential", delay: 500 } },
 };
 
-/** Completed and failed jobs kept in Redis (count), so that duplicates are detected and failures inspected. */
-export const RETENTION: Pick<JobsOptions, "removeOnComplete" | "removeOnFail"> = {
-  removeOnComplete: { age: 7 * 24 * 3600, count: 100_000 },
-  removeOnFail: { age: 30 * 24 * 3600 },
-};
+/** Completed or failed jobs kept per queue at most (BullMQ `KeepJobs.count`), whatever their age. */
+export const MAX_KEPT_JOBS = 100_000;
+
+/**
+ * How long completed and failed jobs stay in Redis (BullMQ `removeOnComplete`/`removeOnFail`): the deployment's
+ * retention in seconds (the result store's, default 7 days) and at most {@link MAX_KEPT_JOBS} per queue, so that
+ * duplicates are absorbed by job id and failures can be inspected, while Redis stays bounded. A job (with its
+ * `:logs`, `:dependencies` and `:processed` keys) goes when either bound is passed.
+ * @param retentionSeconds - seconds.
+ */
+export function jobRetention(retentionSeconds: number): Pick<JobsOptions, "removeOnComplete" | "removeOnFail"> {
+  return {
+    removeOnComplete: { age: retentionSeconds, count: MAX_KEPT_JOBS },
+    removeOnFail: { age: retentionSeconds, count: MAX_KEPT_JOBS },
+  };
+}
+
+/** {@link jobRetention} with the default retention (7 days). */
+export const RETENTION: Pick<JobsOptions, "removeOnComplete" | "removeOnFail"> = jobRetention(7 * 24 * 3600);

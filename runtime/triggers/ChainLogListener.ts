@@ -13,7 +13,8 @@ import { chainLogEventId } from "../attestation/ids.ts";
 import type { ChainRpc } from "../chains/rpc.ts";
 import { ERR_UNEXPECTED, isCryptletError, redactSecrets } from "../errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
-import type { Pipeline } from "../queue/pipeline.ts";
+import { ERR_BACKLOG_FULL, type BacklogFullError } from "../queue/errors.ts";
+import type { Pipeline, SubmittedRun } from "../queue/pipeline.ts";
 import type { CryptletEvent } from "../queue/topology.ts";
 import { cancelRemovedRun } from "./cancelRun.ts";
 import { decodeLog, type RpcLog } from "./decodeLog.ts";
@@ -387,7 +388,7 @@ export class ChainLogListener {
     // Submit in parallel batches (each submit is idempotent); report and remember in chain order.
     for (let i = 0; i < pending.length; i += SUBMIT_BATCH) {
       const batch = pending.slice(i, i + SUBMIT_BATCH);
-      const runs = await Promise.all(batch.map((p) => this.#pipeline.submit(p.event)));
+      const runs = await Promise.all(batch.map((p) => this.#submit(sub.id, p.event)));
       batch.forEach((p, j) => {
         const runId = runs[j]!.runId;
         count += 1;
@@ -405,6 +406,27 @@ export class ChainLogListener {
       });
     }
     return { blocks, count };
+  }
+
+  /**
+   * Submits one event. While the pipeline's backlog is full (`ERR_BACKLOG_FULL`) it waits the `Retry-After` the
+   * refusal gives, keeps its scan lock, and submits again: a full backlog slows the listener down and drops
+   * nothing. When the listener stops (or loses its lock) meanwhile, the refusal is thrown instead: the range's
+   * checkpoint is not written, so the range is scanned again later (events already accepted are absorbed by the
+   * pipeline's idempotency).
+   */
+  async #submit(subscription: string, event: CryptletEvent): Promise<SubmittedRun> {
+    for (;;) {
+      try {
+        return await this.#pipeline.submit(event);
+      } catch (error) {
+        if (!isCryptletError(error, ERR_BACKLOG_FULL.code) || this.#stopping) throw error;
+        const waitMs = (error as BacklogFullError).retryAfterSeconds * 1000;
+        this.#logger?.warn({ subscription, code: error.code, waitMs }, "backlog full: waiting before submitting again");
+        await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, this.#lockTtlMs / 3)));
+        if (!(await this.store.lock(subscription, this.#token, this.#lockTtlMs))) throw error;
+      }
+    }
   }
 
   #decode(

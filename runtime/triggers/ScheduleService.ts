@@ -5,10 +5,12 @@
  *
  * @module
  */
-import { Queue, Worker, type Job } from "bullmq";
+import { DelayedError, Queue, Worker, type Job } from "bullmq";
 
 import { cryptletIdOf, scheduleEventId } from "../attestation/ids.ts";
+import { isCryptletError } from "../errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
+import { ERR_BACKLOG_FULL, type BacklogFullError } from "../queue/errors.ts";
 import type { Pipeline, SubmittedRun } from "../queue/pipeline.ts";
 import type { CryptletEvent } from "../queue/topology.ts";
 import { redactSecrets } from "../redact.ts";
@@ -163,7 +165,17 @@ export class ScheduleService {
     if (this.#worker) return;
     this.#worker = new Worker<ScheduleTick>(
       SCHEDULE_QUEUE,
-      (job) => this.tick(job.repeatJobKey ?? job.name, job.data, slotTimeOf(job)),
+      async (job, token) => {
+        try {
+          return await this.tick(job.repeatJobKey ?? job.name, job.data, slotTimeOf(job));
+        } catch (error) {
+          if (!isCryptletError(error, ERR_BACKLOG_FULL.code) || token === undefined) throw error;
+          // A full backlog: the tick waits (a delayed job, not a failed attempt) and submits again; none is dropped.
+          const retryAt = Date.now() + (error as BacklogFullError).retryAfterSeconds * 1000;
+          await job.moveToDelayed(retryAt, token);
+          throw new DelayedError();
+        }
+      },
       {
         connection: { url: this.#pipeline.ctx.redisUrl, maxRetriesPerRequest: null },
         prefix: this.#pipeline.ctx.prefix,

@@ -71,6 +71,7 @@ export async function cancelRemovedRun(pipeline: Pipeline, removed: RemovedLog):
       run = await results.getRun(event.runId); // accepted meanwhile
     } else {
       if (!(await removeUnlessLocked(job))) return { ...base, action: "recorded", reason: "in-flight" };
+      await pipeline.releaseRun(event.runId, event.cryptlet); // out of the backlog bound
       return { ...base, action: "cancelled", reason: "not-accepted" };
     }
   }
@@ -95,5 +96,6 @@ export async function cancelRemovedRun(pipeline: Pipeline, removed: RemovedLog):
     });
     await results.failRun(run.resultId as Hex32, { code: error.code, message: error.shortMessage, stage: "trigger" });
   }
+  await pipeline.releaseRun(run.resultId, run.cryptlet.name); // out of the backlog bound
   return { ...base, action: "cancelled", reason: "not-written" };
 }

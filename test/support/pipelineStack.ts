@@ -27,6 +27,8 @@ import { signPackage } from "../../runtime/packages/signature.ts";
 import type { Party } from "../../runtime/packages/manifest.ts";
 import type { PipelineChain, PipelineContext, PipelineLogger } from "../../runtime/queue/context.ts";
 import { Pipeline, type WorkerOptions } from "../../runtime/queue/pipeline.ts";
+import type { BacklogLimits } from "../../runtime/queue/backlog.ts";
+import { DirectoryBundleArchive } from "../../runtime/archive/DirectoryBundleArchive.ts";
 import { ResultStore } from "../../runtime/queue/results.ts";
 import { SandboxPool } from "../../runtime/sandbox/pool.ts";
 import { startHardhatNode, type HardhatNode } from "./hardhatNode.ts";
@@ -76,6 +78,11 @@ export async function startPipelineStack(options: {
   /** Redis (default {@link REDIS_URL}). */
   redisUrl?: string;
   logger?: PipelineLogger;
+  /** Retention of results, lane and anchor records, jobs (seconds), and the bundle archive's directory. */
+  retentionSeconds?: number;
+  archiveDirectory?: string;
+  /** Backlog bounds (runtime/queue/backlog.ts). */
+  backlog?: BacklogLimits;
 }): Promise<PipelineStack> {
   const prefix = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const redisUrl = options.redisUrl ?? REDIS_URL;
@@ -149,7 +156,13 @@ export async function startPipelineStack(options: {
     };
     rawChains.push(rawChain);
     const config = parseChainsConfig({ chains: [rawChain] }).chains[0]!;
-    const writer = new ChainWriter({ chain: config, signer: chainSigner, redis, prefix });
+    const writer = new ChainWriter({
+      chain: config,
+      signer: chainSigner,
+      redis,
+      prefix,
+      ...(options.retentionSeconds ? { retentionSeconds: options.retentionSeconds } : {}),
+    });
     await writer.start();
     const anchors = new AnchorBatcher({
       writer,
@@ -157,6 +170,7 @@ export async function startPipelineStack(options: {
       consortiumId: STACK_CONSORTIUM_ID,
       signers: resultSigners,
       prefix,
+      ...(options.retentionSeconds ? { retentionSeconds: options.retentionSeconds } : {}),
     });
     pipelineChains.set(chain.name, { config, writer, anchors });
     chains.push({
@@ -180,7 +194,11 @@ export async function startPipelineStack(options: {
     inputKey: provider("input-encryption"),
     runtime: { issuer: "test-runtime", version: "0.1.0", buildHash: "test" },
     chains: pipelineChains,
-    results: new ResultStore(redis, prefix),
+    results: new ResultStore(redis, prefix, {
+      ...(options.retentionSeconds ? { retentionSeconds: options.retentionSeconds } : {}),
+      ...(options.archiveDirectory ? { archive: new DirectoryBundleArchive(options.archiveDirectory) } : {}),
+    }),
+    ...(options.backlog ? { backlog: options.backlog } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   };
   const pipeline = new Pipeline(ctx);
