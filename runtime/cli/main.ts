@@ -400,6 +400,9 @@ Examples:
     .option("--trust <file>", "trust settings JSON instead of the chains' registries (as for `cryptlet verify`)")
     .option("--chain <name...>", "configured chains to read trust from (default: the run's)")
     .option("--explorer <chain=url...>", "explorer base URL by chain name or id (default: each chain's explorerUrl)")
+    .option("--rerun", "re-execute the Cryptlet on the bundle's evidence (as `cryptlet verify --rerun`)")
+    .option("--package <dir...>", "with --rerun: built package folders (or folders of them)")
+    .option("--party-key <file...>", "a party's private JWK, to open a sealed result's evidence and plaintext")
     .addOption(
       new Option("--rpc-timeout <ms>", "deadline of each JSON-RPC request and of each chain's read")
         .argParser(positiveInt)
@@ -408,7 +411,16 @@ Examples:
     .action(
       async (
         target: string,
-        o: { html: string; trust?: string; chain?: string[]; explorer?: string[]; rpcTimeout: number },
+        o: {
+          html: string;
+          trust?: string;
+          chain?: string[];
+          explorer?: string[];
+          rpcTimeout: number;
+          rerun?: boolean;
+          package?: string[];
+          partyKey?: string[];
+        },
       ) => {
         const [{ reportCommand }, verify] = await Promise.all([
           import("./commands/report.ts"),
@@ -423,6 +435,9 @@ Examples:
             ...(o.chain === undefined ? {} : { chains: o.chain }),
             ...(o.explorer === undefined ? {} : { explorers: o.explorer }),
             rpcTimeoutMs: o.rpcTimeout,
+            ...(o.rerun ? { rerun: true } : {}),
+            ...(o.package === undefined ? {} : { packages: o.package }),
+            ...(o.partyKey === undefined ? {} : { partyKeys: o.partyKey }),
           });
         } catch (error) {
           if (!verify.isTrustUnavailable(error)) throw error;

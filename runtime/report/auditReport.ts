@@ -6,8 +6,8 @@
  *
  * The page shows the Cryptlet and its code hash, the event, every chain's transaction (with an explorer link when
  * an explorer base URL is configured for the chain), each signer and whether each chain (or the given trust)
- * trusts it, the Merkle path of a batched result, the attestation token's claims, the re-execution verdict (or
- * "not re-executed"), the sealed-for parties of a sealed result (recipient kids only: the page never holds
+ * trusts it, the Merkle path of a batched result, the attestation token's claims, the re-execution verdict (the
+ * verification's `reexecution` check, or "not re-executed"), the sealed-for parties of a sealed result (recipient kids only: the page never holds
  * plaintext, nor even the ciphertext) and every check of the verification with its verdict and reason.
  *
  * The page is inert: inline CSS only, no script, no external resource (a `Content-Security-Policy` meta element
@@ -28,26 +28,12 @@ import type { CompositeReceipt } from "../queue/results.ts";
 /** The Content-Security-Policy of the page (also sent as a header by the API). */
 export const AUDIT_REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
-/**
- * The verdict of re-executing the Cryptlet and comparing its output, when a verification report carries one.
- * No verifier produces it yet; the page then says "not re-executed".
- */
-export interface ReexecutionVerdict {
-  /** `match` (same output hash), `mismatch`, or another verdict word of the re-executor. */
-  verdict: string;
-  /** Why, in one line. */
-  reason?: string;
-  /** The engine and version it was re-run on. */
-  engine?: string;
-  engineVersion?: string;
-}
-
 /** One verification shown on the page: what trust it used, and `verifyBundle`'s report. */
 export interface AuditVerification {
   /** What the report was verified against, e.g. `chain consortium (chain id 31337): registry 0x… at block 12`. */
   label: string;
-  /** The report; `reexecution` when the verifier re-ran the Cryptlet (absent today). */
-  report: VerificationReport & { reexecution?: ReexecutionVerdict };
+  /** The report (its `reexecution` check is the re-execution verdict). */
+  report: VerificationReport;
 }
 
 /** Trust used for a verification: whose signatures count, and how many are needed. */
@@ -463,12 +449,14 @@ function checksSection(v: AuditVerification, index: number): string {
 }
 
 function reexecutionSection(verifications: readonly AuditVerification[]): string {
-  const found = verifications.map((v) => v.report.reexecution).find((r) => r !== undefined);
+  const checks = verifications
+    .map((v) => v.report.checks.find((c) => c.name === "reexecution"))
+    .filter((c): c is BundleCheck => c !== undefined);
+  const found = checks.find((c) => c.verdict === "fail") ?? checks.find((c) => c.verdict === "pass");
   if (!found) {
-    return `<p id="reexecution" data-verdict="none">Not re-executed: no verification of this report re-ran the Cryptlet.</p>`;
+    return `<p id="reexecution" data-verdict="none">Not re-executed: no verification of this report re-ran the Cryptlet (<code>cryptlet report --rerun --package &lt;dir&gt;</code> does).</p>`;
   }
-  const cls = found.verdict === "match" || found.verdict === "pass" ? "pass" : "fail";
-  return `<p id="reexecution" data-verdict="${escapeHtml(found.verdict)}"><span class="badge ${cls}">${escapeHtml(found.verdict)}</span> ${text(found.reason)}${found.engine ? ` <span class="muted">(${escapeHtml(found.engine)} ${escapeHtml(found.engineVersion ?? "")})</span>` : ""}</p>`;
+  return `<p id="reexecution" data-verdict="${escapeHtml(found.verdict)}">${verdictBadge(found.verdict)} ${escapeHtml(found.reason)}</p>`;
 }
 
 const STYLE = `

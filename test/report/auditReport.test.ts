@@ -150,6 +150,26 @@ function flipSignatureByte(bundle: ProofBundle): ProofBundle {
 }
 
 describe("the HTML (no browser)", () => {
+  test("shows the re-execution verdict of the verification (the reexecution check), red when it failed", async () => {
+    // The Reexecutor port stands in for the sandbox here: the page shows whatever verdict the check carries.
+    const rerun = async (verdict: "pass" | "fail", reason: string) => {
+      const report = await verifyBundle(publicBundle, {
+        ...options,
+        reexecutor: { reexecute: () => Promise.resolve({ verdict, reason }) },
+      });
+      return renderAuditReport({
+        bundle: publicBundle,
+        verifications: [{ label: "test trust", report }],
+        trust,
+        options: { generatedAt: new Date("2024-01-05T00:05:00Z") },
+      });
+    };
+    const passed = await rerun("pass", "re-ran @acme/eth-usd-median@1.0.0: inputHash and outputHash reproduced");
+    expect(passed).toMatch(/<p id="reexecution" data-verdict="pass">.*inputHash and outputHash reproduced/);
+    const failed = await rerun("fail", "re-ran <x>: outputHash 0x12 differs");
+    expect(failed).toMatch(/<p id="reexecution" data-verdict="fail">.*re-ran &lt;x&gt;: outputHash 0x12 differs/);
+  });
+
   test("escapes every value; links only http(s) explorers; finds the bundle in a receipt", async () => {
     expect(escapeHtml(`<a href="x" onclick='y'>&`)).toBe("&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;");
     expect(explorerUrl("https://sepolia.etherscan.io/", "tx", publicBundle.anchors[0]!.txHash)).toBe(
@@ -292,8 +312,8 @@ describe("the HTML (no browser)", () => {
     for (const rows of [publicRows, sealedRows]) expect(rows.map((r) => r.name)).toEqual(expect.arrayContaining(names));
     // What does not apply to a bundle is skipped (docs/proof-bundle.md, "skipped when"), never failed.
     const notApplicable = {
-      public: ["merkleProof", "batchSignatures", "recipients", "anchors"],
-      sealed: ["signatures", "anchors"],
+      public: ["merkleProof", "batchSignatures", "recipients", "reexecution", "anchors"],
+      sealed: ["signatures", "reexecution", "anchors"],
     };
     for (const [which, rows] of [
       ["public", publicRows],

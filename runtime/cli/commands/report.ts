@@ -30,10 +30,11 @@ import {
 import { DEFAULT_CONFIG_FILE } from "../config.ts";
 import { CliInputError, CliUsageError, RunNotFoundError } from "../errors.ts";
 import { readJsonFile } from "../io.ts";
+import type { RerunCommandOptions } from "./rerun.ts";
 import { verifyCommand, type VerifyOutcome } from "./verify.ts";
 
 /** Options of {@link reportCommand} (the command line's, parsed). */
-export interface ReportCommandOptions {
+export interface ReportCommandOptions extends RerunCommandOptions {
   /** `--html <file>`: where to write the page. */
   html: string;
   /** `--config <file>`: chains (trust, names, explorers) and the result store for a run id. */
@@ -172,6 +173,9 @@ export async function reportCommand(target: string, options: ReportCommandOption
       ...(options.config === undefined ? {} : { config: options.config }),
       ...(options.chains === undefined ? {} : { chains: options.chains }),
       ...(options.rpcTimeoutMs === undefined ? {} : { rpcTimeoutMs: options.rpcTimeoutMs }),
+      ...(options.rerun ? { rerun: true } : {}),
+      ...(options.packages === undefined ? {} : { packages: options.packages }),
+      ...(options.partyKeys === undefined ? {} : { partyKeys: options.partyKeys }),
     });
     const chains = wantsConfig ? (await loadConfig()).chains : [];
     // By chain name and by chain id; an --explorer value (by either) overrides the configuration's for that chain.
