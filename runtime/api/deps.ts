@@ -11,6 +11,7 @@ import type { ChainConfig } from "../chains/config.ts";
 import type { ChainRpc } from "../chains/rpc.ts";
 import type { KeyProvider, PublicKeyInfo } from "../keys/KeyProvider.ts";
 import type { PackageStore } from "../packages/PackageStore.ts";
+import type { SandboxPool } from "../sandbox/pool.ts";
 import type { PipelineContext, PipelineLogger } from "../queue/context.ts";
 import type { Pipeline } from "../queue/pipeline.ts";
 import type { ResultStore } from "../queue/results.ts";
@@ -71,6 +72,11 @@ export interface ApiDeps {
     string,
     { writer: { rpc: Pick<ChainRpc, "send"> }; config?: Pick<ChainConfig, "chainId" | "explorerUrl"> }
   >;
+  /**
+   * The sandbox pool `POST /v1/verify` re-executes in (`rerun: true`), the pipeline's; without it such a request is
+   * answered 501.
+   */
+  sandbox?: SandboxPool;
   /** Attestation keys published at `/.well-known/jwks.json` (the current key, plus earlier versions during a rotation). */
   attestationKeys: readonly (KeyProvider | PublicKeyInfo)[];
   verification: VerificationSettings;
@@ -108,7 +114,10 @@ export interface ApiDeps {
 export function apiDepsOf(
   ctx: PipelineContext,
   pipeline: ApiPipeline,
-  options: Omit<ApiDeps, "packages" | "results" | "pipeline" | "redis" | "prefix" | "chains" | "attestationKeys"> &
+  options: Omit<
+    ApiDeps,
+    "packages" | "results" | "pipeline" | "redis" | "prefix" | "chains" | "sandbox" | "attestationKeys"
+  > &
     Partial<Pick<ApiDeps, "attestationKeys">>,
 ): ApiDeps {
   return {
@@ -118,6 +127,7 @@ export function apiDepsOf(
     redis: ctx.redis,
     prefix: ctx.prefix,
     chains: ctx.chains,
+    sandbox: ctx.sandbox,
     attestationKeys: options.attestationKeys ?? [ctx.attestationKey],
     ...(ctx.logger ? { logger: ctx.logger } : {}),
     ...options,

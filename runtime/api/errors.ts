@@ -365,3 +365,18 @@ export class ForbiddenError extends ApiError {
     });
   }
 }
+
+export const ERR_API_RERUN_UNAVAILABLE = defineErrorCode({
+  code: "ERR_API_RERUN_UNAVAILABLE",
+  module,
+  meaning:
+    "501: `POST /v1/verify` was asked to re-execute (`rerun: true`) by an API process that has no sandbox (one started without a pipeline context); re-execute with `cryptlet verify --rerun` instead.",
+  retry: "no",
+});
+
+/** `ERR_API_RERUN_UNAVAILABLE` (501): this API process cannot re-execute Cryptlets. */
+export class RerunUnavailableError extends ApiError {
+  constructor() {
+    super(501, ERR_API_RERUN_UNAVAILABLE, "re-execution is not available in this API process (it has no sandbox)");
+  }
+}

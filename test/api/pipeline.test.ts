@@ -106,6 +106,31 @@ describe("API → pipeline: invoke, run, bundle, verify (Redis, hardhat node, Ke
       attestation: "pass",
     });
 
+    // Re-executed by the API (rerun: the package from its store, its sandbox): the same inputHash and outputHash.
+    const rerun = await request(api.url, "POST", "/v1/verify", {
+      token: auditor,
+      json: { bundle: bundle.body, rerun: true },
+    });
+    expect(rerun.status).toBe(200);
+    const rerunCheck = (rerun.body.checks as { name: string; verdict: string; reason: string }[]).find(
+      (c) => c.name === "reexecution",
+    );
+    expect(rerunCheck).toMatchObject({ verdict: "pass", reason: expect.stringContaining("reproduced") });
+    expect(rerun.body.ok).toBe(true);
+    // The evidence's input changed (the price observations): the token's evidenceHash and the commitment fail.
+    const changedInput = structuredClone(bundle.body);
+    changedInput.evidence.public.input = { changed: true };
+    const rerunChanged = await request(api.url, "POST", "/v1/verify", {
+      token: auditor,
+      json: { bundle: changedInput, rerun: true },
+    });
+    expect(rerunChanged.body.ok).toBe(false);
+    expect(
+      (rerunChanged.body.checks as { name: string; verdict: string }[])
+        .filter((c) => c.verdict === "fail")
+        .map((c) => c.name),
+    ).toEqual(expect.arrayContaining(["attestation", "evidence", "reexecution"]));
+
     // A forged output is a failed report, not a request error.
     const forged = structuredClone(bundle.body);
     forged.result.outputHash = `0x${"00".repeat(32)}`;

@@ -10,7 +10,10 @@ import type { JSONWebKeySet } from "jose";
 
 import { buildJwks } from "../../attestation/token.ts";
 import { verifyBundle } from "../../attestation/verifyBundle.ts";
+import { createReexecutor } from "../../reexecution/reexecute.ts";
+import { packagesFromStore } from "../../reexecution/packageSources.ts";
 import type { ApiDeps } from "../deps.ts";
+import { RerunUnavailableError } from "../errors.ts";
 
 /** How long the attestation JWK Set is cached, ms. */
 export const JWKS_CACHE_MS = 5 * 60_000;
@@ -21,6 +24,8 @@ export interface VerifyRequestBody {
   requestId?: string;
   /** ISO 8601 date-time. */
   verifyAt?: string;
+  /** Re-execute the Cryptlet on the bundle's evidence (package from the store, this runtime's sandbox). */
+  rerun?: boolean;
 }
 
 /** A cached JWK Set of the attestation keys. */
@@ -47,6 +52,13 @@ export function proofRoutes(deps: ApiDeps, jwks: () => Promise<JSONWebKeySet>): 
   router.post("/v1/verify", async (req, res) => {
     const body = req.body as VerifyRequestBody;
     const v = deps.verification;
+    if (body.rerun === true && deps.sandbox === undefined) {
+      throw new RerunUnavailableError();
+    }
+    const reexecutor =
+      body.rerun === true && deps.sandbox !== undefined
+        ? createReexecutor({ packages: packagesFromStore(deps.packages), sandbox: deps.sandbox })
+        : undefined;
     const report = await verifyBundle(body.bundle, {
       trustedSigners: v.trustedSigners,
       threshold: v.threshold,
@@ -56,6 +68,7 @@ export function proofRoutes(deps: ApiDeps, jwks: () => Promise<JSONWebKeySet>): 
       ...(body.requestId === undefined ? {} : { requestId: body.requestId }),
       ...(body.verifyAt === undefined ? {} : { now: new Date(body.verifyAt) }),
       jwks: await jwks(),
+      ...(reexecutor === undefined ? {} : { reexecutor }),
     });
     res.json(report);
   });
