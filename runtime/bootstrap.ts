@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 import { Redis } from "ioredis";
 
+import { DirectoryBundleArchive } from "./archive/DirectoryBundleArchive.ts";
 import { AnchorBatcher } from "./chains/anchor.ts";
 import { ChainRpc } from "./chains/rpc.ts";
 import { ChainWriter } from "./chains/writer.ts";
@@ -117,6 +118,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
         rpc: new ChainRpc(chain, { requestTimeoutMs: config.resilience.rpcTimeoutMs }),
         redis,
         prefix: config.prefix,
+        retentionSeconds: config.retention.seconds,
         ...(logger ? { logger } : {}),
       });
       writers.push(writer);
@@ -141,6 +143,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
         consortiumId: config.consortiumId,
         signers: resultSigners,
         prefix: config.prefix,
+        retentionSeconds: config.retention.seconds,
         ...(logger ? { logger } : {}),
       });
     }
@@ -164,7 +167,11 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     durability,
     runtime: { issuer: config.issuer, version: "0.1.0", buildHash: "unknown" },
     chains,
-    results: new ResultStore(redis, config.prefix),
+    results: new ResultStore(redis, config.prefix, {
+      retentionSeconds: config.retention.seconds,
+      ...(config.retention.archive ? { archive: new DirectoryBundleArchive(config.retention.archive.path) } : {}),
+    }),
+    backlog: config.backlog,
     ...(logger ? { logger } : {}),
   };
 }

@@ -14,6 +14,8 @@ import type { JWK } from "jose";
 
 import { SIGNER_REF_SCHEMA, parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
 import { CryptletError, ERR_RUNTIME_CONFIG_INVALID } from "./errors.ts";
+import type { BacklogLimits } from "./queue/backlog.ts";
+import { DEFAULT_RETENTION_SECONDS } from "./queue/results.ts";
 import { DEFAULT_DEPENDENCY_POLICIES, type DependencyPolicy } from "./resilience/dependency.ts";
 
 /** A key the runtime uses: in Azure Key Vault (production) or a local JWK file (development). */
@@ -29,6 +31,15 @@ export interface RuntimeConfig {
   consortiumId: `0x${string}`;
   /** This runtime's identity in attestation tokens (`iss`). */
   issuer: string;
+  /** Bounds of the pipeline's backlog, in runs in flight (runtime/queue/backlog.ts); unset fields take defaults. */
+  backlog: BacklogLimits;
+  /** How long results stay in Redis and where receipts are archived beyond that (docs/pipeline.md "Retention"). */
+  retention: {
+    /** Seconds after a run's last change. Default 604800 (7 days). */
+    seconds: number;
+    /** The bundle archive: `{type: "directory", path}` (relative to the configuration file). Default none. */
+    archive?: { type: "directory"; path: string };
+  };
   keys: {
     /** Result and batch signers (M of N, the registry's trusted signers), secp256k1 keys. */
     resultSigners: KeyRef[];
@@ -134,6 +145,29 @@ const SCHEMA = {
     prefix: { type: "string", pattern: "^[A-Za-z0-9_{}-]{1,64}$" },
     consortiumId: { type: "string", pattern: "^0x[0-9a-fA-F]{64}$" },
     issuer: { type: "string", minLength: 1, maxLength: 200 },
+    backlog: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        maxRuns: { type: "integer", minimum: 1 },
+        maxRunsPerCryptlet: { type: "integer", minimum: 1 },
+        retryAfterSeconds: { type: "integer", minimum: 1, maximum: 3600 },
+        staleAfterSeconds: { type: "integer", minimum: 60 },
+      },
+    },
+    retention: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        seconds: { type: "integer", minimum: 1 },
+        archive: {
+          type: "object",
+          additionalProperties: false,
+          required: ["type", "path"],
+          properties: { type: { const: "directory" }, path: { type: "string", minLength: 1 } },
+        },
+      },
+    },
     keys: {
       type: "object",
       additionalProperties: false,
@@ -239,6 +273,13 @@ export function parseRuntimeConfig(
     prefix: raw.prefix ?? "cryptlet",
     consortiumId: raw.consortiumId,
     issuer: raw.issuer ?? "cryptlet-runtime",
+    backlog: raw.backlog ?? {},
+    retention: {
+      seconds: raw.retention?.seconds ?? DEFAULT_RETENTION_SECONDS,
+      ...(raw.retention?.archive
+        ? { archive: { type: "directory", path: path.resolve(baseDir, raw.retention.archive.path) } }
+        : {}),
+    },
     keys: {
       resultSigners: raw.keys.resultSigners.map(resolveKey),
       attestation: resolveKey(raw.keys.attestation),

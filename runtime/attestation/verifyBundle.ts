@@ -226,6 +226,27 @@ function describeEvaluation(what: string, e: SignatureEvaluation): CheckResult {
   return e.met ? pass(summary) : fail(summary);
 }
 
+/**
+ * Why a JWE's recipients are not exactly the manifest's parties (docs/proof-bundle.md, `recipients`): a party that is
+ * not a recipient, a recipient that is not a party or has no kid, a duplicate recipient; undefined when they are.
+ */
+function recipientMismatch(jwe: unknown, parties: readonly { kid: string }[]): string | undefined {
+  const kids = recipientsOf(jwe);
+  const expected = parties.map((p) => p.kid);
+  const present = new Set(kids.filter((k): k is string => k !== null));
+  const missing = expected.filter((k) => !present.has(k));
+  const extra = kids.filter((k) => k === null || !expected.includes(k));
+  const duplicated = kids.length !== present.size;
+  if (missing.length === 0 && extra.length === 0 && !duplicated) return undefined;
+  return [
+    missing.length > 0 ? `parties not recipients: ${missing.join(", ")}` : "",
+    extra.length > 0 ? `recipients not parties: ${extra.map((k) => k ?? "(no kid)").join(", ")}` : "",
+    duplicated ? "duplicate recipients" : "",
+  ]
+    .filter(Boolean)
+    .join("; ");
+}
+
 /** The token's claims, decoded without verification (the `attestation` check verifies them), or undefined. */
 function tokenClaims(token: string): Partial<AttestationClaims> | undefined {
   try {
@@ -406,21 +427,11 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
         ? skipped("public payload")
         : fail("manifest names parties but the payload is not sealed");
     }
-    const kids = recipientsOf(b.payload.sealed.jwe);
-    const expected = b.manifest.parties.map((p) => p.kid);
-    const present = new Set(kids.filter((k): k is string => k !== null));
-    const missing = expected.filter((k) => !present.has(k));
-    const extra = kids.filter((k) => k === null || !expected.includes(k));
-    const duplicated = kids.length !== present.size;
-    if (missing.length === 0 && extra.length === 0 && !duplicated) {
-      return pass(`${kids.length} recipient(s), exactly the manifest's parties`);
+    const mismatch = recipientMismatch(b.payload.sealed.jwe, b.manifest.parties);
+    if (mismatch === undefined) {
+      return pass(`${recipientsOf(b.payload.sealed.jwe).length} recipient(s), exactly the manifest's parties`);
     }
-    const parts = [
-      missing.length > 0 ? `parties not recipients: ${missing.join(", ")}` : "",
-      extra.length > 0 ? `recipients not parties: ${extra.map((k) => k ?? "(no kid)").join(", ")}` : "",
-      duplicated ? "duplicate recipients" : "",
-    ].filter(Boolean);
-    return fail(parts.join("; "));
+    return fail(mismatch);
   });
 
   let opened: RunEvidence | undefined;
@@ -445,10 +456,8 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
     }
     if (b.payload.public !== undefined) return fail("the evidence is sealed but the result is public");
     const kids = recipientsOf(carried.sealed.jwe);
-    const expected = b.manifest.parties.map((p) => p.kid);
-    if (kids.length !== expected.length || !expected.every((k) => kids.includes(k))) {
-      return fail("the sealed evidence's recipients are not exactly the manifest's parties");
-    }
+    const mismatch = recipientMismatch(carried.sealed.jwe, b.manifest.parties);
+    if (mismatch !== undefined) return fail(`the sealed evidence's recipients: ${mismatch}`);
     for (const key of options.partyKeys ?? []) {
       try {
         opened = await openRunEvidence(carried.sealed.jwe, key);

@@ -8,6 +8,7 @@
  * be located; `ok` is true when no check failed (a skipped check is not verified, as in the document).
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -53,7 +54,17 @@ export interface AttestationRequest {
   jwks: { keys: Record<string, unknown>[] };
   now: number;
   tolerance: number;
-  expected: { cryptletId: string; codeHash: string; resultId: string; iss?: string };
+  expected: {
+    cryptletId: string;
+    codeHash: string;
+    resultId: string;
+    inputHash: string;
+    outputHash: string;
+    aud: string;
+    /** keccak256(JCS(bundle.evidence)) when the bundle carries evidence. */
+    evidenceHash?: string;
+    iss?: string;
+  };
 }
 export type AttestationAnswer = { ok: boolean; reason: string; kid?: string };
 
@@ -98,6 +109,7 @@ interface Bundle {
   batch?: { root: Hex; count: number; timestamp: string; proof: Hex[]; signatures: Sig[] };
   attestation: string;
   payload: { public?: { abiType: string; data: Hex }; sealed?: { jwe: { [k: string]: Json } } };
+  evidence?: { public?: { [k: string]: Json }; sealed?: { jwe: { [k: string]: Json } } };
   anchors: { chainId: string; mode: "record" | "anchor" | "fulfill" | "submit" }[];
 }
 
@@ -185,6 +197,12 @@ function attestationRequest(bundle: Bundle, trust: IndependentTrust): Attestatio
       cryptletId: bundle.result.cryptletId,
       codeHash: bundle.result.codeHash,
       resultId: bundle.result.resultId,
+      inputHash: bundle.result.inputHash,
+      outputHash: bundle.result.outputHash,
+      aud: bundle.consortiumId,
+      ...(bundle.evidence === undefined
+        ? {}
+        : { evidenceHash: keccak256(stringToBytes(jcs(bundle.evidence as unknown as Json))) }),
       ...(trust.attestationIssuer === undefined ? {} : { iss: trust.attestationIssuer }),
     },
   };
@@ -225,6 +243,18 @@ export async function verifyIndependently(
     }
     return { ok: Object.values(checks).every((c) => c.verdict !== "fail"), checks };
   });
+}
+
+/** A JWE's recipients are exactly the parties: each has a kid, no kid twice, the same set as the parties' kids. */
+function exactlyTheParties(jwe: { [k: string]: Json }, parties: readonly string[]): boolean {
+  const recipients = (jwe.recipients as { header?: { kid?: unknown } }[]).map((r) => r.header?.kid);
+  const kids = recipients.filter((k): k is string => typeof k === "string");
+  return (
+    kids.length === recipients.length &&
+    new Set(kids).size === kids.length &&
+    kids.length === new Set(parties).size &&
+    kids.every((k) => parties.includes(k))
+  );
 }
 
 async function offlineChecks(
@@ -335,14 +365,67 @@ async function offlineChecks(
     if (b.payload.sealed === undefined) {
       return parties.length === 0 ? ["skipped", "public"] : ["fail", "parties named but the payload is public"];
     }
-    const recipients = (b.payload.sealed.jwe.recipients as { header?: { kid?: unknown } }[]).map((r) => r.header?.kid);
-    const kids = recipients.filter((k): k is string => typeof k === "string");
-    const exact =
-      kids.length === recipients.length &&
-      new Set(kids).size === kids.length &&
-      kids.length === new Set(parties).size &&
-      kids.every((k) => parties.includes(k));
-    return exact ? ["pass", "recipients are the parties"] : ["fail", "recipients are not exactly the parties"];
+    return exactlyTheParties(b.payload.sealed.jwe, parties)
+      ? ["pass", "recipients are the parties"]
+      : ["fail", "recipients are not exactly the parties"];
+  });
+
+  // docs/proof-bundle.md, "Evidence": the token's evidenceHash commits to the evidence as carried; public evidence
+  // commits to inputHash once every response body is taken out (each body checked against its sha256 and length).
+  await guard("evidence", () => {
+    if (b.evidence === undefined) return ["skipped", "no evidence"];
+    let claims: { inputFormat?: unknown; evidenceHash?: unknown };
+    try {
+      claims = JSON.parse(
+        Buffer.from(b.attestation.split(".")[1] ?? "", "base64url").toString("utf8"),
+      ) as typeof claims;
+    } catch {
+      return ["fail", "token payload unreadable"];
+    }
+    if (claims.inputFormat !== 2) return ["fail", "evidence with a token of another inputFormat than 2"];
+    const carried = keccak256(stringToBytes(jcs(b.evidence as unknown as Json)));
+    if (typeof claims.evidenceHash !== "string" || !eq(claims.evidenceHash, carried)) {
+      return ["fail", "keccak256(JCS(evidence)) ≠ the token's evidenceHash"];
+    }
+    if (b.evidence.sealed !== undefined) {
+      if (b.payload.public !== undefined) return ["fail", "sealed evidence for a public result"];
+      return exactlyTheParties(
+        b.evidence.sealed.jwe,
+        b.manifest.parties.map((p) => p.kid),
+      )
+        ? ["pass", "sealed for the parties"]
+        : ["fail", "sealed evidence recipients are not the parties"];
+    }
+    if (b.payload.sealed !== undefined) return ["fail", "public evidence for a sealed result"];
+    const e = b.evidence.public as {
+      evidenceFormat: number;
+      context: { requestId: string; resultId: string };
+      fetches: { response: { body: string; bodySha256: string; bodyBytes: number; [k: string]: Json } }[];
+      [k: string]: Json | object;
+    };
+    if (e.evidenceFormat !== 2) return ["fail", "evidenceFormat ≠ 2"];
+    for (const f of e.fetches) {
+      const body = Buffer.from(f.response.body, "base64");
+      if (body.length !== f.response.bodyBytes) return ["fail", "a body's length ≠ bodyBytes"];
+      if (`0x${createHash("sha256").update(body).digest("hex")}` !== f.response.bodySha256) {
+        return ["fail", "a body's sha256 ≠ bodySha256"];
+      }
+    }
+    const commitment = {
+      ...e,
+      fetches: e.fetches.map((f) => {
+        const { body: _body, ...response } = f.response;
+        return { ...f, response };
+      }),
+    };
+    if (!eq(keccak256(stringToBytes(jcs(commitment as unknown as Json))), b.result.inputHash)) {
+      return ["fail", "keccak256(JCS(evidence without bodies)) ≠ inputHash"];
+    }
+    if (!eq(e.context.resultId, b.result.resultId)) return ["fail", "evidence resultId ≠ resultId"];
+    if (b.requestId !== undefined && !eq(e.context.requestId, b.requestId)) {
+      return ["fail", "evidence requestId ≠ requestId"];
+    }
+    return ["pass", "evidence commits to inputHash"];
   });
 
   await guard("proofs", () => {

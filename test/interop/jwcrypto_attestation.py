@@ -4,7 +4,7 @@ docs/proof-bundle.md ("Attestation token" and the `attestation` row of "Verifica
 
 Reads one JSON request on stdin: {"requests": [{"token", "jwks", "now", "tolerance", "expected"}...]} where `now` is
 the verification time in Unix seconds, `tolerance` the allowed clock skew in seconds and `expected` the claim values
-{cryptletId, codeHash, resultId, iss?} taken from the bundle. Writes {"answers": [{"ok", "reason", "kid"?}...]},
+{cryptletId, codeHash, resultId, inputHash, outputHash, aud, evidenceHash?, iss?} taken from the bundle. Writes {"answers": [{"ok", "reason", "kid"?}...]},
 one per request, in order. Never raises for a bad token (the reason says why).
 """
 import json
@@ -101,6 +101,21 @@ def check(req):
     for name in ("cryptletId", "codeHash", "resultId"):
         if claims[name].lower() != expected[name].lower():
             raise Refused("claim %s differs from the bundle's" % name)
+    for name in ("inputHash", "outputHash"):
+        if not isinstance(claims.get(name), str) or claims[name].lower() != expected[name].lower():
+            raise Refused("claim %s differs from the bundle's" % name)
+    if not isinstance(claims.get("aud"), str) or claims["aud"].lower() != expected["aud"].lower():
+        raise Refused("claim aud differs from the bundle's consortiumId")
+    if claims.get("inputFormat") not in (1, 2) or isinstance(claims.get("inputFormat"), bool):
+        raise Refused("claim inputFormat is not 1 or 2")
+    if claims["inputFormat"] == 2 and (
+        not isinstance(claims.get("evidenceHash"), str) or not BYTES32.match(claims["evidenceHash"])
+    ):
+        raise Refused("claim evidenceHash missing or not bytes32")
+    if expected.get("evidenceHash") is not None and (
+        claims.get("evidenceHash") or ""
+    ).lower() != expected["evidenceHash"].lower():
+        raise Refused("claim evidenceHash differs from keccak256(JCS(evidence))")
     if claims["sub"].lower() != expected["resultId"].lower():
         raise Refused("claim sub differs from the bundle's resultId")
     if expected.get("iss") is not None and claims["iss"] != expected["iss"]:

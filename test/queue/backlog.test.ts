@@ -4,6 +4,7 @@
  */
 import { Redis } from "ioredis";
 
+import { parseRuntimeConfig } from "../../runtime/config.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { Backlog } from "../../runtime/queue/backlog.ts";
 import { ERR_BACKLOG_FULL, type BacklogFullError } from "../../runtime/queue/errors.ts";
@@ -84,5 +85,62 @@ describe("backlog bound (real Redis)", () => {
 
   test("bounds must be positive integers", () => {
     expect(() => new Backlog(redis, prefix, { maxRuns: 0 })).toThrow(RangeError);
+  });
+});
+
+describe("runtime configuration: backlog and retention", () => {
+  const base = {
+    consortiumId: `0x${"11".repeat(32)}`,
+    keys: {
+      resultSigners: [{ type: "local", jwkPath: "s.jwk.json" }],
+      attestation: { type: "local", jwkPath: "a.jwk.json" },
+    },
+    chains: [
+      {
+        name: "consortium",
+        chainId: 31337,
+        rpcUrl: "http://127.0.0.1:8545",
+        signer: { type: "local", jwkPath: "r.jwk.json" },
+      },
+    ],
+  };
+
+  test("defaults: the backlog's own, 7 days of retention, no archive", () => {
+    const config = parseRuntimeConfig(base, "test", "/etc/cryptlet");
+    expect(config.backlog).toEqual({});
+    expect(config.retention).toEqual({ seconds: 7 * 24 * 3600 });
+  });
+
+  test("bounds, retention and a directory archive (relative to the configuration file)", () => {
+    const config = parseRuntimeConfig(
+      {
+        ...base,
+        backlog: { maxRuns: 2000, maxRunsPerCryptlet: 500, retryAfterSeconds: 2 },
+        retention: { seconds: 86_400, archive: { type: "directory", path: "bundles" } },
+      },
+      "test",
+      "/etc/cryptlet",
+    );
+    expect(config.backlog).toEqual({ maxRuns: 2000, maxRunsPerCryptlet: 500, retryAfterSeconds: 2 });
+    expect(config.retention).toEqual({
+      seconds: 86_400,
+      archive: { type: "directory", path: "/etc/cryptlet/bundles" },
+    });
+  });
+
+  test.each([
+    [{ backlog: { maxRuns: 0 } }, "backlog.maxRuns"],
+    [{ retention: { seconds: 0 } }, "retention.seconds"],
+    [{ retention: { archive: { type: "s3", path: "x" } } }, "retention.archive.type"],
+  ])("refuses %j, naming the field", (extra, field) => {
+    let error: unknown;
+    try {
+      parseRuntimeConfig({ ...base, ...extra });
+    } catch (e) {
+      error = e;
+    }
+    expect(isCryptletError(error, "ERR_RUNTIME_CONFIG_INVALID")).toBe(true);
+    const paths = ((error as { details: { errors: { path: string }[] } }).details.errors ?? []).map((e) => e.path);
+    expect(paths).toContain(field);
   });
 });
