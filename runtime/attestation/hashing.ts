@@ -148,7 +148,9 @@ export interface RunInput {
 }
 
 /**
- * `inputHash = keccak256(utf8(JCS({"event": event, "hostCalls": [records...]})))` (RFC 8785; docs/proof-bundle.md).
+ * The input commitment of format 1 (tokens with `inputFormat` 1, issued before runs kept their evidence):
+ * `inputHash = keccak256(utf8(JCS({"event": event, "hostCalls": [records...]})))` (RFC 8785). The runtime now
+ * commits to the run's evidence instead (format 2, `evidenceInputHash` in runtime/attestation/evidence.ts).
  *
  * @param input - the normalised event and the host-call records, in call order.
  * @returns the `bytes32` hash.

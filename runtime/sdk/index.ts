@@ -60,8 +60,9 @@ export interface FetchInit {
 /**
  * HTTP fetch performed by the host on the Cryptlet's behalf, present only when the manifest grants the `fetch`
  * capability. The URL (and every redirect hop) must match the manifest's allow-list, otherwise the promise rejects
- * and the run fails with `ERR_CAPABILITY_DENIED`. Each response (URL, status, SHA-256 of the body, byte length) is
- * recorded by the host and enters the result's `inputHash`.
+ * and the run fails with `ERR_CAPABILITY_DENIED`. Each request (headers and body by hash) and response (body
+ * included) is recorded in the run's evidence, which the result's `inputHash` commits to and on which a verifier
+ * re-executes the Cryptlet (docs/proof-bundle.md, "Evidence").
  *
  * @param url - absolute `http:` or `https:` URL.
  * @param init - method, headers and body.
