@@ -13,7 +13,7 @@
  * | --- | --- | --- |
  * | `:pending` | sorted set | queued result ids, score = enqueue time (Unix ms) |
  * | `:results` | hash | result id → the queued result (JSON, bundle form) until its batch closes |
- * | `:digest` | hash | result id → SHA-256 (base64) of the result's JSON; the "enqueued once" index (kept) |
+ * | `:digest` | hash | result id → SHA-256 (base64) of the result's JSON; the "enqueued once" index (until retired) |
  * | `:seq` | string | the last batch sequence number |
  * | `:open` | sorted set | sequence numbers of closed batches not yet anchored (score = seq) |
  * | `:batch:<seq>` | hash | `state` (`closed`, `signed`, `anchored`), `closedAt` (ms), `count`, `attempt`, `failures`, `retryAt` (ms), `lastError`; once signed `root`, `timestamp` (s), `signatures` (JSON); once anchored `anchor` (JSON {@link BundleAnchor}) |
@@ -24,9 +24,10 @@
  * | `:batch:<seq>:ids` | list | the result ids of an anchored batch, until retired |
  *
  * **Retention.** An anchored batch is retired `retentionSeconds` (default 7 days) after its anchoring: its
- * results' `:proof` and `:digest` fields, its `:ids` list and its `:anchored` entry are removed, and its
- * `:batch:<seq>` hash expires then. The proof bundles keep the batch and Merkle proof (the result store's archive,
- * docs/pipeline.md "Retention"). A result enqueued again after its batch retired is anchored again, in a new batch.
+ * results' `:proof` and `:digest` fields, its `:ids` list and its `:anchored` entry are removed; its
+ * `:batch:<seq>` hash expires a margin later (the retention again, at most an hour). The proof bundles keep the
+ * batch and Merkle proof (the result store's archive, docs/pipeline.md "Retention"). A result enqueued again
+ * after its batch retired is anchored again, in a new batch.
  *
  * Guarantees:
  * - **A result is in at most one batch.** Enqueueing is idempotent per `resultId` (a second enqueue of the same
@@ -597,7 +598,8 @@ export class AnchorBatcher {
         .del(this.#key("batch", seq, "results"))
         .rpush(this.#key("batch", seq, "ids"), ...results.map((r) => r.resultId.toLowerCase()))
         .zadd(this.#key("anchored"), Date.now(), seq)
-        .expire(batchKey, this.#retentionSeconds + 3600) // retired (above) first; the hash outlives its proofs
+        // Retired (above) first; the hash outlives its proofs by a margin of at most an hour.
+        .expire(batchKey, this.#retentionSeconds + Math.min(this.#retentionSeconds, 3600))
         .exec();
       this.#log?.info({ chain: this.chain, seq, root, count, txHash: anchor.txHash }, "batch anchored");
       return { seq, status: "anchored", root, count: results.length, receipt, anchor };
