@@ -22,7 +22,8 @@ import {
 
 import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { cryptletIdOf } from "../attestation/ids.ts";
-import { CryptletError, classifyError, errorToJSON, redactSecrets, redactedError } from "../errors.ts";
+import { CryptletError, classifyError, errorToJSON, isCryptletError, redactSecrets, redactedError } from "../errors.ts";
+import { ERR_DEPENDENCY_CIRCUIT_OPEN } from "../resilience/errors.ts";
 import { Backlog } from "./backlog.ts";
 import type { PipelineContext } from "./context.ts";
 import {
@@ -380,6 +381,13 @@ export class Pipeline {
    */
   async #onError(stage: QueueName, job: Job, error: unknown): Promise<unknown> {
     if (error instanceof DelayedError || error instanceof WaitingChildrenError) return error;
+    // A dependency whose circuit breaker is open (runtime/resilience): the job waits for it without spending an
+    // attempt, so an outage of any length ends in a retry, not a dead letter (and no log line per job).
+    if (isCryptletError(error, ERR_DEPENDENCY_CIRCUIT_OPEN.code) && job.token) {
+      const retryAfterMs = Number((error as { details?: { retryAfterMs?: unknown } }).details?.retryAfterMs) || 1000;
+      await job.moveToDelayed(Date.now() + retryAfterMs + Math.floor(Math.random() * retryAfterMs), job.token);
+      return new DelayedError();
+    }
     const retry = classifyError(error) === "retry";
     const final = !retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     // Everything recorded below (log, dead letter, run record, receipt, BullMQ's failedReason) is redacted.
