@@ -11,7 +11,7 @@ import type { JSONWebKeySet } from "jose";
 import { buildJwks } from "../attestation/token.ts";
 import { verifyBundle } from "../attestation/verifyBundle.ts";
 import { readRegistryTrust, verifyOptionsOf, type RegistryTrust } from "../chains/registryTrust.ts";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
 import type { JWK } from "jose";
@@ -69,12 +69,8 @@ function examplePartyKeys(): JWK[] {
   const keys: JWK[] = [];
   for (const pkg of readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory())) {
     const dir = path.join(root, pkg.name, "keys");
-    let files: string[] = [];
-    try {
-      files = readdirSync(dir).filter((f) => f.endsWith(".private.jwk.json"));
-    } catch {
-      continue;
-    }
+    if (!existsSync(dir)) continue;
+    const files = readdirSync(dir).filter((f) => f.endsWith(".private.jwk.json"));
     for (const f of files.sort()) keys.push(JSON.parse(readFileSync(path.join(dir, f), "utf8")) as JWK);
   }
   return keys;
