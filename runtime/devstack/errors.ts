@@ -22,3 +22,12 @@ export const ERR_REDIS_UNAVAILABLE = defineErrorCode({
   meaning: "`npm start`: Redis does not answer at the configured URL (the message says how to start one).",
   retry: "no",
 });
+
+/** A process the chaos run needs did not start. */
+export const ERR_CHAOS_PROCESS_START = defineErrorCode({
+  code: "ERR_CHAOS_PROCESS_START",
+  module,
+  meaning:
+    "`npm run chaos`: a process the run starts (its `redis-server`, e.g. on a port already taken) did not start (its output is in the details).",
+  retry: "no",
+});

@@ -26,6 +26,8 @@ export interface LocalChain {
   /** JSON-RPC URL, e.g. `http://127.0.0.1:8545`. */
   url: string;
   chainId: number;
+  /** The node's process id (e.g. to freeze it with SIGSTOP in the chaos run). */
+  pid: number;
   provider: JsonRpcProvider;
   /** A funded account of the node (Hardhat's first default account), connected to `provider`. */
   funder: Wallet;
@@ -114,6 +116,7 @@ export async function startLocalChain(
   return {
     url,
     chainId,
+    pid: child.pid!,
     provider,
     funder,
     rpc,
