@@ -12,6 +12,7 @@ import "./api/errors.ts";
 import "./attestation/errors.ts";
 import "./chains/errors.ts";
 import "./cli/errors.ts";
+import "./consortium/errors.ts";
 import "./devstack/errors.ts";
 import "./errors.ts";
 import "./keys/errors.ts";
