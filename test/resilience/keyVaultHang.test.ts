@@ -262,7 +262,8 @@ describe("a Key Vault that accepts connections but never answers", () => {
     const count = (text: string, msg: string) => text.split("\n").filter((l) => l.includes(`"msg":"${msg}"`)).length;
     expect(count(logs[1]!, OPEN_LINE)).toBe(1);
     expect(count(logs[1]!, CLOSED_LINE)).toBe(1);
-    expect(count(logs[0]!, OPEN_LINE)).toBe(1);
+    // The stopped worker logged it at most once (it may have been stopped before its breaker opened).
+    expect(count(logs[0]!, OPEN_LINE)).toBeLessThanOrEqual(1);
     second.kill("SIGTERM");
     await new Promise((resolve) => second.once("exit", resolve));
   }, 300_000);
