@@ -9,11 +9,12 @@ import type { ContractTransactionResponse } from "ethers";
 import { startApiServer, type ApiServer } from "../../runtime/api/server.ts";
 import { apiDepsOf } from "../../runtime/api/deps.ts";
 import { LocalIssuer } from "../../runtime/api/localIssuer.ts";
-import { httpEventId } from "../../runtime/attestation/ids.ts";
+import { cryptletIdOf, httpEventId } from "../../runtime/attestation/ids.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { ERR_BACKLOG_FULL } from "../../runtime/queue/errors.ts";
 import type { CryptletEvent } from "../../runtime/queue/topology.ts";
 import { ChainLogListener } from "../../runtime/triggers/ChainLogListener.ts";
+import { ScheduleService } from "../../runtime/triggers/ScheduleService.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 import { request } from "../api/helpers.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
@@ -171,4 +172,38 @@ describe("backpressure: a bounded backlog (real pipeline, API and chain-log trig
     const seqs = delivered.map((j) => Number((j.event.input as { args: { seq: string } }).args.seq));
     expect(seqs.sort((a, b) => a - b)).toEqual(Array.from({ length: LOGS }, (_, i) => i + 1));
   }, 400_000);
+
+  test("a schedule tick facing a full backlog is delayed (not a failed attempt) and delivered later with its slot", async () => {
+    const pipeline = stack.newPipeline(); // submits only; the workers started above finish runs
+    const name = stack.pkg.manifest.name;
+    const fillers = Array.from({ length: BOUND }, (_, i) => `0x${(0xf000 + i).toString(16).padStart(64, "0")}`);
+    for (const runId of fillers) await pipeline.backlog.admit(runId, cryptletIdOf(name), name);
+    const delivered: { slotTime: number }[] = []; // a slot may be delivered twice (one run): counted once
+    const schedules = new ScheduleService({ pipeline, onTick: (tick) => delivered.push(tick) });
+    try {
+      await schedules.sync([{ id: `${stack.prefix}-every`, cryptlet: { name }, every: 2000 }]);
+      schedules.start();
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      expect(delivered).toEqual([]); // refused, waiting
+      const counts = await schedules.queue.getJobCounts("failed", "delayed", "completed");
+      expect(counts).toMatchObject({ failed: 0, completed: 0 }); // delayed, not a failed attempt
+      expect(counts.delayed).toBeGreaterThanOrEqual(1);
+
+      const releasedAt = Math.floor(Date.now() / 1000);
+      for (const runId of fillers) await pipeline.backlog.release(runId, cryptletIdOf(name));
+      const deadline = Date.now() + 90_000;
+      const distinct = () => new Set(delivered.map((d) => d.slotTime)).size;
+      while (distinct() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const slots = [...new Set(delivered.map((d) => d.slotTime))].sort((a, b) => a - b);
+      expect(slots.length).toBeGreaterThanOrEqual(3);
+      expect(slots[0]!).toBeLessThan(releasedAt); // a slot refused earlier, delivered late with its own time
+      // No slot dropped: consecutive slots are one interval apart.
+      expect(slots.slice(1).map((t, i) => t - slots[i]!)).toEqual(slots.slice(1).map(() => 2));
+      const scheduled = (await eventJobs(pipeline)).filter((j) => j.event.source.type === "schedule");
+      expect(new Set(scheduled.map((j) => j.event.eventId)).size).toBe(scheduled.length);
+    } finally {
+      await schedules.sync([]);
+      await schedules.stop();
+    }
+  }, 120_000);
 });
