@@ -23,6 +23,7 @@ import { isCryptletError } from "../../runtime/errors.ts";
 import { AzureKeyVaultProvider } from "../../runtime/keys/AzureKeyVaultProvider.ts";
 import { dependencyStates } from "../../runtime/resilience/dependency.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
+import { request, startLightApi } from "../api/helpers.ts";
 import { startHangingTlsProxy, type HangingTlsProxy } from "../support/hangingTlsProxy.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
 import { startWorker } from "../support/workerProcess.ts";
@@ -103,10 +104,12 @@ describe("a Key Vault that accepts connections but never answers", () => {
       return line?.split(" ").at(-1);
     };
     const digest = getBytes(id("hung vault"));
+    const api = await startLightApi();
     try {
       await hangThenRelease();
     } finally {
       proxy.release();
+      await api.close();
     }
     async function hangThenRelease() {
       await provider.sign(digest, "ES256");
@@ -143,6 +146,13 @@ describe("a Key Vault that accepts connections but never answers", () => {
       expect(provider.guard.state).toBe("open");
       expect(dependencyStates().find((s) => s.name === name)?.state).toBe("open");
       expect(await gauge()).toBe("1");
+      // The API process's readiness: 503 with the open breaker named.
+      const notReady = await request(api.url, "GET", "/ready");
+      expect(notReady.status).toBe(503);
+      expect(notReady.body.code).toBe("ERR_API_NOT_READY");
+      expect(notReady.body.details.checks).toContainEqual(
+        expect.objectContaining({ name: `dependency:${name}`, ok: false, error: "circuit open" }),
+      );
 
       // Trial calls (the guard's probe) fail while the hang lasts; still one log line.
       await new Promise((resolve) => setTimeout(resolve, 2500));
@@ -151,6 +161,7 @@ describe("a Key Vault that accepts connections but never answers", () => {
       await until("the breaker to close", () => provider.guard.state === "closed", 15_000);
       await provider.sign(digest, "ES256");
       expect(await gauge()).toBe("0");
+      expect((await request(api.url, "GET", "/ready")).status).toBe(200);
       expect(lines.filter((l) => l.msg === OPEN_LINE)).toHaveLength(1);
       expect(lines.filter((l) => l.msg === CLOSED_LINE)).toHaveLength(1);
       expect(lines.filter((l) => l.msg === OPEN_LINE)[0]!.obj).toMatchObject({ dependency: name, state: "open" });
