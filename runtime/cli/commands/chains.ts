@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { formatEther, JsonRpcProvider, Network } from "ethers";
+import { FetchRequest, formatEther, JsonRpcProvider, Network } from "ethers";
 
 import { keyProviderOf } from "../../bootstrap.ts";
 import type { RuntimeConfig } from "../../config.ts";
@@ -48,7 +48,10 @@ export async function describeChains(config: RuntimeConfig, timeoutMs = 5000): P
         rpcUrl: redactUrl(chain.rpcUrls[0] ?? ""),
         contracts: chain.contracts,
       };
-      const provider = new JsonRpcProvider(chain.rpcUrls[0], Network.from(chain.chainId), { staticNetwork: true });
+      // Each request has the deadline too (the balance read comes after the race below).
+      const request = new FetchRequest(chain.rpcUrls[0] ?? "");
+      request.timeout = timeoutMs;
+      const provider = new JsonRpcProvider(request, Network.from(chain.chainId), { staticNetwork: true });
       try {
         const timeout = new Promise<never>((_, reject) =>
           setTimeout(
