@@ -247,6 +247,10 @@ describe("a Key Vault that accepts connections but never answers", () => {
       30_000,
     );
     await new Promise((resolve) => setTimeout(resolve, 2000));
+    // Jobs refused by the open breaker wait without spending an attempt: delayed attest jobs that were started
+    // but have no failed attempt.
+    const delayed = await stack.pipeline.queue("attest").getJobs(["delayed"]);
+    expect(delayed.some((job) => job.attemptsMade === 0 && job.attemptsStarted > 0)).toBe(true);
     proxy.release();
 
     // (b) Every run completes, served by the remaining worker once the vault answers again.
