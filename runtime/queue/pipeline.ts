@@ -252,7 +252,10 @@ export class Pipeline {
           maxStalledCount: 10,
         },
       );
-      worker.on("error", (error) => ctx.logger?.error({ stage, err: redactSecrets(String(error)) }, "worker error"));
+      // Connection errors: one line per outage (the pipeline's RedisConnectionLog); others: one line each.
+      this.redisConnection.watch(worker, (error) =>
+        ctx.logger?.error({ stage, err: redactSecrets(String(error)) }, "worker error"),
+      );
       this.#workers.push(worker);
     }
     if (stages.includes("writes")) {

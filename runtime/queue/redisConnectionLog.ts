@@ -13,6 +13,29 @@ import type { EventEmitter } from "node:events";
 import { redactSecrets } from "../errors.ts";
 import type { PipelineLogger } from "./context.ts";
 
+/** Socket error codes of a lost or refused connection (Node's `net`/`dns` codes). */
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/**
+ * Whether an `error` event is about the connection (refused, reset, timed out, closed) rather than a command.
+ * @param error - what an ioredis client or a BullMQ object emitted.
+ */
+export function isRedisConnectionError(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+  return typeof message === "string" && /Connection is closed|Stream isn't writeable|connect ETIMEDOUT/.test(message);
+}
+
 /** The connection state as last logged. */
 export type RedisConnectionState = "up" | "down";
 
@@ -53,14 +76,23 @@ export class RedisConnectionLog {
 
   /**
    * Listens to an emitter's `error` events (and `ready`, which ioredis clients emit on every (re)connection).
-   * Watching the same emitter twice is a no-op.
+   * Connection errors ({@link isRedisConnectionError}) change the state; any other error goes to `onOther` (default:
+   * one `error` line per error). Watching the same emitter twice is a no-op.
    * @param emitter - an ioredis client, or a BullMQ `Queue`, `Worker`, `QueueEvents` or `FlowProducer`.
+   * @param onOther - what to do with an error that is not about the connection.
    * @returns the emitter.
    */
-  watch<T extends EventEmitter>(emitter: T): T {
+  watch<T extends EventEmitter>(emitter: T, onOther?: (error: unknown) => void): T {
     if (this.#watched.has(emitter)) return emitter;
     this.#watched.add(emitter);
-    emitter.on("error", (error: unknown) => this.#failed(error));
+    const other =
+      onOther ??
+      ((error: unknown) =>
+        this.#logger?.error(
+          { redis: this.#target, err: redactSecrets(error instanceof Error ? error.message : String(error)) },
+          "redis client error",
+        ));
+    emitter.on("error", (error: unknown) => (isRedisConnectionError(error) ? this.#failed(error) : other(error)));
     emitter.on("ready", () => this.#ready());
     return emitter;
   }

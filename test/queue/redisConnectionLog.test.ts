@@ -108,6 +108,7 @@ describe("Redis connection errors go through the logger, once per state change",
       logger,
     };
     const pipeline = new Pipeline(ctx);
+    pipeline.startWorkers();
     try {
       await pipeline.queue("events").waitUntilReady();
       expect(pipeline.redisConnection.state).toBe("up");
