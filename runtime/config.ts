@@ -13,6 +13,7 @@ import { Ajv, type ErrorObject } from "ajv";
 import type { JWK } from "jose";
 
 import { SIGNER_REF_SCHEMA, parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
+import { CONSORTIUM_CONFIG_SCHEMA, checkConsortiumSettings, type ConsortiumConfig } from "./consortium/settings.ts";
 import { CryptletError, ERR_RUNTIME_CONFIG_INVALID } from "./errors.ts";
 import type { BacklogLimits } from "./queue/backlog.ts";
 import { DEFAULT_RETENTION_SECONDS } from "./queue/results.ts";
@@ -91,6 +92,11 @@ export interface RuntimeConfig {
   sandboxPoolSize: number;
   /** Deadlines, retries and circuit breakers of calls to other processes; every duration in ms (docs/operations.md). */
   resilience: ResilienceConfig;
+  /**
+   * Consortium membership (docs/consortium.md, runtime/consortium/settings.ts): this runtime is one member of N,
+   * co-signs with its peers and serves `POST /v1/consortium/proposals`. Default none (a single runtime).
+   */
+  consortium?: ConsortiumConfig;
 }
 
 /** The `resilience` section: every duration in milliseconds; defaults in {@link DEFAULT_RESILIENCE}. */
@@ -201,6 +207,7 @@ const SCHEMA = {
       properties: { allowWithoutPersistence: { type: "boolean" }, epochFile: { type: "string", minLength: 1 } },
     },
     sandboxPoolSize: { type: "integer", minimum: 1, maximum: 64 },
+    consortium: CONSORTIUM_CONFIG_SCHEMA,
     resilience: {
       type: "object",
       additionalProperties: false,
@@ -237,7 +244,8 @@ function pathOf(e: ErrorObject): string {
 
 /**
  * Validates and normalises a parsed configuration; relative `jwkPath`s are resolved against `baseDir`.
- * @throws CryptletError `ERR_RUNTIME_CONFIG_INVALID` (with `details.errors: {path, message}[]`), or the chains
+ * @throws CryptletError `ERR_RUNTIME_CONFIG_INVALID` (with `details.errors: {path, message}[]`), `ERR_CONSORTIUM_CONFIG_INVALID`
+ * (the consortium section contradicts itself), or the chains
  * section's `ERR_CHAIN_CONFIG_INVALID`.
  */
 export function parseRuntimeConfig(
@@ -311,6 +319,14 @@ export function parseRuntimeConfig(
       redis: { ...DEFAULT_RESILIENCE.redis, ...raw.resilience?.redis },
       shutdownTimeoutMs: raw.resilience?.shutdownTimeoutMs ?? DEFAULT_RESILIENCE.shutdownTimeoutMs,
     },
+    ...(raw.consortium
+      ? {
+          consortium: checkConsortiumSettings({
+            ...raw.consortium,
+            requestKey: resolveKey(raw.consortium.requestKey),
+          } as ConsortiumConfig),
+        }
+      : {}),
   };
 }
 

@@ -28,6 +28,7 @@ import { NotFoundError, RateLimitedError } from "./errors.ts";
 import { createApiMetrics, type ApiMetrics } from "./metrics.ts";
 import { loadOpenApiDocument, openApiValidator } from "./openapi.ts";
 import { problemHandler, sendProblem } from "./problem.ts";
+import { consortiumRoutes, peerCheck } from "./routes/consortium.ts";
 import { invokeRoutes } from "./routes/invoke.ts";
 import { operationsRoutes } from "./routes/operations.ts";
 import { packageRoutes } from "./routes/packages.ts";
@@ -119,6 +120,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   app.use(metrics.middleware);
   app.use(limiter(limits.rateWindowMs, limits.perIp, (req) => ipKeyGenerator(req.ip ?? "unknown")));
   app.use("/v1/packages", jsonBody({ limitBytes: limits.deployBytes, maxDepth: limits.jsonDepth }));
+  app.use("/v1/consortium", jsonBody({ limitBytes: limits.jsonBytes, maxDepth: limits.jsonDepth, sha256: true }));
   app.use(jsonBody({ limitBytes: limits.jsonBytes, maxDepth: limits.jsonDepth }));
   app.use(requireBody(loadOpenApiDocument()));
 
@@ -148,6 +150,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   app.use(
     openApiValidator({
       bearer: authenticate,
+      ...(deps.consortium ? { peer: peerCheck(deps.consortium) } : {}),
       validateResponses: deps.validateResponses ?? false,
       ignorePaths: new RegExp(`^(${DASHBOARD_PATH}|${LOCAL_ISSUER_PATH})(/|$)`),
     }),
@@ -165,6 +168,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   app.use(runRoutes(deps));
   app.use(reportRoutes(deps, jwks));
   app.use(proofRoutes(deps, jwks));
+  app.use(consortiumRoutes(deps));
   app.use((req, _res, next) => {
     next(new NotFoundError(`route ${req.method} ${req.path}`));
   });

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import * as zlib from "node:zlib";
 
 import express, { type Request, type RequestHandler } from "express";
@@ -43,6 +44,15 @@ export const ACCEPTED_CONTENT_ENCODINGS: readonly string[] = [
 export const DEFAULT_JSON_DEPTH = 128;
 
 const RAW_LENGTH = Symbol("rawBodyLength");
+const RAW_SHA256 = Symbol("rawBodySha256");
+
+/**
+ * The SHA-256 of the body bytes as read (after content decoding), base64url without padding, when the parser was
+ * asked to keep it (`jsonBody({sha256: true})`, the consortium routes: peer tokens bind the body); else undefined.
+ */
+export function rawBodySha256(req: Request): string | undefined {
+  return (req as { [RAW_SHA256]?: string })[RAW_SHA256];
+}
 
 /** Bytes of the (decoded) body the parser read, or undefined when it read none. */
 function rawLengthOf(req: Request): number | undefined {
@@ -97,13 +107,17 @@ function bodyErrorOf(error: unknown, req: Request): ApiError {
  * The JSON body parser with the rules of this module.
  * @param options.limitBytes - largest body, bytes (of the decoded body when a content coding is used).
  * @param options.maxDepth - deepest nesting of objects and arrays accepted, levels.
+ * @param options.sha256 - keep the SHA-256 of the body bytes for {@link rawBodySha256}. Default false.
  * @returns a middleware that sets `req.body` for `application/json` requests, or answers a 4xx through `next(err)`.
  */
-export function jsonBody(options: { limitBytes: number; maxDepth: number }): RequestHandler {
+export function jsonBody(options: { limitBytes: number; maxDepth: number; sha256?: boolean }): RequestHandler {
   const parse = express.json({
     limit: options.limitBytes,
     verify: (req, _res, buf) => {
       (req as { [RAW_LENGTH]?: number })[RAW_LENGTH] = buf.length;
+      if (options.sha256) {
+        (req as { [RAW_SHA256]?: string })[RAW_SHA256] = createHash("sha256").update(buf).digest("base64url");
+      }
     },
   });
   return (req, res, next) => {

@@ -8,6 +8,8 @@
 import type { Redis } from "ioredis";
 
 import type { ChainConfig } from "../chains/config.ts";
+import type { FollowerDeps } from "../consortium/follower.ts";
+import type { PeerAuthenticator } from "../consortium/peerAuth.ts";
 import type { ChainRpc } from "../chains/rpc.ts";
 import type { KeyProvider, PublicKeyInfo } from "../keys/KeyProvider.ts";
 import type { PackageStore } from "../packages/PackageStore.ts";
@@ -55,6 +57,14 @@ export interface ApiLimits {
   perIp?: number;
 }
 
+/** A consortium member's API side (docs/consortium.md): who may send proposals, and how they are evaluated. */
+export interface ConsortiumApi {
+  /** Verifies peer request tokens (runtime/consortium/peerAuth.ts). */
+  authenticator: PeerAuthenticator;
+  /** This member's settings, package store, sandbox, result-signing key and chains' registries. */
+  follower: FollowerDeps;
+}
+
 /** The API's dependencies. */
 export interface ApiDeps {
   packages: PackageStore;
@@ -92,6 +102,8 @@ export interface ApiDeps {
   publicUrl?: string;
   limits?: ApiLimits;
   logger?: PipelineLogger;
+  /** Consortium membership: serves `POST /v1/consortium/proposals` (peer-authenticated). Default none. */
+  consortium?: ConsortiumApi;
   /** Validate responses against the OpenAPI document too (tests). Default false. */
   validateResponses?: boolean;
   /** Serve the BullMQ dashboard at `/admin/queues` (admin role). Default true. */

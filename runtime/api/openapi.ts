@@ -12,6 +12,8 @@ import type { RequestHandler } from "express";
 import * as OpenApiValidator from "express-openapi-validator";
 import { parse } from "yaml";
 
+import { PeerUnauthenticatedError } from "../consortium/errors.ts";
+
 /** Path of the document in the repository. */
 export const OPENAPI_DOCUMENT_URL = new URL("../../docs/openapi.yaml", import.meta.url);
 
@@ -29,11 +31,14 @@ export type BearerCheck = (req: Parameters<RequestHandler>[0], roles: readonly s
 /**
  * The validator middlewares.
  * @param options.bearer - authenticates and authorises a request for the operation's roles.
+ * @param options.peer - authenticates a consortium member's request (`peer` scheme); without it such operations
+ *   answer 401 (the runtime is not a consortium member).
  * @param options.validateResponses - also validate responses (tests: catches drift between code and document).
  * @param options.ignorePaths - paths outside the document (the dashboard, the local issuer).
  */
 export function openApiValidator(options: {
   bearer: BearerCheck;
+  peer?: BearerCheck;
   validateResponses?: boolean;
   ignorePaths?: RegExp;
 }): RequestHandler[] {
@@ -51,17 +56,29 @@ export function openApiValidator(options: {
     ...(options.ignorePaths ? { ignorePaths: options.ignorePaths } : {}),
     validateSecurity: {
       handlers: {
-        bearer: async (req, scopes) => {
-          try {
-            await options.bearer(req, scopes);
-            return true;
-          } catch (error) {
-            // The validator replaces thrown errors with its own; the problem handler reads this one.
-            (req as { authError?: unknown }).authError = error;
-            throw Object.assign(new Error("unauthorized"), { status: (error as { status?: number }).status ?? 401 });
-          }
-        },
+        bearer: async (req, scopes) => securityCheck(options.bearer, req, scopes),
+        peer: async (req, scopes) =>
+          securityCheck(
+            options.peer ?? (() => Promise.reject(new PeerUnauthenticatedError("unknown-sender"))),
+            req,
+            scopes,
+          ),
       },
     },
   }) as unknown as RequestHandler[];
+}
+
+async function securityCheck(
+  check: BearerCheck,
+  req: Parameters<RequestHandler>[0],
+  scopes: readonly string[],
+): Promise<boolean> {
+  try {
+    await check(req, scopes);
+    return true;
+  } catch (error) {
+    // The validator replaces thrown errors with its own; the problem handler reads this one.
+    (req as { authError?: unknown }).authError = error;
+    throw Object.assign(new Error("unauthorized"), { status: (error as { status?: number }).status ?? 401 });
+  }
 }

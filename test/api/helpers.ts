@@ -71,11 +71,12 @@ export interface LightApi {
 }
 
 /**
- * Starts the light fixture. `overrides` replace API dependencies (limits, auth, verification...); `server` sets the
- * server's options (timeouts).
+ * Starts the light fixture. `overrides` replace API dependencies (limits, auth, verification...), or are computed
+ * from the fixture's pipeline context (e.g. a consortium member's follower, which uses its package store and
+ * sandbox); `server` sets the server's options (timeouts).
  */
 export async function startLightApi(
-  overrides: Partial<ApiDeps> = {},
+  overrides: Partial<ApiDeps> | ((ctx: PipelineContext) => Partial<ApiDeps>) = {},
   server: Omit<ApiServerOptions, "port"> = {},
 ): Promise<LightApi> {
   const prefix = `tapi${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -107,7 +108,7 @@ export async function startLightApi(
         verification: { trustedSigners: [], threshold: 1 },
         validateResponses: true,
       }),
-      ...overrides,
+      ...(typeof overrides === "function" ? overrides(ctx) : overrides),
     },
     { ...server, port: 0 },
   );
