@@ -69,8 +69,9 @@ export class ChainRpc {
   }
 
   /**
-   * Sends one JSON-RPC request; transport failures are retried `attempts` times with backoff, moving to the next
-   * endpoint each time.
+   * Sends one JSON-RPC request; transport failures are retried `attempts` times with backoff (20 ms doubling, with
+   * jitter), moving to the next endpoint each time. Each request has the `requestTimeoutMs` deadline (default
+   * 10000 ms; the runtime configuration's `resilience.rpcTimeoutMs`).
    * @throws the node's own error (JSON-RPC error response) unchanged, or `ERR_CHAIN_RPC_UNAVAILABLE` (retryable).
    */
   async send<T = unknown>(method: string, params: unknown[], attempts = 4): Promise<T> {
@@ -82,7 +83,9 @@ export class ChainRpc {
         if (!isTransportFailure(error)) throw error;
         lastError = error;
         this.#current = (this.#current + 1) % this.#providers.length;
-        await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+        // Exponential backoff with jitter (×0.5 to ×1.5), so processes that lost an endpoint together do not retry
+        // in step.
+        await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt * (0.5 + Math.random())));
       }
     }
     throw new ChainRpcUnavailableError(this.chain.name, method, lastError);
