@@ -308,11 +308,11 @@ function failureOf(cause: unknown): ConstructorParameters<typeof PeerUnauthentic
   }
   if (code === jose.JWKSNoMatchingKey.code) return "unknown-key";
   if (code === jose.JWSSignatureVerificationFailed.code) return "bad-signature";
-  // The remote JWKS could not be had: a timeout, an invalid document, or the fetch itself failed (no JOSE code).
-  if (code === jose.JWKSTimeout.code || code === jose.JWKSInvalid.code || code === "ERR_JOSE_GENERIC") {
+  // The remote JWKS could not be had: a timeout, an invalid document, or the fetch itself failed (not a JOSE error).
+  if (code === jose.JWKSTimeout.code || code === jose.JWKSInvalid.code || code === jose.JOSEError.code) {
     return "jwks-unavailable";
   }
-  if (code === undefined || !code.startsWith("ERR_J")) return "jwks-unavailable";
+  if (!(cause instanceof jose.JOSEError)) return "jwks-unavailable";
   return "malformed";
 }
 
