@@ -333,7 +333,9 @@ describe("verify --rpc: no configuration, every anchor checked on-chain", () => 
       signatures,
       anchors: [anchorOf(fulfilled, deployed.oracle, "fulfill")],
     });
-    // The fixture's token attests another resultId: verified without a JWKS here.
+    // The fixture's token and evidence are another run's (another resultId): verified without a JWKS and without
+    // the evidence here (which would rightly fail: its context names the fixture's result).
+    delete answered.evidence;
     const viaOracle = await cli("verify", await jsonFile(answered), "--rpc", node.url, "--json");
     expect(viaOracle.code).toBe(0);
     expect(checkOf(viaOracle, "resultId")?.verdict).toBe("pass");
@@ -366,7 +368,7 @@ describe("verify --rpc: no configuration, every anchor checked on-chain", () => 
     expect(checkOf(stripped, "proofs")).toMatchObject({
       verdict: "fail",
       reason: expect.stringMatching(
-        /^missing: per-result signatures \(required by the record write on chain 31342\); present: batch signatures \+ Merkle proof, attestation token, anchors$/,
+        /^missing: per-result signatures \(required by the record write on chain 31342\); present: batch signatures \+ Merkle proof, attestation token, evidence, anchors$/,
       ),
     });
     expect(checkOf(stripped, "signatures")).toMatchObject({ verdict: "fail" });

@@ -1,5 +1,5 @@
 /**
- * Redis durability (issue 13 item 2), against redis-server processes of this test (ports 6390-6394, data in a
+ * Redis durability (issue 13 item 2), against redis-server processes of this test (free ports, data in a
  * temporary dir): a production role refuses a Redis without AOF, accepts one with AOF (also when CONFIG is
  * disabled, through INFO), the override warns at every start, and a Redis restarted without persistence is
  * detected by the epoch marker, at start and while running, with no dead letter created.
@@ -66,7 +66,7 @@ async function server(port: number, args: string[]): Promise<{ server: TestRedis
 
 describe("persistence settings", () => {
   it("refuses a production role on a Redis without AOF, naming the setting (ERR_REDIS_NOT_DURABLE)", async () => {
-    const { redis } = await server(6390, []);
+    const { redis } = await server(0, []);
     const error = await checkRedisDurability(redis, { role: "production", prefix: "p1" }).catch((e: unknown) => e);
     expect(isCryptletError(error, "ERR_REDIS_NOT_DURABLE")).toBe(true);
     expect((error as { details: unknown }).details).toMatchObject({ setting: "appendonly", value: "no" });
@@ -79,7 +79,7 @@ describe("persistence settings", () => {
   });
 
   it("accepts a production role on a Redis with AOF (appendfsync everysec), logging nothing", async () => {
-    const { redis } = await server(6391, AOF);
+    const { redis } = await server(0, AOF);
     const logger = recordingLogger();
     const guard = await checkRedisDurability(redis, { role: "production", prefix: "p2", logger });
     guards.push(guard);
@@ -88,14 +88,14 @@ describe("persistence settings", () => {
   });
 
   it("reads INFO persistence where CONFIG is disabled (managed Redis)", async () => {
-    const { redis } = await server(6392, [...AOF, "--rename-command", "CONFIG", ""]);
+    const { redis } = await server(0, [...AOF, "--rename-command", "CONFIG", ""]);
     const guard = await checkRedisDurability(redis, { role: "production", prefix: "p3" });
     guards.push(guard);
     expect(guard.persistence).toEqual({ source: "info", appendonly: "yes", durable: true });
   });
 
   it("runs production without AOF when overridden, with a warning at every start; development only warns", async () => {
-    const { redis } = await server(6393, []);
+    const { redis } = await server(0, []);
     const logger = recordingLogger();
     for (let start = 0; start < 2; start++) {
       const guard = await checkRedisDurability(redis, {
@@ -121,7 +121,7 @@ describe("persistence settings", () => {
 
 describe("epoch marker", () => {
   it("detects a Redis restarted without persistence: while running (no dead letter) and at the next start", async () => {
-    const { server: redisServer, redis } = await server(6394, []);
+    const { server: redisServer, redis } = await server(0, []);
     const prefix = `dur${Date.now().toString(36)}`;
     const epochFile = path.join(dir, `redis-epoch.${prefix}.json`);
     const logger = recordingLogger();

@@ -1,7 +1,7 @@
 /**
  * Sealed inputs at rest (issue 13 item 3). The envelope is a standard JWE (jose opens it with the private key) bound
  * to its run; and end to end, a sealed Cryptlet's HTTP event carrying a canary goes through the real API, BullMQ
- * pipeline, Key Vault emulator and a hardhat chain, on a redis-server of this test with AOF on (port 6395): the
+ * pipeline, Key Vault emulator and a hardhat chain, on a redis-server of this test with AOF on (a free port): the
  * canary is in no Redis key of any type, not in the AOF files, not in any API response (run, bundle, report, dead
  * letters, the queue dashboard's API) and not in the logs, for a run that succeeds and one that dead-letters.
  */
@@ -78,7 +78,7 @@ describe("a sealed Cryptlet's input at rest, end to end", () => {
   const logs: string[] = [];
 
   beforeAll(async () => {
-    redis = await startRedisServer(6395, ["--appendonly", "yes", "--appendfsync", "always"]);
+    redis = await startRedisServer(0, ["--appendonly", "yes", "--appendfsync", "always"]);
     const party = await generateKeyPair("ECDH-ES+A256KW", { crv: "P-256", extractable: true });
     const partyJwk = { ...(await exportJWK(party.publicKey)), kid: "auditor" } as never;
     const sink = new Writable({

@@ -1,8 +1,9 @@
 /**
- * Test support: a `redis-server` process of the test's own (ports 6390-6399 are reserved for these tests), with its
- * data directory in a temporary folder, that a test may kill and restart (the shared Redis on 6379 never is).
+ * Test support: a `redis-server` process of the test's own, on a free port (or a given one, which must be free), with
+ * its data directory in a temporary folder, that a test may kill and restart (the shared Redis on 6379 never is).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -39,11 +40,38 @@ async function waitUp(url: string): Promise<void> {
   throw new Error(`redis-server at ${url} did not start`);
 }
 
+/** A TCP port free on 127.0.0.1 now (the OS's choice). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether something accepts connections on 127.0.0.1:`port`. */
+async function inUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 /**
  * Starts `redis-server --port <port> --dir <tmp> --save ''` plus `args` (e.g. `["--appendonly", "yes"]`).
- * @param port - one of 6390-6399.
+ * @param port - a port to use, which must be free (another process there would be taken for this server: refused);
+ *   0 (default) picks a free one.
  */
-export async function startRedisServer(port: number, args: string[] = []): Promise<TestRedisServer> {
+export async function startRedisServer(requested = 0, args: string[] = []): Promise<TestRedisServer> {
+  const port = requested === 0 ? await freePort() : requested;
+  if (await inUse(port)) throw new Error(`port ${port} is already in use: a test's redis-server needs its own`);
   const dir = mkdtempSync(path.join(os.tmpdir(), `redis-${port}-`));
   const url = `redis://127.0.0.1:${port}`;
   let current = args;
