@@ -24,6 +24,7 @@ import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "..
 import { ensureContractsBuilt } from "../chains/contractsBuild.ts";
 import { closePipelineContext, createPipelineContext, keyProviderOf, keyVaultCredentialOf } from "../bootstrap.ts";
 import { parseRuntimeConfig, type RuntimeConfig } from "../config.ts";
+import { consortiumApiOf } from "../consortium/member.ts";
 import { CryptletError } from "../errors.ts";
 import { startKeyVaultEmulator, type KeyVaultEmulator } from "../keys/emulator/startKeyVaultEmulator.ts";
 import { KeyVaultSigner } from "../keys/KeyVaultSigner.ts";
@@ -254,6 +255,8 @@ export async function startLocalStack(
     const deps = apiDepsOf(ctx, pipeline, {
       auth: issuer.authOptions(),
       localIssuer: issuer,
+      // A consortium member serves POST /v1/consortium/proposals (docs/consortium.md).
+      ...(config.consortium ? { consortium: consortiumApiOf(ctx, config.consortium) } : {}),
       verification: {
         trustedSigners: signerAddresses,
         threshold: 2,
