@@ -11,6 +11,7 @@ import type { ResultSigner } from "../attestation/signing.ts";
 import type { AnchorBatcher } from "../chains/anchor.ts";
 import type { ChainConfig } from "../chains/config.ts";
 import type { ChainWriter } from "../chains/writer.ts";
+import type { PipelineConsortium } from "../consortium/cosigner.ts";
 import type { KeyProvider } from "../keys/KeyProvider.ts";
 import type { PackageStore } from "../packages/PackageStore.ts";
 import type { SandboxPool } from "../sandbox/pool.ts";
@@ -67,4 +68,10 @@ export interface PipelineContext {
   /** The bounds of the backlog (runs in flight), see runtime/queue/backlog.ts. Default: its defaults. */
   backlog?: BacklogLimits;
   logger?: PipelineLogger;
+  /**
+   * Consortium mode (runtime/consortium, docs/consortium.md): this runtime is one member; `resultSigners` holds its
+   * own single result-signing key, results carry the event's time as `timestamp`, and every result is co-signed by
+   * M members before it is written. Absent: a single runtime signing with all of `resultSigners`.
+   */
+  consortium?: PipelineConsortium;
 }

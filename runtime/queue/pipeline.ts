@@ -23,6 +23,8 @@ import {
 import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { cryptletIdOf } from "../attestation/ids.ts";
 import { CryptletError, classifyError, errorToJSON, isCryptletError, redactSecrets, redactedError } from "../errors.ts";
+import { COSIGN_RETRY } from "../consortium/cosigner.ts";
+import { ERR_COSIGN_THRESHOLD_NOT_MET } from "../consortium/errors.ts";
 import { ERR_DEPENDENCY_CIRCUIT_OPEN } from "../resilience/errors.ts";
 import { Backlog } from "./backlog.ts";
 import type { PipelineContext } from "./context.ts";
@@ -222,8 +224,8 @@ export class Pipeline {
     const ctx = this.ctx;
     const processors: Record<(typeof stages)[number], (job: Job, token?: string) => Promise<unknown>> = {
       events: (job) => this.#accept(job as Job<CryptletEvent>),
-      execute: (job) => execute(job as Job<ExecuteJob>, ctx),
-      attest: (job) => attest(job as Job<AttestJob>, ctx, this.queue<WriteJob>(QUEUES.writes)),
+      execute: (job, token) => execute(job as Job<ExecuteJob>, ctx, token),
+      attest: (job, token) => attest(job as Job<AttestJob>, ctx, this.queue<WriteJob>(QUEUES.writes), token),
       writes: (job, token) => write(job as Job<WriteJob>, ctx, token),
       runs: (job) => finalizeRun(job as Job<RunJob>, ctx),
     };
@@ -331,42 +333,71 @@ export class Pipeline {
     }
     const normalisedEvent = { eventId: event.eventId, requestId, source: event.source, time: event.time };
     const callbackGasLimit = event.source.type === "oracle" ? event.source.callbackGasLimit : undefined;
+    await this.#addRunFlow(
+      "",
+      { runId, resultId, eventId: event.eventId, cryptlet },
+      {
+        runId,
+        resultId,
+        requestId,
+        codeHash: pkg.codeHash,
+        ...(callbackGasLimit === undefined ? {} : { callbackGasLimit }),
+      },
+      {
+        runId,
+        resultId,
+        requestId,
+        eventId: event.eventId,
+        cryptletId: pkg.cryptletId,
+        codeHash: pkg.codeHash,
+        event: normalisedEvent,
+        ...(await executeInputOf(event, pkg, this.ctx)),
+        time: event.time,
+      },
+      "sealed" in pkg.manifest.output,
+    );
+    return { runId, resultId, duplicate: false };
+  }
+
+  /**
+   * Adds a run's flow (run ← attest ← execute). `tail` (appended to the job ids) is empty for a new run and unique
+   * for a resumed one ({@link Pipeline.replay}). In consortium mode the stage that co-signs (attest, or execute for
+   * a sealed result) retries with the consortium's policy.
+   */
+  async #addRunFlow(
+    tail: string,
+    run: RunJob,
+    attestJob: AttestJob,
+    executeJob: ExecuteJob,
+    sealed: boolean,
+  ): Promise<void> {
+    const { resultId } = run;
+    const cosignRetry = this.ctx.consortium ? (this.ctx.consortium.retry ?? COSIGN_RETRY) : undefined;
     await this.#flows.add({
       name: "run",
       queueName: QUEUES.runs,
-      data: { runId, resultId, eventId: event.eventId, cryptlet } satisfies RunJob,
-      opts: { jobId: jobIds.run(resultId), ...RETRY.runs, ...this.#retention },
+      data: run,
+      opts: { jobId: jobIds.run(resultId) + tail, ...RETRY.runs, ...this.#retention },
       children: [
         {
           name: "attest",
           queueName: QUEUES.attest,
-          data: {
-            runId,
-            resultId,
-            requestId,
-            codeHash: pkg.codeHash,
-            ...(callbackGasLimit === undefined ? {} : { callbackGasLimit }),
-          } satisfies AttestJob,
-          opts: { jobId: jobIds.attest(resultId), failParentOnFailure: true, ...RETRY.attest, ...this.#retention },
+          data: attestJob,
+          opts: {
+            jobId: jobIds.attest(resultId) + tail,
+            failParentOnFailure: true,
+            ...(cosignRetry && !sealed ? cosignRetry : RETRY.attest),
+            ...this.#retention,
+          },
           children: [
             {
               name: "execute",
               queueName: QUEUES.execute,
-              data: {
-                runId,
-                resultId,
-                requestId,
-                eventId: event.eventId,
-                cryptletId: pkg.cryptletId,
-                codeHash: pkg.codeHash,
-                event: normalisedEvent,
-                ...(await executeInputOf(event, pkg, this.ctx)),
-                time: event.time,
-              } satisfies ExecuteJob,
+              data: executeJob,
               opts: {
-                jobId: jobIds.execute(resultId),
+                jobId: jobIds.execute(resultId) + tail,
                 failParentOnFailure: true,
-                ...RETRY.execute,
+                ...(cosignRetry && sealed ? cosignRetry : RETRY.execute),
                 ...this.#retention,
               },
             },
@@ -374,7 +405,6 @@ export class Pipeline {
         },
       ],
     });
-    return { runId, resultId, duplicate: false };
   }
 
   /**
@@ -483,13 +513,21 @@ export class Pipeline {
 
   /**
    * Replays a dead-lettered write: adds it again (a new job id) and removes the entry. A write is the one stage
-   * that can be replayed alone; a run that failed before its writes is submitted again as a new event instead.
+   * that can be replayed alone; a run that failed before its writes is submitted again as a new event instead,
+   * except a consortium run that failed with `ERR_COSIGN_THRESHOLD_NOT_MET`: it is resumed (its run runs again,
+   * execute, co-signing and writes, under new job ids; the chain's `isRecorded` keeps it to one write), and the
+   * returned id is the new run job's.
    * @throws CryptletError `ERR_DEAD_LETTER_NOT_REPLAYABLE` for other stages.
    */
   async replay(entryJobId: string): Promise<string> {
     const queue = this.queue<DeadLetter>(QUEUES.deadLetter);
     const entry = await queue.getJob(entryJobId);
     if (!entry) throw new CryptletError(ERR_DEAD_LETTER_NOT_FOUND, `no dead-letter entry ${entryJobId}`);
+    if (entry.data.error.code === ERR_COSIGN_THRESHOLD_NOT_MET.code && this.ctx.consortium) {
+      const jobId = await this.#resumeRun(entry.data.data as { resultId: Hex32 });
+      await entry.remove();
+      return jobId;
+    }
     if (entry.data.queue !== "writes") {
       throw new CryptletError(
         ERR_DEAD_LETTER_NOT_REPLAYABLE,
@@ -506,6 +544,35 @@ export class Pipeline {
     });
     await entry.remove();
     return jobId;
+  }
+
+  /**
+   * Resumes a consortium run that failed for lack of co-signatures: clears its failure and adds its flow again
+   * (new job ids) from the original execute job's data (a sealed Cryptlet's input stays encrypted at rest).
+   * @throws CryptletError `ERR_DEAD_LETTER_NOT_REPLAYABLE` when the run record or the execute job is gone.
+   */
+  async #resumeRun(data: { resultId: Hex32 }): Promise<string> {
+    const run = await this.ctx.results.getRun(data.resultId);
+    const executeJob = await this.queue<ExecuteJob>(QUEUES.execute).getJob(jobIds.execute(data.resultId));
+    const attestJob = await this.queue<AttestJob>(QUEUES.attest).getJob(jobIds.attest(data.resultId));
+    if (!run || !executeJob || !attestJob) {
+      throw new CryptletError(ERR_DEAD_LETTER_NOT_REPLAYABLE, `run ${data.resultId} can no longer be resumed`, {
+        details: { resultId: data.resultId },
+      });
+    }
+    const pkg = await this.ctx.packages.getByCodeHash(run.cryptlet.codeHash);
+    const tail = `-resume-${Date.now()}`;
+    await this.ctx.results.reopenRun(run.resultId);
+    const { leadAfter: _a, ...attestData } = attestJob.data;
+    const { leadAfter: _e, ...executeData } = executeJob.data;
+    await this.#addRunFlow(
+      tail,
+      { runId: run.runId, resultId: run.resultId, eventId: run.eventId, cryptlet: run.cryptlet },
+      attestData,
+      executeData,
+      "sealed" in pkg.manifest.output,
+    );
+    return jobIds.run(run.resultId) + tail;
   }
 
   /**

@@ -27,6 +27,7 @@ import type { Hex32 } from "../attestation/eip712.ts";
 import type { BundleArchive } from "../archive/BundleArchive.ts";
 import type { TargetMode } from "../packages/manifest.ts";
 import type { WriteReceipt } from "../chains/writer.ts";
+import type { ReceiptCosigning } from "../consortium/cosigner.ts";
 import { ERR_WRITE_MISSING } from "./errors.ts";
 
 /** What `attest` produced, stored once per result. */
@@ -38,6 +39,8 @@ export interface AttestedRecord {
   signatures: string[];
   /** When the record was created (Unix ms). */
   attestedAt: number;
+  /** Consortium mode: who led, signed, dissented (with their hashes) and did not answer (runtime/consortium). */
+  cosigning?: ReceiptCosigning;
 }
 
 /** The outcome of one target of a run. */
@@ -74,6 +77,8 @@ export interface CompositeReceipt {
   /** One line per target, for terminals and logs. */
   summary: string;
   completedAt: number;
+  /** Consortium mode: who led, signed, dissented (with their hashes and codes) and did not answer. */
+  cosigning?: ReceiptCosigning;
 }
 
 /** What is known about a run from the moment its event is accepted. */
@@ -179,6 +184,18 @@ export class ResultStore {
       .exec();
   }
 
+  /**
+   * Clears the failure of a run that failed before its writes, so that it can run again (a resumed consortium
+   * run, see `Pipeline.replay`); its keys are in flight again. Returns whether a run record was there.
+   */
+  async reopenRun(resultId: string): Promise<boolean> {
+    const run = await this.getRun(resultId);
+    if (!run) return false;
+    const { error: _error, ...open } = run;
+    await this.#redis.set(this.#key(resultId, "run"), JSON.stringify(open), "EX", this.#inFlightSeconds);
+    return true;
+  }
+
   /** Stores the attested record unless one exists; returns the stored one (the first writer wins). */
   async putAttested(resultId: string, record: AttestedRecord): Promise<AttestedRecord> {
     const key = this.#key(resultId, "attested");
@@ -258,6 +275,7 @@ export class ResultStore {
       gasUsed: gasUsed.toString(),
       summary,
       completedAt: Date.now(),
+      ...(attested.cosigning ? { cosigning: attested.cosigning } : {}),
     };
     await this.archive?.put(receipt);
     const ttl = this.retentionSeconds;

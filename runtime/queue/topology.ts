@@ -22,6 +22,7 @@ import type { JobsOptions } from "bullmq";
 
 import type { Hex32 } from "../attestation/eip712.ts";
 import type { BundleEvidence } from "../attestation/evidence.ts";
+import type { CheckedCosign } from "../consortium/cosigner.ts";
 import type { TargetMode } from "../packages/manifest.ts";
 
 /** Queue names (BullMQ queue names; Redis keys are `<prefix>:<name>:…`). */
@@ -108,6 +109,8 @@ export interface ExecuteJob {
   sealedInput?: string;
   /** Unix seconds. */
   time: number;
+  /** Consortium mode, sealed result: when this member's turn to lead comes (Unix ms; runtime/consortium/leadership.ts). */
+  leadAfter?: number;
 }
 
 /** `execute` job return value. For a sealed Cryptlet `payload` is the JWE (ciphertext) only. */
@@ -129,6 +132,11 @@ export interface ExecuteOutput {
   durationMs: number;
   /** Number of host calls (fetches) recorded in `inputHash`. */
   hostCalls: number;
+  /**
+   * Consortium mode, sealed result: the members' signatures, gathered in the execute stage while the JWE's
+   * content-encryption key was in memory (runtime/consortium/cosigner.ts). Signatures are public.
+   */
+  cosigned?: CheckedCosign;
 }
 
 /** `attest` job payload. */
@@ -139,6 +147,8 @@ export interface AttestJob {
   codeHash: Hex32;
   /** For oracle targets: the request's callback gas limit. */
   callbackGasLimit?: number;
+  /** Consortium mode: when this member's turn to lead comes (Unix ms; runtime/consortium/leadership.ts). */
+  leadAfter?: number;
 }
 
 /** `writes` job payload: which result goes where. The result itself is read from the result store. */

@@ -10,20 +10,31 @@ import type { Job, Queue } from "bullmq";
 import { buildProofBundle } from "../../attestation/bundle.ts";
 import { bundleEvidenceHash } from "../../attestation/evidence.ts";
 import type { CryptletResult } from "../../attestation/eip712.ts";
-import { signCryptletResult } from "../../attestation/signing.ts";
+import { signCryptletResult, type ResultSignature } from "../../attestation/signing.ts";
 import { createAttestationToken } from "../../attestation/token.ts";
 import { partyKid } from "../../sealing/seal.ts";
+import type { ReceiptCosigning } from "../../consortium/cosigner.ts";
+import { awaitTurnToLead, leadResult } from "../../consortium/leadership.ts";
 import { CryptletError } from "../../errors.ts";
 import type { PipelineContext } from "../context.ts";
 import { ERR_RUN_UNKNOWN } from "../errors.ts";
 import type { AttestedRecord } from "../results.ts";
 import { RETENTION, RETRY, jobIds, type AttestJob, type ExecuteOutput, type WriteJob } from "../topology.ts";
 
-/** Attests the result of `job` and fans out its writes. Returns the number of writes added. */
+/**
+ * Attests the result of `job` and fans out its writes. Returns the number of writes added.
+ *
+ * In consortium mode (`ctx.consortium`) the result's `timestamp` is the event's time (reproducible by every
+ * member), and the signatures are the members' (runtime/consortium): gathered here for a public result, after this
+ * member's turn to lead (the job is delayed until then), or in the execute stage for a sealed one.
+ * @param token - the worker's lock token (to delay the job until this member's turn to lead).
+ * @throws CosignThresholdNotMetError (`ERR_COSIGN_THRESHOLD_NOT_MET`, retryable) when fewer than M members signed.
+ */
 export async function attest(
   job: Job<AttestJob>,
   ctx: PipelineContext,
   writes: Queue<WriteJob>,
+  token?: string,
 ): Promise<{ writes: number }> {
   const data = job.data;
   const run = await ctx.results.getRun(data.resultId);
@@ -36,16 +47,31 @@ export async function attest(
         retryable: true,
       });
     const pkg = await ctx.packages.getByCodeHash(data.codeHash);
+    const consortium = ctx.consortium;
     const result: CryptletResult = {
       resultId: data.resultId,
       cryptletId: pkg.cryptletId,
       codeHash: pkg.codeHash,
       inputHash: executed.inputHash,
       outputHash: executed.outputHash,
-      timestamp: BigInt(executed.producedAt),
+      // A consortium's members must all sign the same struct: the event's time, not this member's clock.
+      timestamp: BigInt(consortium ? (run.event?.time ?? executed.producedAt) : executed.producedAt),
     };
     const needsSignatures = run.targets.some((t) => t.mode !== "anchor");
-    const signatures = needsSignatures ? await signCryptletResult(ctx.consortiumId, result, ctx.resultSigners) : [];
+    let signatures: ResultSignature[] = [];
+    let cosigning: ReceiptCosigning | undefined;
+    if (needsSignatures && consortium && executed.cosigned) {
+      ({ signatures, cosigning } = executed.cosigned); // sealed: co-signed in the execute stage
+    } else if (needsSignatures && consortium && executed.evidence.public) {
+      await awaitTurnToLead(job, token, consortium.settings, run.event?.type);
+      ({ signatures, cosigning } = await leadResult(ctx, run, {
+        result,
+        evidence: executed.evidence.public,
+        payload: executed.payload as `0x${string}`,
+      }));
+    } else if (needsSignatures) {
+      signatures = await signCryptletResult(ctx.consortiumId, result, ctx.resultSigners);
+    }
     const attestation = await createAttestationToken(ctx.attestationKey, {
       issuer: ctx.runtime.issuer,
       cryptletId: result.cryptletId,
@@ -89,6 +115,7 @@ export async function attest(
       payload: executed.payload,
       signatures: signatures.map((s) => s.signature),
       attestedAt: Date.now(),
+      ...(cosigning ? { cosigning } : {}),
     };
     await ctx.results.putAttested(data.resultId, record);
   }

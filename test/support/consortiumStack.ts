@@ -1,0 +1,362 @@
+/**
+ * Test support: a consortium of N member runtimes on shared hardhat chains. Each member has what a separate
+ * organisation would have: its own Key Vault emulator (its own result-signing, relayer, attestation, input and
+ * request-signing keys), its own Redis key prefix (its own queues and stores), its own package store, its own
+ * pipeline and workers, and its own HTTP endpoint for peers. The registries list the N members' result signers
+ * with threshold M. Nothing is shared but the chains (and the Redis server, under disjoint prefixes).
+ *
+ * The member's peer endpoint and its co-signer are given by the caller (`serve`, `cosigner`), so that the same
+ * stack runs with the protocol's real implementation.
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+import { DefaultAzureCredential } from "@azure/identity";
+import { KeyClient } from "@azure/keyvault-keys";
+import { Contract, id } from "ethers";
+import { Redis } from "ioredis";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
+
+import type { Hex32 } from "../../runtime/attestation/eip712.ts";
+import { parseChainsConfig } from "../../runtime/chains/config.ts";
+import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "../../runtime/chains/contracts.ts";
+import { ChainWriter } from "../../runtime/chains/writer.ts";
+import { apiDepsOf } from "../../runtime/api/deps.ts";
+import { LocalIssuer } from "../../runtime/api/localIssuer.ts";
+import { startApiServer } from "../../runtime/api/server.ts";
+import { gatheringCosigner, type Cosigner } from "../../runtime/consortium/cosigner.ts";
+import { MemoryReplayCache, PeerAuthenticator } from "../../runtime/consortium/peerAuth.ts";
+import type { ConsortiumMember, ConsortiumSettings } from "../../runtime/consortium/protocol.ts";
+import { AzureKeyVaultProvider } from "../../runtime/keys/AzureKeyVaultProvider.ts";
+import { KeyVaultSigner } from "../../runtime/keys/KeyVaultSigner.ts";
+import type { KeyProvider } from "../../runtime/keys/KeyProvider.ts";
+import { buildPackage } from "../../runtime/packages/build.ts";
+import type { BuiltPackage } from "../../runtime/packages/builtPackage.ts";
+import { PackageStore } from "../../runtime/packages/PackageStore.ts";
+import { signPackage } from "../../runtime/packages/signature.ts";
+import type { PipelineChain, PipelineContext } from "../../runtime/queue/context.ts";
+import { Pipeline } from "../../runtime/queue/pipeline.ts";
+import { ResultStore } from "../../runtime/queue/results.ts";
+import { SandboxPool } from "../../runtime/sandbox/pool.ts";
+import type { Party } from "../../runtime/packages/manifest.ts";
+import { freePort, startHardhatNode, type HardhatNode } from "./hardhatNode.ts";
+import { startTestVault, type TestVault } from "./keyvault.ts";
+import { REDIS_URL } from "./pipelineStack.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..", "..");
+export const CONSORTIUM_TEST_ID = id("consortium-test") as Hex32;
+
+/** A chain of the consortium stack. */
+export interface ConsortiumChain {
+  name: string;
+  node: HardhatNode;
+  contracts: DeployedContracts;
+  registry: Contract;
+  ledger: Contract;
+}
+
+/** One member's runtime. */
+export interface MemberRuntime {
+  id: string;
+  /** Its peer endpoint's base URL (`http://127.0.0.1:<port>`). */
+  url: string;
+  port: number;
+  prefix: string;
+  vault: TestVault;
+  packages: PackageStore;
+  /** The member's result signer address (registered in every registry). */
+  signer: string;
+  /** Its request-signing key (P-256, in its own vault) and the public JWKS peers know it by. */
+  requestKey: KeyProvider;
+  jwks: { keys: JWK[] };
+  /** Its result-signing key. */
+  resultSigner: KeyVaultSigner;
+  ctx: PipelineContext;
+  pipeline: Pipeline;
+  /** Whether the member is up (its endpoint serves and its workers run). */
+  up: boolean;
+}
+
+/** What a test provides per member: its peer endpoint and its co-signer (the protocol's implementation). */
+export interface MemberWiring {
+  /** Starts the member's peer endpoint on `member.port`; returns how to stop it. */
+  serve(member: MemberRuntime, stack: ConsortiumStack): Promise<{ close(): Promise<void> }>;
+  /** The member's co-signer (leader side). */
+  cosigner(member: MemberRuntime, stack: ConsortiumStack): Cosigner;
+}
+
+/** The running consortium. */
+export interface ConsortiumStack {
+  members: MemberRuntime[];
+  settings: (self: string) => ConsortiumSettings;
+  chains: ConsortiumChain[];
+  pkg: BuiltPackage;
+  redis: Redis;
+  threshold: number;
+  /** Stops a member as a crash would look to its peers: its endpoint and its workers go away. */
+  stop(memberId: string): Promise<void>;
+  /** Starts a stopped member again (same keys, same Redis prefix). */
+  start(memberId: string): Promise<void>;
+  member(memberId: string): MemberRuntime;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the consortium: `members` member runtimes, threshold `threshold`, the price-median Cryptlet retargeted.
+ * @param failoverMs - each member's {@link ConsortiumSettings.failoverMs}.
+ * @param retry - the co-signing stage's retry policy (short in tests).
+ */
+export async function startConsortiumStack(options: {
+  members: number;
+  threshold: number;
+  chains: { name: string; chainId: number }[];
+  targets: { chain: string; mode: "record" | "feed" | "oracle" }[];
+  wiring: MemberWiring;
+  failoverMs?: number;
+  answerTimeoutMs?: number;
+  retry?: { attempts: number; backoff: { type: "exponential"; delay: number } };
+  sealedFor?: Party[];
+}): Promise<ConsortiumStack> {
+  const redis = new Redis(REDIS_URL);
+  const base = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const credential = new DefaultAzureCredential();
+
+  // The Cryptlet: price-median, retargeted, signed by one publisher every member trusts.
+  const dir = await mkdtemp(path.join(os.tmpdir(), "cryptlet-consortium-"));
+  await cp(path.join(ROOT, "cryptlets", "price-median"), dir, {
+    recursive: true,
+    filter: (src) => !src.includes(`${path.sep}data`) && !src.includes(`${path.sep}dist`),
+  });
+  const manifest = JSON.parse(await readFile(path.join(dir, "cryptlet.json"), "utf8")) as Record<string, unknown>;
+  manifest.targets = options.targets;
+  if (options.sealedFor) manifest.output = { sealed: true, parties: options.sealedFor };
+  await writeFile(path.join(dir, "cryptlet.json"), JSON.stringify(manifest, null, 2));
+  const pkg = await buildPackage(dir);
+  await rm(dir, { recursive: true, force: true });
+  const publisher = await generateKeyPair("ES256", { extractable: true });
+  const publisherJwk = { ...(await exportJWK(publisher.publicKey)), kid: "test-publisher" };
+  const packageSignature = await signPackage(pkg, publisher.privateKey, "test-publisher");
+
+  // Members' keys, each in its own vault.
+  const partial: Omit<MemberRuntime, "ctx" | "pipeline">[] = [];
+  const chainSigners: KeyVaultSigner[] = [];
+  for (let i = 0; i < options.members; i++) {
+    const memberId = `member-${i + 1}`;
+    const vault = await startTestVault();
+    const keys = new KeyClient(vault.vaultUrl, credential, vault.clientOptions);
+    await Promise.all([
+      keys.createEcKey("result-signer", { curve: "P-256K" }),
+      keys.createEcKey("chain-writer", { curve: "P-256K" }),
+      keys.createEcKey("attestation", { curve: "P-256" }),
+      keys.createEcKey("request-signing", { curve: "P-256" }),
+      keys.createRsaKey("input-encryption", { keySize: 2048 }),
+    ]);
+    const provider = (keyName: string) =>
+      new AzureKeyVaultProvider({ vaultUrl: vault.vaultUrl, keyName, credential, clientOptions: vault.clientOptions });
+    const resultSigner = new KeyVaultSigner(provider("result-signer"));
+    const requestKey = provider("request-signing");
+    const { jwk } = await requestKey.getPublicKey();
+    const port = await freePort();
+    const prefix = `${base}-${memberId}`;
+    const packages = new PackageStore({ redis, trustedPublisherKeys: [publisherJwk], prefix: `{${prefix}-packages}:` });
+    await packages.deploy(pkg, packageSignature);
+    chainSigners.push(new KeyVaultSigner(provider("chain-writer")));
+    partial.push({
+      id: memberId,
+      url: `http://127.0.0.1:${port}`,
+      port,
+      prefix,
+      vault,
+      packages,
+      signer: await resultSigner.getAddress(),
+      requestKey,
+      jwks: { keys: [{ ...jwk, kid: jwk.kid ?? `${memberId}-request` }] },
+      resultSigner,
+      up: false,
+    });
+  }
+  const memberList: ConsortiumMember[] = partial.map((m) => ({ id: m.id, url: m.url, jwks: m.jwks, signer: m.signer }));
+  const settings = (self: string): ConsortiumSettings => ({
+    self,
+    members: memberList,
+    threshold: options.threshold,
+    answerTimeoutMs: options.answerTimeoutMs ?? 20_000,
+    failoverMs: options.failoverMs ?? 15_000,
+  });
+
+  // Chains: registries list the members' result signers, threshold M.
+  const chains: ConsortiumChain[] = [];
+  for (const chain of options.chains) {
+    const node = await startHardhatNode(chain.chainId);
+    const contracts = await deployCryptletContracts(node.funder, {
+      consortiumId: CONSORTIUM_TEST_ID,
+      signers: partial.map((m) => m.signer),
+      threshold: options.threshold,
+      feeds: { [pkg.manifest.name]: { cryptletId: pkg.cryptletId, decimals: 8, description: "ETH / USD" } },
+    });
+    const registry = new Contract(contracts.registry, interfaceOf("CryptletRegistry"), node.funder);
+    await (await registry.getFunction("approveCodeHash")(pkg.cryptletId, pkg.codeHash)).wait();
+    for (const s of chainSigners) await node.fund(await s.getAddress());
+    chains.push({
+      name: chain.name,
+      node,
+      contracts,
+      registry,
+      ledger: new Contract(contracts.ledger, interfaceOf("ResultLedger"), node.provider),
+    });
+  }
+
+  const servers = new Map<string, { close(): Promise<void> }>();
+  const stack: ConsortiumStack = {
+    members: [],
+    settings,
+    chains,
+    pkg,
+    redis,
+    threshold: options.threshold,
+    member(memberId) {
+      const m = stack.members.find((x) => x.id === memberId);
+      if (!m) throw new Error(`no member ${memberId}`);
+      return m;
+    },
+    async stop(memberId) {
+      const m = stack.member(memberId);
+      if (!m.up) return;
+      m.up = false;
+      await servers.get(memberId)?.close();
+      servers.delete(memberId);
+      await m.pipeline.close();
+    },
+    async start(memberId) {
+      const m = stack.member(memberId);
+      if (m.up) return;
+      m.pipeline = new Pipeline(m.ctx);
+      m.pipeline.startWorkers({ lockDurationMs: 5000, stalledIntervalMs: 2000 });
+      servers.set(memberId, await options.wiring.serve(m, stack));
+      m.up = true;
+    },
+    async close() {
+      for (const m of stack.members) await stack.stop(m.id).catch(() => undefined);
+      for (const m of stack.members) {
+        await m.ctx.sandbox.dispose();
+        for (const chain of m.ctx.chains.values()) chain.writer.rpc.destroy();
+      }
+      await Promise.all(chains.map((c) => c.node.stop()));
+      let cursor = "0";
+      do {
+        const [next, found] = await redis.scan(cursor, "MATCH", `*${base}*`, "COUNT", 1000);
+        cursor = next;
+        if (found.length > 0) await redis.del(...found);
+      } while (cursor !== "0");
+      await redis.quit();
+      for (const m of stack.members) await m.vault.close();
+    },
+  };
+
+  for (const [i, m] of partial.entries()) {
+    const pipelineChains = new Map<string, PipelineChain>();
+    for (const [j, chain] of chains.entries()) {
+      const raw = {
+        name: chain.name,
+        chainId: options.chains[j]!.chainId,
+        rpcUrl: chain.node.url,
+        confirmations: 1,
+        pollIntervalMs: 25,
+        fees: { maxFeePerGasGwei: "100", replaceAfterMs: 2000 },
+        signer: { type: "azure-key-vault", vaultUrl: m.vault.vaultUrl, keyName: "chain-writer" },
+        contracts: {
+          registry: chain.contracts.registry,
+          oracle: chain.contracts.oracle,
+          ledger: chain.contracts.ledger,
+          feeds: chain.contracts.feeds,
+        },
+      };
+      const config = parseChainsConfig({ chains: [raw] }).chains[0]!;
+      const writer = new ChainWriter({ chain: config, signer: chainSigners[i]!, redis, prefix: m.prefix });
+      await writer.start();
+      pipelineChains.set(chain.name, { config, writer });
+    }
+    const provider = (keyName: string) =>
+      new AzureKeyVaultProvider({
+        vaultUrl: m.vault.vaultUrl,
+        keyName,
+        credential,
+        clientOptions: m.vault.clientOptions,
+      });
+    const member = m as MemberRuntime;
+    member.ctx = {
+      redis,
+      redisUrl: REDIS_URL,
+      prefix: m.prefix,
+      consortiumId: CONSORTIUM_TEST_ID,
+      packages: m.packages,
+      sandbox: new SandboxPool(1),
+      resultSigners: [m.resultSigner],
+      attestationKey: provider("attestation"),
+      inputKey: provider("input-encryption"),
+      runtime: { issuer: `test-${m.id}`, version: "0.1.0", buildHash: "test" },
+      chains: pipelineChains,
+      results: new ResultStore(redis, m.prefix),
+    };
+    stack.members.push(member);
+  }
+  for (const member of stack.members) {
+    member.ctx.consortium = {
+      settings: settings(member.id),
+      cosigner: options.wiring.cosigner(member, stack),
+      ...(options.retry ? { retry: options.retry } : {}),
+    };
+  }
+  for (const member of stack.members) await stack.start(member.id);
+  return stack;
+}
+
+/**
+ * The protocol's real implementation as a member's wiring: its peer endpoint is the runtime's API server (the
+ * `POST /v1/consortium/proposals` route, peer-authenticated against the members' JWKS, evaluated by the follower
+ * with re-execution), and its co-signer the leader side over HTTP.
+ */
+export function protocolWiring(): MemberWiring {
+  return {
+    async serve(member, stack) {
+      const settings = stack.settings(member.id);
+      const issuer = await LocalIssuer.create();
+      const api = await startApiServer(
+        apiDepsOf(member.ctx, member.pipeline, {
+          auth: issuer.authOptions(),
+          verification: { trustedSigners: stack.members.map((m) => m.signer), threshold: stack.threshold },
+          consortium: {
+            authenticator: new PeerAuthenticator({
+              self: member.id,
+              members: settings.members,
+              replay: new MemoryReplayCache(),
+            }),
+            follower: {
+              settings,
+              consortiumId: member.ctx.consortiumId,
+              packages: member.packages,
+              sandbox: member.ctx.sandbox,
+              signer: member.resultSigner,
+              registries: stack.chains.map((c) => ({
+                chain: c.name,
+                runner: c.node.provider,
+                registry: c.contracts.registry,
+              })),
+            },
+          },
+          dashboard: false,
+        }),
+        { port: member.port },
+      );
+      return { close: () => api.close() };
+    },
+    cosigner(member, stack) {
+      return gatheringCosigner({
+        settings: stack.settings(member.id),
+        signer: member.resultSigner,
+        requestKey: member.requestKey,
+      });
+    },
+  };
+}
