@@ -14,6 +14,8 @@ import { DirectoryBundleArchive } from "./archive/DirectoryBundleArchive.ts";
 import { AnchorBatcher } from "./chains/anchor.ts";
 import { ChainRpc } from "./chains/rpc.ts";
 import { ChainWriter } from "./chains/writer.ts";
+import { gatheringCosigner } from "./consortium/cosigner.ts";
+import { ConsortiumConfigError } from "./consortium/errors.ts";
 import type { KeyRef, RuntimeConfig } from "./config.ts";
 import { AzureKeyVaultProvider } from "./keys/AzureKeyVaultProvider.ts";
 import { GuardedCredential } from "./keys/guardedCredential.ts";
@@ -76,9 +78,17 @@ export function keyProviderOf(
 /**
  * Builds a {@link PipelineContext}. Checks every chain's chain id against its endpoint.
  * Checks Redis durability first (`ERR_REDIS_NOT_DURABLE`, `ERR_REDIS_DATA_LOST`: runtime/queue/redisDurability.ts).
- * @throws the chain writer's `ERR_CHAIN_ID_MISMATCH` / `ERR_CHAIN_RPC_UNAVAILABLE`, the key providers' errors.
+ * With a `consortium` section the context is in consortium mode (`ctx.consortium`: results co-signed by M members
+ * through the protocol's leader side, runtime/consortium/cosigner.ts `gatheringCosigner`).
+ * @throws the chain writer's `ERR_CHAIN_ID_MISMATCH` / `ERR_CHAIN_RPC_UNAVAILABLE`, the key providers' errors;
+ *   `ERR_CONSORTIUM_CONFIG_INVALID` when a consortium member has other than one result-signing key.
  */
 export async function createPipelineContext(config: RuntimeConfig, logger?: PipelineLogger): Promise<PipelineContext> {
+  // A consortium member signs with its one own key; the others' signatures come from its peers (runtime/consortium).
+  const consortium = config.consortium;
+  if (consortium && config.keys.resultSigners.length !== 1) {
+    throw new ConsortiumConfigError("a consortium member has exactly one result-signing key (keys.resultSigners)");
+  }
   // Every command of the stores' client has a deadline (BullMQ's own connections get none: see docs/operations.md).
   const redis = new Redis(config.redisUrl, {
     maxRetriesPerRequest: null,
@@ -90,6 +100,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     config.keys.attestation,
     ...(config.keys.inputEncryption ? [config.keys.inputEncryption] : []),
     ...config.chains.map((c) => c.signer),
+    ...(config.consortium ? [config.consortium.requestKey] : []),
   ].some((k) => k.type === "azure-key-vault")
     ? keyVaultCredentialOf(config, logger)
     : undefined;
@@ -135,6 +146,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
   const resultSigners = config.keys.resultSigners.map(
     (ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential, logger)),
   );
+
   for (const chain of chains.values()) {
     if (chain.config.contracts.ledger) {
       chain.anchors = new AnchorBatcher({
@@ -173,6 +185,18 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     }),
     backlog: config.backlog,
     ...(logger ? { logger } : {}),
+    ...(consortium
+      ? {
+          consortium: {
+            settings: consortium,
+            cosigner: gatheringCosigner({
+              settings: consortium,
+              signer: resultSigners[0]!,
+              requestKey: keyProviderOf(consortium.requestKey, config, credential, logger),
+            }),
+          },
+        }
+      : {}),
   };
 }
 
