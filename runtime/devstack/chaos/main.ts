@@ -76,6 +76,7 @@ const program = new Command()
       .choices(["aof", "none"])
       .default("aof"),
   )
+  .option("--submit-timeout <s>", "give up an event whose submission keeps failing this long, in s", seconds, 120_000)
   .option("--drain-timeout <s>", "give up draining after this long without a run completing, in s", seconds, 300_000)
   .option("--seed <n>", "seed of the schedule's random choices", int(0), 42)
   .option("--keep-dir", "keep the run's directory (configuration, worker logs, Redis files)", false)
@@ -99,6 +100,7 @@ const o = program.opts<{
   redisPort: number;
   redisPersistence: "aof" | "none";
   drainTimeout: number;
+  submitTimeout: number;
   seed: number;
   keepDir: boolean;
   json?: string;
@@ -110,13 +112,15 @@ if (!kill || Number(kill[1]) <= 0 || Number(kill[2]) < Number(kill[1])) {
   process.exit(2);
 }
 
-// Ctrl-C (SIGINT) once: stop submitting, then drain and count what was accepted; twice: exit at once.
+// Ctrl-C (SIGINT) or SIGTERM once: stop submitting and faulting, then drain and count what was accepted; twice:
+// exit at once (every process the run started is killed on the way out).
 const stopSubmitting = new AbortController();
-process.on("SIGINT", () => {
-  if (stopSubmitting.signal.aborted) process.exit(130);
-  console.log("SIGINT: submission stops; draining and counting the events accepted so far (again to exit)");
-  stopSubmitting.abort();
-});
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.on(signal, () => {
+    if (stopSubmitting.signal.aborted) process.exit(130);
+    console.log(`${signal}: submission stops; draining and counting the events accepted so far (again to exit)`);
+    stopSubmitting.abort();
+  });
 
 try {
   const report = await runChaos(
@@ -136,6 +140,7 @@ try {
       redisPort: o.redisPort,
       redisPersistence: o.redisPersistence,
       drainTimeoutMs: o.drainTimeout,
+      submitTimeoutMs: o.submitTimeout,
       seed: o.seed,
       keepDir: o.keepDir,
       stopSubmitting: stopSubmitting.signal,

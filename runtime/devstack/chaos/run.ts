@@ -64,7 +64,9 @@ export interface ChaosOptions {
   seed: number;
   /** Keep the run's directory (configuration, worker logs, Redis files) instead of deleting it. */
   keepDir: boolean;
-  /** When aborted, submission stops (the events accepted so far are drained and counted). */
+  /** An event whose submission keeps failing this long (ms) is given up and counted as not accepted. */
+  submitTimeoutMs: number;
+  /** When aborted, submission and faults stop (the events accepted so far are drained and counted). */
   stopSubmitting?: AbortSignal;
 }
 
@@ -104,6 +106,8 @@ export interface ChaosReport {
   events: {
     planned: number;
     accepted: number;
+    /** Events given up after {@link ChaosOptions.submitTimeoutMs} of failed submissions. */
+    givenUp: number;
     /** Submission was stopped before `planned` (by {@link ChaosOptions.stopSubmitting}). */
     stoppedEarly: boolean;
     /** Failed submissions (each retried) by error code. */
@@ -322,6 +326,7 @@ export async function runChaos(
           faultLog.push(record);
           injected[kind] = (injected[kind] ?? 0) + 1;
           say(`fault      ${kind} over (${record.hits} hit)`);
+          if (options.stopSubmitting?.aborted) return;
           await sleep(options.gapMs, stopFaults.signal);
         }
         if (submissionDone) return;
@@ -331,12 +336,19 @@ export async function runChaos(
     // Submission at a steady rate, each event retried (with backoff) until accepted: never dropped.
     const submitBegan = Date.now();
     const runTag = Date.now().toString(36);
+    let notAccepted = 0;
     for (let i = 0; i < options.events && !options.stopSubmitting?.aborted; i += 1) {
       await sleep(Math.max(0, submitBegan + (i * 1000) / options.rate - Date.now()));
-      while (inFlight.size >= options.maxInFlight) await sleep(100);
+      while (inFlight.size >= options.maxInFlight && !options.stopSubmitting?.aborted) await sleep(100);
+      if (options.stopSubmitting?.aborted) break;
       const { minute, input } = minutes[i % minutes.length]!;
       const key = `chaos-${runTag}-${i}`;
+      const firstTry = Date.now();
       for (let attempt = 0; ; attempt += 1) {
+        if (Date.now() - firstTry > options.submitTimeoutMs) {
+          notAccepted += 1;
+          break;
+        }
         try {
           const run = await within(
             stack.pipeline.submit({
@@ -419,6 +431,7 @@ export async function runChaos(
       events: {
         planned: options.events,
         accepted: accepted.size,
+        givenUp: notAccepted,
         stoppedEarly: options.stopSubmitting?.aborted ?? false,
         submitRetries,
       },
@@ -454,6 +467,7 @@ export async function runChaos(
       verdict: { pass: true, reasons: [] },
     };
     const reasons = report.verdict.reasons;
+    if (report.events.givenUp > 0) reasons.push(`${report.events.givenUp} events given up (submission kept failing)`);
     if (report.events.accepted < options.events && !report.events.stoppedEarly)
       reasons.push(`${options.events - report.events.accepted} events never accepted`);
     for (const c of report.chains) {

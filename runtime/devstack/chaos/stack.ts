@@ -95,6 +95,10 @@ export async function startChaosStack(options: {
 
     progress("redis", `redis-server on port ${options.redisPort}, ${options.redisPersistence ?? "aof"}, ${dir}`);
     const redis = await startChaosRedis(options.redisPort, dir, options.redisPersistence ?? "aof");
+    // A production role refuses a Redis without persistence (runtime/queue/redisDurability.ts); `none` is chosen
+    // on purpose here, to watch what it loses, so this process and the workers (which inherit the environment)
+    // are told to run anyway.
+    if (options.redisPersistence === "none") process.env.CRYPTLET_ALLOW_REDIS_WITHOUT_PERSISTENCE = "1";
     cleanup.push(() => redis.stop());
 
     progress("key vault", "emulator behind fault proxies");
