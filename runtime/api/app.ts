@@ -45,6 +45,7 @@ export const LOCAL_ISSUER_PATH = "/local-issuer";
 export const DEFAULT_LIMITS = {
   jsonBytes: 1024 * 1024,
   deployBytes: 8 * 1024 * 1024,
+  proposalBytes: 16 * 1024 * 1024,
   jsonDepth: 128,
   rateWindowMs: 60_000,
   perSubject: 600,
@@ -120,7 +121,7 @@ export function createApiApp(deps: ApiDeps): ApiApp {
   app.use(metrics.middleware);
   app.use(limiter(limits.rateWindowMs, limits.perIp, (req) => ipKeyGenerator(req.ip ?? "unknown")));
   app.use("/v1/packages", jsonBody({ limitBytes: limits.deployBytes, maxDepth: limits.jsonDepth }));
-  app.use("/v1/consortium", jsonBody({ limitBytes: limits.jsonBytes, maxDepth: limits.jsonDepth, sha256: true }));
+  app.use("/v1/consortium", jsonBody({ limitBytes: limits.proposalBytes, maxDepth: limits.jsonDepth, sha256: true }));
   app.use(jsonBody({ limitBytes: limits.jsonBytes, maxDepth: limits.jsonDepth }));
   app.use(requireBody(loadOpenApiDocument()));
 

@@ -45,6 +45,11 @@ export interface ApiLimits {
   /** Largest package deploy body (base64 files), bytes. Default 8388608 (8 MiB: a 5 MiB package in base64 plus the manifest). */
   deployBytes?: number;
   /**
+   * Largest co-signing proposal body (`POST /v1/consortium/proposals`), bytes: it carries the run's evidence, every
+   * fetched body in base64 (by default up to 8 fetches of 1 MiB). Default 16777216 (16 MiB).
+   */
+  proposalBytes?: number;
+  /**
    * Deepest nesting of objects and arrays in a JSON body, levels (the top-level value is level 1); deeper bodies
    * answer `400 ERR_API_BODY_TOO_DEEP`. Default 128; at most `MAX_CANONICAL_JSON_DEPTH` (1000).
    */

@@ -199,6 +199,15 @@ describe("sendToPeer", () => {
       });
       expect(response.status).toBe(401);
       expect(((await response.json()) as { code: string }).code).toBe("ERR_PEER_UNAUTHENTICATED");
+      // Proposals carry the evidence: bodies above the 1 MiB JSON limit are read (up to 16 MiB), not refused 413.
+      const post = (bytes: number) =>
+        fetch(`${api.url}${PROPOSALS_PATH}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: JSON.stringify({ padding: "x".repeat(bytes) }),
+        }).then((r) => r.status);
+      expect(await post(2 * 1024 * 1024)).toBe(401);
+      expect(await post(17 * 1024 * 1024)).toBe(413);
     } finally {
       await api.close();
     }
