@@ -3,10 +3,11 @@
  * verdict (`pass`, `fail`, `skipped`) and a reason; a malformed or forged bundle never makes it throw.
  *
  * Checks, in order: `schema`, `manifest`, `consortium`, `resultId`, `codeHash`, `outputHash`, `signatures`,
- * `merkleProof`, `batchSignatures`, `attestation`, `recipients`, `evidence`, `reexecution`, `proofs`, `anchors`. The bundle is `ok` when no
- * check failed; a `skipped` check was not verified (its option was not given, or it does not apply), so callers
- * that need it must pass the option. `proofs` compares the proofs present with the ones the write modes require
- * (a stripped proof fails it). The on-chain `anchors` check runs only when chain providers are given in
+ * `merkleProof`, `batchSignatures`, `attestation`, `recipients`, `evidence`, `reexecution`, `proofs`, `anchors`.
+ * The bundle is `ok` when no check failed; a `skipped` check was not verified (its option was not given, or it does
+ * not apply), so callers that need it must pass the option. `proofs` compares the proofs present with the ones the
+ * write modes require (a stripped proof fails it). `evidence` checks the run's evidence against `inputHash` and the
+ * token; `reexecution` re-runs the Cryptlet on it when a re-executor is given. The on-chain `anchors` check runs only when chain providers are given in
  * `options.chains`; without them no chain is touched.
  *
  * @module
