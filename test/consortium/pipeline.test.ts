@@ -15,6 +15,7 @@ import { interfaceOf } from "../../runtime/chains/contracts.ts";
 import type { Party } from "../../runtime/packages/manifest.ts";
 import { open } from "../../runtime/sealing/open.ts";
 import { leaderOrder } from "../../runtime/consortium/cosigner.ts";
+import { Pipeline } from "../../runtime/queue/pipeline.ts";
 import type { CryptletEvent } from "../../runtime/queue/topology.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 import {
@@ -23,6 +24,7 @@ import {
   startConsortiumStack,
   type ConsortiumStack,
 } from "../support/consortiumStack.ts";
+import { startWorker, stopWorker } from "../support/workerProcess.ts";
 
 jest.setTimeout(240_000);
 
@@ -167,6 +169,28 @@ describe("consortium pipeline: 2 of 3 members (real HTTP, own Key Vaults, hardha
         (o) => o.status === "complete" && o.receipt.targets.find((t) => t.chain === chain.name)?.status === "confirmed",
       );
       expect(confirmed).toHaveLength(1);
+    }
+  });
+
+  test("a member's worker process started from its configuration file (consortium section) leads and co-signs", async () => {
+    await stack.stop("member-1");
+    const member = stack.member("member-1");
+    const { configFile, caFile } = await stack.writeMemberConfig("member-1");
+    const submitter = new Pipeline(member.ctx);
+    const worker = await startWorker(configFile, caFile, { LOG_LEVEL: "error" });
+    try {
+      const { runId, resultId } = await submitter.submit(httpEvent(613));
+      const outcome = await submitter.waitForRun(runId, 120_000);
+      expect(outcome.status).toBe("complete");
+      if (outcome.status !== "complete") return;
+      expect(outcome.receipt.cosigning?.leader).toBe("member-1");
+      expect(outcome.receipt.cosigning?.signedBy).toEqual(expect.arrayContaining(["member-1"]));
+      expect(outcome.receipt.cosigning?.signedBy.length).toBeGreaterThanOrEqual(2);
+      expect(await recordEvents(resultId)).toEqual([1, 1]);
+    } finally {
+      expect(await stopWorker(worker)).toBe(0);
+      await submitter.close();
+      await stack.start("member-1");
     }
   });
 

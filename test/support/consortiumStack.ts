@@ -76,6 +76,8 @@ export interface MemberRuntime {
   pipeline: Pipeline;
   /** Whether the member is up (its endpoint serves and its workers run). */
   up: boolean;
+  /** Its chains as a runtime configuration lists them. */
+  rawChains: Record<string, unknown>[];
 }
 
 /** What a test provides per member: its peer endpoint and its co-signer (the protocol's implementation). */
@@ -99,6 +101,11 @@ export interface ConsortiumStack {
   /** Starts a stopped member again (same keys, same Redis prefix). */
   start(memberId: string): Promise<void>;
   member(memberId: string): MemberRuntime;
+  /**
+   * Writes a runtime configuration file of a member, with its `consortium` section (for a worker process of that
+   * member); returns its path and the member's Key Vault CA file.
+   */
+  writeMemberConfig(memberId: string): Promise<{ configFile: string; caFile: string }>;
   close(): Promise<void>;
 }
 
@@ -174,6 +181,7 @@ export async function startConsortiumStack(options: {
       jwks: { keys: [{ ...jwk, kid: jwk.kid ?? `${memberId}-request` }] },
       resultSigner,
       up: false,
+      rawChains: [],
     });
   }
   const memberList: ConsortiumMember[] = partial.map((m) => ({ id: m.id, url: m.url, jwks: m.jwks, signer: m.signer }));
@@ -219,6 +227,38 @@ export async function startConsortiumStack(options: {
       const m = stack.members.find((x) => x.id === memberId);
       if (!m) throw new Error(`no member ${memberId}`);
       return m;
+    },
+    async writeMemberConfig(memberId) {
+      const m = stack.member(memberId);
+      const dir = await mkdtemp(path.join(os.tmpdir(), "cryptlet-member-"));
+      const key = (keyName: string) => ({ type: "azure-key-vault", vaultUrl: m.vault.vaultUrl, keyName });
+      const configFile = path.join(dir, "cryptlet.config.json");
+      const caFile = path.join(dir, "ca.pem");
+      await writeFile(caFile, m.vault.ca);
+      const { self: _self, failoverMs, ...consortium } = settings(memberId);
+      await writeFile(
+        configFile,
+        JSON.stringify({
+          redisUrl: REDIS_URL,
+          prefix: m.prefix,
+          consortiumId: CONSORTIUM_TEST_ID,
+          issuer: `test-${m.id}`,
+          keys: {
+            resultSigners: [key("result-signer")],
+            attestation: key("attestation"),
+            inputEncryption: key("input-encryption"),
+            keyVault: { disableChallengeResourceVerification: true },
+          },
+          chains: m.rawChains,
+          consortium: {
+            self: memberId,
+            ...consortium,
+            failoverMs: Math.max(1, failoverMs ?? 1),
+            requestKey: key("request-signing"),
+          },
+        }),
+      );
+      return { configFile, caFile };
     },
     async stop(memberId) {
       const m = stack.member(memberId);
@@ -272,6 +312,7 @@ export async function startConsortiumStack(options: {
           feeds: chain.contracts.feeds,
         },
       };
+      m.rawChains.push(raw);
       const config = parseChainsConfig({ chains: [raw] }).chains[0]!;
       const writer = new ChainWriter({ chain: config, signer: chainSigners[i]!, redis, prefix: m.prefix });
       await writer.start();
