@@ -1,11 +1,20 @@
 /**
- * `npm run bench`: every benchmark in turn (sandbox, keys, proofs, anchor batcher, pipeline, gas table); each
- * writes its own section of docs/benchmarks.md (and the gas table docs/gas.md) with the machine and the command.
+ * `npm run bench`: every benchmark in turn (sandbox, keys, proofs, anchor batcher, pipeline, consortium co-signing,
+ * gas table); each writes its own section of docs/benchmarks.md (and the gas table docs/gas.md) with the machine
+ * and the command.
  * A benchmark, not a test: it asserts nothing and takes several minutes.
  */
 import { spawnSync } from "node:child_process";
 
-const steps = ["bench:sandbox", "bench:keys", "bench:proofs", "bench:anchor", "bench:pipeline", "gas"];
+const steps = [
+  "bench:sandbox",
+  "bench:keys",
+  "bench:proofs",
+  "bench:anchor",
+  "bench:pipeline",
+  "bench:consortium",
+  "gas",
+];
 for (const step of steps) {
   console.log(`\n=== npm run ${step} ===`);
   const result = spawnSync("npm", ["run", "--silent", step], { stdio: "inherit" });
