@@ -55,6 +55,9 @@ type Answer = { member: ConsortiumMember } & (
 );
 
 const HASH = /^0x[0-9a-fA-F]{64}$/;
+const CODE = /^ERR_[A-Z0-9_]{1,60}$/;
+/** Longest dissent reason kept from a peer's answer, characters. */
+const MAX_REASON_CHARS = 1000;
 
 function describe(error: unknown): string {
   const e = error as { code?: unknown; shortMessage?: unknown; message?: unknown };
@@ -144,8 +147,9 @@ export async function gatherCosignatures(
     if (answer.verdict === "dissent") {
       const entry: CosignOutcome["dissented"][number] = {
         member: member.id,
-        code: typeof answer.code === "string" ? answer.code : "(none)",
-        reason: typeof answer.reason === "string" ? answer.reason : "",
+        // A peer's words go into receipts: a code of the right form only, a reason of bounded length.
+        code: typeof answer.code === "string" && CODE.test(answer.code) ? answer.code : "(invalid)",
+        reason: typeof answer.reason === "string" ? answer.reason.slice(0, MAX_REASON_CHARS) : "",
       };
       if (typeof answer.outputHash === "string" && HASH.test(answer.outputHash)) {
         entry.outputHash = answer.outputHash as `0x${string}`;

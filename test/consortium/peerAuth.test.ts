@@ -22,7 +22,7 @@ import { base64url, type JWK } from "jose";
 import { buildJwks } from "../../runtime/attestation/token.ts";
 import { parseRuntimeConfig } from "../../runtime/config.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
-import { PROPOSALS_PATH } from "../../runtime/consortium/leader.ts";
+import { gatherCosignatures, PROPOSALS_PATH } from "../../runtime/consortium/leader.ts";
 import {
   MemoryReplayCache,
   PeerAuthenticator,
@@ -210,6 +210,55 @@ describe("sendToPeer", () => {
       expect(await post(17 * 1024 * 1024)).toBe(413);
     } finally {
       await api.close();
+    }
+  });
+});
+
+describe("a hostile peer's answer", () => {
+  it("is kept bounded in the outcome: a code of the ERR_* form only, a reason of at most 1000 characters", async () => {
+    const server = http.createServer((_req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ verdict: "dissent", member: "globex", code: "<script>", reason: "x".repeat(5000) }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const wallet = Wallet.createRandom();
+      const self: ConsortiumMember = {
+        id: "acme",
+        url: "http://127.0.0.1:1",
+        jwks: { keys: [] },
+        signer: wallet.address,
+      };
+      const peer: ConsortiumMember = {
+        id: "globex",
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        jwks: { keys: [] },
+        signer: Wallet.createRandom().address,
+      };
+      const h = `0x${"ab".repeat(32)}` as `0x${string}`;
+      const outcome = await gatherCosignatures(
+        {
+          version: 1,
+          leader: "acme",
+          consortiumId: h,
+          cryptlet: { name: "@test/x", version: "1.0.0" },
+          result: { resultId: h, cryptletId: h, codeHash: h, inputHash: h, outputHash: h, timestamp: "1" },
+          evidence: {
+            evidenceFormat: 2,
+            event: null,
+            input: null,
+            context: { requestId: h, resultId: h, now: 1 },
+            fetches: [],
+          },
+          payload: "0x",
+        },
+        { self, signer: wallet, requestKey: localKey("acme"), peers: [peer], threshold: 2, answerTimeoutMs: 5000 },
+      );
+      expect(outcome.ok).toBe(false);
+      expect(outcome.dissented).toEqual([{ member: "globex", code: "(invalid)", reason: "x".repeat(1000) }]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
     }
   });
 });
