@@ -7,9 +7,13 @@
  * packages are built first when missing or stale.
  *
  * Options: `--serve`, `--minutes <n>` (price-median minutes, default 60), `--swap-minutes <n>` (Uniswap minutes
- * replayed, default 30), `--redis <url>` (or `REDIS_URL`).
+ * replayed, default 30), `--redis <url>` (or `REDIS_URL`). `--members <n>` runs a consortium of `n` member runtimes
+ * instead (scripts/consortium-demo.ts, issue 12): the single stack is not started.
  * @module
  */
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+
 import { Command } from "commander";
 import { MultiBar, Presets } from "cli-progress";
 
@@ -34,8 +38,27 @@ const program = new Command()
     30,
   )
   .option("--redis <url>", "Redis URL (default REDIS_URL or redis://127.0.0.1:6379)")
+  .option("--members <n>", "run a consortium of n member runtimes (threshold: a majority) instead", (v) =>
+    Number.parseInt(v, 10),
+  )
   .parse();
-const options = program.opts<{ serve: boolean; minutes: number; swapMinutes: number; redis?: string }>();
+const options = program.opts<{
+  serve: boolean;
+  minutes: number;
+  swapMinutes: number;
+  redis?: string;
+  members?: number;
+}>();
+
+if (options.members !== undefined) {
+  // A consortium of member runtimes co-signing every result (scripts/consortium-demo.ts), in its own process.
+  const demo = path.resolve(import.meta.dirname, "..", "..", "scripts", "consortium-demo.ts");
+  const child = spawnSync(process.execPath, [demo, "--members", String(options.members)], {
+    stdio: "inherit",
+    env: { ...process.env, ...(options.redis ? { REDIS_URL: options.redis } : {}) },
+  });
+  process.exit(child.status ?? 1);
+}
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s`;
