@@ -172,6 +172,49 @@ describe("consortium pipeline: 2 of 3 members (real HTTP, own Key Vaults, hardha
     }
   });
 
+  test("fail-over: the first member in the result's order is down, the second leads after its delay, the third finds it recorded and does not lead", async () => {
+    const { minute, input } = minutes[614]!;
+    const slotTime = minute + 59;
+    const event: CryptletEvent = {
+      eventId: httpEventId(`failover-${slotTime}-${stack.members[0]!.prefix}`),
+      cryptlet: { name: stack.pkg.manifest.name },
+      source: { type: "schedule", slotTime },
+      input,
+      time: slotTime,
+    };
+    const resultId = computeResultId(cryptletIdOf(stack.pkg.manifest.name), event.eventId);
+    const order = leaderOrder(resultId, stack.settings("member-1").members).map((m) => m.id);
+    const failoverMs = 3000;
+    for (const m of stack.members)
+      m.ctx.consortium = { ...m.ctx.consortium!, settings: { ...stack.settings(m.id), failoverMs } };
+    await stack.stop(order[0]!);
+    try {
+      const second = stack.member(order[1]!);
+      const third = stack.member(order[2]!);
+      const submitted = Date.now();
+      await Promise.all([second.pipeline.submit(event), third.pipeline.submit(event)]);
+      const [a, b] = await Promise.all([
+        second.pipeline.waitForRun(resultId, 120_000),
+        third.pipeline.waitForRun(resultId, 120_000),
+      ]);
+      expect(a.status).toBe("complete");
+      expect(b.status).toBe("complete");
+      if (a.status !== "complete" || b.status !== "complete") return;
+      expect(a.receipt.cosigning?.leader).toBe(order[1]);
+      expect(a.receipt.cosigning?.skipped).toBeUndefined();
+      expect(a.receipt.cosigning?.signedBy).toEqual([order[1], order[2]]);
+      expect(a.receipt.targets.map((t) => t.status)).toEqual(["confirmed", "confirmed"]);
+      // The second member waited one fail-over delay before leading.
+      expect(a.receipt.completedAt - submitted).toBeGreaterThanOrEqual(failoverMs);
+      expect(b.receipt.cosigning?.skipped).toBe("already-recorded");
+      expect(b.receipt.targets.map((t) => t.status)).toEqual(["already-recorded", "already-recorded"]);
+      expect(await recordEvents(resultId)).toEqual([1, 1]);
+    } finally {
+      for (const m of stack.members) m.ctx.consortium = { ...m.ctx.consortium!, settings: stack.settings(m.id) };
+      await stack.start(order[0]!);
+    }
+  });
+
   test("a member's worker process started from its configuration file (consortium section) leads and co-signs", async () => {
     await stack.stop("member-1");
     const member = stack.member("member-1");
