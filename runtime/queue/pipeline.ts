@@ -54,6 +54,12 @@ import {
   type WriteJob,
 } from "./topology.ts";
 
+/**
+ * Default bound on stalls per job (BullMQ `maxStalledCount`): 100. The chaos suite kills workers every 5-10 s; with 10
+ * some writes stalled more often than that and were failed by BullMQ, silently (docs/reliability.md).
+ */
+export const MAX_STALLED_COUNT = 100;
+
 /** Worker tuning; every duration in milliseconds. */
 export interface WorkerOptions {
   /** Stages this process works on. Default: all. */
@@ -64,6 +70,8 @@ export interface WorkerOptions {
   lockDurationMs?: number;
   /** How often workers look for stalled jobs. Default 15000. */
   stalledIntervalMs?: number;
+  /** Times a job may stall (its worker died or lost its lock) before BullMQ fails it. Default {@link MAX_STALLED_COUNT}. */
+  maxStalledCount?: number;
 }
 
 /** A dead-letter entry: a job that failed for good. */
@@ -251,7 +259,10 @@ export class Pipeline {
           concurrency: concurrency[stage],
           lockDuration: options.lockDurationMs ?? 30_000,
           stalledInterval: options.stalledIntervalMs ?? 15_000,
-          maxStalledCount: 10,
+          // A job whose worker died mid-way is taken over (every stage is idempotent on its key); BullMQ fails a job
+          // that stalled more than this many times, outside the pipeline's error handling (no retry, no dead
+          // letter), so the bound is high: it only stops a job that kills every worker taking it.
+          maxStalledCount: options.maxStalledCount ?? MAX_STALLED_COUNT,
         },
       );
       // Connection errors: one line per outage (the pipeline's RedisConnectionLog); others: one line each.
