@@ -62,7 +62,11 @@ export async function attest(
     let cosigning: ReceiptCosigning | undefined;
     if (needsSignatures && consortium && executed.cosigned) {
       ({ signatures, cosigning } = executed.cosigned); // sealed: co-signed in the execute stage
-    } else if (needsSignatures && consortium && executed.evidence.public) {
+    } else if (needsSignatures && consortium) {
+      if (!executed.evidence.public) {
+        // A sealed result is co-signed in execute, where its content key was; without that, it cannot be here.
+        throw new CryptletError(ERR_RUN_UNKNOWN, `sealed result ${data.resultId} reached attest without co-signatures`);
+      }
       await awaitTurnToLead(job, token, consortium.settings, run.event?.type);
       ({ signatures, cosigning } = await leadResult(ctx, run, {
         result,
