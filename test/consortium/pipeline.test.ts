@@ -215,6 +215,40 @@ describe("consortium pipeline: 2 of 3 members (real HTTP, own Key Vaults, hardha
     }
   });
 
+  test("a code hash revoked on one chain: every peer dissents (listed with its code), nothing is written; re-approved and replayed, the run completes", async () => {
+    const chain = stack.chains[0]!;
+    const cryptletId = cryptletIdOf(stack.pkg.manifest.name);
+    await (await chain.registry.getFunction("revokeCodeHash")(cryptletId, stack.pkg.codeHash)).wait();
+    const leader = stack.member("member-3");
+    let resultId: string;
+    try {
+      const submitted = await leader.pipeline.submit(httpEvent(615));
+      resultId = submitted.resultId;
+      const failed = await leader.pipeline.waitForRun(submitted.runId, 120_000);
+      expect(failed.status).toBe("failed");
+      if (failed.status !== "failed") return;
+      expect(failed.error.code).toBe("ERR_COSIGN_THRESHOLD_NOT_MET");
+      const letter = (await leader.pipeline.deadLetters()).find(
+        (d) => (d.data as { resultId?: string }).resultId === resultId,
+      )!;
+      const dissented = letter.error.details?.dissented as { member: string; code: string }[];
+      expect([...dissented].sort((a, b) => a.member.localeCompare(b.member))).toEqual([
+        expect.objectContaining({ member: "member-1", code: "ERR_COSIGN_CODE_NOT_APPROVED" }),
+        expect.objectContaining({ member: "member-2", code: "ERR_COSIGN_CODE_NOT_APPROVED" }),
+      ]);
+      expect(await recordedOn(resultId)).toEqual([false, false]);
+    } finally {
+      await (await chain.registry.getFunction("approveCodeHash")(cryptletId, stack.pkg.codeHash)).wait();
+    }
+    const dlqId = (await leader.pipeline.queue("dead-letter").getJobs(["waiting"])).find(
+      (j) => (j.data as { data?: { resultId?: string } }).data?.resultId === resultId,
+    )!.id!;
+    await leader.pipeline.replay(dlqId);
+    const resumed = await leader.pipeline.waitForRun(resultId, 120_000);
+    expect(resumed.status).toBe("complete");
+    expect(await recordEvents(resultId)).toEqual([1, 1]);
+  });
+
   test("a member's worker process started from its configuration file (consortium section) leads and co-signs", async () => {
     await stack.stop("member-1");
     const member = stack.member("member-1");
