@@ -6,13 +6,7 @@
  */
 import type { CryptletErrorJSON } from "../../errors.ts";
 import type { JsonValue } from "../../sdk/index.ts";
-import type {
-  HostCallRecord,
-  LoadOptions,
-  RunContextData,
-  RunResult,
-  SandboxEngineName,
-} from "../SandboxEngine.ts";
+import type { HostCallRecord, LoadOptions, RunContextData, RunResult, SandboxEngineName } from "../SandboxEngine.ts";
 
 /** Parent → child: load (probe) a bundle, or run it once. */
 export type ToChild =
