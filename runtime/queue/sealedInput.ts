@@ -7,6 +7,8 @@
  * @module
  */
 import { cryptletIdOf } from "../attestation/ids.ts";
+import { isCryptletError } from "../errors.ts";
+import { ERR_PACKAGE_NOT_FOUND } from "../packages/errors.ts";
 import type { StoredPackage } from "../packages/PackageStore.ts";
 import { SealedInputKeyMissingError } from "../sealing/errors.ts";
 import { openSealedInput, sealInput } from "../sealing/inputEnvelope.ts";
@@ -33,7 +35,16 @@ async function seal(event: CryptletEvent, ctx: PipelineContext): Promise<string>
  */
 export async function sealEventInput(event: CryptletEvent, ctx: PipelineContext): Promise<CryptletEvent> {
   if (event.sealedInput !== undefined) return event;
-  const pkg = await ctx.packages.get(event.cryptlet.name, event.cryptlet.version);
+  let pkg: StoredPackage;
+  try {
+    pkg = await ctx.packages.get(event.cryptlet.name, event.cryptlet.version);
+  } catch (error) {
+    // An event for a package not deployed (yet) is accepted as before: the events stage dead-letters it with
+    // ERR_PACKAGE_NOT_FOUND, replayable once the package is deployed (and sealed then by `executeInputOf`). A
+    // trigger must not stall on it, and no event is dropped.
+    if (isCryptletError(error, ERR_PACKAGE_NOT_FOUND.code)) return event;
+    throw error;
+  }
   const pinned = { ...event, cryptlet: { name: event.cryptlet.name, version: pkg.manifest.version } };
   if (!isSealed(pkg)) return pinned;
   return { ...pinned, input: undefined, sealedInput: await seal(pinned, ctx) };
