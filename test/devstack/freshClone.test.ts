@@ -14,6 +14,7 @@ const ROOT = path.resolve(import.meta.dirname, "..", "..");
 /** Entry points: they run when imported, so they are started as programs instead. */
 const ENTRY_POINTS = new Set([
   "runtime/devstack/main.ts",
+  "runtime/devstack/chaos/main.ts",
   "runtime/cli/main.ts",
   "runtime/queue/worker.ts",
   "runtime/keys/emulator/cli.ts",
@@ -49,6 +50,7 @@ describe("a fresh clone (no artifacts, no .cryptlet)", () => {
 
   test.each([
     [["runtime/devstack/main.ts", "--help"], 0, /--swap-minutes/],
+    [["runtime/devstack/chaos/main.ts", "--help"], 0, /--events/],
     [["runtime/cli/main.ts", "--help"], 0, /decrypt/],
     [["runtime/cli/main.ts", "verify", "--help"], 0, /verify/],
     [["runtime/queue/worker.ts"], 2, /usage/],
