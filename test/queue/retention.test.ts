@@ -105,7 +105,7 @@ describe("retention: keys expire, receipts stay in the bundle archive (real pipe
     );
 
   test("every key written has a TTL or is a documented bounded key; after the retention only the archive has the receipt", async () => {
-    const runs = [];
+    const runs: Awaited<ReturnType<typeof stack.pipeline.submit>>[] = [];
     for (const [i, key] of ["a", "b"].entries()) runs.push(await stack.pipeline.submit(event(600 + i, key)));
     const receipts: CompositeReceipt[] = [];
     for (const run of runs) {
