@@ -41,6 +41,12 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
     // Packed in one slot: read together on every verification.
     uint128 private _signerCount;
     uint128 private _threshold;
+    // Where the runtime's attestation keys (a JWKS) are published, and the SHA-256 of the published bytes.
+    string private _attestationKeysUri;
+    bytes32 private _attestationKeysSha256;
+
+    /// @notice The attestation keys were (re)published: a JWKS (RFC 7517) at `uri`, whose bytes hash to `sha256`.
+    event AttestationKeysPublished(string uri, bytes32 sha256);
 
     /**
      * @param consortiumId_ The consortium id, used as the EIP-712 domain `salt`.
@@ -103,7 +109,33 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
         _setThreshold(newThreshold, _msgSender());
     }
 
+    /**
+     * @notice Publishes where the attestation keys of the consortium's runtimes are (a JWKS, RFC 7517 §5: the
+     * document the runtime serves at `/.well-known/jwks.json`, copied to any static location: `https://…`,
+     * `ipfs://…`, `file://…` for a local stack) and the SHA-256 of its exact bytes, so that a verifier needs neither
+     * the operator's API nor a configuration: it fetches the document and checks the hash. Republish on every
+     * attestation key rotation (the JWKS then lists both versions). Only `DEFAULT_ADMIN_ROLE`.
+     * @param uri Where the JWKS is published (1 to 2048 bytes).
+     * @param sha256_ SHA-256 of the published bytes.
+     */
+    function publishAttestationKeys(
+        string calldata uri,
+        bytes32 sha256_
+    ) external virtual onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (bytes(uri).length == 0 || bytes(uri).length > 2048 || sha256_ == bytes32(0)) {
+            revert CryptletRegistryInvalidAttestationKeys();
+        }
+        _attestationKeysUri = uri;
+        _attestationKeysSha256 = sha256_;
+        emit AttestationKeysPublished(uri, sha256_);
+    }
+
     // ------------------------------------------------------------------ views
+
+    /// @notice Where the attestation keys are published and the SHA-256 of their bytes (empty and zero: never).
+    function attestationKeys() external view returns (string memory uri, bytes32 sha256_) {
+        return (_attestationKeysUri, _attestationKeysSha256);
+    }
 
     /// @inheritdoc ICryptletRegistry
     function consortiumId() external view returns (bytes32) {

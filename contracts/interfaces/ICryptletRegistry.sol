@@ -28,6 +28,8 @@ interface ICryptletRegistry {
 
     /// @notice The zero address was given where a signer is required.
     error CryptletRegistryZeroAddress();
+    /// @notice An empty or over-long (more than 2048 bytes) attestation keys URI, or a zero hash.
+    error CryptletRegistryInvalidAttestationKeys();
     /// @notice `codeHash` zero was given.
     error CryptletRegistryZeroCodeHash(bytes32 cryptletId);
     /// @notice The `codeHash` is already approved for the Cryptlet.

@@ -21,6 +21,7 @@ export const REGISTRY_TRUST_ABI = [
   "function signers() view returns (address[])",
   "function threshold() view returns (uint256)",
   "function approvedCodeHashes(bytes32 cryptletId) view returns (bytes32[])",
+  "function attestationKeys() view returns (string uri, bytes32 sha256)",
 ] as const;
 
 /** What a `CryptletRegistry` trusts at one block. */
@@ -39,6 +40,11 @@ export interface RegistryTrust {
   threshold: number;
   /** Approved code hashes (0x-prefixed, lower case, sorted) by Cryptlet id, for the Cryptlet ids asked for. */
   approvedCodeHashes: Record<string, string[]>;
+  /**
+   * Where the attestation keys (a JWKS) are published and the SHA-256 of their bytes (`publishAttestationKeys`);
+   * absent when never published (or a registry without the view).
+   */
+  attestationKeys?: { uri: string; sha256: string };
 }
 
 /** The registry could not be read (no contract there, an old registry without the enumerable views, no answer). */
@@ -87,6 +93,9 @@ export async function readRegistryTrust(
       const hashes = (await contract.getFunction("approvedCodeHashes")(cryptletId, at)) as string[];
       approvedCodeHashes[cryptletId.toLowerCase()] = [...hashes].map((h) => h.toLowerCase()).sort();
     }
+    const published = (await contract
+      .getFunction("attestationKeys")(at)
+      .catch(() => undefined)) as [string, string] | undefined;
     return {
       chainId: Number(chainId),
       registry: getAddress(registry),
@@ -95,6 +104,9 @@ export async function readRegistryTrust(
       signers: [...signers].map((s) => getAddress(s)).sort(),
       threshold: Number(threshold),
       approvedCodeHashes,
+      ...(published && published[0] !== ""
+        ? { attestationKeys: { uri: published[0], sha256: published[1].toLowerCase() } }
+        : {}),
     };
   } catch (error) {
     if (error instanceof CryptletError) throw error;

@@ -12,8 +12,10 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 import { Contract, id } from "ethers";
 import { Redis } from "ioredis";
@@ -34,6 +36,7 @@ import { signPackage } from "../packages/signature.ts";
 import { apiDepsOf } from "../api/deps.ts";
 import { LocalIssuer } from "../api/localIssuer.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
+import { buildJwks } from "../attestation/token.ts";
 import type { PipelineContext } from "../queue/context.ts";
 import { TriggerService } from "../triggers/TriggerService.ts";
 import { Pipeline } from "../queue/pipeline.ts";
@@ -236,6 +239,17 @@ export async function startLocalStack(
   const ctx = await createPipelineContext(config);
   for (const pkg of packages) {
     await ctx.packages.deploy(pkg, await signPackage(pkg, publisher.privateJwk, publisher.publicJwk.kid!));
+  }
+  // The attestation keys, published where every registry points (a file for the local stack; a static https URL
+  // or IPFS in a deployment), with their SHA-256: `cryptlet verify --rpc` needs neither the API nor a configuration.
+  progress("registries", "publishing the attestation keys (JWKS) and their hash");
+  const jwksFile = path.join(stateDir, "attestation-jwks.json");
+  const jwksBytes = Buffer.from(`${JSON.stringify(await buildJwks([ctx.attestationKey]), null, 2)}\n`);
+  writeFileSync(jwksFile, jwksBytes);
+  const jwksSha256 = `0x${createHash("sha256").update(jwksBytes).digest("hex")}`;
+  for (const { chain, contracts } of chains) {
+    const registry = new Contract(contracts.registry, interfaceOf("CryptletRegistry"), chain.funder);
+    await (await registry.getFunction("publishAttestationKeys")(pathToFileURL(jwksFile).href, jwksSha256)).wait();
   }
   const pipeline = new Pipeline(ctx);
   if (options.workers !== false) pipeline.startWorkers();

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ZeroAddress, ZeroHash, id } from "ethers";
 
 import type { Hex32 } from "../../runtime/attestation/eip712.ts";
@@ -161,6 +162,43 @@ describe("CryptletRegistry governance", () => {
     await (await s.registry.setThreshold(3)).wait();
     await (await s.registry.removeSigner(replacement!.address)).wait();
     expect(await s.registry.signerCount()).toBe(3n);
+  });
+});
+
+describe("CryptletRegistry attestation keys", () => {
+  test("the admin publishes the JWKS's URI and SHA-256; others cannot; empty or zero values revert", async () => {
+    const s = await deployStack(3, 2);
+    expect([...(await s.registry.attestationKeys())]).toEqual(["", ZeroHash]);
+    const jwks = '{"keys":[]}\n';
+    const digest = `0x${createHash("sha256").update(jwks).digest("hex")}`;
+    const published = await (
+      await s.registry.publishAttestationKeys("https://keys.example.org/jwks.json", digest)
+    ).wait();
+    const event = s.registry.interface.parseLog(published.logs[0]);
+    expect(event?.name).toBe("AttestationKeysPublished");
+    expect([...event!.args]).toEqual(["https://keys.example.org/jwks.json", digest]);
+    expect([...(await s.registry.attestationKeys())]).toEqual(["https://keys.example.org/jwks.json", digest]);
+    await expectCustomError(
+      s.registry.publishAttestationKeys("", digest),
+      s.errors,
+      "CryptletRegistryInvalidAttestationKeys",
+    );
+    await expectCustomError(
+      s.registry.publishAttestationKeys("https://x", ZeroHash),
+      s.errors,
+      "CryptletRegistryInvalidAttestationKeys",
+    );
+    await expectCustomError(
+      s.registry.publishAttestationKeys("x".repeat(2049), digest),
+      s.errors,
+      "CryptletRegistryInvalidAttestationKeys",
+    );
+    const outsider = s.others[0]!;
+    await expectCustomError(
+      (s.registry.connect(outsider) as typeof s.registry).publishAttestationKeys("https://evil", digest),
+      s.errors,
+      "AccessControlUnauthorizedAccount",
+    );
   });
 });
 

@@ -71,11 +71,10 @@ describe("npm start's local stack on a slice of the real data", () => {
 
     // An outsider with only the bundle files, the chains' RPC URLs, the published JWKS, the package folders and
     // (for the sealed reports) one party's key: every bundle VALID, re-executed, anchors checked on-chain.
+    // The attestation keys come from where the registries point (their hash checked), not from the API.
     const outsider = [
       "--rpc",
       stack.chains.map((c) => c.chain.url).join(","),
-      "--jwks",
-      `${stack.api!.server.url}/.well-known/jwks.json`,
       "--rerun",
       "--package",
       path.join(stateDir, "packages"),
@@ -90,7 +89,21 @@ describe("npm start's local stack on a slice of the real data", () => {
       expect(run.stdout).toMatch(/^VALID/);
       expect(run.stdout).toMatch(/pass +reexecution +re-ran @cryptlet\//);
       expect(run.stdout).toMatch(/pass +anchors /);
+      expect(run.stdout).toMatch(
+        /attestation JWKS: published by the registry: file:.*attestation-jwks\.json \(SHA-256 checked\)/,
+      );
+      expect(run.stdout).toMatch(/pass +attestation +ES256 token by /);
     }
+    // A published JWKS that is not the one whose hash the registries hold: no verdict (exit 2), saying why.
+    const jwksFile = path.join(stateDir, "attestation-jwks.json");
+    const published = await readFile(jwksFile, "utf8");
+    await writeFile(jwksFile, published.replace('"keys"', '"keys" '));
+    const swapped = await cli("verify", files[0]!, ...outsider);
+    expect(swapped.code).toBe(2);
+    expect(swapped.stderr + swapped.stdout).toMatch(
+      /hashes to 0x[0-9a-f]{64}, not the 0x[0-9a-f]{64} the registry publishes/,
+    );
+    await writeFile(jwksFile, published);
     // Tampered variants, each INVALID with its reason: the evidence changed, the sealed evidence's ciphertext
     // changed, the code changed (a package folder whose bundle differs, so no package has the codeHash).
     const publicReceipt = JSON.parse(

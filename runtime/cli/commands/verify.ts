@@ -22,9 +22,12 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
+import { fileURLToPath } from "node:url";
 
 import { FetchRequest, JsonRpcProvider, Network, getAddress, isHexString, type FetchGetUrlFunc } from "ethers";
 import type { JSONWebKeySet } from "jose";
@@ -141,6 +144,8 @@ export interface ChainTrustRead {
   approvedCodeHashes: string[];
   /** With `--rpc`: the written contract (the anchor's) whose `registry()` named the registry. */
   contract?: string;
+  /** Where the registry publishes the attestation keys and their SHA-256 (`attestationKeys()`), if it does. */
+  attestationKeys?: { uri: string; sha256: string };
   /** When the registry was read at an earlier block than the latest: what changed since. */
   changedSince?: TrustChange;
 }
@@ -523,6 +528,7 @@ async function readChainTrustVia(
           signers: trust.signers,
           consortiumId: trust.consortiumId,
           approvedCodeHashes: cryptletId ? (trust.approvedCodeHashes[cryptletId.toLowerCase()] ?? []) : [],
+          ...(trust.attestationKeys === undefined ? {} : { attestationKeys: trust.attestationKeys }),
           ...(latest === undefined ? {} : { changedSince: trustChange(trust, latest, cryptletId, options.codeHash) }),
         };
         return result;
@@ -570,6 +576,52 @@ export async function readJwks(source: string, timeoutMs = DEFAULT_RPC_TIMEOUT_M
       "unexpected-shape",
       `${sourceName(source)} is not a JWKS (no "keys" array)`,
     );
+  }
+  return value as JSONWebKeySet;
+}
+
+/**
+ * The JWKS a registry publishes (`attestationKeys()`: a URI and the SHA-256 of the document's bytes): fetched from
+ * `file:` or `http(s):` within the deadline, its bytes hashed and compared before they are parsed.
+ * @throws {@link ChainTrustUnreadableError} (exit 2) when it cannot be fetched, or its hash is not the registry's.
+ */
+export async function readPublishedJwks(
+  published: { uri: string; sha256: string },
+  timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
+): Promise<JSONWebKeySet> {
+  const refuse = (why: string, cause?: unknown) =>
+    new ChainTrustUnreadableError(
+      "registry",
+      redactUrl(published.uri),
+      "attestation keys",
+      "latest",
+      cause === undefined ? why : `${why} (${reasonOf(cause)})`,
+    );
+  let bytes: Buffer;
+  try {
+    if (/^file:/i.test(published.uri)) bytes = await readFile(fileURLToPath(published.uri));
+    else if (/^https?:\/\//i.test(published.uri)) {
+      const response = await fetch(published.uri, { signal: AbortSignal.timeout(timeoutMs) });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      bytes = Buffer.from(await response.arrayBuffer());
+    } else throw new Error("not a file:, http: or https: URI");
+  } catch (cause) {
+    throw refuse(`cannot fetch the attestation keys the registry publishes at ${redactUrl(published.uri)}`, cause);
+  }
+  const digest = `0x${createHash("sha256").update(bytes).digest("hex")}`;
+  if (digest !== published.sha256.toLowerCase()) {
+    throw refuse(
+      `the JWKS at ${redactUrl(published.uri)} hashes to ${digest}, not the ${published.sha256} the registry publishes`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("utf8"));
+  } catch (cause) {
+    throw refuse("the published attestation keys are not JSON", cause);
+  }
+  if (typeof value !== "object" || value === null || !Array.isArray((value as { keys?: unknown }).keys)) {
+    throw refuse('the published attestation keys are not a JWKS (no "keys" array)');
   }
   return value as JSONWebKeySet;
 }
@@ -749,7 +801,14 @@ async function verifyWithRpc(
       "--rpc",
     );
   }
-  const jwks = options.jwks === undefined ? undefined : await readJwks(options.jwks, timeoutMs);
+  // The attestation keys: --jwks, else the JWKS the registry publishes (fetched, and checked against its hash).
+  const published = reads.map((r) => r.read.attestationKeys).find((k) => k !== undefined);
+  const jwks =
+    options.jwks !== undefined
+      ? await readJwks(options.jwks, timeoutMs)
+      : published === undefined
+        ? undefined
+        : await readPublishedJwks(published, timeoutMs);
   const chains: ChainVerification[] = [];
   for (const { read, url } of reads) {
     chains.push(await verifyOnChain(document, read, url, { ...options, jwks, timeoutMs }));
@@ -758,7 +817,12 @@ async function verifyWithRpc(
     ok: chains.every((c) => c.ok),
     source: "rpc",
     rpcUrls: urls.map((u) => redactUrl(u)),
-    jwks: options.jwks === undefined ? null : sourceName(options.jwks),
+    jwks:
+      options.jwks !== undefined
+        ? sourceName(options.jwks)
+        : published === undefined
+          ? null
+          : `published by the registry: ${published.uri} (SHA-256 checked)`,
     chains,
     unchecked,
   };
