@@ -143,5 +143,5 @@ describe("Redis connection errors go through the logger, once per state change",
       await ctx.sandbox.dispose();
       redis.disconnect();
     }
-  }, 60_000);
+  }, 150_000);
 });
