@@ -548,6 +548,11 @@ async function readChainTrustVia(
 /** A file name as is, a URL with its credentials redacted. */
 const sourceName = (source: string): string => (/^[a-z]+:\/\//i.test(source) ? redactUrl(source) : source);
 
+/** Whether `value` has a JWKS's shape (an object with a `keys` array, RFC 7517 §5). */
+function isJwks(value: unknown): value is JSONWebKeySet {
+  return typeof value === "object" && value !== null && Array.isArray((value as { keys?: unknown }).keys);
+}
+
 /**
  * Reads an attestation JWKS from a file or an `http(s)` URL (e.g. the API's `/.well-known/jwks.json`).
  * @throws {@link CliInputError} `ERR_CLI_INPUT` when it cannot be read or has no `keys` array.
@@ -570,7 +575,7 @@ export async function readJwks(source: string, timeoutMs = DEFAULT_RPC_TIMEOUT_M
   } else {
     value = await readJsonFile(source);
   }
-  if (typeof value !== "object" || value === null || !Array.isArray((value as { keys?: unknown }).keys)) {
+  if (!isJwks(value)) {
     throw new CliInputError(
       sourceName(source),
       "unexpected-shape",
@@ -620,7 +625,7 @@ export async function readPublishedJwks(
   } catch (cause) {
     throw refuse("the published attestation keys are not JSON", cause);
   }
-  if (typeof value !== "object" || value === null || !Array.isArray((value as { keys?: unknown }).keys)) {
+  if (!isJwks(value)) {
     throw refuse('the published attestation keys are not a JWKS (no "keys" array)');
   }
   return value as JSONWebKeySet;
