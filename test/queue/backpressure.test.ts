@@ -177,6 +177,11 @@ describe("backpressure: a bounded backlog (real pipeline, API and chain-log trig
     const pipeline = stack.newPipeline(); // submits only; the workers started above finish runs
     const name = stack.pkg.manifest.name;
     const fillers = Array.from({ length: BOUND }, (_, i) => `0x${(0xf000 + i).toString(16).padStart(64, "0")}`);
+    // The previous test ends once its last log is delivered; the workers may still be finishing those runs.
+    const drained = Date.now() + 120_000;
+    while ((await pipeline.backlog.size()).runs > 0 && Date.now() < drained)
+      await new Promise((r) => setTimeout(r, 100));
+    expect((await pipeline.backlog.size()).runs).toBe(0);
     for (const runId of fillers) await pipeline.backlog.admit(runId, cryptletIdOf(name), name);
     const delivered: { slotTime: number }[] = []; // a slot may be delivered twice (one run): counted once
     const schedules = new ScheduleService({ pipeline, onTick: (tick) => delivered.push(tick) });
@@ -205,5 +210,5 @@ describe("backpressure: a bounded backlog (real pipeline, API and chain-log trig
       await schedules.sync([]);
       await schedules.stop();
     }
-  }, 120_000);
+  }, 240_000);
 });
