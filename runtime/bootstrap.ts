@@ -126,7 +126,11 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
       const writer = new ChainWriter({
         chain,
         signer: new KeyVaultSigner(keyProviderOf(chain.signer, config, credential, logger)),
-        rpc: new ChainRpc(chain, { requestTimeoutMs: config.resilience.rpcTimeoutMs }),
+        rpc: new ChainRpc(chain, {
+          requestTimeoutMs: config.resilience.rpcTimeoutMs,
+          breaker: config.resilience.rpcBreaker,
+          ...(logger ? { logger } : {}),
+        }),
         redis,
         prefix: config.prefix,
         retentionSeconds: config.retention.seconds,

@@ -13,6 +13,7 @@ import { Ajv, type ErrorObject } from "ajv";
 import type { JWK } from "jose";
 
 import { SIGNER_REF_SCHEMA, parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
+import { DEFAULT_RPC_BREAKER, type RpcBreakerPolicy } from "./chains/rpc.ts";
 import { CONSORTIUM_CONFIG_SCHEMA, checkConsortiumSettings, type ConsortiumConfig } from "./consortium/settings.ts";
 import { CryptletError, ERR_RUNTIME_CONFIG_INVALID } from "./errors.ts";
 import type { BacklogLimits } from "./queue/backlog.ts";
@@ -107,6 +108,8 @@ export interface ResilienceConfig {
   identity: DependencyPolicy;
   /** Deadline of one JSON-RPC request, ms (then the next endpoint; 4 attempts in all). */
   rpcTimeoutMs: number;
+  /** Each chain's JSON-RPC circuit breaker (runtime/chains/rpc.ts): `threshold` failed requests, `halfOpenMs`. */
+  rpcBreaker: RpcBreakerPolicy;
   /** The stores' Redis client (not BullMQ's connections, whose blocking commands must not time out). */
   redis: { commandTimeoutMs: number; connectTimeoutMs: number };
   /**
@@ -121,6 +124,7 @@ export const DEFAULT_RESILIENCE: ResilienceConfig = {
   keyVault: DEFAULT_DEPENDENCY_POLICIES.keyVault,
   identity: DEFAULT_DEPENDENCY_POLICIES.identity,
   rpcTimeoutMs: 10_000,
+  rpcBreaker: DEFAULT_RPC_BREAKER,
   redis: { commandTimeoutMs: 5000, connectTimeoutMs: 10_000 },
   shutdownTimeoutMs: 20_000,
 };
@@ -215,6 +219,11 @@ const SCHEMA = {
         keyVault: POLICY_SCHEMA,
         identity: POLICY_SCHEMA,
         rpcTimeoutMs: ms,
+        rpcBreaker: {
+          type: "object",
+          additionalProperties: false,
+          properties: { threshold: { type: "integer", minimum: 1, maximum: 1000 }, halfOpenMs: ms },
+        },
         redis: {
           type: "object",
           additionalProperties: false,
@@ -316,6 +325,7 @@ export function parseRuntimeConfig(
       keyVault: { ...DEFAULT_RESILIENCE.keyVault, ...raw.resilience?.keyVault },
       identity: { ...DEFAULT_RESILIENCE.identity, ...raw.resilience?.identity },
       rpcTimeoutMs: raw.resilience?.rpcTimeoutMs ?? DEFAULT_RESILIENCE.rpcTimeoutMs,
+      rpcBreaker: { ...DEFAULT_RESILIENCE.rpcBreaker, ...raw.resilience?.rpcBreaker },
       redis: { ...DEFAULT_RESILIENCE.redis, ...raw.resilience?.redis },
       shutdownTimeoutMs: raw.resilience?.shutdownTimeoutMs ?? DEFAULT_RESILIENCE.shutdownTimeoutMs,
     },

@@ -22,10 +22,10 @@ import {
 
 import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { cryptletIdOf } from "../attestation/ids.ts";
-import { CryptletError, classifyError, errorToJSON, isCryptletError, redactSecrets, redactedError } from "../errors.ts";
+import { CryptletError, classifyError, errorToJSON, redactSecrets, redactedError } from "../errors.ts";
 import { COSIGN_RETRY } from "../consortium/cosigner.ts";
 import { ERR_COSIGN_THRESHOLD_NOT_MET } from "../consortium/errors.ts";
-import { ERR_DEPENDENCY_CIRCUIT_OPEN } from "../resilience/errors.ts";
+import { circuitOpenRetryAfterMs } from "../resilience/dependency.ts";
 import { Backlog } from "./backlog.ts";
 import type { PipelineContext } from "./context.ts";
 import {
@@ -425,10 +425,11 @@ export class Pipeline {
    */
   async #onError(stage: QueueName, job: Job, error: unknown): Promise<unknown> {
     if (error instanceof DelayedError || error instanceof WaitingChildrenError) return error;
-    // A dependency whose circuit breaker is open (runtime/resilience): the job waits for it without spending an
-    // attempt, so an outage of any length ends in a retry, not a dead letter (and no log line per job).
-    if (isCryptletError(error, ERR_DEPENDENCY_CIRCUIT_OPEN.code) && job.token) {
-      const retryAfterMs = Number((error as { details?: { retryAfterMs?: unknown } }).details?.retryAfterMs) || 1000;
+    // A dependency whose circuit breaker is open (runtime/resilience; a chain's JSON-RPC breaker too, as the cause
+    // of ERR_CHAIN_RPC_UNAVAILABLE): the job waits for it without spending an attempt, so an outage of any length
+    // ends in a retry, not a dead letter (and no log line per job).
+    const retryAfterMs = circuitOpenRetryAfterMs(error);
+    if (retryAfterMs !== undefined && job.token) {
       await job.moveToDelayed(Date.now() + retryAfterMs + Math.floor(Math.random() * retryAfterMs), job.token);
       return new DelayedError();
     }

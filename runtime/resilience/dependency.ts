@@ -30,8 +30,8 @@ import {
 } from "cockatiel";
 import { Gauge, type Registry } from "prom-client";
 
-import { classifyError, errorToJSON } from "../errors.ts";
-import { DependencyCircuitOpenError, DependencyTimeoutError } from "./errors.ts";
+import { classifyError, errorToJSON, isCryptletError } from "../errors.ts";
+import { DependencyCircuitOpenError, DependencyTimeoutError, ERR_DEPENDENCY_CIRCUIT_OPEN } from "./errors.ts";
 
 /** How one dependency is called. Every duration in milliseconds. */
 export interface DependencyPolicy {
@@ -233,6 +233,22 @@ export class DependencyGuard {
       ...(this.#unavailableSince === undefined ? {} : { unavailableSince: this.#unavailableSince }),
     };
   }
+}
+
+/**
+ * When `error` is, or was caused by (through `cause`, up to 8 levels), a refusal of an open circuit breaker
+ * (`ERR_DEPENDENCY_CIRCUIT_OPEN`, e.g. the cause of a JSON-RPC client's `ERR_CHAIN_RPC_UNAVAILABLE`): its
+ * `retryAfterMs` (the breaker's half-open delay, ms; 1000 when absent). Otherwise `undefined`.
+ */
+export function circuitOpenRetryAfterMs(error: unknown): number | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth += 1) {
+    if (isCryptletError(current, ERR_DEPENDENCY_CIRCUIT_OPEN.code)) {
+      return Number((current as { details?: { retryAfterMs?: unknown } }).details?.retryAfterMs) || 1000;
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 const guards = new Map<string, DependencyGuard>();
