@@ -44,9 +44,18 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
     // Where the runtime's attestation keys (a JWKS) are published, and the SHA-256 of the published bytes.
     string private _attestationKeysUri;
     bytes32 private _attestationKeysSha256;
+    // The consortium member that holds each trusted signer's key (its member id), so that a verifier can say who
+    // signed a proof, not only which key. Empty: not named. Cleared when the signer is removed.
+    mapping(address signer => string) private _signerMember;
 
     /// @notice The attestation keys were (re)published: a JWKS (RFC 7517) at `uri`, whose bytes hash to `sha256`.
     event AttestationKeysPublished(string uri, bytes32 sha256);
+
+    /// @notice The trusted signer `signer` was named as the key of consortium member `memberId` by `account`.
+    event SignerMemberSet(address indexed signer, string memberId, address indexed account);
+
+    /// @notice A member id must be 1 to 64 bytes; `length` was given.
+    error CryptletRegistryInvalidMemberId(uint256 length);
 
     /**
      * @param consortiumId_ The consortium id, used as the EIP-712 domain `salt`.
@@ -99,9 +108,24 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
 
     /// @notice Replaces `oldSigner` with `newSigner` in one transaction, e.g. after a Key Vault key version
     /// rotation. Only `SIGNER_MANAGER_ROLE`. The threshold is unchanged.
+    /// @dev The member that held `oldSigner` (if named) now holds `newSigner`: a rotation keeps the member.
     function rotateSigner(address oldSigner, address newSigner) external virtual onlyRole(SIGNER_MANAGER_ROLE) {
+        string memory memberId = _signerMember[oldSigner];
         _removeSigner(oldSigner, _msgSender());
         _addSigner(newSigner, _msgSender());
+        if (bytes(memberId).length != 0) _setSignerMember(newSigner, memberId, _msgSender());
+    }
+
+    /**
+     * @notice Names the consortium member whose Key Vault holds the trusted signer `signer` (its member id, as in
+     * the members' configuration, e.g. `acme`), so that a verifier reading the chain can say which members signed
+     * a proof. Only `SIGNER_MANAGER_ROLE`. Proof verification does not depend on it.
+     * @dev Reverts with `CryptletRegistrySignerNotTrusted` if `signer` is not trusted, and with
+     * `CryptletRegistryInvalidMemberId` unless `memberId` is 1 to 64 bytes.
+     */
+    function setSignerMember(address signer, string calldata memberId) external virtual onlyRole(SIGNER_MANAGER_ROLE) {
+        if (!_trusted.contains(signer)) revert CryptletRegistrySignerNotTrusted(signer);
+        _setSignerMember(signer, memberId, _msgSender());
     }
 
     /// @notice Sets the threshold M. Only `SIGNER_MANAGER_ROLE`. Requires 1 ≤ M ≤ signerCount().
@@ -131,6 +155,11 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
     }
 
     // ------------------------------------------------------------------ views
+
+    /// @notice The member id that holds the trusted signer `signer` (`setSignerMember`); empty when not named.
+    function signerMember(address signer) external view returns (string memory) {
+        return _signerMember[signer];
+    }
 
     /// @notice Where the attestation keys are published and the SHA-256 of their bytes (empty and zero: never).
     function attestationKeys() external view returns (string memory uri, bytes32 sha256_) {
@@ -235,7 +264,16 @@ contract CryptletRegistry is ICryptletRegistry, AccessControl {
     function _removeSigner(address signer, address account) internal virtual {
         if (!_trusted.remove(signer)) revert CryptletRegistrySignerNotTrusted(signer);
         --_signerCount;
+        delete _signerMember[signer];
         emit SignerRemoved(signer, account);
+    }
+
+    function _setSignerMember(address signer, string memory memberId, address account) internal virtual {
+        if (bytes(memberId).length == 0 || bytes(memberId).length > 64) {
+            revert CryptletRegistryInvalidMemberId(bytes(memberId).length);
+        }
+        _signerMember[signer] = memberId;
+        emit SignerMemberSet(signer, memberId, account);
     }
 
     function _setThreshold(uint256 newThreshold, address account) internal virtual {

@@ -71,6 +71,11 @@ export interface BundleCheck {
   verdict: "pass" | "fail" | "skipped";
   /** Why, in one line (secret-free; never contains payload plaintext). */
   reason: string;
+  /**
+   * `signatures` and `batchSignatures`: the distinct trusted signers whose signature counted (EIP-55, in the
+   * bundle's order), each with its consortium member id when `options.signerMembers` names it.
+   */
+  signers?: { address: string; member?: string }[];
 }
 
 /** The verification report. */
@@ -104,6 +109,11 @@ export interface VerifyBundleOptions {
   threshold: number;
   /** Expected consortium id; `consortium` is skipped when absent. */
   consortiumId?: string;
+  /**
+   * The consortium member id of each trusted signer (address in any case → member id), e.g. read from the
+   * registry's `signerMember` views (`readRegistryTrust`); used only to say who signed, never to decide.
+   */
+  signerMembers?: Readonly<Record<string, string>>;
   /** Approved `codeHash` values for this Cryptlet; `codeHash` is skipped when absent. */
   approvedCodeHashes?: readonly string[];
   /** The request id to recompute `resultId` with; defaults to the bundle's `requestId`; skipped when neither. */
@@ -214,17 +224,27 @@ export function proofsOf(
   return { present, required, missing };
 }
 
-type CheckResult = Pick<BundleCheck, "verdict" | "reason">;
+type CheckResult = Pick<BundleCheck, "verdict" | "reason" | "signers">;
 const pass = (reason: string): CheckResult => ({ verdict: "pass", reason });
 const fail = (reason: string): CheckResult => ({ verdict: "fail", reason });
 const skipped = (reason: string): CheckResult => ({ verdict: "skipped", reason });
 
 const eqHex = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
-function describeEvaluation(what: string, e: SignatureEvaluation): CheckResult {
+function describeEvaluation(
+  what: string,
+  e: SignatureEvaluation,
+  members: Readonly<Record<string, string>> | undefined,
+): CheckResult {
+  const byAddress = new Map(Object.entries(members ?? {}).map(([address, member]) => [address.toLowerCase(), member]));
+  const signers = e.valid.map((address) => {
+    const member = byAddress.get(address.toLowerCase());
+    return member === undefined ? { address } : { address, member };
+  });
+  const named = signers.map((s) => (s.member === undefined ? s.address : `${s.member} ${s.address}`)).join(", ");
   const rejected = e.rejected.map((r) => `#${r.index} ${r.reason}`).join(", ");
-  const summary = `${e.valid.length} distinct trusted ${what} signer(s), threshold ${e.threshold}${rejected ? `; not counted: ${rejected}` : ""}`;
-  return e.met ? pass(summary) : fail(summary);
+  const summary = `${e.valid.length} distinct trusted ${what} signer(s)${named ? ` (${named})` : ""}, threshold ${e.threshold}${rejected ? `; not counted: ${rejected}` : ""}`;
+  return { ...(e.met ? pass(summary) : fail(summary)), signers };
 }
 
 /**
@@ -380,7 +400,11 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
       return fail(`no per-result signatures, required by ${why} (threshold ${threshold})`);
     }
     const digest = cryptletResultDigest(b.consortiumId, result);
-    return describeEvaluation("result", evaluateSignatures(digest, b.signatures, options.trustedSigners, threshold));
+    return describeEvaluation(
+      "result",
+      evaluateSignatures(digest, b.signatures, options.trustedSigners, threshold),
+      options.signerMembers,
+    );
   });
 
   await guarded("merkleProof", () => {
@@ -400,6 +424,7 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
     return describeEvaluation(
       "batch",
       evaluateSignatures(digest, b.batch.signatures, options.trustedSigners, threshold),
+      options.signerMembers,
     );
   });
 

@@ -9,7 +9,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 
-import { ContractFactory, Interface, type InterfaceAbi, type Signer } from "ethers";
+import {
+  Contract,
+  ContractFactory,
+  Interface,
+  type ContractTransactionResponse,
+  type InterfaceAbi,
+  type Signer,
+} from "ethers";
 
 import { CryptletError } from "../errors.ts";
 import { ERR_CONTRACTS_NOT_BUILT, type DecodedRevert } from "./errors.ts";
@@ -126,6 +133,8 @@ export interface DeployedContracts {
  * Deploys registry, oracle and ledger (and a price feed per entry of `feeds`) with `deployer`.
  * @param options.consortiumId - the EIP-712 salt (bytes32 hex).
  * @param options.signers - trusted signer addresses; `threshold` of them must sign (1 ≤ threshold ≤ signers).
+ * @param options.signerMembers - the consortium member id (1 to 64 bytes) holding each signer, by address: set on
+ *   the registry with `setSignerMember`, so verifiers can say which members signed a proof.
  * @param options.maxCallbackGasLimit - the oracle's cap on callback gas (default 2,000,000).
  * @param options.feeds - `{packageName: {cryptletId, decimals, description}}`.
  */
@@ -135,6 +144,7 @@ export async function deployCryptletContracts(
     consortiumId: string;
     signers: string[];
     threshold: number;
+    signerMembers?: Record<string, string>;
     maxCallbackGasLimit?: number;
     feeds?: Record<string, { cryptletId: string; decimals: number; description: string }>;
   },
@@ -147,6 +157,12 @@ export async function deployCryptletContracts(
   };
   const admin = await deployer.getAddress();
   const registry = await deploy("CryptletRegistry", [options.consortiumId, admin, options.signers, options.threshold]);
+  if (options.signerMembers !== undefined) {
+    const governed = new Contract(registry, interfaceOf("CryptletRegistry"), deployer);
+    for (const [signer, member] of Object.entries(options.signerMembers)) {
+      await ((await governed.getFunction("setSignerMember")(signer, member)) as ContractTransactionResponse).wait();
+    }
+  }
   const oracle = await deploy("CryptletOracle", [registry, options.maxCallbackGasLimit ?? 2_000_000]);
   const ledger = await deploy("ResultLedger", [registry]);
   const feeds: Record<string, string> = {};

@@ -22,6 +22,7 @@ export const REGISTRY_TRUST_ABI = [
   "function threshold() view returns (uint256)",
   "function approvedCodeHashes(bytes32 cryptletId) view returns (bytes32[])",
   "function attestationKeys() view returns (string uri, bytes32 sha256)",
+  "function signerMember(address signer) view returns (string)",
 ] as const;
 
 /** What a `CryptletRegistry` trusts at one block. */
@@ -45,6 +46,11 @@ export interface RegistryTrust {
    * absent when never published (or a registry without the view).
    */
   attestationKeys?: { uri: string; sha256: string };
+  /**
+   * The consortium member id of each named trusted signer (`setSignerMember`), by EIP-55 address; signers not
+   * named are absent (and so is every signer of a registry without the view).
+   */
+  signerMembers: Record<string, string>;
 }
 
 /** The registry could not be read (no contract there, an old registry without the enumerable views, no answer). */
@@ -96,6 +102,13 @@ export async function readRegistryTrust(
     const published = (await contract
       .getFunction("attestationKeys")(at)
       .catch(() => undefined)) as [string, string] | undefined;
+    const signerMembers: Record<string, string> = {};
+    for (const signer of signers) {
+      const member = (await contract
+        .getFunction("signerMember")(signer, at)
+        .catch(() => "")) as string;
+      if (member !== "") signerMembers[getAddress(signer)] = member;
+    }
     return {
       chainId: Number(chainId),
       registry: getAddress(registry),
@@ -104,6 +117,7 @@ export async function readRegistryTrust(
       signers: [...signers].map((s) => getAddress(s)).sort(),
       threshold: Number(threshold),
       approvedCodeHashes,
+      signerMembers,
       ...(published && published[0] !== ""
         ? { attestationKeys: { uri: published[0], sha256: published[1].toLowerCase() } }
         : {}),
@@ -123,7 +137,7 @@ export async function readRegistryTrust(
 export function verifyOptionsOf(
   trust: RegistryTrust,
   cryptletId: string,
-): Pick<VerifyBundleOptions, "trustedSigners" | "threshold" | "consortiumId" | "approvedCodeHashes"> {
+): Pick<VerifyBundleOptions, "trustedSigners" | "threshold" | "consortiumId" | "approvedCodeHashes" | "signerMembers"> {
   const approved = trust.approvedCodeHashes[cryptletId.toLowerCase()];
   if (approved === undefined) {
     throw new RegistryTrustUnavailableError(trust.registry, `approvals of ${cryptletId} were not read`);
@@ -133,5 +147,6 @@ export function verifyOptionsOf(
     threshold: trust.threshold,
     consortiumId: trust.consortiumId,
     approvedCodeHashes: approved,
+    signerMembers: trust.signerMembers,
   };
 }

@@ -187,6 +187,8 @@ export async function startLocalStack(
     const contracts = await deployCryptletContracts(chain.funder, {
       consortiumId: LOCAL_CONSORTIUM_ID,
       signers: signerAddresses,
+      // One operator holds both keys here (a consortium names each member's own key: docs/consortium.md).
+      signerMembers: Object.fromEntries(signerAddresses.map((a, i) => [a, `cryptlet-local/result-signer-${i + 1}`])),
       threshold: 2,
       feeds,
     });

@@ -106,6 +106,7 @@ beforeAll(async () => {
   deployed = await deployCryptletContracts(node.funder, {
     consortiumId: CONSORTIUM_ID,
     signers: [SIGNER_A.address, SIGNER_B.address],
+    signerMembers: { [SIGNER_A.address]: "acme", [SIGNER_B.address]: "globex" },
     threshold: 2,
     feeds: { [PACKAGE_NAME]: { cryptletId: CRYPTLET_ID, decimals: 8, description: "ETH / USD" } },
   });
@@ -190,6 +191,12 @@ describe("verify --rpc: no configuration, every anchor checked on-chain", () => 
     expect(human.stdout).toMatch(/since: unchanged at the latest block/);
     expect(human.stdout).toMatch(/pass\s+attestation\s+ES256 token/);
     expect(human.stdout).toMatch(/pass\s+anchors\s+anchor record on chain 31342: tx 0x/);
+    // Who signed, by member, as the registry names the signers (the bundle's signatures are A's then B's).
+    expect(human.stdout).toMatch(
+      new RegExp(
+        `pass\\s+signatures\\s+2 distinct trusted result signer\\(s\\) \\(acme ${SIGNER_A.address}, globex ${SIGNER_B.address}\\)`,
+      ),
+    );
 
     // --registry pins the registry the contract must name.
     const pinned = await cli("verify", file, "--rpc", node.url, "--registry", deployed.ledger, "--json");
@@ -528,7 +535,9 @@ describe("verify --config reads the trust from the chain", () => {
     expect(run.code).toBe(1);
     expect(json(run).ok).toBe(false);
     expect(checkOf(run, "signatures")).toMatchObject({ verdict: "fail" });
-    expect(checkOf(run, "signatures")?.reason).toMatch(/1 distinct trusted result signer\(s\), threshold 2.*untrusted/);
+    expect(checkOf(run, "signatures")?.reason).toBe(
+      `1 distinct trusted result signer(s) (acme ${SIGNER_A.address}), threshold 2; not counted: #1 untrusted`,
+    );
 
     // The outsider's signature presented as signer B's.
     const forged = await jsonFile(bundleWith({ signatures: [kept!, { ...byOutsider!, signer: SIGNER_B.address }] }));
@@ -536,7 +545,7 @@ describe("verify --config reads the trust from the chain", () => {
     expect(human.code).toBe(1);
     expect(human.stdout).toMatch(/^INVALID\n/);
     expect(human.stdout).toMatch(
-      /fail\s+signatures\s+1 distinct trusted result signer\(s\), threshold 2.*wrong-signer/,
+      /fail\s+signatures\s+1 distinct trusted result signer\(s\) \(acme 0x[0-9a-fA-F]{40}\), threshold 2.*wrong-signer/,
     );
   }, 120_000);
 
@@ -546,7 +555,7 @@ describe("verify --config reads the trust from the chain", () => {
     expect(run.code).toBe(1);
     expect(checkOf(run, "signatures")).toMatchObject({
       verdict: "fail",
-      reason: "1 distinct trusted result signer(s), threshold 2",
+      reason: `1 distinct trusted result signer(s) (acme ${SIGNER_A.address}), threshold 2`,
     });
     // --threshold cannot lower the registry's M.
     const lowered = await cli("verify", file, "--config", configFile, "--threshold", "1", "--json");

@@ -4,14 +4,16 @@
  * requests; two hardhat chains whose registries list the three members' signers with threshold 2.
  */
 import { jest } from "@jest/globals";
-import { Contract } from "ethers";
+import { Contract, getAddress } from "ethers";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 
 import { structToBundleResult } from "../../runtime/attestation/bundle.ts";
 import { computeResultId, type CryptletResult, type Hex32 } from "../../runtime/attestation/eip712.ts";
 import { cryptletIdOf, httpEventId } from "../../runtime/attestation/ids.ts";
 import { signCryptletResult } from "../../runtime/attestation/signing.ts";
+import { verifyBundle } from "../../runtime/attestation/verifyBundle.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
+import { readRegistryTrust, verifyOptionsOf } from "../../runtime/chains/registryTrust.ts";
 import type { Party } from "../../runtime/packages/manifest.ts";
 import { open } from "../../runtime/sealing/open.ts";
 import { leaderOrder } from "../../runtime/consortium/cosigner.ts";
@@ -99,6 +101,19 @@ describe("consortium pipeline: 2 of 3 members (real HTTP, own Key Vaults, hardha
       expect(await recordedOn(resultId)).toEqual([true, true]);
       for (const chain of stack.chains) {
         expect(await chain.ledger.getFunction("outputHashOf")(resultId)).toBe(receipt.bundle.result.outputHash);
+      }
+      // An outsider, from each chain's registry alone, sees which members signed: the registry names each signer's
+      // member, and the signatures recover to member-1's and member-2's own Key Vault keys.
+      for (const chain of stack.chains) {
+        const trust = await readRegistryTrust(chain.node.provider, chain.contracts.registry, {
+          cryptletIds: [receipt.bundle.result.cryptletId],
+        });
+        expect(trust.signerMembers).toEqual(Object.fromEntries(stack.members.map((m) => [getAddress(m.signer), m.id])));
+        const report = await verifyBundle(receipt.bundle, verifyOptionsOf(trust, receipt.bundle.result.cryptletId));
+        const check = report.checks.find((c) => c.name === "signatures");
+        expect(check?.verdict).toBe("pass");
+        expect(check?.signers?.map((x) => x.member)).toEqual(["member-1", "member-2"]);
+        expect(check?.reason).toContain(`member-1 ${getAddress(stack.member("member-1").signer)}`);
       }
     } finally {
       await stack.start("member-3");

@@ -202,6 +202,61 @@ describe("CryptletRegistry attestation keys", () => {
   });
 });
 
+describe("CryptletRegistry signer members", () => {
+  test("the signer manager names each trusted signer's member; a rotation keeps it, a removal clears it", async () => {
+    const s = await deployStack(3, 2);
+    const [a, b] = s.signers;
+    const admin = await s.admin.getAddress();
+    expect(await s.registry.signerMember(a!.address)).toBe("");
+    const named = await (await s.registry.setSignerMember(a!.address, "acme")).wait();
+    const event = s.registry.interface.parseLog(named.logs[0]);
+    expect(event?.name).toBe("SignerMemberSet");
+    expect([...event!.args]).toEqual([a!.address, "acme", admin]);
+    expect(await s.registry.signerMember(a!.address)).toBe("acme");
+    expect(await s.registry.signerMember(b!.address)).toBe("");
+
+    // Bad input: an untrusted signer, an empty or over-long member id; an outsider.
+    const stranger = testWallets(6)[5]!;
+    await expectCustomError(
+      s.registry.setSignerMember(stranger.address, "acme"),
+      s.errors,
+      "CryptletRegistrySignerNotTrusted",
+      [stranger.address],
+    );
+    await expectCustomError(s.registry.setSignerMember(b!.address, ""), s.errors, "CryptletRegistryInvalidMemberId", [
+      0n,
+    ]);
+    await expectCustomError(
+      s.registry.setSignerMember(b!.address, "m".repeat(65)),
+      s.errors,
+      "CryptletRegistryInvalidMemberId",
+      [65n],
+    );
+    await (await s.registry.setSignerMember(b!.address, "m".repeat(64))).wait();
+    const outsider = s.others[0]!;
+    await expectCustomError(
+      (s.registry.connect(outsider) as typeof s.registry).setSignerMember(a!.address, "evil"),
+      s.errors,
+      "AccessControlUnauthorizedAccount",
+      [await outsider.getAddress(), await s.registry.SIGNER_MANAGER_ROLE()],
+    );
+
+    // A key rotation keeps the member; a removal clears the name (a later re-add is unnamed).
+    const rotated = await (await s.registry.rotateSigner(a!.address, stranger.address)).wait();
+    expect(rotated.logs.map((l: never) => s.registry.interface.parseLog(l)?.name)).toEqual([
+      "SignerRemoved",
+      "SignerAdded",
+      "SignerMemberSet",
+    ]);
+    expect(await s.registry.signerMember(stranger.address)).toBe("acme");
+    expect(await s.registry.signerMember(a!.address)).toBe("");
+    await (await s.registry.removeSigner(stranger.address)).wait();
+    expect(await s.registry.signerMember(stranger.address)).toBe("");
+    await (await s.registry.addSigner(stranger.address)).wait();
+    expect(await s.registry.signerMember(stranger.address)).toBe("");
+  });
+});
+
 describe("CryptletRegistry proof verification (M of N)", () => {
   let s: CryptletStack;
   const result = makeResult(CRYPTLET, id("request") as Hex32, CODE_V1, "0xabcdef");

@@ -93,6 +93,10 @@ describe("npm start's local stack on a slice of the real data", () => {
         /attestation JWKS: published by the registry: file:.*attestation-jwks\.json \(SHA-256 checked\)/,
       );
       expect(run.stdout).toMatch(/pass +attestation +ES256 token by /);
+      // Who signed, from the registries' names of their signers (one operator's two keys in this stack).
+      expect(run.stdout).toMatch(
+        /pass +(signatures|batchSignatures) +2 distinct trusted (result|batch) signer\(s\) \(cryptlet-local\/result-signer-\d 0x[0-9a-fA-F]{40}, cryptlet-local\/result-signer-\d 0x/,
+      );
     }
     // A published JWKS that is not the one whose hash the registries hold: no verdict (exit 2), saying why.
     const jwksFile = path.join(stateDir, "attestation-jwks.json");

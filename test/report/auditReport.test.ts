@@ -399,7 +399,7 @@ describe("the HTML (no browser)", () => {
     expect(signatures.badge).toContain("fail");
     // The flipped r recovers to another address, or (when it is no curve point) to none.
     expect(signatures.reason).toMatch(
-      /^1 distinct trusted result signer\(s\), threshold 2; not counted: #0 (wrong-signer|unrecoverable)$/,
+      /^1 distinct trusted result signer\(s\) \(0x[0-9a-fA-F]{40}\), threshold 2; not counted: #0 (wrong-signer|unrecoverable)$/,
     );
     expect(rows.filter((r) => r.verdict === "fail").map((r) => r.name)).toEqual(["signatures"]);
     expect(verdict).toContain("INVALID");

@@ -200,6 +200,7 @@ export async function startConsortiumStack(options: {
     const contracts = await deployCryptletContracts(node.funder, {
       consortiumId: CONSORTIUM_TEST_ID,
       signers: partial.map((m) => m.signer),
+      signerMembers: Object.fromEntries(partial.map((m) => [m.signer, m.id])),
       threshold: options.threshold,
       feeds: { [pkg.manifest.name]: { cryptletId: pkg.cryptletId, decimals: 8, description: "ETH / USD" } },
     });

@@ -40,6 +40,8 @@ export interface ExportedTrust {
   consortiumId: string;
   /** The registry's trusted signers (EIP-55, sorted). */
   trustedSigners: string[];
+  /** The consortium member id of each named trusted signer (the registry's `signerMember`), by EIP-55 address. */
+  signerMembers: Record<string, string>;
   /** The registry's threshold M. */
   threshold: number;
   /** Approved code hashes by Cryptlet id (lower case, sorted). */
@@ -179,6 +181,7 @@ export async function trustExport(options: TrustExportOptions): Promise<Exported
       blockNumber: trust.blockNumber,
       consortiumId: trust.consortiumId,
       trustedSigners: trust.signers,
+      signerMembers: trust.signerMembers,
       threshold: trust.threshold,
       approvedCodeHashes: trust.approvedCodeHashes,
       ...(jwks === undefined ? {} : { jwks: publicJwks(jwks) }),

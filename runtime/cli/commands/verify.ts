@@ -59,6 +59,8 @@ export interface TrustFile {
   trustedSigners: string[];
   /** Distinct trusted signatures required (M). Required: there is no default threshold. */
   threshold: number;
+  /** The consortium member id of each named signer (address → member id), to say who signed. */
+  signerMembers?: Record<string, string>;
   consortiumId?: string;
   /** Approved code hashes: a list, or lists by Cryptlet id (as `cryptlet trust export` writes them). */
   approvedCodeHashes?: string[] | Record<string, string[]>;
@@ -139,6 +141,8 @@ export interface ChainTrustRead {
   threshold: number;
   /** The registry's trusted signers (EIP-55, sorted). */
   signers: string[];
+  /** The member id of each named trusted signer (`signerMember`), by EIP-55 address. */
+  signerMembers: Record<string, string>;
   consortiumId: string;
   /** The code hashes the registry approves for the bundle's Cryptlet (lower case, sorted). */
   approvedCodeHashes: string[];
@@ -214,6 +218,7 @@ export async function readTrustFile(
   return {
     trustedSigners: t.trustedSigners,
     threshold,
+    ...(t.signerMembers === undefined ? {} : { signerMembers: t.signerMembers }),
     ...(t.consortiumId === undefined ? {} : { consortiumId: t.consortiumId }),
     ...(approved === undefined ? {} : { approvedCodeHashes: approved }),
     ...(t.jwks === undefined ? {} : { jwks: t.jwks }),
@@ -526,6 +531,7 @@ async function readChainTrustVia(
           ...(note === undefined ? {} : { note: `claimed write not used: ${note}` }),
           threshold: trust.threshold,
           signers: trust.signers,
+          signerMembers: trust.signerMembers,
           consortiumId: trust.consortiumId,
           approvedCodeHashes: cryptletId ? (trust.approvedCodeHashes[cryptletId.toLowerCase()] ?? []) : [],
           ...(trust.attestationKeys === undefined ? {} : { attestationKeys: trust.attestationKeys }),
@@ -665,6 +671,7 @@ async function verifyOnChain(
   try {
     const report = await verifyBundle(bundleOf(document), {
       trustedSigners: trust.signers,
+      signerMembers: trust.signerMembers,
       threshold: requiredThreshold,
       consortiumId: trust.consortiumId,
       approvedCodeHashes: narrowed
