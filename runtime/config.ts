@@ -12,6 +12,7 @@ import path from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import type { JWK } from "jose";
 
+import { ROLES, type Role } from "./api/auth.ts";
 import { SIGNER_REF_SCHEMA, parseChainsConfig, type ChainConfig, type SignerRef } from "./chains/config.ts";
 import { DEFAULT_RPC_BREAKER, type RpcBreakerPolicy } from "./chains/rpc.ts";
 import { CONSORTIUM_CONFIG_SCHEMA, checkConsortiumSettings, type ConsortiumConfig } from "./consortium/settings.ts";
@@ -98,6 +99,47 @@ export interface RuntimeConfig {
    * co-signs with its peers and serves `POST /v1/consortium/proposals`. Default none (a single runtime).
    */
   consortium?: ConsortiumConfig;
+  /** The HTTP API of a process in the `api` role (`cryptlet serve api`, runtime/serve/roles.ts). Default none. */
+  api?: ApiConfig;
+  /** The triggers of a process in the `triggers` role. */
+  triggers: {
+    /** How often chain logs and oracle requests are polled, ms. Default: the listener's (1000). */
+    pollIntervalMs?: number;
+    /** Whether this process runs the packages' schedules. Default true. */
+    schedules: boolean;
+  };
+  /**
+   * The health endpoint (`/healthz`, `/readyz`, `/metrics`) of worker and trigger processes; none when unset.
+   * `CRYPTLET_HEALTH_PORT` and `CRYPTLET_HEALTH_HOST` set or override it.
+   */
+  health?: { host: string; port: number };
+}
+
+/** The `api` section. `CRYPTLET_API_PORT` and `CRYPTLET_API_HOST` override its address. */
+export interface ApiConfig {
+  /** Listening address. Default `127.0.0.1` (`0.0.0.0` in a container). */
+  host: string;
+  /** Listening port. Default 8080. */
+  port: number;
+  /** The absolute URL clients reach the API at (behind a proxy, the proxy's). Default: the bound URL. */
+  publicUrl?: string;
+  /**
+   * Bearer tokens of an OpenID Connect issuer (Entra ID or any other): `issuer` and `audience` (required), `jwksUri`
+   * or discovery, `rolesClaim`, `roleMap`, `allowedTenants`, `algorithms`, `clockToleranceSeconds`
+   * (runtime/api/auth.ts `AuthOptions`).
+   */
+  auth?: {
+    issuer: string | string[];
+    audience: string | string[];
+    jwksUri?: string;
+    rolesClaim?: string;
+    roleMap?: Record<string, Role>;
+    allowedTenants?: string[];
+    algorithms?: string[];
+    clockToleranceSeconds?: number;
+  };
+  /** Development only: the runtime's own token issuer, its private key in `keyFile` (created when absent). */
+  localIssuer?: { keyFile: string };
 }
 
 /** The `resilience` section: every duration in milliseconds; defaults in {@link DEFAULT_RESILIENCE}. */
@@ -144,6 +186,12 @@ const POLICY_SCHEMA = {
 } as const;
 
 const keyRef = SIGNER_REF_SCHEMA;
+const stringOrList = {
+  oneOf: [
+    { type: "string", minLength: 1 },
+    { type: "array", minItems: 1, items: { type: "string", minLength: 1 } },
+  ],
+} as const;
 
 const SCHEMA = {
   type: "object",
@@ -212,6 +260,50 @@ const SCHEMA = {
     },
     sandboxPoolSize: { type: "integer", minimum: 1, maximum: 64 },
     consortium: CONSORTIUM_CONFIG_SCHEMA,
+    api: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        host: { type: "string", minLength: 1 },
+        port: { type: "integer", minimum: 0, maximum: 65535 },
+        publicUrl: { type: "string", pattern: "^https?://" },
+        auth: {
+          type: "object",
+          additionalProperties: false,
+          required: ["issuer", "audience"],
+          properties: {
+            issuer: stringOrList,
+            audience: stringOrList,
+            jwksUri: { type: "string", pattern: "^https?://" },
+            rolesClaim: { type: "string", minLength: 1 },
+            roleMap: {
+              type: "object",
+              additionalProperties: { enum: [...ROLES] },
+            },
+            allowedTenants: { type: "array", items: { type: "string", minLength: 1 } },
+            algorithms: { type: "array", minItems: 1, items: { type: "string", minLength: 1 } },
+            clockToleranceSeconds: { type: "integer", minimum: 0, maximum: 600 },
+          },
+        },
+        localIssuer: {
+          type: "object",
+          additionalProperties: false,
+          required: ["keyFile"],
+          properties: { keyFile: { type: "string", minLength: 1 } },
+        },
+      },
+    },
+    triggers: {
+      type: "object",
+      additionalProperties: false,
+      properties: { pollIntervalMs: ms, schedules: { type: "boolean" } },
+    },
+    health: {
+      type: "object",
+      additionalProperties: false,
+      required: ["port"],
+      properties: { host: { type: "string", minLength: 1 }, port: { type: "integer", minimum: 0, maximum: 65535 } },
+    },
     resilience: {
       type: "object",
       additionalProperties: false,
@@ -329,6 +421,24 @@ export function parseRuntimeConfig(
       redis: { ...DEFAULT_RESILIENCE.redis, ...raw.resilience?.redis },
       shutdownTimeoutMs: raw.resilience?.shutdownTimeoutMs ?? DEFAULT_RESILIENCE.shutdownTimeoutMs,
     },
+    ...(raw.api
+      ? {
+          api: {
+            ...raw.api,
+            host: process.env.CRYPTLET_API_HOST ?? raw.api.host ?? "127.0.0.1",
+            port: envPort("CRYPTLET_API_PORT") ?? raw.api.port ?? 8080,
+          },
+        }
+      : {}),
+    triggers: { schedules: true, ...raw.triggers },
+    ...(raw.health || envPort("CRYPTLET_HEALTH_PORT") !== undefined
+      ? {
+          health: {
+            host: process.env.CRYPTLET_HEALTH_HOST ?? raw.health?.host ?? "127.0.0.1",
+            port: envPort("CRYPTLET_HEALTH_PORT") ?? raw.health.port,
+          },
+        }
+      : {}),
     ...(raw.consortium
       ? {
           consortium: checkConsortiumSettings({
@@ -338,6 +448,26 @@ export function parseRuntimeConfig(
         }
       : {}),
   };
+}
+
+/**
+ * A port from the environment variable `name`, or `undefined` when unset.
+ * @throws CryptletError `ERR_RUNTIME_CONFIG_INVALID` when it is not an integer from 0 to 65535.
+ */
+function envPort(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === "") return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new CryptletError(
+      ERR_RUNTIME_CONFIG_INVALID,
+      `${name} must be a port (0 to 65535), got "${value.slice(0, 20)}"`,
+      {
+        details: { errors: [{ path: `$${name}`, message: "not a port" }] },
+      },
+    );
+  }
+  return port;
 }
 
 /** Reads and validates a configuration file (JSON). */

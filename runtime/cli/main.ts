@@ -516,6 +516,30 @@ Examples:
     });
 
   program
+    .command("serve")
+    .description("run one or more roles of the runtime as a long-running process: api, worker, triggers, or all")
+    .argument("<role>", "all, or a comma-separated list of api, worker, triggers")
+    .option("--stages <list>", "the worker's stages (comma-separated; default all)")
+    .addHelpText(
+      "after",
+      `
+Reads the configuration (--config, $CRYPTLET_CONFIG, ./cryptlet.config.json); logs JSON on stderr; prints one JSON
+line {"ready": true, ...} on stdout when up; SIGTERM/SIGINT drain within resilience.shutdownTimeoutMs.
+Exit codes: 0 stopped on a signal, 1 could not start or the shutdown deadline passed, 2 usage. See docs/operations.md.
+`,
+    )
+    .action(async (role: string, options: { stages?: string }) => {
+      const { serveCommand } = await import("./commands/serve.ts");
+      const code = await serveCommand(role, {
+        ...(globals().config === undefined ? {} : { config: globals().config }),
+        ...(options.stages === undefined ? {} : { stages: options.stages }),
+      });
+      state.exitCode = code;
+      // Anything a library left open must not keep a stopped process alive past its stop.
+      setTimeout(() => process.exit(code), 2000).unref();
+    });
+
+  program
     .command("start")
     .description("run the local stack on real data and print a summary (what `npm start` runs)")
     .option("--serve", "keep the stack running after the summary")

@@ -1,8 +1,11 @@
 /**
- * The health endpoint of a worker process (which has no API): `GET /health` (liveness, always 200), `GET /ready`
- * (503 while a dependency's circuit breaker is open or half-open, else 200; body `{status, dependencies}` with
- * {@link dependencyStates}) and `GET /metrics` (Prometheus text format 0.0.4: prom-client's process metrics and
- * `cryptlet_dependency_circuit_state`). Started by `runtime/queue/worker.ts` when `CRYPTLET_HEALTH_PORT` is set.
+ * The health endpoint of a worker or trigger process (which has no API): `GET /healthz` (liveness, always 200),
+ * `GET /readyz` (200 when every readiness check passes, else 503; body `{status, checks, dependencies}`) and
+ * `GET /metrics` (Prometheus text format 0.0.4: prom-client's process metrics and
+ * `cryptlet_dependency_circuit_state`); `/health` and `/ready` are the same. The readiness checks are the caller's
+ * (`cryptlet serve`: Redis, every chain, the Key Vault: runtime/resilience/readiness.ts) plus every circuit
+ * breaker of the process ({@link dependencyStates}). Started by `cryptlet serve` (the configuration's `health`) and
+ * by `runtime/queue/worker.ts` when `CRYPTLET_HEALTH_PORT` is set.
  *
  * @module
  */
@@ -12,6 +15,7 @@ import type { AddressInfo } from "node:net";
 import { Registry, collectDefaultMetrics } from "prom-client";
 
 import { dependencyStates, registerDependencyMetrics } from "./dependency.ts";
+import { breakerChecks, type ReadinessCheck } from "./readiness.ts";
 
 /** A running health endpoint. */
 export interface HealthServer {
@@ -31,7 +35,13 @@ export interface HealthServer {
  * const health = await startHealthServer({ port: 9464, host: "0.0.0.0" });
  * ```
  */
-export async function startHealthServer(options: { port: number; host?: string }): Promise<HealthServer> {
+export async function startHealthServer(options: {
+  port: number;
+  host?: string;
+  /** The readiness checks (never throwing); default: the circuit breakers' states only. */
+  ready?: () => Promise<ReadinessCheck[]>;
+}): Promise<HealthServer> {
+  const ready = options.ready ?? (() => Promise.resolve(breakerChecks()));
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   registerDependencyMetrics(registry);
@@ -39,14 +49,18 @@ export async function startHealthServer(options: { port: number; host?: string }
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET") {
       res.writeHead(405, { allow: "GET" }).end();
-    } else if (path === "/health") {
+    } else if (path === "/health" || path === "/healthz") {
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "ok" }));
-    } else if (path === "/ready") {
-      const dependencies = dependencyStates();
-      const ready = dependencies.every((d) => d.state === "closed");
-      res
-        .writeHead(ready ? 200 : 503, { "content-type": "application/json" })
-        .end(JSON.stringify({ status: ready ? "ready" : "not-ready", dependencies }));
+    } else if (path === "/ready" || path === "/readyz") {
+      ready().then(
+        (checks) => {
+          const ok = checks.every((c) => c.ok);
+          res
+            .writeHead(ok ? 200 : 503, { "content-type": "application/json" })
+            .end(JSON.stringify({ status: ok ? "ready" : "not-ready", checks, dependencies: dependencyStates() }));
+        },
+        () => res.writeHead(500).end(),
+      );
     } else if (path === "/metrics") {
       registry.metrics().then(
         (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),

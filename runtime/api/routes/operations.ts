@@ -1,46 +1,21 @@
 /**
  * Operations: `GET /health` (liveness), `GET /ready` (Redis PING and `eth_blockNumber` on every chain, each
- * with a timeout, and every dependency circuit breaker of this process closed), `GET /metrics` (Prometheus), `GET /openapi.json`, the dead-letter queue
- * (`GET /v1/dead-letters`, `POST /v1/dead-letters/{entryId}/replay`).
+ * with a deadline, and every dependency circuit breaker of this process closed: runtime/resilience/readiness.ts),
+ * `GET /metrics` (Prometheus), `GET /openapi.json`, the dead-letter queue (`GET /v1/dead-letters`,
+ * `POST /v1/dead-letters/{entryId}/replay`).
  *
  * @module
  */
 import { Router } from "express";
 
-import { redactDeep, redactSecrets } from "../../errors.ts";
-import { dependencyStates } from "../../resilience/dependency.ts";
+import { redactDeep } from "../../errors.ts";
+import { dependencyChecks } from "../../resilience/readiness.ts";
 import { QUEUES } from "../../queue/topology.ts";
 import type { DeadLetter } from "../../queue/pipeline.ts";
 import type { ApiDeps } from "../deps.ts";
 import { NotReadyError } from "../errors.ts";
 import type { ApiMetrics } from "../metrics.ts";
 import { loadOpenApiDocument } from "../openapi.ts";
-
-/** Timeout of each readiness probe, ms. */
-export const READINESS_TIMEOUT_MS = 2000;
-
-async function probe(name: string, check: () => Promise<unknown>) {
-  const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${READINESS_TIMEOUT_MS} ms`)),
-          READINESS_TIMEOUT_MS,
-        );
-      }),
-    ]);
-    return { name, ok: true, latencyMs: Math.round(performance.now() - started) };
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    const message = typeof code === "string" ? code : error instanceof Error ? redactSecrets(error.message) : "failed";
-    return { name, ok: false, latencyMs: Math.round(performance.now() - started), error: message };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A dead-lettered job's payload without the Cryptlet's input (which may be confidential), by field name. */
 function withoutInput(data: unknown): unknown {
@@ -57,18 +32,7 @@ export function operationsRoutes(deps: ApiDeps, metrics: ApiMetrics): Router {
     res.json({ status: "ok" });
   });
   router.get("/ready", async (_req, res) => {
-    const checks = await Promise.all([
-      probe("redis", () => deps.redis.ping()),
-      ...[...(deps.chains ?? new Map()).entries()].map(([name, chain]) =>
-        probe(`chain:${name}`, () => chain.writer.rpc.send("eth_blockNumber", [])),
-      ),
-      ...dependencyStates().map((d) => ({
-        name: `dependency:${d.name}`,
-        ok: d.state === "closed",
-        latencyMs: 0,
-        ...(d.state === "closed" ? {} : { error: `circuit ${d.state}` }),
-      })),
-    ]);
+    const checks = await dependencyChecks({ redis: deps.redis, ...(deps.chains ? { chains: deps.chains } : {}) });
     if (checks.some((c) => !c.ok)) throw new NotReadyError(checks);
     res.json({ status: "ready", checks });
   });
