@@ -5,49 +5,17 @@
  * worker's `/readyz` follows a frozen chain (SIGSTOP); both processes log JSON only and exit 0 on SIGTERM within
  * the deadline; an unknown role is a usage error (exit 2); an api role without token settings does not start.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 import { LocalIssuer } from "../../runtime/api/localIssuer.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
+import { serve, stopServed as stop, type Served } from "../support/serveProcess.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 const CLI = path.join(ROOT, "runtime", "cli", "main.ts");
-
-interface Served {
-  child: ChildProcess;
-  ready: { ready: true; pid: number; roles: string[]; api?: { url: string }; health?: { port: number } };
-  stderr: () => string;
-}
-
-/** Spawns `cryptlet serve <role>` and waits for its ready line (or its exit). */
-function serve(role: string, configFile: string, env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, "serve", role, "--config", configFile], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: "", LOG_LEVEL: "info", CRYPTLET_LOCK_MS: "3000", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  let stdout = "";
-  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-  return new Promise<Served>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve ${role} not ready:\n${stderr}`)), 90_000);
-    child.stdout!.on("data", (c: Buffer) => {
-      stdout += c.toString();
-      const line = stdout.split("\n").find((l) => l.includes('"ready":true'));
-      if (line) {
-        clearTimeout(timer);
-        resolve({ child, ready: JSON.parse(line) as Served["ready"], stderr: () => stderr });
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(Object.assign(new Error(`serve ${role} exited with ${code}:\n${stderr}`), { exitCode: code, stderr }));
-    });
-  });
-}
 
 /** Runs `cryptlet serve …` expecting it to exit by itself; its exit code and standard error. */
 function serveExit(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
@@ -59,14 +27,6 @@ function serveExit(args: string[], env: Record<string, string> = {}): Promise<{ 
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
   return new Promise((resolve) => child.once("exit", (code) => resolve({ code, stderr })));
-}
-
-async function stop(served: Served): Promise<{ code: number | null; ms: number }> {
-  const started = Date.now();
-  if (served.child.exitCode !== null) return { code: served.child.exitCode, ms: 0 };
-  const exited = new Promise<number | null>((resolve) => served.child.once("exit", (code) => resolve(code)));
-  served.child.kill("SIGTERM");
-  return { code: await exited, ms: Date.now() - started };
 }
 
 async function readyz(port: number): Promise<{ status: number; body: { checks: { name: string; ok: boolean }[] } }> {
