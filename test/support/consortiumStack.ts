@@ -43,6 +43,7 @@ import type { Party } from "../../runtime/packages/manifest.ts";
 import { freePort, startHardhatNode, type HardhatNode } from "./hardhatNode.ts";
 import { startTestVault, type TestVault } from "./keyvault.ts";
 import { REDIS_URL } from "./pipelineStack.ts";
+import { serve, type Served } from "./serveProcess.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 export const CONSORTIUM_TEST_ID = id("consortium-test") as Hex32;
@@ -401,4 +402,64 @@ export function protocolWiring(): MemberWiring {
       });
     },
   };
+}
+
+/** A member running as its own process, and the token issuer of its API. */
+export interface MemberProcess {
+  served: Served;
+  issuer: LocalIssuer;
+}
+
+/**
+ * Moves every member of `stack` into its own operating-system process: the in-process member stops, and
+ * `cryptlet serve api,worker` starts from the member's own configuration file (its `consortium` section, and an `api`
+ * section on the member's peer port with a local token issuer). Nothing is shared between the processes but the
+ * chains and the Redis server (under each member's own prefix).
+ * @param env - extra environment of every process (e.g. `LOG_LEVEL`).
+ */
+export async function startMemberProcesses(
+  stack: ConsortiumStack,
+  env: Record<string, string> = {},
+): Promise<Map<string, MemberProcess>> {
+  const processes = new Map<string, MemberProcess>();
+  for (const member of stack.members) await stack.stop(member.id);
+  for (const member of stack.members) {
+    const { configFile, caFile } = await stack.writeMemberConfig(member.id);
+    const document = JSON.parse(await readFile(configFile, "utf8")) as Record<string, unknown>;
+    const keyFile = path.join(path.dirname(configFile), "api-issuer.private.jwk.json");
+    const issuer = await LocalIssuer.create({ keyFile });
+    await writeFile(configFile, JSON.stringify({ ...document, api: { port: member.port, localIssuer: { keyFile } } }));
+    const served = await serve("api,worker", configFile, { NODE_EXTRA_CA_CERTS: caFile, LOG_LEVEL: "warn", ...env });
+    processes.set(member.id, { served, issuer });
+  }
+  return processes;
+}
+
+/**
+ * Invokes the stack's Cryptlet through a member process's API (`POST /v1/cryptlets/{name}/invoke`, an operator
+ * token from its issuer), with `idempotencyKey`; returns the run id.
+ * @throws when the API does not answer 202.
+ */
+export async function invokeThroughMember(
+  stack: ConsortiumStack,
+  member: MemberProcess,
+  input: unknown,
+  idempotencyKey: string,
+): Promise<string> {
+  const token = await member.issuer.mint({ roles: ["operator"], subject: "consortium-member-client" });
+  const res = await fetch(
+    `${member.served.ready.api!.url}/v1/cryptlets/${encodeURIComponent(stack.pkg.manifest.name)}/invoke`,
+    {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        "idempotency-key": idempotencyKey,
+      },
+      body: JSON.stringify(input),
+      signal: AbortSignal.timeout(30_000),
+    },
+  );
+  if (res.status !== 202) throw new Error(`invoke answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { runId: string }).runId;
 }
