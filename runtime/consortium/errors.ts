@@ -150,6 +150,14 @@ export const ERR_COSIGN_THRESHOLD_NOT_MET = defineErrorCode({
   retry: "yes",
 });
 
+export const ERR_COSIGN_ANCHOR_UNSUPPORTED = defineErrorCode({
+  code: "ERR_COSIGN_ANCHOR_UNSUPPORTED",
+  module,
+  meaning:
+    "A consortium member accepts no run with an `anchor` target: batches are not co-signed by the members (`details.cryptlet`, `details.chain`); use `record`, `oracle` or `feed`.",
+  retry: "no",
+});
+
 /** Why a peer request was refused (see {@link PeerUnauthenticatedError}). */
 export type PeerAuthFailure =
   | "missing"

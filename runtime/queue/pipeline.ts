@@ -24,7 +24,7 @@ import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { cryptletIdOf } from "../attestation/ids.ts";
 import { CryptletError, classifyError, errorToJSON, redactSecrets, redactedError } from "../errors.ts";
 import { COSIGN_RETRY } from "../consortium/cosigner.ts";
-import { ERR_COSIGN_THRESHOLD_NOT_MET } from "../consortium/errors.ts";
+import { ERR_COSIGN_ANCHOR_UNSUPPORTED, ERR_COSIGN_THRESHOLD_NOT_MET } from "../consortium/errors.ts";
 import { circuitOpenRetryAfterMs } from "../resilience/dependency.ts";
 import { Backlog } from "./backlog.ts";
 import type { PipelineContext } from "./context.ts";
@@ -308,6 +308,14 @@ export class Pipeline {
       targets.unshift({ chain: event.source.chain, mode: "oracle", address: event.source.oracle });
     }
     for (const target of targets) {
+      // A member signs results, not batches: a batch would carry one member's signature, below the threshold.
+      if (this.ctx.consortium && target.mode === "anchor") {
+        throw new CryptletError(
+          ERR_COSIGN_ANCHOR_UNSUPPORTED,
+          `${pkg.manifest.name} has an anchor target on chain "${target.chain}": a consortium member does not co-sign batches`,
+          { details: { cryptlet: pkg.manifest.name, chain: target.chain } },
+        );
+      }
       if (!this.ctx.chains.has(target.chain)) {
         throw new CryptletError(
           ERR_CHAIN_UNKNOWN,

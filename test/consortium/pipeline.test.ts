@@ -17,8 +17,8 @@ import { readRegistryTrust, verifyOptionsOf } from "../../runtime/chains/registr
 import type { Party } from "../../runtime/packages/manifest.ts";
 import { open } from "../../runtime/sealing/open.ts";
 import { leaderOrder } from "../../runtime/consortium/cosigner.ts";
-import { Pipeline } from "../../runtime/queue/pipeline.ts";
-import type { CryptletEvent } from "../../runtime/queue/topology.ts";
+import { Pipeline, type DeadLetter } from "../../runtime/queue/pipeline.ts";
+import { QUEUES, type CryptletEvent } from "../../runtime/queue/topology.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 import {
   CONSORTIUM_TEST_ID,
@@ -310,6 +310,25 @@ describe("consortium pipeline: 2 of 3 members (real HTTP, own Key Vaults, hardha
       expect((await registry.getFunction("threshold")()) as bigint).toBe(2n);
       expect(((await registry.getFunction("signers")()) as string[]).length).toBe(3);
     }
+  });
+
+  test("an anchor target is refused by a member (batches are not co-signed): dead-lettered with its code, nothing written", async () => {
+    const variant = await stack.deployVariant("@cryptlet/price-median-anchored", [
+      { chain: "consortium", mode: "anchor" },
+    ]);
+    const leader = stack.member("member-1");
+    const event = { ...httpEvent(631), cryptlet: { name: variant.manifest.name } };
+    const { runId } = await leader.pipeline.submit(event);
+    const deadline = Date.now() + 60_000;
+    let entry: DeadLetter | undefined;
+    while (entry === undefined && Date.now() < deadline) {
+      const jobs = await leader.pipeline.queue<DeadLetter>(QUEUES.deadLetter).getJobs(["waiting", "delayed"]);
+      entry = jobs.map((j) => j.data).find((d) => (d.data as CryptletEvent).eventId === event.eventId);
+      if (entry === undefined) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(entry?.error).toMatchObject({ code: "ERR_COSIGN_ANCHOR_UNSUPPORTED", retryable: false });
+    expect(entry?.error.message).toContain('anchor target on chain "consortium"');
+    expect(await leader.ctx.results.getRun(runId)).toBeFalsy(); // no run recorded, nothing to write
   });
 
   test("leader order is deterministic per result and differs between results", () => {

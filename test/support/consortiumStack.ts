@@ -107,6 +107,14 @@ export interface ConsortiumStack {
    * member); returns its path and the member's Key Vault CA file.
    */
   writeMemberConfig(memberId: string): Promise<{ configFile: string; caFile: string }>;
+  /**
+   * Builds price-median again under another package name with other targets, signed by the stack's publisher, and
+   * deploys it to every member's package store (approved on no registry); returns it.
+   */
+  deployVariant(
+    name: string,
+    targets: { chain: string; mode: "record" | "feed" | "oracle" | "anchor" }[],
+  ): Promise<BuiltPackage>;
   close(): Promise<void>;
 }
 
@@ -131,17 +139,23 @@ export async function startConsortiumStack(options: {
   const credential = new DefaultAzureCredential();
 
   // The Cryptlet: price-median, retargeted, signed by one publisher every member trusts.
-  const dir = await mkdtemp(path.join(os.tmpdir(), "cryptlet-consortium-"));
-  await cp(path.join(ROOT, "cryptlets", "price-median"), dir, {
-    recursive: true,
-    filter: (src) => !src.includes(`${path.sep}data`) && !src.includes(`${path.sep}dist`),
+  const build = async (edit: (manifest: Record<string, unknown>) => void): Promise<BuiltPackage> => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "cryptlet-consortium-"));
+    await cp(path.join(ROOT, "cryptlets", "price-median"), dir, {
+      recursive: true,
+      filter: (src) => !src.includes(`${path.sep}data`) && !src.includes(`${path.sep}dist`),
+    });
+    const manifest = JSON.parse(await readFile(path.join(dir, "cryptlet.json"), "utf8")) as Record<string, unknown>;
+    edit(manifest);
+    await writeFile(path.join(dir, "cryptlet.json"), JSON.stringify(manifest, null, 2));
+    const built = await buildPackage(dir);
+    await rm(dir, { recursive: true, force: true });
+    return built;
+  };
+  const pkg = await build((manifest) => {
+    manifest.targets = options.targets;
+    if (options.sealedFor) manifest.output = { sealed: true, parties: options.sealedFor };
   });
-  const manifest = JSON.parse(await readFile(path.join(dir, "cryptlet.json"), "utf8")) as Record<string, unknown>;
-  manifest.targets = options.targets;
-  if (options.sealedFor) manifest.output = { sealed: true, parties: options.sealedFor };
-  await writeFile(path.join(dir, "cryptlet.json"), JSON.stringify(manifest, null, 2));
-  const pkg = await buildPackage(dir);
-  await rm(dir, { recursive: true, force: true });
   const publisher = await generateKeyPair("ES256", { extractable: true });
   const publisherJwk = { ...(await exportJWK(publisher.publicKey)), kid: "test-publisher" };
   const packageSignature = await signPackage(pkg, publisher.privateKey, "test-publisher");
@@ -261,6 +275,15 @@ export async function startConsortiumStack(options: {
         }),
       );
       return { configFile, caFile };
+    },
+    async deployVariant(name, targets) {
+      const variant = await build((manifest) => {
+        manifest.name = name;
+        manifest.targets = targets;
+      });
+      const signature = await signPackage(variant, publisher.privateKey, "test-publisher");
+      for (const m of stack.members) await m.packages.deploy(variant, signature);
+      return variant;
     },
     async stop(memberId) {
       const m = stack.member(memberId);
