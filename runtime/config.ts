@@ -373,7 +373,14 @@ export function parseRuntimeConfig(
   const raw = document as any;
   const resolveKey = (ref: KeyRef): KeyRef =>
     ref.type === "local" ? { ...ref, jwkPath: path.resolve(baseDir, ref.jwkPath) } : ref;
-  const chains = parseChainsConfig({ chains: raw.chains }, `${source}: chains`).chains.map((c) => ({
+  // JSON-RPC URLs often hold an API key: the environment may give them instead of the file (twelve-factor).
+  const rawChains = (raw.chains as { name: string; rpcUrl?: string; rpcUrls?: string[] }[]).map((c) => {
+    const fromEnv = process.env[rpcUrlsEnvName(c.name)];
+    if (fromEnv === undefined || fromEnv.trim() === "") return c;
+    const { rpcUrl: _rpcUrl, ...rest } = c;
+    return { ...rest, rpcUrls: fromEnv.split(",").map((u) => u.trim()) };
+  });
+  const chains = parseChainsConfig({ chains: rawChains }, `${source}: chains`).chains.map((c) => ({
     ...c,
     signer: resolveKey(c.signer),
   }));
@@ -448,6 +455,15 @@ export function parseRuntimeConfig(
         }
       : {}),
   };
+}
+
+/**
+ * The environment variable that gives chain `name`'s JSON-RPC URLs (comma-separated) in place of the configuration
+ * file's `rpcUrl`/`rpcUrls`: `CRYPTLET_RPC_URLS_` and the name in upper case, each other character than A-Z and 0-9
+ * an underscore (chain `public-mainnet`: `CRYPTLET_RPC_URLS_PUBLIC_MAINNET`).
+ */
+export function rpcUrlsEnvName(name: string): string {
+  return `CRYPTLET_RPC_URLS_${name.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
 }
 
 /**
