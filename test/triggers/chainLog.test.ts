@@ -257,6 +257,20 @@ describe("chain-log listener (real Redis, hardhat node)", () => {
     await b.stop();
   });
 
+  test("a listener that dies holding the lease (no stop) is taken over once the lease lapses", async () => {
+    const contract = await emitter();
+    const sub = subscription("lapsed", await contract.getAddress());
+    const lockTtlMs = 1500;
+    const a = new ChainLogListener({ pipeline: stack.pipeline, subscriptions: [sub], lockTtlMs });
+    const b = new ChainLogListener({ pipeline: stack.pipeline, subscriptions: [sub], lockTtlMs });
+    expect((await a.scanOnce()).skipped).toEqual([]);
+    // `a` is gone without releasing (a SIGKILLed process renews nothing): `b` waits for the lease to lapse.
+    expect((await b.scanOnce()).skipped).toEqual([sub.id]);
+    await new Promise((resolve) => setTimeout(resolve, lockTtlMs + 500));
+    expect((await b.scanOnce()).skipped).toEqual([]);
+    await b.stop();
+  });
+
   test("invalid subscriptions are recorded and skipped; the others still run", async () => {
     const contract = await emitter();
     const address = await contract.getAddress();
