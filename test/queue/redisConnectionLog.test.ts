@@ -1,7 +1,7 @@
 /**
  * A Redis outage is logged through the logger, once when it starts and once when it ends, never as raw ioredis or
- * BullMQ stack traces on stderr (issue 13 item 5): a real Pipeline on a redis-server of this test's own (port 6421),
- * SIGKILLed and started again.
+ * BullMQ stack traces on stderr (issue 13 item 5): a real Pipeline on a redis-server of this test's own (on a free
+ * port), SIGKILLed and started again on the same port.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
@@ -21,8 +21,11 @@ import type { PipelineContext } from "../../runtime/queue/context.ts";
 import { Pipeline } from "../../runtime/queue/pipeline.ts";
 import { ResultStore } from "../../runtime/queue/results.ts";
 import { SandboxPool } from "../../runtime/sandbox/pool.ts";
+import { freePort } from "../support/hardhatNode.ts";
 
-const PORT = 6421;
+// A free port, chosen once: the server is started again on it after the outage. (A fixed port was once taken by
+// another test file's server that accepts connections and never answers, and the start-up probe waited forever.)
+const PORT = await freePort();
 const URL = `redis://127.0.0.1:${PORT}`;
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -40,9 +43,18 @@ describe("Redis connection errors go through the logger, once per state change",
     server = spawn("redis-server", ["--port", String(PORT), "--bind", "127.0.0.1", "--dir", dir, "--save", ""], {
       stdio: "ignore",
     });
+    const ours = server;
     await until(
       async () => {
-        const probe = new Redis(URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        // Our redis-server must still run (it exits at once when the port is taken), and every probe has a deadline.
+        if (ours.exitCode !== null) throw new Error(`redis-server exited with ${ours.exitCode} (port ${PORT} taken?)`);
+        const probe = new Redis(URL, {
+          lazyConnect: true,
+          retryStrategy: () => null,
+          maxRetriesPerRequest: 0,
+          connectTimeout: 1000,
+          commandTimeout: 1000,
+        });
         probe.on("error", () => undefined);
         try {
           await probe.connect();
