@@ -20,6 +20,7 @@ import { CryptletError, ERR_RUNTIME_CONFIG_INVALID } from "./errors.ts";
 import type { BacklogLimits } from "./queue/backlog.ts";
 import { DEFAULT_RETENTION_SECONDS } from "./queue/results.ts";
 import { DEFAULT_DEPENDENCY_POLICIES, type DependencyPolicy } from "./resilience/dependency.ts";
+import type { TelemetryConfig } from "./telemetry/tracing.ts";
 
 /** A key the runtime uses: in Azure Key Vault (production) or a local JWK file (development). */
 export type KeyRef = SignerRef;
@@ -113,6 +114,8 @@ export interface RuntimeConfig {
    * `CRYPTLET_HEALTH_PORT` and `CRYPTLET_HEALTH_HOST` set or override it.
    */
   health?: { host: string; port: number };
+  /** Distributed tracing (runtime/telemetry/tracing.ts): off unless an OTLP endpoint is set here or in the environment. */
+  telemetry?: TelemetryConfig;
 }
 
 /** The `api` section. `CRYPTLET_API_PORT` and `CRYPTLET_API_HOST` override its address. */
@@ -298,6 +301,11 @@ const SCHEMA = {
       additionalProperties: false,
       properties: { pollIntervalMs: ms, schedules: { type: "boolean" } },
     },
+    telemetry: {
+      type: "object",
+      additionalProperties: false,
+      properties: { otlpEndpoint: { type: "string", pattern: "^https?://" } },
+    },
     health: {
       type: "object",
       additionalProperties: false,
@@ -438,6 +446,7 @@ export function parseRuntimeConfig(
         }
       : {}),
     triggers: { schedules: true, ...raw.triggers },
+    ...(raw.telemetry ? { telemetry: raw.telemetry } : {}),
     ...(raw.health || envPort("CRYPTLET_HEALTH_PORT") !== undefined
       ? {
           health: {

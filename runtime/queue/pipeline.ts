@@ -26,6 +26,7 @@ import { CryptletError, classifyError, errorToJSON, redactSecrets, redactedError
 import { COSIGN_RETRY } from "../consortium/cosigner.ts";
 import { ERR_COSIGN_ANCHOR_UNSUPPORTED, ERR_COSIGN_THRESHOLD_NOT_MET } from "../consortium/errors.ts";
 import { circuitOpenRetryAfterMs } from "../resilience/dependency.ts";
+import { bullmqTelemetry } from "../telemetry/tracing.ts";
 import { Backlog } from "./backlog.ts";
 import type { PipelineContext } from "./context.ts";
 import {
@@ -141,20 +142,25 @@ export class Pipeline {
   /** Redis connection errors of the pipeline's clients and queues, logged once per state change. */
   readonly redisConnection: RedisConnectionLog;
 
+  readonly #telemetry: { telemetry?: NonNullable<ReturnType<typeof bullmqTelemetry>> };
+
   constructor(ctx: PipelineContext) {
     this.ctx = ctx;
     const connection = this.#connection();
     this.backlog = new Backlog(ctx.redis, ctx.prefix, ctx.backlog);
     this.#retention = jobRetention(ctx.results.retentionSeconds);
+    // Tracing (runtime/telemetry/tracing.ts): spans per job and the trace context carried in jobs, when started.
+    const telemetry = bullmqTelemetry();
+    this.#telemetry = telemetry ? { telemetry } : {};
     this.#queues = new Map(
       Object.values(QUEUES).map((name) => {
-        const options = { connection, prefix: ctx.prefix };
+        const options = { connection, prefix: ctx.prefix, ...this.#telemetry };
         const queue =
           name === QUEUES.deadLetter ? new Queue(name, options) : new RetainingQueue(name, options, this.#retention);
         return [name, queue] as const;
       }),
     );
-    this.#flows = new FlowProducer({ connection, prefix: ctx.prefix });
+    this.#flows = new FlowProducer({ connection, prefix: ctx.prefix, ...this.#telemetry });
     // Connection errors go through the logger, one line per state change, never a raw stack trace per retry.
     this.redisConnection = new RedisConnectionLog(ctx.logger, ctx.redisUrl);
     for (const emitter of [ctx.redis, ...this.#queues.values(), this.#flows]) this.redisConnection.watch(emitter);
@@ -256,6 +262,7 @@ export class Pipeline {
         {
           connection: this.#connection(),
           prefix: ctx.prefix,
+          ...this.#telemetry,
           concurrency: concurrency[stage],
           lockDuration: options.lockDurationMs ?? 30_000,
           stalledInterval: options.stalledIntervalMs ?? 15_000,

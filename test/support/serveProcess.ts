@@ -19,10 +19,16 @@ export interface Served {
 /**
  * Spawns `cryptlet serve <role> --config <configFile>` and waits (90 s at most) for its ready line.
  * @param env - extra environment (e.g. `NODE_EXTRA_CA_CERTS` for the Key Vault emulator's CA).
+ * @param args - further arguments, e.g. `["--stages", "execute"]`.
  * @throws when the process exits first (with its exit code and standard error) or is not ready in time.
  */
-export function serve(role: string, configFile: string, env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, "serve", role, "--config", configFile], {
+export function serve(
+  role: string,
+  configFile: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, "serve", role, "--config", configFile, ...args], {
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS: "", LOG_LEVEL: "info", CRYPTLET_LOCK_MS: "3000", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -6,6 +6,8 @@
  *   addresses may come from the environment (`REDIS_URL`, `CRYPTLET_API_PORT`, `CRYPTLET_API_HOST`,
  *   `CRYPTLET_HEALTH_PORT`, `CRYPTLET_HEALTH_HOST`, `IDENTITY_ENDPOINT`, `AZURE_*` for the Key Vault credential);
  * - logs JSON lines (pino) on standard error, level `LOG_LEVEL` (default `info`);
+ * - exports OpenTelemetry spans by OTLP when `telemetry.otlpEndpoint` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
+ *   set (runtime/telemetry/tracing.ts), flushing them at shutdown;
  * - prints one JSON line on standard output once every role is up: `{"ready": true, "pid", "roles", "api"?: {url},
  *   "health"?: {port}}`;
  * - on SIGTERM or SIGINT stops taking work, finishes what it holds and exits 0, within
@@ -20,9 +22,10 @@
 import pino from "pino";
 
 import { ensureContractsBuilt } from "../../chains/contractsBuild.ts";
-import { errorToJSON } from "../../errors.ts";
+import { errorToJSON, redactSecrets } from "../../errors.ts";
 import type { WorkerOptions } from "../../queue/pipeline.ts";
 import { SERVE_ROLES, startRoles, type ServeRole } from "../../serve/roles.ts";
+import { startTracing } from "../../telemetry/tracing.ts";
 import { configFor } from "../config.ts";
 import { CliUsageError } from "../errors.ts";
 import { EXIT } from "../io.ts";
@@ -74,12 +77,16 @@ export async function serveCommand(roleArg: string, options: ServeCommandOptions
     ...(process.env.CRYPTLET_LOCK_MS ? { lockDurationMs: Number(process.env.CRYPTLET_LOCK_MS) } : {}),
     ...(process.env.CRYPTLET_STALLED_MS ? { stalledIntervalMs: Number(process.env.CRYPTLET_STALLED_MS) } : {}),
   };
+  // Tracing first: the pipeline's queues and workers take BullMQ's telemetry when they are created.
+  const tracing = startTracing(config.telemetry, `cryptlet-${roles.join("-")}`);
+  if (tracing) logger.info({ endpoint: redactSecrets(tracing.endpoint) }, "tracing: spans exported by OTLP");
   let running;
   try {
     running = await startRoles({ config, configFile, roles, logger, worker });
   } catch (error) {
     logger.fatal({ err: errorToJSON(error) }, (error as Error).message);
     logger.flush();
+    await tracing?.shutdown();
     return EXIT.failure;
   }
   const shutdownTimeoutMs = process.env.CRYPTLET_SHUTDOWN_MS
@@ -102,7 +109,8 @@ export async function serveCommand(roleArg: string, options: ServeCommandOptions
         process.exit(EXIT.failure);
       }, shutdownTimeoutMs).unref();
       running.stop().then(
-        () => {
+        async () => {
+          await tracing?.shutdown(); // the spans still buffered
           logger.info({}, "stopped");
           resolve(code);
         },
