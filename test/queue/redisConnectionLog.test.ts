@@ -1,13 +1,11 @@
 /**
  * A Redis outage is logged through the logger, once when it starts and once when it ends, never as raw ioredis or
- * BullMQ stack traces on stderr (issue 13 item 5): a real Pipeline on a redis-server of this test's own (on a free
- * port), SIGKILLed and started again on the same port.
+ * BullMQ stack traces on stderr (issue 13 item 5): a real Pipeline on a redis-server of this test's own, reached
+ * through a TCP fault proxy that resets every connection during the outage and forwards again after it. (The outage
+ * was once a SIGKILL and a restart on the same port; in CI another test file's server once took that port meanwhile,
+ * and the test hung.)
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 
 import { jest } from "@jest/globals";
 import { id } from "ethers";
@@ -21,12 +19,8 @@ import type { PipelineContext } from "../../runtime/queue/context.ts";
 import { Pipeline } from "../../runtime/queue/pipeline.ts";
 import { ResultStore } from "../../runtime/queue/results.ts";
 import { SandboxPool } from "../../runtime/sandbox/pool.ts";
-import { freePort } from "../support/hardhatNode.ts";
-
-// A free port, chosen once: the server is started again on it after the outage. (A fixed port was once taken by
-// another test file's server that accepts connections and never answers, and the start-up probe waited forever.)
-const PORT = await freePort();
-const URL = `redis://127.0.0.1:${PORT}`;
+import { startTcpFaultProxy, type FaultProxy } from "../../runtime/devstack/chaos/faultProxy.ts";
+import { startRedisServer, type TestRedisServer } from "../support/redisServer.ts";
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -37,54 +31,22 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs: number,
 }
 
 describe("Redis connection errors go through the logger, once per state change", () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "redis-connlog-"));
-  let server: ChildProcess | undefined;
-  const startServer = async () => {
-    server = spawn("redis-server", ["--port", String(PORT), "--bind", "127.0.0.1", "--dir", dir, "--save", ""], {
-      stdio: "ignore",
-    });
-    const ours = server;
-    await until(
-      async () => {
-        // Our redis-server must still run (it exits at once when the port is taken), and every probe has a deadline.
-        if (ours.exitCode !== null) throw new Error(`redis-server exited with ${ours.exitCode} (port ${PORT} taken?)`);
-        const probe = new Redis(URL, {
-          lazyConnect: true,
-          retryStrategy: () => null,
-          maxRetriesPerRequest: 0,
-          connectTimeout: 1000,
-          commandTimeout: 1000,
-        });
-        probe.on("error", () => undefined);
-        try {
-          await probe.connect();
-          return (await probe.ping()) === "PONG";
-        } catch {
-          return false;
-        } finally {
-          probe.disconnect();
-        }
-      },
-      10_000,
-      "redis-server to start",
-    );
-  };
-  const killServer = async () => {
-    const child = server;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise((resolve) => {
-      child.once("exit", resolve);
-      child.kill("SIGKILL");
-    });
-  };
+  let server: TestRedisServer;
+  let proxy: FaultProxy;
+  let URL: string;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    proxy = await startTcpFaultProxy(server.port);
+    URL = `redis://127.0.0.1:${proxy.port}`;
+  });
 
   afterAll(async () => {
-    await killServer();
-    rmSync(dir, { recursive: true, force: true });
+    await proxy?.close();
+    await server?.close();
   });
 
   test("an outage is one warn line and the recovery one info line; nothing is printed to stderr", async () => {
-    await startServer();
     const lines: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
     const logger = {
       info: (obj: object, msg?: string) => lines.push({ level: "info", obj: obj as Record<string, unknown>, msg }),
@@ -125,7 +87,7 @@ describe("Redis connection errors go through the logger, once per state change",
       await pipeline.queue("events").waitUntilReady();
       expect(pipeline.redisConnection.state).toBe("up");
 
-      await killServer();
+      proxy.setMode("refuse"); // every open connection reset, every new one reset on arrival
       // Every client retries (ioredis backs off up to 2 s): wait for several rounds of failed reconnections.
       await until(() => lines.some((l) => l.level === "warn"), 10_000, "the outage line");
       await new Promise((resolve) => setTimeout(resolve, 4000));
@@ -137,7 +99,7 @@ describe("Redis connection errors go through the logger, once per state change",
         obj: { redis: URL, code: expect.stringMatching(/^ECONN(RESET|REFUSED)$/) },
       });
 
-      await startServer();
+      proxy.setMode("pass");
       await until(() => lines.some((l) => l.level === "info"), 15_000, "the recovery line");
       await new Promise((resolve) => setTimeout(resolve, 1000));
       expect(lines.map((l) => `${l.level} ${l.msg}`)).toEqual([
@@ -150,7 +112,7 @@ describe("Redis connection errors go through the logger, once per state change",
     } finally {
       consoleError.mockRestore();
       stderrWrite.mockRestore();
-      if (server?.exitCode !== null || server.signalCode !== null) await startServer(); // close() needs Redis
+      proxy.setMode("pass"); // close() needs Redis
       await pipeline.close();
       await ctx.sandbox.dispose();
       redis.disconnect();

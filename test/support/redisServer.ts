@@ -26,7 +26,15 @@ export interface TestRedisServer {
 
 async function waitUp(url: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    // Every probe has a deadline: a port held by something that accepts and never answers must not hang the test.
+    const probe = new Redis(url, {
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 1000,
+      commandTimeout: 1000,
+    });
+    probe.on("error", () => undefined);
     try {
       await probe.connect();
       await probe.ping();
