@@ -12,13 +12,18 @@ import { CliUsageError } from "./errors.ts";
 /** The default configuration file name. */
 export const DEFAULT_CONFIG_FILE = "cryptlet.config.json";
 
+/** The configuration file a command reads: `file`, else `CRYPTLET_CONFIG`, else `./cryptlet.config.json`. */
+export function configFileFor(file: string | undefined): string {
+  return file ?? process.env.CRYPTLET_CONFIG ?? DEFAULT_CONFIG_FILE;
+}
+
 /**
  * Loads the runtime configuration for a command.
  * @throws {@link CliUsageError} (`ERR_CLI_USAGE`, exit 2) when no file is given and none is found; the loader's
  *   `ERR_RUNTIME_CONFIG_INVALID` for a bad file.
  */
 export function configFor(file: string | undefined): RuntimeConfig {
-  const chosen = file ?? process.env.CRYPTLET_CONFIG ?? DEFAULT_CONFIG_FILE;
+  const chosen = configFileFor(file);
   if (file === undefined && !existsSync(chosen)) {
     throw new CliUsageError(
       `no configuration: pass --config <file> or set CRYPTLET_CONFIG (looked for ${chosen})`,

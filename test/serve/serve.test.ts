@@ -12,6 +12,7 @@ import path from "node:path";
 import { LocalIssuer } from "../../runtime/api/localIssuer.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
 import { serve, stopServed as stop, type Served } from "../support/serveProcess.ts";
+import { request } from "../api/helpers.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
@@ -104,21 +105,14 @@ describe("cryptlet serve: api and worker as separate processes", () => {
     });
     const token = await issuer.mint({ roles: ["operator"], subject: "serve-test" });
     const { input } = (await loadMinuteInputs())[640]!;
-    const invoke = await fetch(
-      `${api.ready.api!.url}/v1/cryptlets/${encodeURIComponent(stack.pkg.manifest.name)}/invoke`,
-      {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${token}`,
-          "content-type": "application/json",
-          "idempotency-key": `${stack.prefix}-serve-1`,
-        },
-        body: JSON.stringify(input),
-        signal: AbortSignal.timeout(30_000),
-      },
+    const invoke = await request(
+      api.ready.api!.url,
+      "POST",
+      `/v1/cryptlets/${encodeURIComponent(stack.pkg.manifest.name)}/invoke`,
+      { token, json: input, headers: { "idempotency-key": `${stack.prefix}-serve-1` } },
     );
     expect(invoke.status).toBe(202);
-    const accepted = (await invoke.json()) as { runId: string; resultId: string };
+    const accepted = invoke.body as { runId: string; resultId: string };
     const ledger = stack.chains[0]!.ledger;
     const deadline = Date.now() + 120_000;
     while (!(await ledger.getFunction("isRecorded")(accepted.resultId)) && Date.now() < deadline) {

@@ -44,6 +44,7 @@ import { freePort, startHardhatNode, type HardhatNode } from "./hardhatNode.ts";
 import { startTestVault, type TestVault } from "./keyvault.ts";
 import { REDIS_URL } from "./pipelineStack.ts";
 import { serve, type Served } from "./serveProcess.ts";
+import { request } from "../api/helpers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 export const CONSORTIUM_TEST_ID = id("consortium-test") as Hex32;
@@ -470,19 +471,12 @@ export async function invokeThroughMember(
   idempotencyKey: string,
 ): Promise<string> {
   const token = await member.issuer.mint({ roles: ["operator"], subject: "consortium-member-client" });
-  const res = await fetch(
-    `${member.served.ready.api!.url}/v1/cryptlets/${encodeURIComponent(stack.pkg.manifest.name)}/invoke`,
-    {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${token}`,
-        "content-type": "application/json",
-        "idempotency-key": idempotencyKey,
-      },
-      body: JSON.stringify(input),
-      signal: AbortSignal.timeout(30_000),
-    },
+  const res = await request(
+    member.served.ready.api!.url,
+    "POST",
+    `/v1/cryptlets/${encodeURIComponent(stack.pkg.manifest.name)}/invoke`,
+    { token, json: input, headers: { "idempotency-key": idempotencyKey } },
   );
-  if (res.status !== 202) throw new Error(`invoke answered ${res.status}: ${await res.text()}`);
-  return ((await res.json()) as { runId: string }).runId;
+  if (res.status !== 202) throw new Error(`invoke answered ${res.status}: ${res.text}`);
+  return (res.body as { runId: string }).runId;
 }

@@ -26,7 +26,7 @@ import { errorToJSON, redactSecrets } from "../../errors.ts";
 import type { WorkerOptions } from "../../queue/pipeline.ts";
 import { SERVE_ROLES, startRoles, type ServeRole } from "../../serve/roles.ts";
 import { startTracing } from "../../telemetry/tracing.ts";
-import { configFor } from "../config.ts";
+import { configFileFor, configFor } from "../config.ts";
 import { CliUsageError } from "../errors.ts";
 import { EXIT } from "../io.ts";
 
@@ -63,7 +63,7 @@ export interface ServeCommandOptions {
  */
 export async function serveCommand(roleArg: string, options: ServeCommandOptions): Promise<number> {
   const roles = parseRoles(roleArg);
-  const configFile = options.config ?? process.env.CRYPTLET_CONFIG ?? "cryptlet.config.json";
+  const configFile = configFileFor(options.config);
   const config = configFor(options.config);
   const logger = pino(
     { level: process.env.LOG_LEVEL ?? "info", base: { pid: process.pid, roles } },

@@ -559,6 +559,13 @@ function isJwks(value: unknown): value is JSONWebKeySet {
   return typeof value === "object" && value !== null && Array.isArray((value as { keys?: unknown }).keys);
 }
 
+/** The bytes at an `http(s)` URL, within `timeoutMs`. @throws when there is no 2xx answer in time. */
+async function fetchBytes(url: string, timeoutMs: number): Promise<Buffer> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return Buffer.from(await response.arrayBuffer());
+}
+
 /**
  * Reads an attestation JWKS from a file or an `http(s)` URL (e.g. the API's `/.well-known/jwks.json`).
  * @throws {@link CliInputError} `ERR_CLI_INPUT` when it cannot be read or has no `keys` array.
@@ -567,9 +574,7 @@ export async function readJwks(source: string, timeoutMs = DEFAULT_RPC_TIMEOUT_M
   let value: unknown;
   if (/^https?:\/\//i.test(source)) {
     try {
-      const response = await fetch(source, { signal: AbortSignal.timeout(timeoutMs) });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      value = await response.json();
+      value = JSON.parse((await fetchBytes(source, timeoutMs)).toString("utf8")) as unknown;
     } catch (cause) {
       throw new CliInputError(
         sourceName(source),
@@ -611,11 +616,8 @@ export async function readPublishedJwks(
   let bytes: Buffer;
   try {
     if (/^file:/i.test(published.uri)) bytes = await readFile(fileURLToPath(published.uri));
-    else if (/^https?:\/\//i.test(published.uri)) {
-      const response = await fetch(published.uri, { signal: AbortSignal.timeout(timeoutMs) });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      bytes = Buffer.from(await response.arrayBuffer());
-    } else throw new Error("not a file:, http: or https: URI");
+    else if (/^https?:\/\//i.test(published.uri)) bytes = await fetchBytes(published.uri, timeoutMs);
+    else throw new Error("not a file:, http: or https: URI");
   } catch (cause) {
     throw refuse(`cannot fetch the attestation keys the registry publishes at ${redactUrl(published.uri)}`, cause);
   }
