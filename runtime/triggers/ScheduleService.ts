@@ -56,9 +56,25 @@ export function scheduleEventOf(tick: ScheduleTick, slotTime: number): CryptletE
   };
 }
 
-/** The slot of a tick job, Unix seconds: the time BullMQ scheduled it for (`opts.prevMillis`), not when it ran. */
-export function slotTimeOf(job: Pick<Job, "opts" | "timestamp" | "delay">): number {
-  const millis = (job.opts as { prevMillis?: number }).prevMillis ?? job.timestamp + (job.delay ?? 0);
+/** A job scheduler's job id: `repeat:<scheduler id>:<slot, Unix milliseconds>` (BullMQ's `getSchedulerNextJobId`). */
+const SCHEDULER_JOB_ID = /^repeat:.+:(\d+)$/;
+
+/**
+ * The slot of a tick job, Unix seconds: the time BullMQ's job scheduler planned it for, not when it ran.
+ *
+ * The scheduler's own record of that time is the job id (`repeat:<scheduler>:<millis>`, the score it put in its
+ * schedule), read first. `opts.prevMillis` is not reliable for `every` schedules (BullMQ sets it only where it
+ * computes the next time in JavaScript), and `timestamp + delay` changes when the tick is moved back to the delayed
+ * set (a full backlog): both are fallbacks for a job added without a scheduler. A tick delivered late therefore
+ * keeps its slot, and the slot's event id, on every attempt.
+ * @param job - the tick job (`id`, `opts`, `timestamp`, `delay`).
+ */
+export function slotTimeOf(job: Pick<Job, "id" | "opts" | "timestamp" | "delay">): number {
+  const scheduled = job.id === undefined ? undefined : SCHEDULER_JOB_ID.exec(job.id)?.[1];
+  const millis =
+    scheduled !== undefined
+      ? Number(scheduled)
+      : ((job.opts as { prevMillis?: number }).prevMillis ?? job.timestamp + (job.delay ?? 0));
   return Math.floor(millis / 1000);
 }
 
