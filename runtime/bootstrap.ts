@@ -8,7 +8,6 @@
 import { readFileSync } from "node:fs";
 
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
-import { Redis } from "ioredis";
 
 import { DirectoryBundleArchive } from "./archive/DirectoryBundleArchive.ts";
 import { AnchorBatcher } from "./chains/anchor.ts";
@@ -24,6 +23,7 @@ import { KeyVaultSigner } from "./keys/KeyVaultSigner.ts";
 import { LocalKeyProvider } from "./keys/LocalKeyProvider.ts";
 import { PackageStore } from "./packages/PackageStore.ts";
 import type { PipelineChain, PipelineContext, PipelineLogger } from "./queue/context.ts";
+import { openRedis, redisEndpointOf } from "./queue/redisClient.ts";
 import { checkRedisDurability, type RedisDurabilityGuard } from "./queue/redisDurability.ts";
 import { ResultStore } from "./queue/results.ts";
 import { SandboxPool } from "./sandbox/pool.ts";
@@ -90,7 +90,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     throw new ConsortiumConfigError("a consortium member has exactly one result-signing key (keys.resultSigners)");
   }
   // Every command of the stores' client has a deadline (BullMQ's own connections get none: see docs/operations.md).
-  const redis = new Redis(config.redisUrl, {
+  const redis = openRedis(redisEndpointOf(config), {
     maxRetriesPerRequest: null,
     commandTimeout: config.resilience.redis.commandTimeoutMs,
     connectTimeout: config.resilience.redis.connectTimeoutMs,
@@ -167,6 +167,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
   return {
     redis,
     redisUrl: config.redisUrl,
+    ...(config.redisCluster ? { redisCluster: config.redisCluster } : {}),
     prefix: config.prefix,
     consortiumId: config.consortiumId,
     packages: new PackageStore({

@@ -17,7 +17,9 @@ import { SIGNER_REF_SCHEMA, parseChainsConfig, type ChainConfig, type SignerRef 
 import { DEFAULT_RPC_BREAKER, type RpcBreakerPolicy } from "./chains/rpc.ts";
 import { CONSORTIUM_CONFIG_SCHEMA, checkConsortiumSettings, type ConsortiumConfig } from "./consortium/settings.ts";
 import { CryptletError, ERR_RUNTIME_CONFIG_INVALID } from "./errors.ts";
+import { redactUrl } from "./redact.ts";
 import type { BacklogLimits } from "./queue/backlog.ts";
+import type { RedisClusterSettings } from "./queue/redisClient.ts";
 import { DEFAULT_RETENTION_SECONDS } from "./queue/results.ts";
 import { DEFAULT_DEPENDENCY_POLICIES, type DependencyPolicy } from "./resilience/dependency.ts";
 import type { TelemetryConfig } from "./telemetry/tracing.ts";
@@ -29,6 +31,12 @@ export type KeyRef = SignerRef;
 export interface RuntimeConfig {
   /** Redis for BullMQ and the stores. Default `redis://127.0.0.1:6379` (or `REDIS_URL`). */
   redisUrl: string;
+  /**
+   * A Redis Cluster in place of `redisUrl`: its seed nodes (`redis://host:port`, `rediss://`), or
+   * `CRYPTLET_REDIS_CLUSTER_NODES` (comma-separated). BullMQ's keys then sit under `{prefix}` (one hash slot),
+   * the stores' keys spread by their own hash tags (runtime/queue/redisClient.ts).
+   */
+  redisCluster?: RedisClusterSettings;
   /** Prefix of every Redis key of this deployment. Default `cryptlet`. */
   prefix: string;
   /** The consortium id (bytes32 hex): EIP-712 domain salt. */
@@ -203,6 +211,14 @@ const SCHEMA = {
   properties: {
     $schema: { type: "string" },
     redisUrl: { type: "string", pattern: "^rediss?://" },
+    redisCluster: {
+      type: "object",
+      additionalProperties: false,
+      required: ["nodes"],
+      properties: {
+        nodes: { type: "array", minItems: 1, items: { type: "string", pattern: "^rediss?://[^/]+:[0-9]+/?$" } },
+      },
+    },
     prefix: { type: "string", pattern: "^[A-Za-z0-9_{}-]{1,64}$" },
     consortiumId: { type: "string", pattern: "^0x[0-9a-fA-F]{64}$" },
     issuer: { type: "string", minLength: 1, maxLength: 200 },
@@ -394,6 +410,7 @@ export function parseRuntimeConfig(
   }));
   return {
     redisUrl: raw.redisUrl ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    ...redisClusterOf(raw.redisCluster, source),
     prefix: raw.prefix ?? "cryptlet",
     consortiumId: raw.consortiumId,
     issuer: raw.issuer ?? "cryptlet-runtime",
@@ -473,6 +490,29 @@ export function parseRuntimeConfig(
  */
 export function rpcUrlsEnvName(name: string): string {
   return `CRYPTLET_RPC_URLS_${name.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+}
+
+/**
+ * The `redisCluster` setting: `CRYPTLET_REDIS_CLUSTER_NODES` (comma-separated seed node URLs) over the file's.
+ * @throws CryptletError `ERR_RUNTIME_CONFIG_INVALID` naming a node of the variable that is not `redis[s]://host:port`.
+ */
+function redisClusterOf(
+  fromFile: RedisClusterSettings | undefined,
+  source: string,
+): { redisCluster?: RedisClusterSettings } {
+  const env = process.env.CRYPTLET_REDIS_CLUSTER_NODES;
+  if (env === undefined || env.trim() === "") return fromFile ? { redisCluster: { nodes: [...fromFile.nodes] } } : {};
+  const nodes = env.split(",").map((n) => n.trim());
+  for (const node of nodes) {
+    if (!/^rediss?:\/\/[^/]+:[0-9]+\/?$/.test(node)) {
+      throw new CryptletError(
+        ERR_RUNTIME_CONFIG_INVALID,
+        `${source}: CRYPTLET_REDIS_CLUSTER_NODES: "${redactUrl(node)}" is not a redis://host:port or rediss://host:port URL`,
+        { details: { errors: [{ path: "$CRYPTLET_REDIS_CLUSTER_NODES", message: "not a redis[s]://host:port URL" }] } },
+      );
+    }
+  }
+  return { redisCluster: { nodes } };
 }
 
 /**

@@ -193,6 +193,14 @@ export function isCryptletError(value: unknown, code?: string): value is Cryptle
 }
 
 /** Node and ethers error codes that mean "the other side was briefly unreachable": worth a retry. */
+/**
+ * Redis replies and ioredis errors of a cluster in transition (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/):
+ * `MOVED`/`ASK` redirections beyond ioredis's `maxRedirections`, `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`,
+ * `READONLY` (a write reached a master demoted to replica), `LOADING`, and a connection closed under a command.
+ */
+const REDIS_CLUSTER_TRANSIENT =
+  /^(Too many Cluster redirections|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|READONLY|LOADING|MOVED \d+|ASK \d+|Connection is closed|Failed to refresh slots cache)/;
+
 const TRANSIENT_CODES = new Set([
   "ECONNRESET",
   "ECONNREFUSED",
@@ -220,6 +228,8 @@ export function classifyError(error: unknown): "retry" | "fail" {
     if (typeof code === "string" && TRANSIENT_CODES.has(code)) return "retry";
     // ioredis `commandTimeout`: no answer in time (the command may still have run; every stage is idempotent).
     if (error instanceof Error && error.message === "Command timed out") return "retry";
+    // A Redis Cluster between slot maps (a fail-over): redirections, a slot without a master, a demoted master.
+    if (error instanceof Error && REDIS_CLUSTER_TRANSIENT.test(error.message)) return "retry";
     const httpStatus = typeof statusCode === "number" ? statusCode : typeof status === "number" ? status : undefined;
     if (httpStatus !== undefined && (httpStatus === 408 || httpStatus === 429 || httpStatus >= 500)) return "retry";
   }

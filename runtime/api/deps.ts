@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { Redis } from "ioredis";
 
 import type { ChainConfig } from "../chains/config.ts";
 import type { FollowerDeps } from "../consortium/follower.ts";
@@ -19,6 +18,7 @@ import type { Pipeline } from "../queue/pipeline.ts";
 import type { ResultStore } from "../queue/results.ts";
 import type { AuthOptions, BearerAuthenticator } from "./auth.ts";
 import type { LocalIssuer } from "./localIssuer.ts";
+import type { RedisClient } from "../queue/redisClient.ts";
 
 /** The part of the {@link Pipeline} the API uses. */
 export type ApiPipeline = Pick<Pipeline, "submit" | "queue" | "replay">;
@@ -76,7 +76,7 @@ export interface ApiDeps {
   results: ResultStore;
   pipeline: ApiPipeline;
   /** Redis for readiness and the API's invocation records. */
-  redis: Pick<Redis, "ping" | "get" | "set" | "del">;
+  redis: Pick<RedisClient, "ping" | "get" | "set" | "del">;
   /** Key prefix of the deployment (the API's keys are `<prefix>:api:…`). */
   prefix: string;
   /**

@@ -49,7 +49,6 @@
 import { createHash, randomUUID } from "node:crypto";
 
 import { getAddress } from "ethers";
-import type { Redis } from "ioredis";
 
 import {
   bundleResultToStruct,
@@ -74,6 +73,7 @@ import {
 } from "./errors.ts";
 import { anchorWriteRequest, assertCryptletResult, targetOf, type WriteTarget } from "./targets.ts";
 import type { ChainWriter, WriteReceipt, WriterLogger } from "./writer.ts";
+import type { RedisClient } from "../queue/redisClient.ts";
 
 /** What a proof bundle needs of an anchored result: its `batch` entry and its `anchors[]` entry for this chain. */
 export interface AnchorRecord {
@@ -220,7 +220,7 @@ export interface AnchorBatcherOptions {
   /** The chain's writer; its `chain` gives the name, batching limits and (by default) the ledger address. */
   writer: ChainWriter;
   /** Shared Redis (not in subscriber mode). */
-  redis: Redis;
+  redis: RedisClient;
   /** The consortium id (EIP-712 domain salt) the batch signatures are made under. */
   consortiumId: Hex32;
   /** The result signers (M of N; e.g. Key Vault signers) that sign each `ResultBatch`. */
@@ -262,7 +262,7 @@ export interface AnchorBatcherOptions {
 export class AnchorBatcher {
   readonly writer: ChainWriter;
   readonly target: WriteTarget;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #consortiumId: Hex32;
   readonly #signers: readonly ResultSigner[];
   readonly #base: string;

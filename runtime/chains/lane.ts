@@ -23,9 +23,8 @@
  */
 import { randomUUID } from "node:crypto";
 
-import type { Redis } from "ioredis";
-
 import { ChainLaneBusyError } from "./errors.ts";
+import { scanKeys, type RedisClient } from "../queue/redisClient.ts";
 
 /** The stored state of one nonce of a lane. */
 export interface LaneTx {
@@ -96,7 +95,7 @@ export class Lane {
   readonly id: string;
   /** Seconds a confirmed nonce's records stay in Redis. */
   readonly retentionSeconds: number;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #base: string;
 
   /**
@@ -106,7 +105,7 @@ export class Lane {
    * @param address - the signer's address (any case; stored lowercase).
    * @param retentionSeconds - how long a confirmed nonce's `tx` and `idem` keys are kept, seconds. Default 7 days.
    */
-  constructor(redis: Redis, prefix: string, chainId: number, address: string, retentionSeconds = 7 * 24 * 3600) {
+  constructor(redis: RedisClient, prefix: string, chainId: number, address: string, retentionSeconds = 7 * 24 * 3600) {
     this.#redis = redis;
     this.retentionSeconds = retentionSeconds;
     this.id = `${chainId}:${address.toLowerCase()}`;
@@ -277,17 +276,9 @@ export class Lane {
 
   /** Deletes every key of this lane (tests and `cryptlet chains reset`). */
   async destroy(): Promise<void> {
-    let cursor = "0";
-    do {
-      const [next, keys] = await this.#redis.scan(
-        cursor,
-        "MATCH",
-        `${this.#base.replace(/[{}]/g, "\\$&")}:*`,
-        "COUNT",
-        500,
-      );
-      cursor = next;
-      if (keys.length > 0) await this.#redis.del(...keys);
-    } while (cursor !== "0");
+    // Every key of the lane carries its hash tag: one slot, so one DEL per batch also on a Redis Cluster.
+    for await (const keys of scanKeys(this.#redis, `${this.#base.replace(/[{}]/g, "\\$&")}:*`, 500)) {
+      await this.#redis.del(...keys);
+    }
   }
 }

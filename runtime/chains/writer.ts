@@ -20,7 +20,6 @@
  * @module
  */
 import { Transaction, getAddress, type AbstractSigner, type TransactionRequest } from "ethers";
-import type { Redis } from "ioredis";
 
 import { CryptletError } from "../errors.ts";
 import type { ChainConfig } from "./config.ts";
@@ -35,6 +34,7 @@ import {
 import { bumpedFees, currentFees, type Fees } from "./fees.ts";
 import { Lane, type LaneTx } from "./lane.ts";
 import { ChainRpc, nodeErrorOf } from "./rpc.ts";
+import type { RedisClient } from "../queue/redisClient.ts";
 
 /** One contract call to write. */
 export interface WriteRequest {
@@ -107,7 +107,7 @@ export class ChainWriter {
   readonly chain: ChainConfig;
   readonly rpc: ChainRpc;
   readonly #signer: AbstractSigner;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #log: WriterLogger | undefined;
   readonly #retentionSeconds: number | undefined;
@@ -125,7 +125,7 @@ export class ChainWriter {
   constructor(options: {
     chain: ChainConfig;
     signer: AbstractSigner;
-    redis: Redis;
+    redis: RedisClient;
     prefix?: string;
     retentionSeconds?: number;
     rpc?: ChainRpc;

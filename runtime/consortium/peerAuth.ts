@@ -23,7 +23,6 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 
-import type { Redis } from "ioredis";
 import {
   base64url,
   createLocalJWKSet,
@@ -38,6 +37,7 @@ import {
 import type { KeyProvider } from "../keys/KeyProvider.ts";
 import { ConsortiumConfigError, PeerRejectedError, PeerUnauthenticatedError, PeerUnreachableError } from "./errors.ts";
 import type { ConsortiumMember } from "./protocol.ts";
+import type { RedisClient } from "../queue/redisClient.ts";
 
 /** The JWS `typ` header of peer request tokens. */
 export const PEER_REQUEST_TOKEN_TYPE = "cryptlet-peer+jwt";
@@ -160,11 +160,11 @@ export class MemoryReplayCache implements ReplayCache {
 
 /** A {@link ReplayCache} in Redis: `SET <prefix>:consortium:jti:<key> 1 NX PX ttlMs` (only ids, no content). */
 export class RedisReplayCache implements ReplayCache {
-  readonly #redis: Pick<Redis, "set">;
+  readonly #redis: Pick<RedisClient, "set">;
   readonly #prefix: string;
 
   /** @param redis - the member's Redis; @param prefix - the deployment's key prefix. */
-  constructor(redis: Pick<Redis, "set">, prefix: string) {
+  constructor(redis: Pick<RedisClient, "set">, prefix: string) {
     this.#redis = redis;
     this.#prefix = prefix;
   }

@@ -31,9 +31,8 @@
  */
 import { readFileSync } from "node:fs";
 
-import type { Redis } from "ioredis";
-
 import { BacklogFullError } from "./errors.ts";
+import type { RedisClient } from "./redisClient.ts";
 
 /** The bounds of the backlog. Counts are runs; durations are seconds. */
 export interface BacklogLimits {
@@ -87,7 +86,7 @@ export interface BacklogSize {
  */
 export class Backlog {
   readonly limits: Required<BacklogLimits>;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
 
   /**
@@ -96,7 +95,7 @@ export class Backlog {
    * @param limits - see {@link BacklogLimits}; unset fields take {@link DEFAULT_BACKLOG_LIMITS}.
    * @throws RangeError when a bound is not a positive integer.
    */
-  constructor(redis: Redis, prefix: string, limits: BacklogLimits = {}) {
+  constructor(redis: RedisClient, prefix: string, limits: BacklogLimits = {}) {
     this.#redis = redis;
     this.#prefix = prefix;
     this.limits = { ...DEFAULT_BACKLOG_LIMITS, ...limits };

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { Redis } from "ioredis";
 
 import type { Hex32 } from "../attestation/eip712.ts";
 import type { ResultSigner } from "../attestation/signing.ts";
@@ -18,6 +17,7 @@ import type { SandboxPool } from "../sandbox/pool.ts";
 import type { RedisDurabilityGuard } from "./redisDurability.ts";
 import type { BacklogLimits } from "./backlog.ts";
 import type { ResultStore } from "./results.ts";
+import type { RedisClient, RedisClusterSettings } from "./redisClient.ts";
 
 /** A logger (pino-compatible subset). Never give it secrets or sealed plaintext. */
 export interface PipelineLogger {
@@ -39,10 +39,12 @@ export type AnchorService = Pick<AnchorBatcher, "enqueue" | "anchorOf" | "run" |
 
 /** The pipeline's dependencies. */
 export interface PipelineContext {
-  /** A Redis client for the stores (BullMQ opens its own connections from `redisUrl`). */
-  redis: Redis;
-  /** Redis URL for BullMQ's connections, e.g. `redis://127.0.0.1:6379`. */
+  /** A Redis client for the stores (BullMQ opens its own connections from `redisUrl` or `redisCluster`). */
+  redis: RedisClient;
+  /** Redis URL for BullMQ's connections, e.g. `redis://127.0.0.1:6379` (the name logs show, on a cluster). */
   redisUrl: string;
+  /** A Redis Cluster's seed nodes: BullMQ connects to the cluster, with queue keys under `{prefix}` (runtime/queue/redisClient.ts). */
+  redisCluster?: RedisClusterSettings;
   /** Key prefix of every queue and store key. */
   prefix: string;
   /** The consortium id: EIP-712 domain salt. */

@@ -40,6 +40,14 @@ import { execute } from "./processors/execute.ts";
 import { finalizeRun } from "./processors/finalize.ts";
 import { write } from "./processors/write.ts";
 import { RedisConnectionLog } from "./redisConnectionLog.ts";
+import {
+  bullmqConnectionOf,
+  closeRedis,
+  queuePrefixOf,
+  redisEndpointOf,
+  type RedisClient,
+  type RedisEndpoint,
+} from "./redisClient.ts";
 import type { CompositeReceipt, RunRecord } from "./results.ts";
 import { executeInputOf, sealEventInput } from "./sealedInput.ts";
 import {
@@ -139,6 +147,9 @@ export class Pipeline {
   #deadLetterSweep: NodeJS.Timeout | undefined;
   #closing = false;
 
+  /** The cluster clients given to BullMQ, which does not close them. */
+  readonly #clusterClients: RedisClient[] = [];
+
   /** Redis connection errors of the pipeline's clients and queues, logged once per state change. */
   readonly redisConnection: RedisConnectionLog;
 
@@ -154,20 +165,38 @@ export class Pipeline {
     this.#telemetry = telemetry ? { telemetry } : {};
     this.#queues = new Map(
       Object.values(QUEUES).map((name) => {
-        const options = { connection, prefix: ctx.prefix, ...this.#telemetry };
+        const options = { connection, prefix: this.queuePrefix, ...this.#telemetry };
         const queue =
           name === QUEUES.deadLetter ? new Queue(name, options) : new RetainingQueue(name, options, this.#retention);
         return [name, queue] as const;
       }),
     );
-    this.#flows = new FlowProducer({ connection, prefix: ctx.prefix, ...this.#telemetry });
+    this.#flows = new FlowProducer({ connection, prefix: this.queuePrefix, ...this.#telemetry });
     // Connection errors go through the logger, one line per state change, never a raw stack trace per retry.
     this.redisConnection = new RedisConnectionLog(ctx.logger, ctx.redisUrl);
     for (const emitter of [ctx.redis, ...this.#queues.values(), this.#flows]) this.redisConnection.watch(emitter);
   }
 
+  /** A BullMQ connection: options for one server, a new cluster client (closed by {@link close}) on a cluster. */
   #connection() {
-    return { url: this.ctx.redisUrl, maxRetriesPerRequest: null };
+    return bullmqConnectionOf(this.#endpoint, this.#clusterClients);
+  }
+
+  get #endpoint(): RedisEndpoint {
+    return redisEndpointOf(this.ctx);
+  }
+
+  /**
+   * BullMQ `connection` and `prefix` options for another queue or worker of this deployment (the schedules').
+   * @param clients - receives the cluster client opened on a Redis Cluster: the caller closes it (BullMQ does not).
+   */
+  bullmqOptions(clients: RedisClient[]): { connection: ReturnType<typeof bullmqConnectionOf>; prefix: string } {
+    return { connection: bullmqConnectionOf(this.#endpoint, clients), prefix: this.queuePrefix };
+  }
+
+  /** The BullMQ key prefix: `{prefix}` on a Redis Cluster (runtime/queue/redisClient.ts), else the prefix. */
+  get queuePrefix(): string {
+    return queuePrefixOf(this.ctx.prefix, this.#endpoint);
   }
 
   /** The BullMQ queue `name` (for dashboards and tests). */
@@ -261,7 +290,7 @@ export class Pipeline {
         },
         {
           connection: this.#connection(),
-          prefix: ctx.prefix,
+          prefix: this.queuePrefix,
           ...this.#telemetry,
           concurrency: concurrency[stage],
           lockDuration: options.lockDurationMs ?? 30_000,
@@ -615,5 +644,6 @@ export class Pipeline {
     await Promise.all(this.#anchorLoops);
     await this.#flows.close();
     await Promise.all([...this.#queues.values()].map((q) => q.close()));
+    await Promise.all(this.#clusterClients.map(closeRedis));
   }
 }

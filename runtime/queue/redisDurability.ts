@@ -23,11 +23,12 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
-import type { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 
 import { redactUrl } from "../errors.ts";
 import type { PipelineLogger } from "./context.ts";
 import { RedisDataLostError, RedisNotDurableError } from "./errors.ts";
+import type { RedisClient } from "./redisClient.ts";
 
 /** What the runtime found out about Redis persistence. */
 export interface PersistenceReport {
@@ -59,10 +60,19 @@ export interface RedisDurabilityOptions {
 }
 
 /**
- * Reads the persistence settings: `CONFIG GET`, else `INFO persistence`.
- * @param redis - a connected client.
+ * Reads the persistence settings: `CONFIG GET`, else `INFO persistence`. On a Redis Cluster, of every master: the
+ * first master that is not durable is the report (a fail-over makes a replica master, so its settings matter as
+ * much; configure every node alike).
+ * @param redis - a client (connected, or connecting).
  */
-export async function readPersistence(redis: Redis): Promise<PersistenceReport> {
+export async function readPersistence(redis: RedisClient): Promise<PersistenceReport> {
+  if (!(redis instanceof Cluster)) return readServerPersistence(redis);
+  await redis.ping(); // the slot map, hence the masters, is known once the cluster client is ready
+  const reports = await Promise.all(redis.nodes("master").map(readServerPersistence));
+  return reports.find((r) => !r.durable) ?? reports[0] ?? { source: "unknown", durable: false };
+}
+
+async function readServerPersistence(redis: Redis): Promise<PersistenceReport> {
   try {
     const [, appendonly] = (await redis.config("GET", "appendonly")) as string[];
     const [, appendfsync] = (await redis.config("GET", "appendfsync")) as string[];
@@ -140,7 +150,7 @@ function readEpochFile(file: string | undefined): string | undefined {
  * ```
  */
 export async function checkRedisDurability(
-  redis: Redis,
+  redis: RedisClient,
   options: RedisDurabilityOptions,
 ): Promise<RedisDurabilityGuard> {
   const where = redactUrl(options.redisUrl ?? "redis");

@@ -20,7 +20,6 @@
  *
  * @module
  */
-import type { Redis } from "ioredis";
 
 import type { BundleAnchor, ProofBundle } from "../attestation/bundle.ts";
 import type { Hex32 } from "../attestation/eip712.ts";
@@ -29,6 +28,7 @@ import type { TargetMode } from "../packages/manifest.ts";
 import type { WriteReceipt } from "../chains/writer.ts";
 import type { ReceiptCosigning } from "../consortium/cosigner.ts";
 import { ERR_WRITE_MISSING } from "./errors.ts";
+import type { RedisClient } from "./redisClient.ts";
 
 /** What `attest` produced, stored once per result. */
 export interface AttestedRecord {
@@ -120,7 +120,7 @@ export class ResultStore {
   /** TTL of an in-flight run's keys, in seconds: the longer of {@link IN_FLIGHT_SECONDS} and the retention. */
   readonly #inFlightSeconds: number;
   readonly archive: BundleArchive | undefined;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
 
   /**
@@ -128,7 +128,7 @@ export class ResultStore {
    * @param options - retention and archive, see {@link ResultStoreOptions}.
    * @throws RangeError when `retentionSeconds` is not a positive integer.
    */
-  constructor(redis: Redis, prefix = "cryptlet", options: ResultStoreOptions = {}) {
+  constructor(redis: RedisClient, prefix = "cryptlet", options: ResultStoreOptions = {}) {
     this.#redis = redis;
     this.#prefix = prefix;
     this.retentionSeconds = options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;

@@ -12,6 +12,7 @@ import { isCryptletError } from "../errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
 import { ERR_BACKLOG_FULL, type BacklogFullError } from "../queue/errors.ts";
 import type { Pipeline, SubmittedRun } from "../queue/pipeline.ts";
+import { closeRedis, type RedisClient } from "../queue/redisClient.ts";
 import type { CryptletEvent } from "../queue/topology.ts";
 import { redactSecrets } from "../redact.ts";
 import { TriggerSubscriptionInvalidError } from "./errors.ts";
@@ -107,16 +108,15 @@ export class ScheduleService {
   readonly #logger: PipelineLogger | undefined;
   readonly #onTick: ScheduleServiceOptions["onTick"];
   #worker: Worker<ScheduleTick> | undefined;
+  /** Cluster clients given to BullMQ (on a Redis Cluster), closed by {@link stop}. */
+  readonly #clusterClients: RedisClient[] = [];
 
   constructor(options: ScheduleServiceOptions) {
     this.#pipeline = options.pipeline;
     this.#concurrency = options.concurrency ?? 4;
     this.#logger = options.logger ?? options.pipeline.ctx.logger;
     this.#onTick = options.onTick;
-    this.queue = new Queue<ScheduleTick>(SCHEDULE_QUEUE, {
-      connection: { url: options.pipeline.ctx.redisUrl, maxRetriesPerRequest: null },
-      prefix: options.pipeline.ctx.prefix,
-    });
+    this.queue = new Queue<ScheduleTick>(SCHEDULE_QUEUE, options.pipeline.bullmqOptions(this.#clusterClients));
   }
 
   /**
@@ -193,8 +193,7 @@ export class ScheduleService {
         }
       },
       {
-        connection: { url: this.#pipeline.ctx.redisUrl, maxRetriesPerRequest: null },
-        prefix: this.#pipeline.ctx.prefix,
+        ...this.#pipeline.bullmqOptions(this.#clusterClients),
         concurrency: this.#concurrency,
       },
     );
@@ -208,5 +207,6 @@ export class ScheduleService {
     await this.#worker?.close();
     this.#worker = undefined;
     await this.queue.close();
+    await Promise.all(this.#clusterClients.splice(0).map(closeRedis));
   }
 }

@@ -15,9 +15,9 @@
  *
  * @module
  */
-import type { Redis } from "ioredis";
 
 import { ERR_UNEXPECTED, isCryptletError, redactDeep, redactSecrets } from "../errors.ts";
+import type { RedisClient } from "../queue/redisClient.ts";
 
 /** The last block a subscription processed. `blockNumber` -1 (hash `null`) means "before block 0". */
 export interface Checkpoint {
@@ -97,11 +97,11 @@ const JOURNAL_LENGTH = 10_000;
  * ```
  */
 export class TriggerStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
 
   /** @param prefix - the deployment's key prefix (as the pipeline's). */
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisClient, prefix: string) {
     this.#redis = redis;
     this.#prefix = prefix;
   }

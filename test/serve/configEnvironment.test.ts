@@ -24,6 +24,7 @@ const ENV = [
   "CRYPTLET_API_HOST",
   "CRYPTLET_HEALTH_PORT",
   "CRYPTLET_HEALTH_HOST",
+  "CRYPTLET_REDIS_CLUSTER_NODES",
 ];
 
 describe("runtime configuration: environment overrides", () => {
@@ -75,6 +76,30 @@ describe("runtime configuration: environment overrides", () => {
     expect(() => parseRuntimeConfig(document())).toThrow(
       /CRYPTLET_HEALTH_PORT must be a port \(0 to 65535\), got "http"/,
     );
+  });
+
+  it("takes a Redis Cluster's seed nodes from the file or CRYPTLET_REDIS_CLUSTER_NODES; a bad node is refused by name", () => {
+    expect(parseRuntimeConfig(document()).redisCluster).toBeUndefined();
+    const file = parseRuntimeConfig(document({ redisCluster: { nodes: ["redis://10.0.0.1:7000"] } }));
+    expect(file.redisCluster).toEqual({ nodes: ["redis://10.0.0.1:7000"] });
+    expect(() => parseRuntimeConfig(document({ redisCluster: { nodes: ["10.0.0.1:7000"] } }))).toThrow(
+      /redisCluster\/nodes\/0|redisCluster.nodes\[0\]/,
+    );
+
+    process.env.CRYPTLET_REDIS_CLUSTER_NODES = "redis://a.example:7000, rediss://user:secret@b.example:7001";
+    expect(parseRuntimeConfig(document()).redisCluster).toEqual({
+      nodes: ["redis://a.example:7000", "rediss://user:secret@b.example:7001"],
+    });
+    process.env.CRYPTLET_REDIS_CLUSTER_NODES = "redis://a.example:7000,rediss://user:secret@b.example";
+    let message = "";
+    try {
+      parseRuntimeConfig(document());
+    } catch (error) {
+      expect(isCryptletError(error, "ERR_RUNTIME_CONFIG_INVALID")).toBe(true);
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/CRYPTLET_REDIS_CLUSTER_NODES: .*b\.example.* is not a redis:\/\/host:port/);
+    expect(message).not.toContain("secret"); // the credential is redacted
   });
 
   it("refuses bad values in the new sections, naming the field", () => {

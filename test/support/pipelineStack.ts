@@ -10,7 +10,6 @@ import path from "node:path";
 import { DefaultAzureCredential } from "@azure/identity";
 import { KeyClient } from "@azure/keyvault-keys";
 import { Contract, id } from "ethers";
-import { Redis } from "ioredis";
 import { exportJWK, generateKeyPair } from "jose";
 
 import type { Hex32 } from "../../runtime/attestation/eip712.ts";
@@ -29,6 +28,7 @@ import type { PipelineChain, PipelineContext, PipelineLogger } from "../../runti
 import { Pipeline, type WorkerOptions } from "../../runtime/queue/pipeline.ts";
 import type { BacklogLimits } from "../../runtime/queue/backlog.ts";
 import { DirectoryBundleArchive } from "../../runtime/archive/DirectoryBundleArchive.ts";
+import { openRedis, scanKeys, type RedisClient } from "../../runtime/queue/redisClient.ts";
 import { ResultStore } from "../../runtime/queue/results.ts";
 import { SandboxPool } from "../../runtime/sandbox/pool.ts";
 import { startHardhatNode, type HardhatNode } from "./hardhatNode.ts";
@@ -50,7 +50,7 @@ export interface StackChain {
 /** The running stack. */
 export interface PipelineStack {
   prefix: string;
-  redis: Redis;
+  redis: RedisClient;
   vault: TestVault;
   pkg: BuiltPackage;
   chains: StackChain[];
@@ -77,6 +77,8 @@ export async function startPipelineStack(options: {
   sealedFor?: Party[];
   /** Redis (default {@link REDIS_URL}). */
   redisUrl?: string;
+  /** A Redis Cluster's seed nodes, in place of `redisUrl` (runtime/queue/redisClient.ts). */
+  redisCluster?: string[];
   logger?: PipelineLogger;
   /** Retention of results, lane and anchor records, jobs (seconds), and the bundle archive's directory. */
   retentionSeconds?: number;
@@ -86,7 +88,8 @@ export async function startPipelineStack(options: {
 }): Promise<PipelineStack> {
   const prefix = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const redisUrl = options.redisUrl ?? REDIS_URL;
-  const redis = new Redis(redisUrl);
+  const cluster = options.redisCluster ? { nodes: options.redisCluster } : undefined;
+  const redis = openRedis({ url: redisUrl, ...(cluster ? { cluster } : {}) });
   const vault = await startTestVault();
   const credential = new DefaultAzureCredential();
   const keys = new KeyClient(vault.vaultUrl, credential, vault.clientOptions);
@@ -185,6 +188,7 @@ export async function startPipelineStack(options: {
   const ctx: PipelineContext = {
     redis,
     redisUrl,
+    ...(cluster ? { redisCluster: cluster } : {}),
     prefix,
     consortiumId: STACK_CONSORTIUM_ID,
     packages,
@@ -223,6 +227,7 @@ export async function startPipelineStack(options: {
         file,
         JSON.stringify({
           redisUrl,
+          ...(cluster ? { redisCluster: cluster } : {}),
           prefix,
           consortiumId: STACK_CONSORTIUM_ID,
           issuer: "test-runtime",
@@ -247,12 +252,8 @@ export async function startPipelineStack(options: {
       await ctx.sandbox.dispose();
       for (const chain of pipelineChains.values()) chain.writer.rpc.destroy();
       await Promise.all(chains.map((c) => c.node.stop()));
-      let cursor = "0";
-      do {
-        const [next, found] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
-        cursor = next;
-        if (found.length > 0) await redis.del(...found);
-      } while (cursor !== "0");
+      // One DEL per key: on a cluster, the keys of one batch may be in different slots.
+      for await (const found of scanKeys(redis, `*${prefix}*`)) await Promise.all(found.map((key) => redis.del(key)));
       await redis.quit();
       await vault.close();
     },

@@ -49,7 +49,7 @@ async function waitUp(url: string): Promise<void> {
 }
 
 /** A TCP port free on 127.0.0.1 now (the OS's choice). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { Redis } from "ioredis";
 
 import type { Hex32 } from "../../attestation/eip712.ts";
 import { packagePrefixOf } from "../../bootstrap.ts";
@@ -13,6 +12,7 @@ import type { RuntimeConfig } from "../../config.ts";
 import { buildPackage } from "../../packages/build.ts";
 import { PackageStore } from "../../packages/PackageStore.ts";
 import { signPackage } from "../../packages/signature.ts";
+import { openRedis, redisEndpointOf } from "../../queue/redisClient.ts";
 import { CliUsageError } from "../errors.ts";
 import { readPrivateJwk } from "../io.ts";
 
@@ -59,7 +59,7 @@ export async function deployCryptlet(
   if (!kid) throw new CliUsageError("the publisher key has no kid: pass --kid", "--kid");
   const built = await buildPackage(dir);
   const signature = await signPackage(built, key, kid);
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+  const redis = openRedis(redisEndpointOf(config), { maxRetriesPerRequest: 2, lazyConnect: true });
   try {
     await redis.connect();
     const store = new PackageStore({

@@ -16,10 +16,10 @@ import os from "node:os";
 import path from "node:path";
 
 import { isHexString } from "ethers";
-import { Redis } from "ioredis";
 
 import type { RuntimeConfig } from "../../config.ts";
 import { ResultStore, type RunRecord } from "../../queue/results.ts";
+import { openRedis, redisEndpointOf } from "../../queue/redisClient.ts";
 import {
   auditSubjectOf,
   renderAuditReport,
@@ -81,7 +81,7 @@ export function parseExplorers(values: readonly string[] = []): Record<string, s
 
 /** Reads a complete run's receipt and run record from the result store of `config`. */
 async function loadRun(runId: string, config: RuntimeConfig): Promise<{ document: unknown; run?: RunRecord }> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+  const redis = openRedis(redisEndpointOf(config), { maxRetriesPerRequest: 2, lazyConnect: true });
   try {
     await redis.connect();
     const results = new ResultStore(redis, config.prefix);

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { Redis } from "ioredis";
 
 import type { RuntimeConfig } from "../../config.ts";
 import { ResultStore, type CompositeReceipt, type RunRecord } from "../../queue/results.ts";
+import { openRedis, redisEndpointOf } from "../../queue/redisClient.ts";
 import { RunNotFoundError } from "../errors.ts";
 
 /** A run's status. */
@@ -21,7 +21,7 @@ export type RunStatusReport =
  * @throws {@link RunNotFoundError} `ERR_RUN_NOT_FOUND`.
  */
 export async function runStatus(runId: string, config: RuntimeConfig): Promise<RunStatusReport> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+  const redis = openRedis(redisEndpointOf(config), { maxRetriesPerRequest: 2, lazyConnect: true });
   try {
     await redis.connect();
     const results = new ResultStore(redis, config.prefix);
