@@ -8,11 +8,11 @@
 import { readFileSync } from "node:fs";
 
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
-import { Interface, getAddress } from "ethers";
 import { Redis } from "ioredis";
 
 import { DirectoryBundleArchive } from "./archive/DirectoryBundleArchive.ts";
 import { AnchorBatcher } from "./chains/anchor.ts";
+import { isTrustedSigner } from "./chains/registryTrust.ts";
 import { ChainRpc } from "./chains/rpc.ts";
 import { ChainWriter } from "./chains/writer.ts";
 import { gatheringCosigner } from "./consortium/cosigner.ts";
@@ -77,8 +77,6 @@ export function keyProviderOf(
   });
 }
 
-const REGISTRY_SIGNER = new Interface(["function isSigner(address signer) view returns (bool)"]);
-
 /**
  * Whether `CryptletRegistry.isSigner(address)` holds on every chain with a registry (at its latest block); true when
  * no chain has one (nothing on-chain checks result signatures then).
@@ -88,11 +86,7 @@ export async function trustedByEveryRegistry(chains: readonly PipelineChain[], a
   for (const chain of chains) {
     const registry = chain.config.contracts.registry;
     if (!registry) continue;
-    const answer = await chain.writer.rpc.send<string>("eth_call", [
-      { to: registry, data: REGISTRY_SIGNER.encodeFunctionData("isSigner", [getAddress(address)]) },
-      "latest",
-    ]);
-    if (!(REGISTRY_SIGNER.decodeFunctionResult("isSigner", answer)[0] as boolean)) return false;
+    if (!(await isTrustedSigner(chain.writer.rpc, registry, address))) return false;
   }
   return true;
 }

@@ -40,6 +40,11 @@ export interface AttestedRecord {
   signatures: string[];
   /** When the record was created (Unix ms). */
   attestedAt: number;
+  /**
+   * How many times the signatures were replaced after a signer rotation ({@link ResultStore.replaceSignatures});
+   * absent when never. The write's idempotency key carries it (runtime/chains/targets.ts, `attempt`).
+   */
+  resigned?: number;
   /** Consortium mode: who led, signed, dissented (with their hashes) and did not answer (runtime/consortium). */
   cosigning?: ReceiptCosigning;
 }
@@ -218,6 +223,7 @@ export class ResultStore {
       ...current,
       bundle: { ...current.bundle, signatures },
       signatures: signatures.map((s) => s.signature),
+      resigned: (current.resigned ?? 0) + 1,
     };
     await this.#redis.set(this.#key(resultId, "attested"), JSON.stringify(record), "KEEPTTL");
     return record;

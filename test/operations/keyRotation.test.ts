@@ -112,12 +112,44 @@ describe("rotating a result-signing key while runs flow (no restart)", () => {
       ).filter((id): id is string => id !== undefined);
       expect(rotatedAt).toBeLessThan(lateAt);
 
-      // 4. The registry learns the new signer.
+      // 4. The registry learns the new signer. Mining is paused until record transactions signed with the old key
+      // wait in the mempool; rotateSigner (higher priority fee) is mined first in the same block, so those revert
+      // on-chain (the tail of the window: old signatures that reach the chain after the rotation).
+      const rpc = chain.node.provider;
       const registry = chain.registry;
-      const tx = await registry.getFunction("rotateSigner")(oldAddress, newAddress);
-      const rotation = await tx.wait();
-      const rotationBlock = rotation!.blockNumber as number;
+      const pendingRecords = async () => {
+        const block = (await rpc.send("eth_getBlockByNumber", ["pending", true])) as { transactions: { to: string }[] };
+        return block.transactions.filter((t) => getAddress(t.to) === getAddress(chain.contracts.ledger)).length;
+      };
+      await rpc.send("evm_setAutomine", [false]);
+      let rotationBlock: number;
+      try {
+        await until("3 record transactions waiting in the mempool", async () => (await pendingRecords()) >= 3, 60_000);
+        const tx = await registry.getFunction("rotateSigner")(oldAddress, newAddress, {
+          gasLimit: 500_000,
+          maxFeePerGas: 400_000_000_000n,
+          maxPriorityFeePerGas: 300_000_000_000n,
+        });
+        await rpc.send("evm_mine", []);
+        const rotation = await tx.wait();
+        rotationBlock = rotation!.blockNumber as number;
+      } finally {
+        await rpc.send("evm_setAutomine", [true]);
+      }
       const rotatedOnChainAt = Date.now();
+      // Independently from the chain: record transactions mined in the rotation's block after it, and reverted.
+      const rotationTxs = (
+        (await rpc.send("eth_getBlockByNumber", [`0x${rotationBlock.toString(16)}`, false])) as {
+          transactions: string[];
+        }
+      ).transactions;
+      const reverted: string[] = [];
+      for (const hash of rotationTxs) {
+        const receipt = await rpc.getTransactionReceipt(hash);
+        if (receipt!.to && getAddress(receipt!.to) === getAddress(chain.contracts.ledger) && receipt!.status === 0)
+          reverted.push(hash);
+      }
+      expect(reverted.length).toBeGreaterThanOrEqual(1);
 
       // 5. Runs after it complete, with the new key (picked up without a restart).
       const afterRuns = () => submitted.filter((s) => s.at > rotatedOnChainAt).map((s) => s.runId);
@@ -178,6 +210,19 @@ describe("rotating a result-signing key while runs flow (no restart)", () => {
       expect(before.length).toBeGreaterThanOrEqual(8);
       expect(after.length).toBeGreaterThanOrEqual(5);
       for (const runId of afterRuns()) expect(signersOf.get(runId)!.signers).toContain(newAddress);
+
+      // The results whose record transaction reverted in the rotation's block were signed again and recorded once
+      // afterwards, by the new key.
+      const revertedResults = new Set<string>();
+      for (const hash of reverted) {
+        const sent = await rpc.getTransaction(hash);
+        revertedResults.add((ledgerAbi.decodeFunctionData("record", sent!.data)[0] as string[])[0]!);
+      }
+      for (const resultId of revertedResults) {
+        expect(signersOf.get(resultId)!.block).toBeGreaterThan(rotationBlock);
+        expect(signersOf.get(resultId)!.signers).toContain(newAddress);
+        expect((await stack.ctx.results.getAttested(resultId))!.resigned).toBeGreaterThanOrEqual(1);
+      }
 
       // The proof bundles carry the signatures that were written (re-signed ones included).
       for (const { runId } of submitted) {
