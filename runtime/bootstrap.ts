@@ -11,6 +11,7 @@ import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 
 import { DirectoryBundleArchive } from "./archive/DirectoryBundleArchive.ts";
 import { AnchorBatcher } from "./chains/anchor.ts";
+import { isTrustedSigner } from "./chains/registryTrust.ts";
 import { ChainRpc } from "./chains/rpc.ts";
 import { ChainWriter } from "./chains/writer.ts";
 import { gatheringCosigner } from "./consortium/cosigner.ts";
@@ -21,6 +22,7 @@ import { GuardedCredential } from "./keys/guardedCredential.ts";
 import type { KeyProvider } from "./keys/KeyProvider.ts";
 import { KeyVaultSigner } from "./keys/KeyVaultSigner.ts";
 import { LocalKeyProvider } from "./keys/LocalKeyProvider.ts";
+import { RegistryGatedKeyProvider } from "./keys/RegistryGatedKeyProvider.ts";
 import { PackageStore } from "./packages/PackageStore.ts";
 import type { PipelineChain, PipelineContext, PipelineLogger } from "./queue/context.ts";
 import { openRedis, redisEndpointOf } from "./queue/redisClient.ts";
@@ -73,6 +75,20 @@ export function keyProviderOf(
       ...(caFile ? { tlsOptions: { ca: readFileSync(caFile, "utf8") } } : {}),
     },
   });
+}
+
+/**
+ * Whether `CryptletRegistry.isSigner(address)` holds on every chain with a registry (at its latest block); true when
+ * no chain has one (nothing on-chain checks result signatures then).
+ * @throws the chain's `ERR_CHAIN_RPC_UNAVAILABLE` when a registry cannot be read.
+ */
+export async function trustedByEveryRegistry(chains: readonly PipelineChain[], address: string): Promise<boolean> {
+  for (const chain of chains) {
+    const registry = chain.config.contracts.registry;
+    if (!registry) continue;
+    if (!(await isTrustedSigner(chain.writer.rpc, registry, address))) return false;
+  }
+  return true;
 }
 
 /**
@@ -147,9 +163,20 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     redis.disconnect();
     throw error;
   }
-  const resultSigners = config.keys.resultSigners.map(
-    (ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential, logger)),
-  );
+  const resultSigners = config.keys.resultSigners.map((ref) => {
+    const provider = keyProviderOf(ref, config, credential, logger);
+    // A Key Vault key that follows its latest version moves to a new version only once the chains trust it.
+    return new KeyVaultSigner(
+      provider instanceof AzureKeyVaultProvider && provider.pinnedVersion === undefined
+        ? new RegistryGatedKeyProvider({
+            inner: provider,
+            isTrusted: (address) => trustedByEveryRegistry([...chains.values()], address),
+            checkIntervalMs: config.keys.keyVault.signerCheckIntervalMs,
+            ...(logger ? { logger } : {}),
+          })
+        : provider,
+    );
+  });
 
   for (const chain of chains.values()) {
     if (chain.config.contracts.ledger) {

@@ -73,6 +73,12 @@ export interface RuntimeConfig {
       caFile?: string;
       identityEndpoint?: string;
       identityHeader?: string;
+      /**
+       * How often (ms) a result signer that follows its key's latest version reads that version and, when it is
+       * new, asks every chain's registry whether it trusts its address before signing with it
+       * (runtime/keys/RegistryGatedKeyProvider.ts). Default 5000.
+       */
+      signerCheckIntervalMs: number;
     };
   };
   /** The chains, as in the chains file (see docs/chains.md). */
@@ -261,6 +267,7 @@ const SCHEMA = {
             caFile: { type: "string", minLength: 1 },
             identityEndpoint: { type: "string", pattern: "^https?://" },
             identityHeader: { type: "string", minLength: 1 },
+            signerCheckIntervalMs: { type: "integer", minimum: 100, maximum: 3600000 },
           },
         },
       },
@@ -430,6 +437,7 @@ export function parseRuntimeConfig(
         ...(raw.keys.keyVault?.caFile ? { caFile: path.resolve(baseDir, raw.keys.keyVault.caFile) } : {}),
         ...(raw.keys.keyVault?.identityEndpoint ? { identityEndpoint: raw.keys.keyVault.identityEndpoint } : {}),
         ...(raw.keys.keyVault?.identityHeader ? { identityHeader: raw.keys.keyVault.identityHeader } : {}),
+        signerCheckIntervalMs: raw.keys.keyVault?.signerCheckIntervalMs ?? 5000,
       },
     },
     chains,

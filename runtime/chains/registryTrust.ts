@@ -9,11 +9,12 @@
  *
  * @module
  */
-import { Contract, getAddress, type BlockTag, type ContractRunner } from "ethers";
+import { Contract, Interface, getAddress, type BlockTag, type ContractRunner } from "ethers";
 
 import type { VerifyBundleOptions } from "../attestation/verifyBundle.ts";
 import { CryptletError } from "../errors.ts";
 import { ERR_REGISTRY_TRUST_UNAVAILABLE } from "./errors.ts";
+import type { ChainReader } from "./targets.ts";
 
 /** The registry views that {@link readRegistryTrust} calls (see contracts/interfaces/ICryptletRegistry.sol). */
 export const REGISTRY_TRUST_ABI = [
@@ -149,4 +150,19 @@ export function verifyOptionsOf(
     approvedCodeHashes: approved,
     signerMembers: trust.signerMembers,
   };
+}
+
+const IS_SIGNER = new Interface(["function isSigner(address signer) view returns (bool)"]);
+
+/**
+ * Whether the registry at `registry` trusts `signer` now (`CryptletRegistry.isSigner`, at the latest block).
+ * @param reader - the chain's JSON-RPC client (e.g. the writer's `rpc`).
+ * @throws the reader's errors (`ERR_CHAIN_RPC_UNAVAILABLE`); ethers' decoding error when no registry answers there.
+ */
+export async function isTrustedSigner(reader: ChainReader, registry: string, signer: string): Promise<boolean> {
+  const answer = await reader.send<string>("eth_call", [
+    { to: getAddress(registry), data: IS_SIGNER.encodeFunctionData("isSigner", [getAddress(signer)]) },
+    "latest",
+  ]);
+  return IS_SIGNER.decodeFunctionResult("isSigner", answer)[0] as boolean;
 }

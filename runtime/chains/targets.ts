@@ -201,6 +201,12 @@ export interface WriteRequestOptions {
    * (0 = no callback). Required for `oracle`.
    */
   callbackGasLimit?: number | bigint;
+  /**
+   * How many times the result's signatures were replaced (a signer rotation, runtime/queue/processors/write.ts):
+   * from 1 on, the idempotency key is `<mode>:<chain>:<resultId>#<attempt>`, because a transaction of the earlier
+   * signatures may have been mined and reverted under the plain key (which then stays failed). Default 0.
+   */
+  attempt?: number;
 }
 
 /**
@@ -264,7 +270,9 @@ export function writeRequestOf(
   const method = METHOD_OF[target.mode];
   const data = iface(name).encodeFunctionData(method, [{ ...result }, payload, signatures]);
   return {
-    idempotencyKey: idempotencyKeyOf(target.mode, target.chain, result.resultId),
+    idempotencyKey: options.attempt
+      ? `${idempotencyKeyOf(target.mode, target.chain, result.resultId)}#${options.attempt}`
+      : idempotencyKeyOf(target.mode, target.chain, result.resultId),
     to,
     data,
     contract: name,

@@ -30,6 +30,13 @@ export const ERR_CHAIN_UNKNOWN = defineErrorCode({
     "A run targets a chain this runtime has no configuration (or no anchor batcher) for (`details.chain`); the event is refused or the write fails.",
   retry: "no",
 });
+export const ERR_RESULT_SIGNER_ROTATED = defineErrorCode({
+  code: "ERR_RESULT_SIGNER_ROTATED",
+  module,
+  meaning:
+    "A chain refused a result's signature because the registry no longer trusts its signer (`rotateSigner` landed after the result was signed): the result is signed again with the signers' current key versions and the write retried.",
+  retry: "yes",
+});
 export const ERR_WRITE_MISSING = defineErrorCode({
   code: "ERR_WRITE_MISSING",
   module,

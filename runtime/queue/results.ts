@@ -23,6 +23,7 @@
 
 import type { BundleAnchor, ProofBundle } from "../attestation/bundle.ts";
 import type { Hex32 } from "../attestation/eip712.ts";
+import type { ResultSignature } from "../attestation/signing.ts";
 import type { BundleArchive } from "../archive/BundleArchive.ts";
 import type { TargetMode } from "../packages/manifest.ts";
 import type { WriteReceipt } from "../chains/writer.ts";
@@ -39,6 +40,11 @@ export interface AttestedRecord {
   signatures: string[];
   /** When the record was created (Unix ms). */
   attestedAt: number;
+  /**
+   * How many times the signatures were replaced after a signer rotation ({@link ResultStore.replaceSignatures});
+   * absent when never. The write's idempotency key carries it (runtime/chains/targets.ts, `attempt`).
+   */
+  resigned?: number;
   /** Consortium mode: who led, signed, dissented (with their hashes) and did not answer (runtime/consortium). */
   cosigning?: ReceiptCosigning;
 }
@@ -201,6 +207,26 @@ export class ResultStore {
     const key = this.#key(resultId, "attested");
     const created = await this.#redis.set(key, JSON.stringify(record), "EX", this.#inFlightSeconds, "NX");
     return created === "OK" ? record : ((await this.getAttested(resultId)) as AttestedRecord);
+  }
+
+  /**
+   * Replaces the signatures of an attested result (in its proof bundle and in what is written on-chain), keeping
+   * everything else and the key's expiry: for a result signed before a signer rotation that the chains now refuse
+   * (runtime/queue/processors/write.ts). Last call wins.
+   * @param signatures - the new signatures, as `signCryptletResult` returns them.
+   * @returns the updated record, or `undefined` when the result has no attested record.
+   */
+  async replaceSignatures(resultId: string, signatures: ResultSignature[]): Promise<AttestedRecord | undefined> {
+    const current = await this.getAttested(resultId);
+    if (current === undefined) return undefined;
+    const record: AttestedRecord = {
+      ...current,
+      bundle: { ...current.bundle, signatures },
+      signatures: signatures.map((s) => s.signature),
+      resigned: (current.resigned ?? 0) + 1,
+    };
+    await this.#redis.set(this.#key(resultId, "attested"), JSON.stringify(record), "KEEPTTL");
+    return record;
   }
 
   /** The attested record, if `attest` has run. */

@@ -9,10 +9,14 @@ import { DelayedError, type Job } from "bullmq";
 
 import type { BundleAnchor } from "../../attestation/bundle.ts";
 import { bundleResultToStruct } from "../../attestation/bundle.ts";
-import { targetOf, writeRequestOf, type WriteTarget } from "../../chains/targets.ts";
+import { isTrustedSigner } from "../../chains/registryTrust.ts";
+import { targetOf, writeRequestOf, type ChainReader, type WriteTarget } from "../../chains/targets.ts";
+import { cryptletResultDigest } from "../../attestation/eip712.ts";
+import { recoverDigestSigner, signCryptletResult } from "../../attestation/signing.ts";
 import { CryptletError, isCryptletError } from "../../errors.ts";
+import { checkGatedSigners } from "../../keys/RegistryGatedKeyProvider.ts";
 import type { AnchorService, PipelineContext } from "../context.ts";
-import { ERR_CHAIN_UNKNOWN, ERR_RUN_UNKNOWN } from "../errors.ts";
+import { ERR_CHAIN_UNKNOWN, ERR_RESULT_SIGNER_ROTATED, ERR_RUN_UNKNOWN } from "../errors.ts";
 import type { ChainOutcome } from "../results.ts";
 import type { WriteJob } from "../topology.ts";
 
@@ -34,6 +38,58 @@ async function anchorPollDelay(job: Job<WriteJob>, anchors: AnchorService, resul
     if (due !== undefined) delay = Math.max(delay, Math.min(due + ANCHOR_POLL_MS, 10 * ANCHOR_POLL_MAX_MS));
   }
   return Math.round(delay);
+}
+
+/**
+ * Whether a signer of `signatures` is not trusted by the chain's registry now. Asked after a reverted write: the
+ * revert's own reason is not enough, since a transaction mined in the same block after `rotateSigner` reverts with
+ * `CryptletProofUntrustedSigner`, but replaying it on the state before that block (how the writer decodes a mined
+ * revert) succeeds, and the decoded reason is `unknown`.
+ */
+async function signedByUntrusted(
+  ctx: PipelineContext,
+  reader: ChainReader,
+  registry: string,
+  result: ReturnType<typeof bundleResultToStruct>,
+  signatures: readonly string[],
+): Promise<boolean> {
+  const digest = cryptletResultDigest(ctx.consortiumId, result);
+  for (const signature of signatures) {
+    if (!(await isTrustedSigner(reader, registry, recoverDigestSigner(digest, signature)))) return true;
+  }
+  return false;
+}
+
+/**
+ * A chain refused the result's signatures because its registry no longer trusts one of their signers: a signer
+ * rotation (`CryptletRegistry.rotateSigner`) landed after the result was signed. The result signers check their
+ * key's latest version against the registries now (runtime/keys/RegistryGatedKeyProvider.ts), the result is signed
+ * again with their active versions, the attested record updated (its `resigned` count, which the write's
+ * idempotency key carries from then on: a transaction with the old signatures may have been mined and reverted
+ * under the previous key, which stays failed), and the write retried (the job's backoff). The contracts accept a
+ * result once and the writer asks `isRecorded` before every new nonce, so a new key never writes a result twice.
+ * @throws CryptletError `ERR_RESULT_SIGNER_ROTATED` (retryable), always: the retry writes the new signatures, or,
+ *   when the signers still sign with the refused version (the registry does not trust their new version yet),
+ *   tries again later.
+ */
+async function resignAfterRotation(
+  ctx: PipelineContext,
+  resultId: string,
+  result: ReturnType<typeof bundleResultToStruct>,
+  refused: readonly string[],
+): Promise<never> {
+  await checkGatedSigners(ctx.resultSigners);
+  const signatures = await signCryptletResult(ctx.consortiumId, result, ctx.resultSigners);
+  const before = new Set(refused.map((s) => recoverDigestSigner(cryptletResultDigest(ctx.consortiumId, result), s)));
+  const changed = signatures.some((s) => !before.has(s.signer));
+  if (changed) await ctx.results.replaceSignatures(resultId, signatures);
+  throw new CryptletError(
+    ERR_RESULT_SIGNER_ROTATED,
+    changed
+      ? `the registry no longer trusts a signer of result ${resultId}: signed again with the current key versions`
+      : `the registry no longer trusts a signer of result ${resultId}, and no signer has a newer trusted key version yet`,
+    { retryable: true, details: { resultId, signers: signatures.map((s) => s.signer), resigned: changed } },
+  );
 }
 
 const BUNDLE_MODE = { oracle: "fulfill", record: "record", feed: "submit", anchor: "anchor" } as const;
@@ -84,6 +140,7 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
       {
         reader: chain.writer.rpc,
         ...(data.callbackGasLimit === undefined ? {} : { callbackGasLimit: data.callbackGasLimit }),
+        ...(attested.resigned ? { attempt: attested.resigned } : {}),
       },
     );
     let receipt;
@@ -105,6 +162,14 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
         };
         await ctx.results.putOutcome(data.resultId, superseded);
         return superseded;
+      }
+      if (
+        !ctx.consortium &&
+        isCryptletError(error, "ERR_CHAIN_REVERTED") &&
+        chain.config.contracts.registry !== undefined &&
+        (await signedByUntrusted(ctx, chain.writer.rpc, chain.config.contracts.registry, result, attested.signatures))
+      ) {
+        await resignAfterRotation(ctx, data.resultId, result, attested.signatures);
       }
       throw error;
     }
