@@ -10,7 +10,7 @@
  * | BullMQ queues and flows (`{P}:<queue>:…`) | `{P}` ({@link queuePrefixOf}) | one slot: a flow's parent and children, and every BullMQ script, stay together, as BullMQ's docs ask |
  * | results (`P:result:{id}:…`) | the result id | one per result |
  * | backlog (`P:{backlog}:…`) | `backlog` | one |
- * | lanes (`P:lane:{chain/address}:…`) | the lane | one per relayer lane |
+ * | lanes (`P:lane:{<chainId>:<address>}:…`) | the lane | one per relayer lane |
  * | anchor batches (`P:{anchor:<chain>}:…`) | the chain | one per chain |
  * | trigger checkpoints (`P:triggers:{subscription}:…`) | the subscription | one per subscription |
  * | packages (`{P-packages}:…`) | `P-packages` | one |

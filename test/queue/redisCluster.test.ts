@@ -1,8 +1,9 @@
 /**
  * The pipeline on a real Redis Cluster (three masters, three replicas): three worker processes, configured only by
  * the configuration file's `redisCluster`, and the master that holds the queues (BullMQ's `{prefix}` slot) killed
- * with SIGKILL mid-run. Redis fails over to its replica; every result must still land on the chain exactly once,
- * read from the chain itself.
+ * with SIGKILL mid-run. Redis fails over to its replica; every result must still be recorded exactly once, read from
+ * the chain itself. Then, on the same cluster: the triggers (schedule ticks, a chain-log subscription's checkpoint,
+ * lease and block window) and the anchor batcher (without a fail-over: see docs/operations.md, "Redis Cluster").
  */
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
@@ -12,6 +13,8 @@ import { Cluster } from "ioredis";
 import { httpEventId } from "../../runtime/attestation/ids.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
 import { QUEUES } from "../../runtime/queue/topology.ts";
+import { ScheduleService } from "../../runtime/triggers/ScheduleService.ts";
+import { TriggerStore } from "../../runtime/triggers/TriggerStore.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
 import { startRedisCluster, type TestRedisCluster } from "../support/redisCluster.ts";
@@ -19,13 +22,19 @@ import { startWorker, stopWorker } from "../support/workerProcess.ts";
 
 const RUNS = 48;
 
+let cluster: TestRedisCluster;
+beforeAll(async () => {
+  cluster = await startRedisCluster();
+}, 120_000);
+afterAll(async () => {
+  await cluster?.close();
+});
+
 describe("the pipeline on a Redis Cluster, with a master failed over mid-run", () => {
-  let cluster: TestRedisCluster;
   let stack: PipelineStack;
   const workers: ChildProcess[] = [];
 
   beforeAll(async () => {
-    cluster = await startRedisCluster();
     stack = await startPipelineStack({
       chains: [{ name: "alpha", chainId: 73_201 }],
       targets: [{ chain: "alpha", mode: "record" }],
@@ -37,7 +46,6 @@ describe("the pipeline on a Redis Cluster, with a master failed over mid-run", (
   afterAll(async () => {
     for (const child of workers) if (child.exitCode === null) child.kill("SIGKILL");
     await stack?.close().catch(() => undefined);
-    await cluster?.close();
   });
 
   test("keys spread by hash tag; every result lands exactly once after the queue master dies", async () => {
@@ -114,4 +122,99 @@ describe("the pipeline on a Redis Cluster, with a master failed over mid-run", (
     const exits = await Promise.all(workers.splice(0).map((child) => stopWorker(child)));
     expect(exits).toEqual([0, 0, 0]); // each drained within its shutdown deadline
   }, 420_000);
+
+  test("the triggers on the cluster: schedule ticks with consecutive slots; a subscription's lease, blocks and checkpoint", async () => {
+    const slots: number[] = [];
+    const schedules = new ScheduleService({ pipeline: stack.pipeline, onTick: (tick) => slots.push(tick.slotTime) });
+    try {
+      await schedules.sync([{ id: `${stack.prefix}-every`, cryptlet: { name: stack.pkg.manifest.name }, every: 1000 }]);
+      schedules.start();
+      const deadline = Date.now() + 30_000;
+      while (new Set(slots).size < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await schedules.sync([]);
+      await schedules.stop();
+    }
+    const distinct = [...new Set(slots)].sort((a, b) => a - b);
+    expect(distinct.length).toBeGreaterThanOrEqual(3);
+    expect(distinct.slice(1).map((t, i) => t - distinct[i]!)).toEqual(distinct.slice(1).map(() => 1));
+    // Each tick is an event of the queues on the cluster.
+    const ticks = await stack.pipeline.queue(QUEUES.events).getJobs(["waiting", "active", "completed"], 0, -1);
+    expect(ticks.filter((j) => (j.data as { source?: { type?: string } }).source?.type === "schedule").length).toBe(
+      distinct.length,
+    );
+
+    // A chain-log subscription's store: its keys share the subscription's hash tag (MULTI and Lua on one slot).
+    const store = new TriggerStore(stack.redis, stack.prefix);
+    const subscription = `${stack.prefix}-logs`;
+    expect(await store.lock(subscription, "listener-a", 10_000)).toBe(true);
+    expect(await store.lock(subscription, "listener-b", 10_000)).toBe(false); // one scanner at a time
+    const block = (n: number) => ({ blockNumber: n, blockHash: `0x${n.toString(16).padStart(64, "0")}`, events: [] });
+    await store.commit(
+      subscription,
+      [block(10), block(11), block(12)],
+      { blockNumber: 12, blockHash: block(12).blockHash },
+      64,
+    );
+    expect(await store.checkpoint(subscription)).toMatchObject({ blockNumber: 12, blockHash: block(12).blockHash });
+    await store.rewind(subscription, { blockNumber: 10, blockHash: block(10).blockHash });
+    expect(await store.checkpoint(subscription)).toMatchObject({ blockNumber: 10 });
+    expect((await store.blocksAtOrBelow(subscription, 12)).map((b) => b.blockNumber)).toEqual([10]); // 11, 12 forgotten
+    await store.unlock(subscription, "listener-a");
+    expect(await store.lock(subscription, "listener-b", 10_000)).toBe(true); // taken over once released
+  }, 120_000);
+});
+
+describe("the anchor batcher on a Redis Cluster", () => {
+  let stack: PipelineStack;
+
+  beforeAll(async () => {
+    stack = await startPipelineStack({
+      chains: [{ name: "beta", chainId: 73_202 }],
+      targets: [{ chain: "beta", mode: "anchor" }],
+      redisCluster: cluster.nodes,
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await stack?.close().catch(() => undefined);
+  });
+
+  test("every result is anchored in one batch on chain, each batch root once", async () => {
+    const minutes = (await loadMinuteInputs()).slice(100, 124);
+    const runs = await Promise.all(
+      minutes.map(({ minute, input }) =>
+        stack.pipeline.submit({
+          eventId: httpEventId(`${stack.prefix}-anchor-${minute}`),
+          cryptlet: { name: stack.pkg.manifest.name },
+          source: { type: "http", idempotencyKey: `anchor-${minute}` },
+          input,
+          time: minute + 59,
+        }),
+      ),
+    );
+    const receipts = [];
+    for (const run of runs) {
+      const outcome = await stack.pipeline.waitForRun(run.runId, 120_000);
+      expect(outcome.status).toBe("complete");
+      if (outcome.status === "complete") receipts.push(outcome.receipt);
+    }
+    const chain = stack.chains[0]!;
+    const topic = interfaceOf("ResultLedger").getEvent("BatchAnchored")!.topicHash;
+    const logs = await chain.node.provider.getLogs({ address: chain.contracts.ledger, topics: [topic], fromBlock: 0 });
+    const roots = logs.map((log) => log.topics[1]!.toLowerCase());
+    expect(new Set(roots).size).toBe(roots.length); // each batch anchored once
+    const counted = new Map<string, number>();
+    for (const receipt of receipts) {
+      const root = receipt.targets.find((t) => t.mode === "anchor")!.batch!.root.toLowerCase();
+      expect(roots).toContain(root);
+      counted.set(root, (counted.get(root) ?? 0) + 1);
+    }
+    // The chain's own count per batch equals the results whose receipts name it.
+    for (const log of logs) {
+      const { count } = interfaceOf("ResultLedger").parseLog(log)!.args as unknown as { count: bigint };
+      expect(Number(count)).toBe(counted.get(log.topics[1]!.toLowerCase()) ?? 0);
+    }
+    expect([...counted.values()].reduce((a, b) => a + b, 0)).toBe(runs.length);
+  }, 180_000);
 });
