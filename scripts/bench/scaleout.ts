@@ -207,9 +207,17 @@ const s = (v: number) => v.toFixed(1);
 const table = rows
   .map((r) => {
     const share = (v: number) => `${Math.round((100 * v) / (r.busyCores * r.seconds))} %`;
-    return `| ${r.redis === "single" ? "one Redis" : "Redis Cluster (3 + 3)"} | ${r.workers} | ${r.events} | ${s(r.perSecond)} | ${r.busyCores.toFixed(2)} of ${os.cpus().length} | ${s(r.perBusyCore)} | ${share(r.cpu.workers)} / ${share(r.cpu.chains)} / ${share(r.cpu.redis)} / ${share(r.cpu.bench)} |`;
+    const perResult = (v: number) => `${Math.round((1000 * v) / r.events)} ms`;
+    return `| ${r.redis === "single" ? "one Redis" : "Redis Cluster (3 + 3)"} | ${r.workers} | ${r.events} | ${s(r.perSecond)} | ${r.busyCores.toFixed(2)} of ${os.cpus().length} | ${s(r.perBusyCore)} | ${share(r.cpu.workers)} / ${share(r.cpu.chains)} / ${share(r.cpu.redis)} / ${share(r.cpu.bench)} | ${perResult(r.cpu.workers)} / ${perResult(r.cpu.redis)} |`;
   })
   .join("\n");
+/** What limits the curve, read off this run's rows (each Redis kind: the fewest and the most worker processes). */
+const reading = REDIS_KINDS.map((kind) => {
+  const of = rows.filter((r) => r.redis === kind).sort((a, b) => a.workers - b.workers);
+  const [few, many] = [of[0]!, of[of.length - 1]!];
+  const perResult = (r: Row) => (1000 * r.cpu.workers) / r.events;
+  return `- ${kind === "single" ? "One Redis" : "Redis Cluster"}: with ${few.workers} worker process(es) the machine is already ${few.busyCores.toFixed(2)} of ${os.cpus().length} cores busy, so more processes add no CPU; from ${few.workers} to ${many.workers} processes the workers' CPU per result goes from ${Math.round(perResult(few))} ms to ${Math.round(perResult(many))} ms (${(perResult(many) / perResult(few)).toFixed(1)}×: each process repeats a worker's fixed work (its polling loops, lock renewals and stalled-job checks, its own sandbox pool and Key Vault connections) and they share ${os.cpus().length} cores; not profiled further), and results/s from ${s(few.perSecond)} to ${s(many.perSecond)}. Per busy core: ${s(few.perBusyCore)} results/s with ${few.workers} process(es); Redis takes ${Math.round((1000 * few.cpu.redis) / few.events)} ms of CPU per result.`;
+}).join("\n");
 const load = os
   .loadavg()
   .map((l) => l.toFixed(2))
@@ -227,12 +235,17 @@ the time from the first submission to the last confirmation. "busy cores" is the
 the round's wall time (/proc/stat); "per busy core" is results per busy CPU second, the figure a machine with
 more cores would multiply while CPU is what limits. The CPU split is each process group's CPU seconds
 (/proc/<pid>/stat, with descendants) as a share of the machine's busy time: workers / chains / Redis / the
-bench process (submitter, Key Vault emulator, anchor status polling). Load average (1, 5, 15 min) at the end of
+bench process (submitter, Key Vault emulator, anchor status polling); "CPU per result" divides a group's CPU
+seconds by the round's results. Load average (1, 5, 15 min) at the end of
 the run: ${load}.
 
-| Redis | worker processes | events | results/s | busy cores | results per busy core-second | CPU: workers / chains / Redis / bench |
-| --- | ---: | ---: | ---: | --- | ---: | --- |
-${table}`,
+| Redis | worker processes | events | results/s | busy cores | results per busy core-second | CPU: workers / chains / Redis / bench | CPU per result: workers / Redis |
+| --- | ---: | ---: | ---: | --- | ---: | --- | --- |
+${table}
+
+What limits it (computed from the rows above):
+
+${reading}`,
 );
 console.log(table);
 process.exit(0);
