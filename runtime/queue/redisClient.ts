@@ -104,12 +104,15 @@ export function bullmqConnectionOf(
   clients: RedisClient[],
 ): Cluster | { url: string; maxRetriesPerRequest: null } {
   if (!endpoint.cluster) return { url: endpoint.url, maxRetriesPerRequest: null };
-  // No per-request retry limit (BullMQ's requirement), and a deadline above BullMQ's longest block (a worker's
-  // BZPOPMIN waits at most `drainDelay`, 5 s, here): a command caught on a node during a fail-over fails after
-  // {@link BULLMQ_CLUSTER_COMMAND_TIMEOUT_MS} and BullMQ retries it, instead of waiting for ever.
+  // No per-request retry limit (BullMQ's requirement), and deadlines: a command caught on a node during a fail-over
+  // fails after {@link BULLMQ_CLUSTER_COMMAND_TIMEOUT_MS} and BullMQ retries it, instead of waiting for ever. A
+  // blocking command (a worker's BZPOPMIN, which asks Redis for at most `drainDelay`, 5 s, here) gets ioredis's own
+  // blocking deadline: its timeout plus 100 ms, or this bound when it has none; it then ends as Redis's own timeout
+  // would (no element), also when it sits in the queue of a node that died, where `commandTimeout` does not reach.
   const cluster = clusterOf(endpoint.cluster, {
     maxRetriesPerRequest: null,
     commandTimeout: BULLMQ_CLUSTER_COMMAND_TIMEOUT_MS,
+    blockingTimeout: BULLMQ_CLUSTER_COMMAND_TIMEOUT_MS,
   });
   clients.push(cluster);
   return cluster;

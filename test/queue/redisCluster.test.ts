@@ -1,9 +1,9 @@
 /**
  * The pipeline on a real Redis Cluster (three masters, three replicas): three worker processes, configured only by
  * the configuration file's `redisCluster`, and the master that holds the queues (BullMQ's `{prefix}` slot) killed
- * with SIGKILL mid-run. Redis fails over to its replica; every result must still be recorded exactly once, read from
- * the chain itself. Then, on the same cluster: the triggers (schedule ticks, a chain-log subscription's checkpoint,
- * lease and block window) and the anchor batcher (without a fail-over: see docs/operations.md, "Redis Cluster").
+ * with SIGKILL mid-run. Redis fails over to its replica; every result must still be recorded, and its batch anchored,
+ * exactly once, read from the chain itself. Then, on the same cluster: the triggers (schedule ticks, a chain-log
+ * subscription's checkpoint, lease and block window) and the anchor batcher alone.
  */
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
@@ -37,7 +37,10 @@ describe("the pipeline on a Redis Cluster, with a master failed over mid-run", (
   beforeAll(async () => {
     stack = await startPipelineStack({
       chains: [{ name: "alpha", chainId: 73_201 }],
-      targets: [{ chain: "alpha", mode: "record" }],
+      targets: [
+        { chain: "alpha", mode: "record" },
+        { chain: "alpha", mode: "anchor" },
+      ],
       workers: false,
       redisCluster: cluster.nodes,
     });
@@ -48,7 +51,7 @@ describe("the pipeline on a Redis Cluster, with a master failed over mid-run", (
     await stack?.close().catch(() => undefined);
   });
 
-  test("keys spread by hash tag; every result lands exactly once after the queue master dies", async () => {
+  test("keys spread by hash tag; every result recorded and anchored exactly once after the queue master dies", async () => {
     expect(stack.redis).toBeInstanceOf(Cluster);
     expect(stack.pipeline.queuePrefix).toBe(`{${stack.prefix}}`);
     const configFile = await stack.writeConfig();
@@ -84,7 +87,7 @@ describe("the pipeline on a Redis Cluster, with a master failed over mid-run", (
     while ((await landed()) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const before = await landed();
     expect(before).toBeGreaterThanOrEqual(6);
-    expect(before).toBeLessThan(RUNS / 2); // runs in flight when the master dies
+    expect(before).toBeLessThan(RUNS); // of 2 × 24 target outcomes: runs in flight when the master dies
 
     await queueMaster.kill(); // SIGKILL
     const rest = await Promise.all(minutes.slice(RUNS / 2).map(submit)); // during and after the fail-over
@@ -101,8 +104,7 @@ describe("the pipeline on a Redis Cluster, with a master failed over mid-run", (
       if (outcome.status === "complete") expect(outcome.receipt.status).toBe("confirmed");
     }
 
-    // The chain itself: one ResultRecorded per result, and one relayer transaction per result (no second write
-    // that the ledger would have refused).
+    // The chain itself: one ResultRecorded per result.
     const chain = stack.chains[0]!;
     const topic = interfaceOf("ResultLedger").getEvent("ResultRecorded")!.topicHash;
     const logs = await chain.node.provider.getLogs({ address: chain.contracts.ledger, topics: [topic], fromBlock: 0 });
@@ -111,7 +113,21 @@ describe("the pipeline on a Redis Cluster, with a master failed over mid-run", (
     expect(perResult.size).toBe(RUNS);
     for (const run of runs) expect(perResult.get(run.resultId)).toBe(1);
     const relayer = (await chain.node.provider.getTransaction(logs[0]!.transactionHash))!.from;
-    expect(await chain.node.provider.getTransactionCount(relayer, "latest")).toBe(RUNS);
+    // The anchor batcher through the fail-over: every result's batch root anchored, each root once.
+    const anchoredTopic = interfaceOf("ResultLedger").getEvent("BatchAnchored")!.topicHash;
+    const anchored = await chain.node.provider.getLogs({
+      address: chain.contracts.ledger,
+      topics: [anchoredTopic],
+      fromBlock: 0,
+    });
+    const roots = anchored.map((log) => log.topics[1]!.toLowerCase());
+    expect(new Set(roots).size).toBe(roots.length);
+    for (const run of runs) {
+      const receipt = await stack.ctx.results.getReceipt(run.resultId);
+      expect(roots).toContain(receipt!.targets.find((t) => t.mode === "anchor")!.batch!.root.toLowerCase());
+    }
+    // One relayer transaction per record and per anchored batch: no second write the ledger would have refused.
+    expect(await chain.node.provider.getTransactionCount(relayer, "latest")).toBe(RUNS + roots.length);
     expect(await stack.pipeline.queue(QUEUES.deadLetter).count()).toBe(0);
 
     // The stores' keys spread over the masters by their hash tags (results by result id).
