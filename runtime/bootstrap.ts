@@ -105,7 +105,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
   if (consortium && config.keys.resultSigners.length !== 1) {
     throw new ConsortiumConfigError("a consortium member has exactly one result-signing key (keys.resultSigners)");
   }
-  // Every command of the stores' client has a deadline (BullMQ's own connections get none: see docs/operations.md).
+  // Every command of the stores' client has a deadline (BullMQ's connections: runtime/queue/redisClient.ts).
   const redis = openRedis(redisEndpointOf(config), {
     maxRetriesPerRequest: null,
     commandTimeout: config.resilience.redis.commandTimeoutMs,

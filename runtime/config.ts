@@ -210,6 +210,9 @@ const stringOrList = {
   ],
 } as const;
 
+/** A Redis Cluster seed node: `redis://host:port` or `rediss://host:port` (the file's and the environment's). */
+const REDIS_NODE_PATTERN = "^rediss?://[^/]+:[0-9]+/?$";
+
 const SCHEMA = {
   type: "object",
   additionalProperties: false,
@@ -222,7 +225,7 @@ const SCHEMA = {
       additionalProperties: false,
       required: ["nodes"],
       properties: {
-        nodes: { type: "array", minItems: 1, items: { type: "string", pattern: "^rediss?://[^/]+:[0-9]+/?$" } },
+        nodes: { type: "array", minItems: 1, items: { type: "string", pattern: REDIS_NODE_PATTERN } },
       },
     },
     prefix: { type: "string", pattern: "^[A-Za-z0-9_{}-]{1,64}$" },
@@ -512,7 +515,7 @@ function redisClusterOf(
   if (env === undefined || env.trim() === "") return fromFile ? { redisCluster: { nodes: [...fromFile.nodes] } } : {};
   const nodes = env.split(",").map((n) => n.trim());
   for (const node of nodes) {
-    if (!/^rediss?:\/\/[^/]+:[0-9]+\/?$/.test(node)) {
+    if (!new RegExp(REDIS_NODE_PATTERN).test(node)) {
       throw new CryptletError(
         ERR_RUNTIME_CONFIG_INVALID,
         `${source}: CRYPTLET_REDIS_CLUSTER_NODES: "${redactUrl(node)}" is not a redis://host:port or rediss://host:port URL`,

@@ -80,7 +80,8 @@ async function resignAfterRotation(
 ): Promise<never> {
   await checkGatedSigners(ctx.resultSigners);
   const signatures = await signCryptletResult(ctx.consortiumId, result, ctx.resultSigners);
-  const before = new Set(refused.map((s) => recoverDigestSigner(cryptletResultDigest(ctx.consortiumId, result), s)));
+  const digest = cryptletResultDigest(ctx.consortiumId, result);
+  const before = new Set(refused.map((s) => recoverDigestSigner(digest, s)));
   const changed = signatures.some((s) => !before.has(s.signer));
   if (changed) await ctx.results.replaceSignatures(resultId, signatures);
   throw new CryptletError(
