@@ -65,7 +65,8 @@ export async function portInUse(port: number): Promise<boolean> {
 
 /**
  * Starts `hardhat node --chain-id <chainId>` on 127.0.0.1 and waits until it serves JSON-RPC.
- * @param options.port - TCP port; default: a free one.
+ * @param options.port - TCP port; default: a free one (another, up to 3 times, when the node finds it taken:
+ *   `EADDRINUSE`).
  * @param options.startTimeoutMs - how long to wait for the node, in ms (default 60000).
  * @throws CryptletError `ERR_LOCAL_CHAIN_START` with the node's output when it does not start.
  */
@@ -73,7 +74,20 @@ export async function startLocalChain(
   chainId: number,
   options: { port?: number; startTimeoutMs?: number } = {},
 ): Promise<LocalChain> {
-  const port = options.port ?? (await freePort());
+  // A port chosen here may be taken by another process before the node binds it: then another, at most 3 times.
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port ?? (await freePort());
+    try {
+      return await launchLocalChain(chainId, port, options.startTimeoutMs ?? 60_000);
+    } catch (error) {
+      const output = String((error as CryptletError).details?.output ?? "");
+      if (options.port !== undefined || attempt >= 3 || !output.includes("EADDRINUSE")) throw error;
+    }
+  }
+}
+
+/** Starts the node on `port` (see {@link startLocalChain}). */
+async function launchLocalChain(chainId: number, port: number, startTimeoutMs: number): Promise<LocalChain> {
   const bin = path.join(ROOT, "node_modules", ".bin");
   const child: ChildProcess = spawn(
     path.join(bin, "hardhat"),
@@ -92,7 +106,7 @@ export async function startLocalChain(
           details: { chainId, port, output: output.slice(-2000) },
         }),
       );
-    const timer = setTimeout(() => fail("did not start in time"), options.startTimeoutMs ?? 60_000);
+    const timer = setTimeout(() => fail("did not start in time"), startTimeoutMs);
     child.stdout!.on("data", (chunk: Buffer) => {
       output += chunk.toString();
       if (output.includes("Started HTTP")) {
