@@ -115,7 +115,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     ...config.keys.resultSigners,
     config.keys.attestation,
     ...(config.keys.inputEncryption ? [config.keys.inputEncryption] : []),
-    ...config.chains.map((c) => c.signer),
+    ...config.chains.flatMap((c) => [c.signer, ...c.laneSigners]),
     ...(config.consortium ? [config.consortium.requestKey] : []),
   ].some((k) => k.type === "azure-key-vault")
     ? keyVaultCredentialOf(config, logger)
@@ -141,7 +141,9 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
     for (const chain of config.chains) {
       const writer = new ChainWriter({
         chain,
-        signer: new KeyVaultSigner(keyProviderOf(chain.signer, config, credential, logger)),
+        signer: [chain.signer, ...chain.laneSigners].map(
+          (ref) => new KeyVaultSigner(keyProviderOf(ref, config, credential, logger)),
+        ),
         rpc: new ChainRpc(chain, {
           requestTimeoutMs: config.resilience.rpcTimeoutMs,
           breaker: config.resilience.rpcBreaker,

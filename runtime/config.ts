@@ -417,6 +417,7 @@ export function parseRuntimeConfig(
   const chains = parseChainsConfig({ chains: rawChains }, `${source}: chains`).chains.map((c) => ({
     ...c,
     signer: resolveKey(c.signer),
+    laneSigners: c.laneSigners.map(resolveKey),
   }));
   return {
     redisUrl: raw.redisUrl ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379",

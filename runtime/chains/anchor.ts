@@ -639,7 +639,7 @@ export class AnchorBatcher {
     }
     // Anchored before: by our own earlier transaction (a crash after it was sent) or by another lane.
     const rpc = this.writer.rpc;
-    const lane = await this.writer.lane();
+    const lane = await this.writer.lane(key);
     const nonce = await lane.nonceOf(key);
     const hashes = nonce === undefined ? [] : ((await lane.get(nonce))?.hashes ?? []);
     let txHash: string | undefined;

@@ -53,8 +53,14 @@ export interface ChainConfig {
     /** Multiplier applied to `eth_estimateGas`, in percent. Default 125. */
     gasLimitPercent: number;
   };
-  /** The key that signs this chain's transactions. */
+  /** The key that signs this chain's transactions (the relayer; the first lane). */
   signer: SignerRef;
+  /**
+   * Further relayer keys, one lane each (distinct addresses, each funded): writes are spread over `signer` and
+   * these by idempotency key and go out concurrently, one nonce sequence per lane (runtime/chains/writer.ts).
+   * Default none: one lane.
+   */
+  laneSigners: SignerRef[];
   /** The Cryptlet contracts on this chain. */
   contracts: ChainContracts;
   /** Anchor-mode batching: a batch closes at `maxBatchSize` results or `maxBatchDelayMs` after its first. */
@@ -142,6 +148,7 @@ export const CHAINS_SCHEMA = {
             },
           },
           signer: SIGNER_REF_SCHEMA,
+          laneSigners: { type: "array", maxItems: 63, items: SIGNER_REF_SCHEMA },
           contracts: {
             type: "object",
             additionalProperties: false,
@@ -269,6 +276,7 @@ export function parseChainsConfig(document: unknown, source = "chains config"): 
         gasLimitPercent: fees.gasLimitPercent ?? 125,
       },
       signer: chain.signer,
+      laneSigners: chain.laneSigners ?? [],
       contracts,
       anchor: {
         maxBatchSize: chain.anchor?.maxBatchSize ?? 256,

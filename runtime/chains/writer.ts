@@ -19,6 +19,8 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
+
 import { Transaction, getAddress, type AbstractSigner, type TransactionRequest } from "ethers";
 
 import { CryptletError } from "../errors.ts";
@@ -102,11 +104,21 @@ interface RpcReceipt {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Writes contract calls to one chain from one signer. */
+/**
+ * Writes contract calls to one chain from one signer, or from several (one lane each).
+ *
+ * **Several relayer keys.** With more than one signer, each write goes to one lane: the lane that already holds a
+ * nonce for its idempotency key (a retry, whichever lane count was configured when it was first sent), else the
+ * lane picked by the key's SHA-256 modulo the number of lanes. Lanes never share a nonce sequence, so writes on
+ * different lanes are signed, broadcast and confirmed concurrently; within a lane they stay one at a time under its
+ * lock. Every guarantee above holds per lane, and the contracts' "once per result" check holds across lanes.
+ */
 export class ChainWriter {
   readonly chain: ChainConfig;
   readonly rpc: ChainRpc;
   readonly #signer: AbstractSigner;
+  /** One single-signer writer per lane when there are several signers; `undefined` with one signer. */
+  readonly #lanes: ChainWriter[] | undefined;
   readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #log: WriterLogger | undefined;
@@ -117,6 +129,7 @@ export class ChainWriter {
   /**
    * @param options.chain - the chain's configuration.
    * @param options.signer - signs transactions (e.g. a `KeyVaultSigner`); need not be connected to a provider.
+   *   Several signers (distinct addresses) give one lane each; the first is the writer's {@link address}.
    * @param options.redis - shared Redis for lane state.
    * @param options.prefix - Redis key prefix of the deployment. Default `cryptlet`.
    * @param options.retentionSeconds - how long a confirmed transaction's lane records stay in Redis, seconds.
@@ -124,7 +137,7 @@ export class ChainWriter {
    */
   constructor(options: {
     chain: ChainConfig;
-    signer: AbstractSigner;
+    signer: AbstractSigner | readonly AbstractSigner[];
     redis: RedisClient;
     prefix?: string;
     retentionSeconds?: number;
@@ -133,7 +146,13 @@ export class ChainWriter {
   }) {
     this.chain = options.chain;
     this.rpc = options.rpc ?? new ChainRpc(options.chain);
-    this.#signer = options.signer;
+    const signers: readonly AbstractSigner[] = Array.isArray(options.signer)
+      ? options.signer
+      : [options.signer as AbstractSigner];
+    if (signers.length === 0) throw new RangeError(`chain ${options.chain.name}: a writer needs at least one signer`);
+    this.#signer = signers[0]!;
+    this.#lanes =
+      signers.length > 1 ? signers.map((signer) => new ChainWriter({ ...options, signer, rpc: this.rpc })) : undefined;
     this.#redis = options.redis;
     this.#prefix = options.prefix ?? "cryptlet";
     this.#retentionSeconds = options.retentionSeconds;
@@ -146,8 +165,22 @@ export class ChainWriter {
     return this.#address;
   }
 
-  /** This writer's lane. */
-  async lane(): Promise<Lane> {
+  /** How many lanes (relayer keys) this writer writes from. */
+  get laneCount(): number {
+    return this.#lanes?.length ?? 1;
+  }
+
+  /** Every lane's signer address (checksummed), in configuration order. */
+  async addresses(): Promise<string[]> {
+    return this.#lanes ? Promise.all(this.#lanes.map((w) => w.address())) : [await this.address()];
+  }
+
+  /**
+   * The lane of a write: with one signer, the writer's own lane; with several, the lane that already holds a nonce
+   * for `idempotencyKey`, else the one its SHA-256 picks (see the class's docs). Without a key: the first lane.
+   */
+  async lane(idempotencyKey?: string): Promise<Lane> {
+    if (this.#lanes && idempotencyKey !== undefined) return (await this.#laneWriterOf(idempotencyKey)).lane();
     this.#lane ??= new Lane(
       this.#redis,
       this.#prefix,
@@ -182,6 +215,7 @@ export class ChainWriter {
    * @throws ChainRevertedError (`ERR_CHAIN_REVERTED`), ChainWriteTimeoutError, ChainRpcUnavailableError.
    */
   async write(request: WriteRequest, { timeoutMs = 120_000 } = {}): Promise<WriteReceipt> {
+    if (this.#lanes) return (await this.#laneWriterOf(request.idempotencyKey)).write(request, { timeoutMs });
     const started = Date.now();
     const lane = await this.lane();
     let nonce = await lane.nonceOf(request.idempotencyKey);
@@ -192,6 +226,15 @@ export class ChainWriter {
       nonce = await this.#submitNew(request, gasLimit);
     }
     return this.#await(request, nonce, started, timeoutMs);
+  }
+
+  /** The single-signer writer of the lane that carries `idempotencyKey` (several signers only). */
+  async #laneWriterOf(idempotencyKey: string): Promise<ChainWriter> {
+    const lanes = this.#lanes!;
+    const held = await Promise.all(lanes.map(async (w) => (await w.lane()).nonceOf(idempotencyKey)));
+    const holder = held.findIndex((nonce) => nonce !== undefined);
+    if (holder >= 0) return lanes[holder]!;
+    return lanes[createHash("sha256").update(idempotencyKey).digest().readUInt32BE(0) % lanes.length]!;
   }
 
   #already(request: WriteRequest): WriteReceipt {
@@ -252,17 +295,25 @@ export class ChainWriter {
     return { raw, hash: Transaction.from(raw).hash! };
   }
 
-  /** Assigns a nonce, signs, commits and broadcasts, under the lane lock. Returns the write's nonce. */
+  /**
+   * Assigns a nonce, signs, commits and broadcasts, under the lane lock. Returns the write's nonce.
+   *
+   * The node's pending nonce and the fees are read before the lock is taken, so the lock covers only what must be
+   * ordered (nonce, signature, commit, broadcast). A pending nonce read early can only be lower than the node's by
+   * the time the lock is held; the lane's own `next` covers every nonce this lane assigned meanwhile, and a nonce
+   * taken outside the lane is found by the monitor loop ("nonce too low") and the write moved to a new nonce.
+   */
   async #submitNew(request: WriteRequest, gasLimit: bigint): Promise<number> {
     const lane = await this.lane();
+    const [pendingNonce, fees] = await Promise.all([
+      this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"]),
+      currentFees(this.rpc, this.chain),
+    ]);
+    const chainNext = Number(BigInt(pendingNonce));
     return lane.withLock(async (token) => {
       const raced = await lane.nonceOf(request.idempotencyKey);
       if (raced !== undefined) return raced;
-      const chainNext = Number(
-        BigInt(await this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"])),
-      );
       const nonce = Math.max(await lane.nextNonce(), chainNext);
-      const fees = await currentFees(this.rpc, this.chain);
       const { raw, hash } = await this.#sign({ to: request.to, data: request.data, nonce, gasLimit, fees });
       await lane.commit(token, {
         nonce,

@@ -79,3 +79,39 @@ describe("chains configuration: explorerUrl (audit report links)", () => {
     },
   );
 });
+
+describe("chains configuration: laneSigners (several relayer keys)", () => {
+  it("defaults to none; keeps the further relayer keys in order; resolves local key paths in the runtime file", () => {
+    expect(parseChainsConfig({ chains: [chain({ rpcUrl: "http://127.0.0.1:8545" })] }).chains[0]!.laneSigners).toEqual(
+      [],
+    );
+    const lanes = [
+      { type: "local", jwkPath: "lane-1.jwk.json" },
+      { type: "azure-key-vault", vaultUrl: "https://vault.example", keyName: "relayer-2" },
+    ];
+    const parsed = parseChainsConfig({ chains: [chain({ rpcUrl: "http://127.0.0.1:8545", laneSigners: lanes })] });
+    expect(parsed.chains[0]!.laneSigners).toEqual(lanes);
+    const runtime = parseRuntimeConfig(
+      {
+        consortiumId: `0x${"11".repeat(32)}`,
+        keys: { resultSigners: [signer], attestation: signer },
+        chains: [chain({ rpcUrl: "http://127.0.0.1:8545", laneSigners: [lanes[0]] })],
+      },
+      "runtime config",
+      "/etc/cryptlet",
+    );
+    expect(runtime.chains[0]!.laneSigners).toEqual([{ type: "local", jwkPath: "/etc/cryptlet/lane-1.jwk.json" }]);
+  });
+
+  it("refuses a malformed lane signer, naming its index", () => {
+    const { code, errors } = problemsOf(() =>
+      parseChainsConfig({
+        chains: [chain({ rpcUrl: "http://127.0.0.1:8545", laneSigners: [signer, { type: "local" }] })],
+      }),
+    );
+    expect(code).toBe("ERR_CHAIN_CONFIG_INVALID");
+    // Each alternative of the signer schema says what it missed, all under the lane signer's index.
+    expect(errors.map((e) => e.path)).toContain("chains[0].laneSigners[1].jwkPath");
+    expect(errors.every((e) => e.path.startsWith("chains[0].laneSigners[1]."))).toBe(true);
+  });
+});

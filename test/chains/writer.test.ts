@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 import { Contract, Wallet, id, keccak256, toUtf8Bytes } from "ethers";
 import { Redis } from "ioredis";
 
@@ -169,6 +171,39 @@ describe("ChainWriter against a hardhat node over JSON-RPC", () => {
     expect(new Set(receipts.map((r) => r.nonce)).size).toBe(20);
     expect(receipts.map((r) => r.nonce).sort((x, y) => x! - y!)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     for (const r of requests) expect(await recordedEvents(r.resultId)).toBe(1);
+  });
+
+  test("several relayer keys: writes spread over the lanes by key, each lands once, a retry with other lanes resumes its own", async () => {
+    const relayers = [await newSigner(), await newSigner(), await newSigner()];
+    const multi = new ChainWriter({ chain: chainConfig(), signer: relayers, redis, prefix });
+    expect(multi.laneCount).toBe(3);
+    expect(await multi.addresses()).toEqual(relayers.map((r) => r.address));
+    const writes = await Promise.all(Array.from({ length: 24 }, () => recordWrite()));
+    const receipts = await Promise.all(writes.map((w) => multi.write(w)));
+
+    // The lane of each write, computed here from the key as the docs state it (SHA-256, first 4 bytes, mod 3).
+    const expectedFrom = writes.map(
+      (w) => relayers[createHash("sha256").update(w.idempotencyKey).digest().readUInt32BE(0) % 3]!.address,
+    );
+    expect(receipts.map((r) => r.status)).toEqual(writes.map(() => "confirmed"));
+    expect(receipts.map((r) => r.from)).toEqual(expectedFrom);
+    expect(new Set(expectedFrom).size).toBe(3);
+    for (const w of writes) expect(await recordedEvents(w.resultId)).toBe(1);
+    // Each relayer's nonce on the chain is the number of writes its lane carried: nothing else was sent.
+    const nonces = async () => Promise.all(relayers.map((r) => node.provider.getTransactionCount(r.address)));
+    const carried = relayers.map((r) => expectedFrom.filter((a) => a === r.address).length);
+    expect(await nonces()).toEqual(carried);
+
+    // Retried by a writer with other lanes (one relayer removed, the rest reordered): a write whose lane is still
+    // configured resumes its own transaction there, whatever lane its key would pick now; the others find their
+    // result on-chain. No transaction is sent.
+    const reordered = new ChainWriter({ chain: chainConfig(), signer: [relayers[2]!, relayers[0]!], redis, prefix });
+    const retried = await Promise.all(writes.map((w) => reordered.write(w)));
+    retried.forEach((r, i) => {
+      if (receipts[i]!.from === relayers[1]!.address) expect(r.status).toBe("already-recorded");
+      else expect([r.status, r.txHash, r.nonce]).toEqual(["confirmed", receipts[i]!.txHash, receipts[i]!.nonce]);
+    });
+    expect(await nonces()).toEqual(carried);
   });
 
   test("a result already on-chain is not written again (isRecorded, and the contract's own error)", async () => {
