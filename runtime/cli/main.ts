@@ -508,7 +508,8 @@ Examples:
         list
           .map((c) =>
             c.ok
-              ? `${c.name.padEnd(12)} chain ${c.chainId} block ${c.headBlock} writer ${c.signer} ${c.balanceEth} ETH`
+              ? `${c.name.padEnd(12)} chain ${c.chainId} block ${c.headBlock} ` +
+                (c.lanes ?? []).map((l) => `writer ${l.signer} ${l.balanceEth} ETH`).join(", ")
               : `${c.name.padEnd(12)} chain ${c.chainId} ${c.error?.code}: ${c.error?.message}`,
           )
           .join("\n"),

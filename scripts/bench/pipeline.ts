@@ -6,10 +6,13 @@
  * timestamps). Writes the section "pipeline" of docs/benchmarks.md.
  *
  * Environment: `BENCH_ANCHOR_EVENTS` (default 1000), `BENCH_RECORD_EVENTS` (default 200), `BENCH_WORKERS`
- * (default `1,2,4`), `BENCH_MODES` (default `anchor,record`).
+ * (default `1,2,4`), `BENCH_MODES` (default `anchor,record`), `BENCH_LANES` (relayer keys per chain, one lane each;
+ * default `1,4`: record mode is measured with each, anchor mode with the first).
  */
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
+
+import { Transaction, Wallet } from "ethers";
 
 import { httpEventId } from "../../runtime/attestation/ids.ts";
 import { jobIds, QUEUES } from "../../runtime/queue/topology.ts";
@@ -23,6 +26,7 @@ const ANCHOR_EVENTS = Number(process.env.BENCH_ANCHOR_EVENTS ?? 1000);
 const RECORD_EVENTS = Number(process.env.BENCH_RECORD_EVENTS ?? 200);
 const WORKERS = (process.env.BENCH_WORKERS ?? "1,2,4").split(",").map(Number);
 const MODES = (process.env.BENCH_MODES ?? "anchor,record").split(",") as ("anchor" | "record")[];
+const LANES = (process.env.BENCH_LANES ?? "1,4").split(",").map(Number);
 
 const minutes = await loadMinuteInputs();
 const percentile = (values: number[], p: number) => {
@@ -34,6 +38,7 @@ const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v).toLocaleString(
 
 interface Row {
   mode: string;
+  lanes: number;
   workers: number;
   events: number;
   seconds: number;
@@ -49,6 +54,7 @@ interface Row {
 async function runRound(
   stack: PipelineStack,
   mode: string,
+  lanes: number,
   workers: number,
   events: number,
   round: number,
@@ -56,7 +62,13 @@ async function runRound(
   const configFile = await stack.writeConfig();
   const caFile = path.join(path.dirname(configFile), "ca.pem");
   const processes: ChildProcess[] = [];
-  for (let i = 0; i < workers; i += 1) processes.push(await startWorker(configFile, caFile, { LOG_LEVEL: "error" }));
+  for (let i = 0; i < workers; i += 1)
+    processes.push(
+      await startWorker(configFile, caFile, {
+        LOG_LEVEL: "error",
+        ...(process.env.BENCH_WORKER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS } : {}),
+      }),
+    );
   const submittedAt = new Map<string, number>();
   const started = Date.now();
   const runs: string[] = [];
@@ -64,7 +76,7 @@ async function runRound(
     const chunk = await Promise.all(
       Array.from({ length: Math.min(250, events - i) }, async (_, j) => {
         const { minute, input } = minutes[(i + j) % minutes.length]!;
-        const key = `bench-${mode}-${round}-${i + j}`;
+        const key = `bench-${mode}-${lanes}-${round}-${i + j}`;
         const now = Date.now();
         const run = await stack.pipeline.submit({
           eventId: httpEventId(`${stack.prefix}-${key}`),
@@ -120,6 +132,7 @@ async function runRound(
   for (const p of processes) await stopWorker(p);
   return {
     mode,
+    lanes,
     workers,
     events,
     seconds,
@@ -133,34 +146,79 @@ async function runRound(
   };
 }
 
+/**
+ * The same node's plain ingest, the reference for the writer: `count` zero-value transfers from one funded key,
+ * signed beforehand (consecutive nonces), broadcast with `inFlight` JSON-RPC calls at a time, until the last one
+ * has a receipt. Returns transactions per second.
+ */
+async function plainIngest(stack: PipelineStack, count = 600, inFlight = 32): Promise<number> {
+  const node = stack.chains[0]!.node;
+  const sender = Wallet.createRandom();
+  await node.fund(sender.address);
+  const to = Wallet.createRandom().address;
+  const fee = { maxFeePerGas: 100_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n };
+  const raws = await Promise.all(
+    Array.from({ length: count }, (_, nonce) =>
+      sender.signTransaction({ chainId: node.chainId, type: 2, to, value: 1n, gasLimit: 21_000n, nonce, ...fee }),
+    ),
+  );
+  const started = performance.now();
+  let next = 0;
+  const hashes: string[] = [];
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < raws.length) {
+        const raw = raws[next++]!;
+        hashes.push(await node.rpc<string>("eth_sendRawTransaction", [raw]));
+      }
+    }),
+  );
+  // Nonces are consecutive: the last one mined means every one was.
+  const last = Transaction.from(raws.at(-1)!).hash!;
+  while (!(await node.provider.getTransactionReceipt(last))) await sleep(5);
+  const seconds = (performance.now() - started) / 1000;
+  if (hashes.length !== count || (await node.provider.getTransactionCount(sender.address)) !== count) {
+    throw new Error("plain ingest: not every transfer was mined");
+  }
+  return count / seconds;
+}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const rows: Row[] = [];
+let ingest: number | undefined;
 for (const mode of MODES) {
-  const stack = await startPipelineStack({
-    chains: [
-      { name: "consortium", chainId: 75_001 },
-      { name: "public", chainId: 75_002 },
-    ],
-    targets: [
-      { chain: "consortium", mode },
-      { chain: "public", mode },
-    ],
-    workers: false,
-  });
-  try {
-    for (const [round, workers] of WORKERS.entries()) {
-      const row = await runRound(stack, mode, workers, mode === "anchor" ? ANCHOR_EVENTS : RECORD_EVENTS, round);
-      rows.push(row);
-      console.log(JSON.stringify(row));
+  for (const lanes of mode === "record" ? LANES : LANES.slice(0, 1)) {
+    const stack = await startPipelineStack({
+      chains: [
+        { name: "consortium", chainId: 75_001 },
+        { name: "public", chainId: 75_002 },
+      ],
+      targets: [
+        { chain: "consortium", mode },
+        { chain: "public", mode },
+      ],
+      laneSigners: lanes - 1,
+      workers: false,
+    });
+    try {
+      ingest ??= await plainIngest(stack);
+      console.log(JSON.stringify({ plainTransfersPerSecond: ingest }));
+      for (const [round, workers] of WORKERS.entries()) {
+        const events = mode === "anchor" ? ANCHOR_EVENTS : RECORD_EVENTS;
+        const row = await runRound(stack, mode, lanes, workers, events, round);
+        rows.push(row);
+        console.log(JSON.stringify(row));
+      }
+    } finally {
+      await stack.close();
     }
-  } finally {
-    await stack.close();
   }
 }
 
 const table = rows
   .map(
     (r) =>
-      `| ${r.mode} | ${r.workers} | ${r.events.toLocaleString("en-US")} | ${r.perSecond.toFixed(1)} | ${ms(r.submittedP50)} / ${ms(r.submittedP99)} | ${ms(r.confirmedP50)} / ${ms(r.confirmedP99)} | ${Math.round(r.gasPerResult).toLocaleString("en-US")} | ${ms(r.stages.execute!)} / ${ms(r.stages.attest!)} |`,
+      `| ${r.mode} | ${r.lanes} | ${r.workers} | ${r.events.toLocaleString("en-US")} | ${r.perSecond.toFixed(1)} | ${((r.perSecond / ingest!) * 100).toFixed(1)} % | ${ms(r.submittedP50)} / ${ms(r.submittedP99)} | ${ms(r.confirmedP50)} / ${ms(r.confirmedP99)} | ${Math.round(r.gasPerResult).toLocaleString("en-US")} | ${ms(r.stages.execute!)} / ${ms(r.stages.attest!)} |`,
   )
   .join("\n");
 writeBenchSection(
@@ -177,8 +235,14 @@ shared by its batch), "confirmed" the last target's confirmation. Gas per result
 transactions / 2 targets; anchor = anchor transactions / results anchored (256 per batch at most, or fewer when
 the 300 ms batch timer closes a batch first).
 
-| mode | worker processes | events | results/s | submitted p50 / p99 | confirmed p50 / p99 | gas per result | execute / attest job p50 |
-| --- | ---: | ---: | ---: | --- | --- | ---: | --- |
+Plain ingest, the reference: the same \`hardhat node\` accepted and mined **${ingest!.toFixed(0)} plain transfers/s**
+in this run (600 zero-value transfers signed beforehand, 32 JSON-RPC calls in flight, until the last receipt).
+"Of plain ingest" is results/s against it: each result is one transaction on each chain, so a chain receives
+results/s transactions. Relayer keys (lanes): writes on a chain are spread over that many keys, one nonce
+sequence each (\`laneSigners\`, docs/chains.md).
+
+| mode | relayer keys (lanes) per chain | worker processes | events | results/s | of plain ingest | submitted p50 / p99 | confirmed p50 / p99 | gas per result | execute / attest job p50 |
+| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- |
 ${table}
 
 Targets (issue 5): ≥ 2,000 results/s into two chains in anchor mode; p99 event → submitted ≤ 250 ms at 500

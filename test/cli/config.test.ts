@@ -30,6 +30,7 @@ describe("with a configuration (real Redis, local keys)", () => {
   let prefix: string;
   let redis: Redis;
 
+  let laneAddress = "";
   beforeAll(async () => {
     prefix = `cli${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
     redis = new Redis(REDIS_URL);
@@ -41,6 +42,7 @@ describe("with a configuration (real Redis, local keys)", () => {
         ["attestation.jwk.json", "attestation"],
         ["writer.jwk.json", "signer"],
         ["publisher.jwk.json", "publisher"],
+        ["writer-lane-1.jwk.json", "signer"],
       ].map(([file, kind]) =>
         cli(
           "keys",
@@ -54,7 +56,8 @@ describe("with a configuration (real Redis, local keys)", () => {
         ),
       ),
     );
-    expect(created.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    expect(created.map((r) => r.code)).toEqual([0, 0, 0, 0, 0]);
+    laneAddress = json(created[4] as Run).address as string;
     expect(json(created[0] as Run).address).toMatch(/^0x[0-9a-fA-F]{40}$/);
     expect(json(created[3] as Run).jwk).not.toHaveProperty("d");
     config = path.join(tmp, "cryptlet.config.json");
@@ -74,6 +77,7 @@ describe("with a configuration (real Redis, local keys)", () => {
             chainId: 31337,
             rpcUrl: "http://127.0.0.1:9",
             signer: { type: "local", jwkPath: "keys/writer.jwk.json" },
+            laneSigners: [{ type: "local", jwkPath: "keys/writer-lane-1.jwk.json" }],
             contracts: {},
           },
         ],
@@ -119,7 +123,14 @@ describe("with a configuration (real Redis, local keys)", () => {
     const list = await cli("keys", "list", "--config", config, "--json");
     expect(list.code).toBe(0);
     const roles = json(list) as { role: string; address?: string }[];
-    expect(roles.map((k) => k.role)).toEqual(["result-signer:0", "attestation", "chain:consortium"]);
+    expect(roles.map((k) => k.role)).toEqual([
+      "result-signer:0",
+      "attestation",
+      "chain:consortium",
+      "chain:consortium:lane:1",
+    ]);
+    // The lane's key is the file created for it (its address printed by `keys create`).
+    expect(roles[3]?.address).toBe(laneAddress);
     const rotated = await cli("keys", "rotate", "result-signer:0", "--config", config, "--json");
     expect(rotated.code).toBe(0);
     const { before, after } = json(rotated);

@@ -73,6 +73,8 @@ export async function startPipelineStack(options: {
   targets: { chain: string; mode: "record" | "feed" | "anchor" | "oracle" }[];
   workers?: WorkerOptions | false;
   confirmations?: number;
+  /** Further relayer keys per chain (`laneSigners`, one lane each, funded on every chain). Default 0. */
+  laneSigners?: number;
   /** Seal the Cryptlet's output for these parties (manifest `output: {sealed: true, parties}`). */
   sealedFor?: Party[];
   /** Redis (default {@link REDIS_URL}). */
@@ -99,6 +101,9 @@ export async function startPipelineStack(options: {
     keys.createEcKey("result-signer-1", { curve: "P-256K" }),
     keys.createEcKey("result-signer-2", { curve: "P-256K" }),
     keys.createEcKey("chain-writer", { curve: "P-256K" }),
+    ...Array.from({ length: options.laneSigners ?? 0 }, (_, i) =>
+      keys.createEcKey(`chain-writer-lane-${i + 1}`, { curve: "P-256K" }),
+    ),
     keys.createEcKey("attestation", { curve: "P-256" }),
     keys.createRsaKey("input-encryption", { keySize: 2048 }),
   ]);
@@ -109,6 +114,9 @@ export async function startPipelineStack(options: {
   const resultSignerAddresses = await Promise.all(resultSigners.map((s) => s.getAddress()));
   const chainSigner = new KeyVaultSigner(provider("chain-writer"));
   const chainSignerAddress = await chainSigner.getAddress();
+  const laneKeyNames = Array.from({ length: options.laneSigners ?? 0 }, (_, i) => `chain-writer-lane-${i + 1}`);
+  const laneSigners = laneKeyNames.map((name) => new KeyVaultSigner(provider(name)));
+  const laneSignerAddresses = await Promise.all(laneSigners.map((s) => s.getAddress()));
 
   // The Cryptlet: price-median, retargeted.
   const dir = await mkdtemp(path.join(os.tmpdir(), "cryptlet-stack-"));
@@ -140,7 +148,7 @@ export async function startPipelineStack(options: {
     });
     const registry = new Contract(contracts.registry, interfaceOf("CryptletRegistry"), node.funder);
     await (await registry.getFunction("approveCodeHash")(pkg.cryptletId, pkg.codeHash)).wait();
-    await node.fund(chainSignerAddress);
+    for (const address of [chainSignerAddress, ...laneSignerAddresses]) await node.fund(address);
     const rawChain = {
       name: chain.name,
       chainId: chain.chainId,
@@ -149,6 +157,15 @@ export async function startPipelineStack(options: {
       pollIntervalMs: 25,
       fees: { maxFeePerGasGwei: "100", replaceAfterMs: 2000 },
       signer: { type: "azure-key-vault", vaultUrl: vault.vaultUrl, keyName: "chain-writer" },
+      ...(laneKeyNames.length > 0
+        ? {
+            laneSigners: laneKeyNames.map((keyName) => ({
+              type: "azure-key-vault",
+              vaultUrl: vault.vaultUrl,
+              keyName,
+            })),
+          }
+        : {}),
       contracts: {
         registry: contracts.registry,
         oracle: contracts.oracle,
@@ -161,7 +178,7 @@ export async function startPipelineStack(options: {
     const config = parseChainsConfig({ chains: [rawChain] }).chains[0]!;
     const writer = new ChainWriter({
       chain: config,
-      signer: chainSigner,
+      signer: [chainSigner, ...laneSigners],
       redis,
       prefix,
       ...(options.retentionSeconds ? { retentionSeconds: options.retentionSeconds } : {}),

@@ -1,6 +1,6 @@
 /**
- * `cryptlet chains`: every configured chain with its head block, the writer's address and balance, and whether the
- * endpoint answers with the configured chain id.
+ * `cryptlet chains`: every configured chain with its head block, each relayer key's (lane's) address and balance,
+ * and whether the endpoint answers with the configured chain id.
  *
  * @module
  */
@@ -24,6 +24,8 @@ export interface ChainReport {
   /** Writer balance, wei (decimal string) and ether. */
   balanceWei?: string;
   balanceEth?: string;
+  /** Every relayer key (lane): `signer` first, then `laneSigners`, each with its balance (wei and ether). */
+  lanes?: { signer: string; balanceWei: string; balanceEth: string }[];
   contracts: RuntimeConfig["chains"][number]["contracts"];
   /** Why `ok` is false (code and message). */
   error?: { code: string; message: string };
@@ -62,23 +64,33 @@ export async function describeChains(config: RuntimeConfig, timeoutMs = 5000): P
             timeoutMs,
           ).unref(),
         );
-        const [remoteChainId, headBlock, signer] = await Promise.race([
+        const [remoteChainId, headBlock, signers] = await Promise.race([
           Promise.all([
             provider.send("eth_chainId", []) as Promise<string>,
             provider.getBlockNumber(),
-            new KeyVaultSigner(keyProviderOf(chain.signer, config)).getAddress(),
+            Promise.all(
+              [chain.signer, ...chain.laneSigners].map((ref) =>
+                new KeyVaultSigner(keyProviderOf(ref, config)).getAddress(),
+              ),
+            ),
           ]),
           timeout,
         ]);
-        const balance = await provider.getBalance(signer);
+        const lanes = await Promise.all(
+          signers.map(async (signer) => {
+            const balance = await provider.getBalance(signer);
+            return { signer, balanceWei: balance.toString(), balanceEth: formatEther(balance) };
+          }),
+        );
         const matches = Number(remoteChainId) === chain.chainId;
         return {
           ...base,
           ok: matches,
           headBlock,
-          signer,
-          balanceWei: balance.toString(),
-          balanceEth: formatEther(balance),
+          signer: lanes[0]!.signer,
+          balanceWei: lanes[0]!.balanceWei,
+          balanceEth: lanes[0]!.balanceEth,
+          lanes,
           ...(matches
             ? {}
             : {

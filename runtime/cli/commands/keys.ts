@@ -9,7 +9,7 @@
  * - `list` shows every key the configuration names (role, provider, key id and version, address).
  * - `rotate <role>` makes a new version: a local file is replaced by a new key of the same kind; a Key Vault key gets
  *   a new version (Key Vault `rotate`, REST API `POST /keys/{name}/rotate`). Roles: `attestation`,
- *   `result-signer:<index>`, `chain:<name>`. IMPORTANT: a new result-signer address must be swapped into every
+ *   `result-signer:<index>`, `chain:<name>`, `chain:<name>:lane:<n>` (the n-th of `laneSigners`). IMPORTANT: a new result-signer address must be swapped into every
  *   chain's registry (`CryptletRegistry.rotateSigner(old, new)`) before results signed with it verify on-chain.
  *
  * @module
@@ -105,7 +105,10 @@ export function configuredKeys(config: RuntimeConfig): { role: string; ref: KeyR
   return [
     ...config.keys.resultSigners.map((ref, i) => ({ role: `result-signer:${i}`, ref })),
     { role: "attestation", ref: config.keys.attestation },
-    ...config.chains.map((c) => ({ role: `chain:${c.name}`, ref: c.signer })),
+    ...config.chains.flatMap((c) => [
+      { role: `chain:${c.name}`, ref: c.signer },
+      ...c.laneSigners.map((ref, i) => ({ role: `chain:${c.name}:lane:${i + 1}`, ref })),
+    ]),
   ];
 }
 
