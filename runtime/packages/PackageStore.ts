@@ -6,6 +6,7 @@ import type { Cluster, Redis } from "ioredis";
 import type { JSONWebKeySet, JWK } from "jose";
 import canonicalizeModule from "canonicalize";
 import semver from "semver";
+import { LRUCache } from "lru-cache";
 import { BUNDLE_FILE, assembleBuiltPackage } from "./builtPackage.ts";
 import type { BuiltPackage } from "./builtPackage.ts";
 import { cryptletIdOf as computeCryptletId } from "../attestation/ids.ts";
@@ -35,6 +36,13 @@ export interface PackageStoreOptions {
   prefix?: string;
   /** Largest total size of a package's files, in bytes. Default 5242880 (5 MiB). */
   maxPackageBytes?: number;
+  /**
+   * Bytes of verified packages kept in this process, by `codeHash` (least recently used out first). A `codeHash`
+   * names its bytes for ever, so a cached package is the one Redis holds; only the version record (signature,
+   * `kid`, `deployedAt`) and the lookups that lead to the `codeHash` are read from Redis on every call. 0 turns
+   * the cache off. Default 67108864 (64 MiB).
+   */
+  cacheBytes?: number;
 }
 
 /** What `deploy` takes: a manifest and files (a `BuiltPackage` qualifies; its `codeHash` is not trusted). */
@@ -137,6 +145,8 @@ export class PackageStore {
   readonly #trusted: readonly JWK[] | JSONWebKeySet;
   readonly #prefix: string;
   readonly #maxPackageBytes: number;
+  /** Packages whose bytes were checked against their `codeHash`, by `codeHash` (see `cacheBytes`). */
+  readonly #verified: LRUCache<string, BuiltPackage> | undefined;
 
   /** @param options - see {@link PackageStoreOptions}. */
   constructor(options: PackageStoreOptions) {
@@ -144,6 +154,18 @@ export class PackageStore {
     this.#trusted = options.trustedPublisherKeys;
     this.#prefix = options.prefix ?? DEFAULT_PACKAGE_STORE_PREFIX;
     this.#maxPackageBytes = options.maxPackageBytes ?? 5 * 1024 * 1024;
+    const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
+    this.#verified =
+      cacheBytes > 0
+        ? new LRUCache<string, BuiltPackage>({
+            maxSize: cacheBytes,
+            sizeCalculation: (built) =>
+              Math.max(
+                1,
+                Object.values(built.files).reduce((n, bytes) => n + bytes.byteLength, 0),
+              ),
+          })
+        : undefined;
   }
 
   #key(kind: "code" | "version" | "versions" | "id", id: string): string {
@@ -260,6 +282,18 @@ export class PackageStore {
   }
 
   async #load(codeHash: string, record: Record<string, string>): Promise<StoredPackage> {
+    const built = this.#verified?.get(codeHash) ?? (await this.#loadBytes(codeHash));
+    this.#verified?.set(codeHash, built);
+    return {
+      ...built,
+      signature: record.signature ?? "",
+      publisherKid: record.kid ?? "",
+      deployedAt: Number(record.deployedAt),
+    };
+  }
+
+  /** Reads a package's bytes from Redis and checks them against `codeHash`. */
+  async #loadBytes(codeHash: string): Promise<BuiltPackage> {
     const fields = await this.#redis.hgetallBuffer(this.#key("code", codeHash));
     const manifestBytes = fields.manifest;
     if (manifestBytes === undefined) throw new PackageInvalidError("stored package has no manifest", { codeHash });
@@ -275,11 +309,6 @@ export class PackageStore {
         recomputed: built.codeHash,
       });
     }
-    return {
-      ...built,
-      signature: record.signature ?? "",
-      publisherKid: record.kid ?? "",
-      deployedAt: Number(record.deployedAt),
-    };
+    return built;
   }
 }

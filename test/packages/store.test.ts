@@ -193,4 +193,21 @@ describe("PackageStore (Redis)", () => {
     await redis.hset(`${prefix}code:${v.codeHash}`, "file:bundle.js", "var cryptlet = 'swapped';\n");
     expect(await codeOf(store.get("@test/demo"))).toBe("ERR_PACKAGE_INVALID");
   });
+
+  it("keeps verified bytes by codeHash: later swaps in Redis do not reach this process; lookups still read Redis", async () => {
+    const v = demo("1.0.0");
+    await store.deploy(v, await sign(v));
+    const first = await store.getByCodeHash(v.codeHash);
+    await redis.hset(`${prefix}code:${v.codeHash}`, "file:bundle.js", "var cryptlet = 'swapped';\n");
+    // This process checked the bytes once; it keeps running exactly those (compared with the package as built).
+    const again = await store.get("@test/demo");
+    expect(Buffer.from(again.files["bundle.js"]!).toString()).toBe(Buffer.from(v.files["bundle.js"]!).toString());
+    expect(again.codeHash).toBe(first.codeHash);
+    // A process without the cache reads Redis and finds the swap.
+    const uncached = new PackageStore({ redis, prefix, trustedPublisherKeys: [publisher.publicJwk], cacheBytes: 0 });
+    expect(await codeOf(uncached.get("@test/demo"))).toBe("ERR_PACKAGE_INVALID");
+    // The way to the codeHash is still read from Redis on every call: a package gone from Redis is gone here too.
+    await redis.del(`${prefix}code:${v.codeHash}`);
+    expect(await codeOf(store.getByCodeHash(v.codeHash))).toBe("ERR_PACKAGE_NOT_FOUND");
+  });
 });
