@@ -71,6 +71,12 @@ redis.call('HSET', KEYS[2], 'raw', ARGV[2], 'hashes', cjson.encode(hashes), 'max
 return #hashes
 `;
 
+/**
+ * How long a process keeps a lane's lease for its queued callers before releasing it, in milliseconds, so that
+ * other processes sharing the lane get their turn.
+ */
+export const LOCK_HOLD_MAX_MS = 250;
+
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -112,18 +118,60 @@ export class Lane {
     this.#base = `${prefix}:lane:{${this.id}}`;
   }
 
+  /** The end of this process's queue for the lane (resolves when the last caller has left). */
+  #queueTail: Promise<void> = Promise.resolve();
+  /** Callers of this process waiting behind the current one. */
+  #queued = 0;
+  /** The Redis lease this process holds between consecutive callers, if any. */
+  #held: { token: string; since: number; renew: ReturnType<typeof setInterval> } | undefined;
+
   #key(...parts: (string | number)[]): string {
     return [this.#base, ...parts].join(":");
   }
 
   /**
-   * Runs `fn` holding the lane lock. The lock is a lease of `leaseMs` milliseconds, renewed while `fn` runs.
-   * @param waitMs - how long to wait for the lock before failing with `ERR_CHAIN_LANE_BUSY` (retryable).
+   * Runs `fn` holding the lane lock. The lock is a lease of `leaseMs` milliseconds in Redis, renewed while held.
+   *
+   * Within one process, callers queue for the lane in arrival order (FIFO), and only the head of the queue asks
+   * Redis for the lock: the lock passes from one caller to the next without a round of polling, and while more
+   * callers are queued the process keeps the lease for up to {@link LOCK_HOLD_MAX_MS} before releasing it (so that
+   * other processes sharing the lane get their turn). Each `fn` gets the fencing token of the lease it runs under;
+   * every mutation checks it, so a lease lost meanwhile (a paused process) still fails with `LANE_LOCK_LOST`.
+   *
+   * @param waitMs - how long a caller may wait (in the queue and for Redis) before failing with
+   *   `ERR_CHAIN_LANE_BUSY` (retryable), in milliseconds. Default 30000.
+   * @param leaseMs - the lease's length in milliseconds. Default 15000.
    */
   async withLock<T>(fn: (token: string) => Promise<T>, { waitMs = 30_000, leaseMs = 15_000 } = {}): Promise<T> {
+    const started = Date.now();
+    const previous = this.#queueTail;
+    let leave!: () => void;
+    this.#queueTail = new Promise<void>((resolve) => (leave = resolve));
+    this.#queued += 1;
+    await previous;
+    this.#queued -= 1;
+    try {
+      const lease = await this.#lease(started, waitMs, leaseMs);
+      let failed = true;
+      try {
+        const value = await fn(lease.token);
+        failed = false;
+        return value;
+      } finally {
+        // Keep the lease for the next caller in this process, unless nobody waits, it was held long enough, or
+        // `fn` failed (perhaps because the lease was lost: the next caller starts from a fresh one).
+        if (failed || this.#queued === 0 || Date.now() - lease.since >= LOCK_HOLD_MAX_MS) await this.#releaseLease();
+      }
+    } finally {
+      leave();
+    }
+  }
+
+  /** The lease this process holds, or a new one from Redis (polling with backoff while another process has it). */
+  async #lease(started: number, waitMs: number, leaseMs: number): Promise<{ token: string; since: number }> {
+    if (this.#held) return this.#held;
     const token = randomUUID();
     const lockKey = this.#key("lock");
-    const started = Date.now();
     let delay = 2;
     while ((await this.#redis.set(lockKey, token, "PX", leaseMs, "NX")) !== "OK") {
       if (Date.now() - started > waitMs) throw new ChainLaneBusyError(this.id, Date.now() - started);
@@ -132,23 +180,29 @@ export class Lane {
     }
     const renew = setInterval(
       () => {
-        void this.#redis.eval(
-          "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-          1,
-          lockKey,
-          token,
-          leaseMs,
-        );
+        void this.#redis
+          .eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+            1,
+            lockKey,
+            token,
+            leaseMs,
+          )
+          .catch(() => undefined); // a failed renewal shows as LANE_LOCK_LOST at the next fenced write
       },
       Math.floor(leaseMs / 3),
     );
     renew.unref();
-    try {
-      return await fn(token);
-    } finally {
-      clearInterval(renew);
-      await this.#redis.eval(RELEASE, 1, lockKey, token);
-    }
+    this.#held = { token, since: Date.now(), renew };
+    return this.#held;
+  }
+
+  async #releaseLease(): Promise<void> {
+    const held = this.#held;
+    if (!held) return;
+    this.#held = undefined;
+    clearInterval(held.renew);
+    await this.#redis.eval(RELEASE, 1, this.#key("lock"), held.token);
   }
 
   /** The next nonce the lane would assign (0 for a new lane). */

@@ -10,77 +10,20 @@
  * `single,cluster`).
  */
 import type { ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-
-import { Redis } from "ioredis";
 
 import { httpEventId } from "../../runtime/attestation/ids.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 import { REDIS_URL, startPipelineStack, type PipelineStack } from "../../test/support/pipelineStack.ts";
 import { startRedisCluster, type TestRedisCluster } from "../../test/support/redisCluster.ts";
 import { startWorker, stopWorker } from "../../test/support/workerProcess.ts";
+import { cpuSecondsOf, machineSeconds, processTable, redisPid } from "./cpu.ts";
 import { writeBenchSection } from "./report.ts";
 
 const EVENTS = Number(process.env.BENCH_SCALEOUT_EVENTS ?? 600);
 const WORKERS = (process.env.BENCH_WORKERS ?? "1,2,4").split(",").map(Number);
 const REDIS_KINDS = (process.env.BENCH_REDIS ?? "single,cluster").split(",") as ("single" | "cluster")[];
-const TICKS = 100; // USER_HZ: /proc's clock ticks per second on Linux
-
-/** CPU ticks (user + system) of every process, by pid, and each process's parent. */
-function processTable(): Map<number, { ppid: number; ticks: number }> {
-  const table = new Map<number, { ppid: number; ticks: number }>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      // Fields after the command name (which may hold spaces) start at field 3 (state).
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      table.set(Number(entry), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return table;
-}
-
-/** CPU seconds so far of `roots` and all their descendants. */
-function cpuSecondsOf(roots: number[], table = processTable()): number {
-  const children = new Map<number, number[]>();
-  for (const [pid, { ppid }] of table) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-  let ticks = 0;
-  const seen = new Set<number>();
-  const stack = [...roots];
-  while (stack.length > 0) {
-    const pid = stack.pop()!;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    ticks += table.get(pid)?.ticks ?? 0;
-    stack.push(...(children.get(pid) ?? []));
-  }
-  return ticks / TICKS;
-}
-
-/** The machine's busy and total CPU seconds so far (/proc/stat, all cores). */
-function machineSeconds(): { busy: number; total: number } {
-  const [, ...values] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = values.map(Number) as number[];
-  const busy = user! + nice! + system! + irq! + softirq! + steal!;
-  return { busy: busy / TICKS, total: (busy + idle! + iowait!) / TICKS };
-}
-
-/** The pid of the redis-server at `port` (INFO server's `process_id`). */
-async function redisPid(port: number): Promise<number> {
-  const redis = new Redis({ port, lazyConnect: true, commandTimeout: 2000, connectTimeout: 2000 });
-  try {
-    await redis.connect();
-    return Number(/process_id:(\d+)/.exec(await redis.info("server"))![1]);
-  } finally {
-    redis.disconnect();
-  }
-}
-
 interface Row {
   redis: "single" | "cluster";
   workers: number;
