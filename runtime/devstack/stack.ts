@@ -219,6 +219,8 @@ export async function startLocalStack(
       name,
       chainId: chain.chainId,
       rpcUrl: chain.url,
+      // `hardhat node` serves WebSocket JSON-RPC on its HTTP port: the listener scans as each block arrives.
+      wsUrl: chain.url.replace(/^http/, "ws"),
       confirmations: 1,
       pollIntervalMs: 100,
       fees: { maxFeePerGasGwei: "100", maxPriorityFeePerGasGwei: "2", replaceAfterMs: 15000 },
