@@ -45,8 +45,9 @@ export interface ChainConfig {
   pollIntervalMs: number;
   /**
    * A WebSocket JSON-RPC endpoint (`ws://` or `wss://`) of the same chain, for block subscriptions
-   * (`eth_subscribe("newHeads")`): the chain-log listener scans when a block arrives instead of only every poll
-   * interval. Polling stays the fallback (a dropped socket is reconnected with backoff). Absent: polling only.
+   * (`eth_subscribe("newHeads")`): the chain-log listener scans, and a writer waiting for confirmations checks its
+   * receipt, when a block arrives instead of only every poll interval. Polling stays the fallback (a dropped socket
+   * is reconnected with backoff). Absent: polling only.
    * May contain credentials: log it with `redactUrl`.
    */
   wsUrl?: string;
