@@ -409,9 +409,11 @@ export function parseRuntimeConfig(
     ref.type === "local" ? { ...ref, jwkPath: path.resolve(baseDir, ref.jwkPath) } : ref;
   // JSON-RPC URLs often hold an API key: the environment may give them instead of the file (twelve-factor).
   const rawChains = (raw.chains as { name: string; rpcUrl?: string; rpcUrls?: string[] }[]).map((c) => {
+    const wsFromEnv = process.env[wsUrlEnvName(c.name)]?.trim();
+    const chain = wsFromEnv ? { ...c, wsUrl: wsFromEnv } : c;
     const fromEnv = process.env[rpcUrlsEnvName(c.name)];
-    if (fromEnv === undefined || fromEnv.trim() === "") return c;
-    const { rpcUrl: _rpcUrl, ...rest } = c;
+    if (fromEnv === undefined || fromEnv.trim() === "") return chain;
+    const { rpcUrl: _rpcUrl, ...rest } = chain;
     return { ...rest, rpcUrls: fromEnv.split(",").map((u) => u.trim()) };
   });
   const chains = parseChainsConfig({ chains: rawChains }, `${source}: chains`).chains.map((c) => ({
@@ -502,6 +504,15 @@ export function parseRuntimeConfig(
  */
 export function rpcUrlsEnvName(name: string): string {
   return `CRYPTLET_RPC_URLS_${name.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+}
+
+/**
+ * The environment variable that gives chain `name`'s WebSocket endpoint (block subscriptions) in place of the
+ * configuration file's `wsUrl`: `CRYPTLET_WS_URL_` and the name as in {@link rpcUrlsEnvName} (chain
+ * `public-mainnet`: `CRYPTLET_WS_URL_PUBLIC_MAINNET`). Checked like the file's value.
+ */
+export function wsUrlEnvName(name: string): string {
+  return `CRYPTLET_WS_URL_${name.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
 }
 
 /**

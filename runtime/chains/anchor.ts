@@ -420,10 +420,11 @@ export class AnchorBatcher {
    * The worker loop: flushes, then sleeps until the next batch is due (at most `idleMs`), until `signal` aborts.
    * An abort lets the current flush finish (no write is left half done) and then resolves.
    * @param options.idleMs - the longest sleep between flushes, in ms (also the retry cadence of open batches).
-   * Default `min(250, maxBatchDelayMs)`, at least 10.
+   * Default `min(anchor.pollIntervalMs, maxBatchDelayMs)` of the chain's configuration, at least 10.
    */
   async run(signal: AbortSignal, { idleMs }: { idleMs?: number } = {}): Promise<void> {
-    const idle = Math.max(10, idleMs ?? Math.min(250, this.writer.chain.anchor.maxBatchDelayMs));
+    const { pollIntervalMs, maxBatchDelayMs } = this.writer.chain.anchor;
+    const idle = Math.max(10, idleMs ?? Math.min(pollIntervalMs, maxBatchDelayMs));
     while (!signal.aborted) {
       try {
         const outcomes = await this.flush();

@@ -34,12 +34,23 @@ export interface ChainConfig {
   name: string;
   /** EIP-155 chain id; checked against `eth_chainId` at start. */
   chainId: number;
-  /** JSON-RPC endpoints (HTTP(S) or WS), tried in order on failure. May contain credentials: log them with `redactUrl`. */
+  /** JSON-RPC endpoints (HTTP(S)), tried in order on failure. May contain credentials: log them with `redactUrl`. */
   rpcUrls: string[];
   /** Blocks on top of the including block before a write counts (1 = included). Default 1. */
   confirmations: number;
-  /** How often the writer polls for receipts and new blocks, in milliseconds. Default 250. */
+  /**
+   * How often the writer polls for receipts and new blocks, in milliseconds. Default 250 (fits a local chain; a
+   * public chain with 2–12 s blocks and a rate-limited RPC: 1000–3000, see docs/chains.md "Latency settings").
+   */
   pollIntervalMs: number;
+  /**
+   * A WebSocket JSON-RPC endpoint (`ws://` or `wss://`) of the same chain, for block subscriptions
+   * (`eth_subscribe("newHeads")`): the chain-log listener scans, and a writer waiting for confirmations checks its
+   * receipt, when a block arrives instead of only every poll interval. Polling stays the fallback (a dropped socket
+   * is reconnected with backoff). Absent: polling only.
+   * May contain credentials: log it with `redactUrl`.
+   */
+  wsUrl?: string;
   /** Fee policy (EIP-1559). */
   fees: {
     /** Upper bound of `maxFeePerGas`, in wei. */
@@ -63,8 +74,12 @@ export interface ChainConfig {
   laneSigners: SignerRef[];
   /** The Cryptlet contracts on this chain. */
   contracts: ChainContracts;
-  /** Anchor-mode batching: a batch closes at `maxBatchSize` results or `maxBatchDelayMs` after its first. */
-  anchor: { maxBatchSize: number; maxBatchDelayMs: number };
+  /**
+   * Anchor-mode batching: a batch closes at `maxBatchSize` results or `maxBatchDelayMs` after its first.
+   * `pollIntervalMs` is the shortest wait, in milliseconds, of an `anchor` write between two checks of its batch,
+   * and the longest sleep of the batcher's loop between flushes (capped by `maxBatchDelayMs`). Default 250.
+   */
+  anchor: { maxBatchSize: number; maxBatchDelayMs: number; pollIntervalMs: number };
   /**
    * A block explorer's base URL (e.g. `https://sepolia.etherscan.io`): the audit report links transactions to
    * `<explorerUrl>/tx/<hash>` and blocks to `<explorerUrl>/block/<n>`. Absent for a local chain (no links).
@@ -105,14 +120,21 @@ const gwei = { type: "string", pattern: "^[0-9]+(\\.[0-9]{1,9})?$" } as const;
 
 /**
  * JSON-RPC endpoints must be HTTP(S): the runtime talks to them with ethers' `JsonRpcProvider` (per-request
- * timeouts, failover across `rpcUrls`). WebSocket endpoints (`ws://`, `wss://`) are refused when the file is
- * loaded rather than failing at the first request.
+ * timeouts, failover across `rpcUrls`). WebSocket endpoints (`ws://`, `wss://`) are refused there when the file
+ * is loaded rather than failing at the first request; a chain's WebSocket endpoint is its `wsUrl`, used for block
+ * subscriptions only (runtime/chains/heads.ts).
  */
 const RPC_URL_PATTERN = "^https?://";
 
+/** The block-subscription endpoint (`wsUrl`) must be a WebSocket URL. */
+const WS_URL_PATTERN = "^wss?://";
+
+/** The message of a refused `wsUrl`. */
+export const WS_URL_MESSAGE = "must be a ws:// or wss:// URL (a WebSocket JSON-RPC endpoint of the same chain)";
+
 /** The message of a refused RPC URL (its path in the document says which field). */
 export const RPC_URL_MESSAGE =
-  "must be an http:// or https:// URL; WebSocket endpoints (ws://, wss://) are not supported yet";
+  "must be an http:// or https:// URL; a WebSocket endpoint (ws://, wss://) is given as wsUrl, for block subscriptions only";
 
 /** JSON Schema (draft-07 subset understood by ajv) of the chains file. */
 export const CHAINS_SCHEMA = {
@@ -135,6 +157,7 @@ export const CHAINS_SCHEMA = {
           explorerUrl: { type: "string", pattern: "^https?://[^\\s]+$", maxLength: 2048 },
           confirmations: { type: "integer", minimum: 1, maximum: 1000 },
           pollIntervalMs: { type: "integer", minimum: 10, maximum: 60000 },
+          wsUrl: { type: "string", pattern: WS_URL_PATTERN, maxLength: 2048 },
           fees: {
             type: "object",
             additionalProperties: false,
@@ -165,6 +188,7 @@ export const CHAINS_SCHEMA = {
             properties: {
               maxBatchSize: { type: "integer", minimum: 1, maximum: 65536 },
               maxBatchDelayMs: { type: "integer", minimum: 0, maximum: 3600000 },
+              pollIntervalMs: { type: "integer", minimum: 10, maximum: 60000 },
             },
           },
         },
@@ -200,6 +224,7 @@ function describe(error: ErrorObject): string {
       if (error.instancePath.endsWith("Gwei")) return 'must be a decimal string of gwei, e.g. "30" or "1.5"';
       if (/registry|oracle|ledger|feeds/.test(error.instancePath)) return "must be a 0x-prefixed 20-byte address";
       if (/\/rpcUrls?(\/\d+)?$/.test(error.instancePath)) return RPC_URL_MESSAGE;
+      if (error.instancePath.endsWith("/wsUrl")) return WS_URL_MESSAGE;
       return `must match ${String(error.params.pattern)}`;
     default:
       return error.message ?? "is invalid";
@@ -243,6 +268,13 @@ export function parseChainsConfig(document: unknown, source = "chains config"): 
         problems.push({ path: `${at}.rpcUrls[${j}]`, message: `is not a URL (${redactUrl(url)})` });
       }
     }
+    if (chain.wsUrl !== undefined) {
+      try {
+        new URL(chain.wsUrl);
+      } catch {
+        problems.push({ path: `${at}.wsUrl`, message: `is not a URL (${redactUrl(chain.wsUrl)})` });
+      }
+    }
     const fees = chain.fees ?? { maxFeePerGasGwei: "500" };
     const maxFeePerGas = parseUnits(fees.maxFeePerGasGwei, "gwei");
     const maxPriorityFeePerGas = parseUnits(fees.maxPriorityFeePerGasGwei ?? "2", "gwei");
@@ -281,7 +313,9 @@ export function parseChainsConfig(document: unknown, source = "chains config"): 
       anchor: {
         maxBatchSize: chain.anchor?.maxBatchSize ?? 256,
         maxBatchDelayMs: chain.anchor?.maxBatchDelayMs ?? 1000,
+        pollIntervalMs: chain.anchor?.pollIntervalMs ?? 250,
       },
+      ...(chain.wsUrl === undefined ? {} : { wsUrl: chain.wsUrl as string }),
       ...(chain.explorerUrl === undefined ? {} : { explorerUrl: chain.explorerUrl as string }),
     };
   });

@@ -5,6 +5,7 @@
  * | key (prefix `P:lane:{chainId:address}`) | type | holds |
  * | --- | --- | --- |
  * | `…:lock` | string, PX TTL | the token of the process that may sign and broadcast now |
+ * | `…:lock:wanted` | string, PX TTL | set by a process waiting for the lock; asks the holder to let it in (100 ms) |
  * | `…:next` | string | the next nonce to assign |
  * | `…:tx:<nonce>` | hash | `key` (idempotency key), `raw` (latest signed transaction), `hashes` (JSON array of every hash broadcast for this nonce), `maxFeePerGas`, `maxPriorityFeePerGas` (wei), `sentAt` and `firstSentAt` (ms), `state` (`pending`, `mined`, `failed`, `filler`) |
  * | `…:idem:<key>` | string | the nonce assigned to an idempotency key |
@@ -77,6 +78,12 @@ return #hashes
  */
 export const LOCK_HOLD_MAX_MS = 250;
 
+/** The longest pause between two attempts of a process waiting for a lane's lock, in milliseconds. */
+const LOCK_MAX_POLL_MS = 50;
+
+/** How long a process that released a lane's lock for a waiting process stays away from it, in milliseconds. */
+const LOCK_YIELD_MS = LOCK_MAX_POLL_MS + 20;
+
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -122,6 +129,8 @@ export class Lane {
   #queueTail: Promise<void> = Promise.resolve();
   /** Callers of this process waiting behind the current one. */
   #queued = 0;
+  /** Until when (Unix ms) this process lets other processes take the lock before asking for it again. */
+  #yieldUntil = 0;
   /** The Redis lease this process holds between consecutive callers, if any. */
   #held: { token: string; since: number; renew: ReturnType<typeof setInterval> } | undefined;
 
@@ -134,8 +143,8 @@ export class Lane {
    *
    * Within one process, callers queue for the lane in arrival order (FIFO), and only the head of the queue asks
    * Redis for the lock: the lock passes from one caller to the next without a round of polling, and while more
-   * callers are queued the process keeps the lease for up to {@link LOCK_HOLD_MAX_MS} before releasing it (so that
-   * other processes sharing the lane get their turn). Each `fn` gets the fencing token of the lease it runs under;
+   * callers are queued the process keeps the lease, releasing it after {@link LOCK_HOLD_MAX_MS} only when another
+   * process sharing the lane has asked for it meanwhile (and then staying away long enough for it to get it). Each `fn` gets the fencing token of the lease it runs under;
    * every mutation checks it, so a lease lost meanwhile (a paused process) still fails with `LANE_LOCK_LOST`.
    *
    * @param waitMs - how long a caller may wait (in the queue and for Redis) before failing with
@@ -160,23 +169,43 @@ export class Lane {
       } finally {
         // Keep the lease for the next caller in this process, unless nobody waits, it was held long enough, or
         // `fn` failed (perhaps because the lease was lost: the next caller starts from a fresh one).
-        if (failed || this.#queued === 0 || Date.now() - lease.since >= LOCK_HOLD_MAX_MS) await this.#releaseLease();
+        if (failed || this.#queued === 0) await this.#releaseLease();
+        else if (Date.now() - lease.since >= LOCK_HOLD_MAX_MS) await this.#yieldIfWanted(lease);
       }
     } finally {
       leave();
     }
   }
 
+  /**
+   * At the end of a hold of {@link LOCK_HOLD_MAX_MS}: when another process has asked for the lock meanwhile (its
+   * `…:lock:wanted` mark is set), releases the lease and lets this process's next caller ask Redis only after
+   * {@link LOCK_YIELD_MS}, longer than a waiting process's longest pause between two attempts; otherwise keeps
+   * the lease for another hold.
+   */
+  async #yieldIfWanted(lease: { since: number }): Promise<void> {
+    if ((await this.#redis.exists(this.#key("lock", "wanted"))) === 0) {
+      lease.since = Date.now();
+      return;
+    }
+    await this.#releaseLease();
+    this.#yieldUntil = Date.now() + LOCK_YIELD_MS;
+  }
+
   /** The lease this process holds, or a new one from Redis (polling with backoff while another process has it). */
   async #lease(started: number, waitMs: number, leaseMs: number): Promise<{ token: string; since: number }> {
     if (this.#held) return this.#held;
+    const yieldMs = this.#yieldUntil - Date.now();
+    if (yieldMs > 0) await new Promise((resolve) => setTimeout(resolve, yieldMs));
     const token = randomUUID();
     const lockKey = this.#key("lock");
     let delay = 2;
     while ((await this.#redis.set(lockKey, token, "PX", leaseMs, "NX")) !== "OK") {
       if (Date.now() - started > waitMs) throw new ChainLaneBusyError(this.id, Date.now() - started);
+      // Tell the holder that this process waits (see #yieldIfWanted); the mark lapses soon after the last attempt.
+      await this.#redis.set(this.#key("lock", "wanted"), "1", "PX", 2 * LOCK_MAX_POLL_MS);
       await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, 50);
+      delay = Math.min(delay * 2, LOCK_MAX_POLL_MS);
     }
     const renew = setInterval(
       () => {

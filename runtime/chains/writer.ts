@@ -35,6 +35,7 @@ import {
 } from "./errors.ts";
 import { bumpedFees, currentFees, type Fees } from "./fees.ts";
 import { Lane, type LaneTx } from "./lane.ts";
+import { HeadSubscription } from "./heads.ts";
 import { ChainRpc, nodeErrorOf } from "./rpc.ts";
 import type { RedisClient } from "../queue/redisClient.ts";
 
@@ -123,6 +124,9 @@ export class ChainWriter {
   readonly #prefix: string;
   readonly #log: WriterLogger | undefined;
   readonly #retentionSeconds: number | undefined;
+  /** The chain's block subscription (`wsUrl`), open while writes wait for their confirmations. */
+  readonly #heads: HeadSubscription | undefined;
+  #waiting = 0;
   #lane: Lane | undefined;
   #address: string | undefined;
 
@@ -157,6 +161,13 @@ export class ChainWriter {
     this.#prefix = options.prefix ?? "cryptlet";
     this.#retentionSeconds = options.retentionSeconds;
     this.#log = options.logger;
+    this.#heads = options.chain.wsUrl
+      ? new HeadSubscription({
+          url: options.chain.wsUrl,
+          chain: options.chain.name,
+          ...(options.logger ? { logger: options.logger } : {}),
+        })
+      : undefined;
   }
 
   /** The signer's address (checksummed). */
@@ -209,13 +220,24 @@ export class ChainWriter {
   }
 
   /**
-   * Writes `request` exactly once and waits for the chain's confirmations.
+   * Writes `request` exactly once and waits for the chain's confirmations, checking every `pollIntervalMs` and,
+   * when the chain has a `wsUrl`, as soon as a block is announced (the subscription is open while writes wait).
    * @param options.timeoutMs - how long to wait for confirmation before `ERR_CHAIN_WRITE_TIMEOUT` (retryable; a
    * retry resumes the same transaction). Default 120000.
    * @throws ChainRevertedError (`ERR_CHAIN_REVERTED`), ChainWriteTimeoutError, ChainRpcUnavailableError.
    */
   async write(request: WriteRequest, { timeoutMs = 120_000 } = {}): Promise<WriteReceipt> {
     if (this.#lanes) return (await this.#laneWriterOf(request.idempotencyKey)).write(request, { timeoutMs });
+    this.#waiting += 1;
+    try {
+      return await this.#write(request, timeoutMs);
+    } finally {
+      // The last write that waited closes the subscription (its first pause opened it).
+      if (--this.#waiting === 0) this.#heads?.stop();
+    }
+  }
+
+  async #write(request: WriteRequest, timeoutMs: number): Promise<WriteReceipt> {
     const started = Date.now();
     const lane = await this.lane();
     let nonce = await lane.nonceOf(request.idempotencyKey);
@@ -445,7 +467,7 @@ export class ChainWriter {
           }
           this.#log?.warn({ chain: this.chain.name, nonce, block: blockNumber }, "receipt's block was reorged out");
         }
-        await sleep(this.chain.pollIntervalMs);
+        await this.#pause();
         continue;
       }
 
@@ -475,8 +497,19 @@ export class ChainWriter {
         await lane.withLock((token) => this.#broadcast(token, nonce, tx.raw));
         lastBroadcast = Date.now();
       }
-      await sleep(this.chain.pollIntervalMs);
+      await this.#pause();
     }
+  }
+
+  /**
+   * Waits `pollIntervalMs`, or until the chain announces a block when it has a `wsUrl` (the subscription is opened
+   * by the first write that waits, so a write confirmed at its first check opens no socket).
+   */
+  async #pause(): Promise<void> {
+    if (this.#heads) {
+      this.#heads.start();
+      await this.#heads.next(this.chain.pollIntervalMs);
+    } else await sleep(this.chain.pollIntervalMs);
   }
 
   async #receiptOf(tx: LaneTx): Promise<RpcReceipt | undefined> {

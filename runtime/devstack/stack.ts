@@ -219,6 +219,8 @@ export async function startLocalStack(
       name,
       chainId: chain.chainId,
       rpcUrl: chain.url,
+      // `hardhat node` serves WebSocket JSON-RPC on its HTTP port: the listener scans as each block arrives.
+      wsUrl: chain.url.replace(/^http/, "ws"),
       confirmations: 1,
       pollIntervalMs: 100,
       fees: { maxFeePerGasGwei: "100", maxPriorityFeePerGasGwei: "2", replaceAfterMs: 15000 },
@@ -229,9 +231,11 @@ export async function startLocalStack(
         ledger: contracts.ledger,
         feeds: contracts.feeds,
       },
-      anchor: { maxBatchSize: 256, maxBatchDelayMs: 1000 },
+      anchor: { maxBatchSize: 256, maxBatchDelayMs: 1000, pollIntervalMs: 250 },
     })),
     packages: { trustedPublishers: [publisher.publicJwk] },
+    // Oracle requests and chain logs: a local chain answers at once and has no rate limit (docs/triggers.md).
+    triggers: { pollIntervalMs: 250, schedules: false },
   };
   const configFile = path.join(stateDir, "cryptlet.config.json");
   writeFileSync(configFile, JSON.stringify(document, null, 2), { mode: 0o600 });
@@ -260,7 +264,11 @@ export async function startLocalStack(
   if (options.workers !== false) {
     progress("triggers", "chain logs and oracle requests");
     // Schedules stay off locally: price-median's every-minute schedule has no observations to aggregate.
-    triggers = new TriggerService({ pipeline, schedulesEnabled: false, pollIntervalMs: 250 });
+    triggers = new TriggerService({
+      pipeline,
+      schedulesEnabled: config.triggers.schedules,
+      ...(config.triggers.pollIntervalMs === undefined ? {} : { pollIntervalMs: config.triggers.pollIntervalMs }),
+    });
     await triggers.start();
   }
 

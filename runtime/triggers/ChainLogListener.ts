@@ -1,6 +1,6 @@
 /**
  * The chain-log listener: polls `eth_getLogs` for each subscription over bounded block ranges up to its
- * confirmed head, submits one {@link CryptletEvent} per log, and keeps a checkpoint per subscription in Redis so
+ * confirmed head (every `pollIntervalMs`, and at once when a chain with a `wsUrl` announces a new block), submits one {@link CryptletEvent} per log, and keeps a checkpoint per subscription in Redis so
  * that a restart resumes with no gap and no duplicate. Before each scan it checks that the checkpoint's block is
  * still canonical; after a reorg it walks back to the common ancestor, cancels (or records) the runs of the
  * logs that disappeared, and scans the new branch. Details and Redis keys: docs/triggers.md.
@@ -10,6 +10,7 @@
 import { randomUUID } from "node:crypto";
 
 import { chainLogEventId } from "../attestation/ids.ts";
+import { HeadSubscription } from "../chains/heads.ts";
 import type { ChainRpc } from "../chains/rpc.ts";
 import { ERR_UNEXPECTED, isCryptletError, redactSecrets } from "../errors.ts";
 import type { PipelineLogger } from "../queue/context.ts";
@@ -45,8 +46,14 @@ export interface ChainLogListenerOptions {
   pipeline: Pipeline;
   /** Initial subscriptions (replace them later with {@link ChainLogListener.setSubscriptions}). */
   subscriptions?: readonly LogSubscription[];
-  /** Pause between two passes over the subscriptions. Default 1000. */
+  /**
+   * Pause between two passes over the subscriptions, in ms. Default 1000. A chain whose configuration has a
+   * `wsUrl` also starts a pass as soon as it announces a block (`eth_subscribe("newHeads")`); the interval stays
+   * the fallback.
+   */
   pollIntervalMs?: number;
+  /** Deadline and reconnection backoff of the block subscriptions, in ms (see runtime/chains/heads.ts). */
+  heads?: { connectTimeoutMs?: number; minBackoffMs?: number; maxBackoffMs?: number };
   /** Largest block range of one `eth_getLogs` call, in blocks. Default 2000. */
   maxBlockRange?: number;
   /** Processed blocks remembered below the checkpoint for reorg handling, in blocks. Default 256. */
@@ -108,6 +115,10 @@ export class ChainLogListener {
   readonly #lockTtlMs: number;
   readonly #logger: PipelineLogger | undefined;
   readonly #onEvent: ChainLogListenerOptions["onEvent"];
+  readonly #headOptions: NonNullable<ChainLogListenerOptions["heads"]>;
+  readonly #heads = new Map<string, HeadSubscription>();
+  /** A block was announced since the current pass began: the next pass starts without sleeping. */
+  #headSeen = false;
   readonly #token = randomUUID();
   #subscriptions = new Map<string, CompiledSubscription>();
   #held = new Set<string>();
@@ -124,6 +135,7 @@ export class ChainLogListener {
     this.#lockTtlMs = options.lockTtlMs ?? 30_000;
     this.#logger = options.logger ?? options.pipeline.ctx.logger;
     this.#onEvent = options.onEvent;
+    this.#headOptions = options.heads ?? {};
     if (options.subscriptions) {
       for (const problem of this.#apply(options.subscriptions)) {
         this.store.recordProblem(problem).catch(() => undefined);
@@ -167,22 +179,51 @@ export class ChainLogListener {
     return problems;
   }
 
-  /** Starts polling (one pass every `pollIntervalMs`). */
+  /** The block subscriptions by chain name (chains with a `wsUrl`), while the listener runs. */
+  get headSubscriptions(): ReadonlyMap<string, HeadSubscription> {
+    return this.#heads;
+  }
+
+  /**
+   * Starts polling: one pass every `pollIntervalMs`, and one as soon as a chain with a `wsUrl` announces a block
+   * (its subscription is opened here, and reconnected with backoff when it drops; polling goes on meanwhile).
+   */
   start(): void {
     if (this.#loop) return;
     this.#stopping = false;
+    for (const [name, chain] of this.#pipeline.ctx.chains) {
+      if (!chain.config.wsUrl) continue;
+      const heads = new HeadSubscription({
+        url: chain.config.wsUrl,
+        chain: name,
+        ...this.#headOptions,
+        ...(this.#logger ? { logger: this.#logger } : {}),
+      });
+      heads.onHead(() => {
+        this.#headSeen = true;
+        this.#wake?.();
+      });
+      heads.start();
+      this.#heads.set(name, heads);
+    }
     this.#loop = (async () => {
       while (!this.#stopping) {
+        this.#headSeen = false;
         try {
           await this.scanOnce();
         } catch (error) {
           this.#logger?.error({ err: redactSecrets(String(error)) }, "trigger pass failed");
         }
         if (this.#stopping) break;
+        if (this.#headSeen) continue; // a block arrived during the pass: scan it now
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.#pollIntervalMs);
+          const timer = setTimeout(() => {
+            this.#wake = undefined;
+            resolve();
+          }, this.#pollIntervalMs);
           this.#wake = () => {
             clearTimeout(timer);
+            this.#wake = undefined;
             resolve();
           };
         });
@@ -196,6 +237,8 @@ export class ChainLogListener {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
+    for (const heads of this.#heads.values()) heads.stop();
+    this.#heads.clear();
     this.#wake?.();
     await this.#loop;
     this.#loop = undefined;

@@ -15,7 +15,7 @@ import type { TriggerProblem } from "./TriggerStore.ts";
 /** Options of {@link TriggerService}; durations in milliseconds. */
 export interface TriggerServiceOptions extends Pick<
   ChainLogListenerOptions,
-  "pollIntervalMs" | "maxBlockRange" | "reorgWindow" | "lockTtlMs" | "onEvent"
+  "pollIntervalMs" | "heads" | "maxBlockRange" | "reorgWindow" | "lockTtlMs" | "onEvent"
 > {
   pipeline: Pipeline;
   /** How often the deployed packages are re-read for new or removed triggers. Default 5000. */
@@ -62,10 +62,11 @@ export class TriggerService {
     this.#explicit = options.subscriptions ?? [];
     this.#explicitSchedules = options.schedules ?? [];
     this.#logger = options.logger ?? options.pipeline.ctx.logger;
-    const { pipeline, pollIntervalMs, maxBlockRange, reorgWindow, lockTtlMs, onEvent } = options;
+    const { pipeline, pollIntervalMs, heads, maxBlockRange, reorgWindow, lockTtlMs, onEvent } = options;
     this.listener = new ChainLogListener({
       pipeline,
       ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
+      ...(heads === undefined ? {} : { heads }),
       ...(maxBlockRange === undefined ? {} : { maxBlockRange }),
       ...(reorgWindow === undefined ? {} : { reorgWindow }),
       ...(lockTtlMs === undefined ? {} : { lockTtlMs }),

@@ -52,7 +52,7 @@ describe("AnchorBatcher on a hardhat node and Redis", () => {
     await node?.stop();
   });
 
-  function chainConfig(anchor: ChainConfig["anchor"]): ChainConfig {
+  function chainConfig(anchor: Partial<ChainConfig["anchor"]>): ChainConfig {
     const [chain] = parseChainsConfig({
       chains: [
         {

@@ -1,8 +1,9 @@
 /**
- * RPC URLs of the chains configuration: HTTP(S) only. WebSocket endpoints (ws://, wss://) are refused when the
- * file is loaded, with the offending field's path, in the chains file and in the runtime configuration alike.
+ * RPC URLs of the chains configuration: HTTP(S) only. WebSocket endpoints (ws://, wss://) are refused there when
+ * the file is loaded, with the offending field's path, in the chains file and in the runtime configuration alike
+ * (a chain's WebSocket endpoint is its `wsUrl`, for block subscriptions). And the latency settings.
  */
-import { RPC_URL_MESSAGE, parseChainsConfig } from "../../runtime/chains/config.ts";
+import { RPC_URL_MESSAGE, WS_URL_MESSAGE, parseChainsConfig } from "../../runtime/chains/config.ts";
 import { parseRuntimeConfig } from "../../runtime/config.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
 
@@ -34,7 +35,7 @@ describe("chains configuration: RPC URLs", () => {
     const { code, errors } = problemsOf(() => parseChainsConfig({ chains: [chain({ rpcUrl: url })] }));
     expect(code).toBe("ERR_CHAIN_CONFIG_INVALID");
     expect(errors).toEqual([{ path: "chains[0].rpcUrl", message: RPC_URL_MESSAGE }]);
-    expect(RPC_URL_MESSAGE).toMatch(/http:\/\/ or https:\/\/.*WebSocket endpoints .* are not supported yet/);
+    expect(RPC_URL_MESSAGE).toMatch(/http:\/\/ or https:\/\/.*WebSocket endpoint .* is given as wsUrl/);
   });
 
   it("refuses a WebSocket endpoint among rpcUrls, naming its index", () => {
@@ -113,5 +114,62 @@ describe("chains configuration: laneSigners (several relayer keys)", () => {
     // Each alternative of the signer schema says what it missed, all under the lane signer's index.
     expect(errors.map((e) => e.path)).toContain("chains[0].laneSigners[1].jwkPath");
     expect(errors.every((e) => e.path.startsWith("chains[0].laneSigners[1]."))).toBe(true);
+  });
+});
+
+describe("chains configuration: latency settings (docs/chains.md)", () => {
+  const rpc = { rpcUrl: "http://127.0.0.1:8545" };
+  const runtime = (chains: Record<string, unknown>[], extra: Record<string, unknown> = {}) =>
+    parseRuntimeConfig({
+      consortiumId: `0x${"11".repeat(32)}`,
+      keys: { resultSigners: [signer], attestation: signer },
+      chains,
+      ...extra,
+    });
+
+  it("defaults: receipts polled every 250 ms, anchor checks from 250 ms, no block subscription", () => {
+    const [parsed] = parseChainsConfig({ chains: [chain(rpc)] }).chains;
+    expect(parsed!.pollIntervalMs).toBe(250);
+    expect(parsed!.anchor).toEqual({ maxBatchSize: 256, maxBatchDelayMs: 1000, pollIntervalMs: 250 });
+    expect(parsed!.wsUrl).toBeUndefined();
+  });
+
+  it("keeps the values given, in the chains file and in the runtime configuration", () => {
+    const given = chain({
+      ...rpc,
+      wsUrl: "wss://rpc.example/ws/v3/key",
+      pollIntervalMs: 2000,
+      anchor: { pollIntervalMs: 1500 },
+    });
+    for (const parsed of [parseChainsConfig({ chains: [given] }).chains[0]!, runtime([given]).chains[0]!]) {
+      expect(parsed.wsUrl).toBe("wss://rpc.example/ws/v3/key");
+      expect(parsed.pollIntervalMs).toBe(2000);
+      expect(parsed.anchor.pollIntervalMs).toBe(1500);
+    }
+  });
+
+  it.each([
+    [{ wsUrl: "http://127.0.0.1:8545" }, "chains[0].wsUrl", WS_URL_MESSAGE],
+    [{ wsUrl: "ws://" }, "chains[0].wsUrl", "is not a URL (<invalid url>)"],
+    [{ pollIntervalMs: 5 }, "chains[0].pollIntervalMs", "must be >= 10"],
+    [{ pollIntervalMs: 250.5 }, "chains[0].pollIntervalMs", "must be integer"],
+    [{ anchor: { pollIntervalMs: 0 } }, "chains[0].anchor.pollIntervalMs", "must be >= 10"],
+    [{ anchor: { pollIntervalMs: 60_001 } }, "chains[0].anchor.pollIntervalMs", "must be <= 60000"],
+  ])("refuses %j, naming the field", (extra, path, message) => {
+    const { code, errors } = problemsOf(() => parseChainsConfig({ chains: [chain({ ...rpc, ...extra })] }));
+    expect(code).toBe("ERR_CHAIN_CONFIG_INVALID");
+    expect(errors).toEqual([{ path, message }]);
+    expect(problemsOf(() => runtime([chain({ ...rpc, ...extra })])).errors).toEqual([{ path, message }]);
+  });
+
+  it.each([0, -1, 2.5, "250", 3_600_001])("refuses triggers.pollIntervalMs %j, naming the field", (value) => {
+    const { code, errors } = problemsOf(() => runtime([chain(rpc)], { triggers: { pollIntervalMs: value } }));
+    expect(code).toBe("ERR_RUNTIME_CONFIG_INVALID");
+    expect(errors.map((e) => e.path)).toEqual(["triggers.pollIntervalMs"]);
+  });
+
+  it("keeps triggers.pollIntervalMs; absent, the listener's default (1000 ms) applies", () => {
+    expect(runtime([chain(rpc)], { triggers: { pollIntervalMs: 3000 } }).triggers.pollIntervalMs).toBe(3000);
+    expect(runtime([chain(rpc)]).triggers.pollIntervalMs).toBeUndefined();
   });
 });

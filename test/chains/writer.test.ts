@@ -162,6 +162,38 @@ describe("ChainWriter against a hardhat node over JSON-RPC", () => {
     }
   });
 
+  test("with a wsUrl, the confirmation wait wakes at the block instead of the next 5 s poll; without one it polls", async () => {
+    const interval = 5000;
+    const base = chainConfig({ pollIntervalMs: interval });
+    const fees = { ...base.fees, replaceAfterMs: 60_000 };
+    /** Milliseconds from the block that includes the write to the write's return. */
+    const afterBlock = async (chain: ChainConfig): Promise<number> => {
+      const w = writer(await newSigner(), chain);
+      await w.start();
+      await node.rpc("evm_setAutomine", [false]);
+      try {
+        const request = await recordWrite();
+        const writing = w.write(request);
+        const address = await w.address();
+        while (Number(BigInt((await node.rpc("eth_getTransactionCount", [address, "pending"])) as string)) === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the writer is in its wait by now
+        const mined = performance.now();
+        await node.rpc("evm_mine");
+        expect((await writing).status).toBe("confirmed");
+        return Math.round(performance.now() - mined);
+      } finally {
+        await node.rpc("evm_setAutomine", [true]);
+      }
+    };
+    const woken = await afterBlock({ ...base, fees, wsUrl: node.url.replace(/^http/, "ws") });
+    const polled = await afterBlock({ ...base, fees });
+    console.log(`writer: block to confirmed write ${woken} ms with wsUrl, ${polled} ms polling every ${interval} ms`);
+    expect(woken).toBeLessThan(interval / 2);
+    expect(polled).toBeGreaterThan(interval / 2);
+  }, 60_000);
+
   test("two writers sharing a lane (two processes) assign distinct nonces; every result lands once", async () => {
     const signer = await newSigner();
     const [a, b] = [writer(signer), writer(signer)];

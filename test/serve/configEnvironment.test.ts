@@ -3,7 +3,7 @@
  * a chain's JSON-RPC URLs (`CRYPTLET_RPC_URLS_<NAME>`, often holding an API key), the API's and the health
  * endpoint's addresses. Each is checked as the file's value would be.
  */
-import { parseRuntimeConfig, rpcUrlsEnvName } from "../../runtime/config.ts";
+import { parseRuntimeConfig, rpcUrlsEnvName, wsUrlEnvName } from "../../runtime/config.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
 
 const signer = { type: "local", jwkPath: "relayer.jwk.json" };
@@ -25,6 +25,8 @@ const ENV = [
   "CRYPTLET_HEALTH_PORT",
   "CRYPTLET_HEALTH_HOST",
   "CRYPTLET_REDIS_CLUSTER_NODES",
+  "CRYPTLET_WS_URL_PUBLIC_MAINNET",
+  "CRYPTLET_WS_URL_CONSORTIUM",
 ];
 
 describe("runtime configuration: environment overrides", () => {
@@ -56,6 +58,23 @@ describe("runtime configuration: environment overrides", () => {
       expect((error as { details: { errors: { path: string }[] } }).details.errors[0]!.path).toBe(
         "chains[0].rpcUrls[0]",
       );
+    }
+  });
+
+  it("takes a chain's WebSocket endpoint (wsUrl) from the environment, checked like the file's", () => {
+    expect(wsUrlEnvName("public-mainnet")).toBe("CRYPTLET_WS_URL_PUBLIC_MAINNET");
+    process.env.CRYPTLET_WS_URL_PUBLIC_MAINNET = "wss://rpc.example/ws/v3/secret-key";
+    expect(parseRuntimeConfig(document()).chains.map((c) => c.wsUrl)).toEqual([
+      undefined,
+      "wss://rpc.example/ws/v3/secret-key",
+    ]);
+    process.env.CRYPTLET_WS_URL_CONSORTIUM = "https://rpc.example/not-a-socket";
+    try {
+      parseRuntimeConfig(document());
+      throw new Error("accepted");
+    } catch (error) {
+      expect(isCryptletError(error, "ERR_CHAIN_CONFIG_INVALID")).toBe(true);
+      expect((error as { details: { errors: { path: string }[] } }).details.errors[0]!.path).toBe("chains[0].wsUrl");
     }
   });
 

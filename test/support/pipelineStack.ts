@@ -87,6 +87,8 @@ export async function startPipelineStack(options: {
   archiveDirectory?: string;
   /** Backlog bounds (runtime/queue/backlog.ts). */
   backlog?: BacklogLimits;
+  /** More fields of each chain's configuration (e.g. `wsUrl`), given its node once started. */
+  chainSettings?: (node: HardhatNode) => Promise<Record<string, unknown>> | Record<string, unknown>;
 }): Promise<PipelineStack> {
   const prefix = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const redisUrl = options.redisUrl ?? REDIS_URL;
@@ -173,6 +175,7 @@ export async function startPipelineStack(options: {
         feeds: contracts.feeds,
       },
       anchor: { maxBatchSize: 256, maxBatchDelayMs: 300 },
+      ...(options.chainSettings ? await options.chainSettings(node) : {}),
     };
     rawChains.push(rawChain);
     const config = parseChainsConfig({ chains: [rawChain] }).chains[0]!;

@@ -20,22 +20,30 @@ import { ERR_CHAIN_UNKNOWN, ERR_RESULT_SIGNER_ROTATED, ERR_RUN_UNKNOWN } from ".
 import type { ChainOutcome } from "../results.ts";
 import type { WriteJob } from "../topology.ts";
 
-/** Shortest sleep of an `anchor` write between checks of its batch, in milliseconds. */
-export const ANCHOR_POLL_MS = 250;
-/** Longest sleep of an `anchor` write between checks of its batch, in milliseconds. */
+/**
+ * Longest sleep of an `anchor` write between checks of its batch, in milliseconds (or the chain's
+ * `anchor.pollIntervalMs` when that is longer).
+ */
 export const ANCHOR_POLL_MAX_MS = 2000;
 
 /**
- * How long an `anchor` write sleeps before it checks its batch again: until the batch is due when the result is
- * still pending, and otherwise a quarter of the time it has waited so far (250 ms to 2 s). Each check is a job
- * round trip through Redis, so a fixed short period would make thousands of waiting writes the pipeline's main
- * load; this keeps the added latency under a quarter of the wait.
+ * How long an `anchor` write sleeps before it checks its batch again, in milliseconds: until the batch is due
+ * when the result is still pending, and otherwise a quarter of the time it has waited so far, from `pollMs` (the
+ * chain's `anchor.pollIntervalMs`, default 250) to {@link ANCHOR_POLL_MAX_MS}. Each check is a job round trip
+ * through Redis, so a fixed short period would make thousands of waiting writes the pipeline's main load; this
+ * keeps the added latency under a quarter of the wait.
  */
-async function anchorPollDelay(job: Job<WriteJob>, anchors: AnchorService, resultId: string): Promise<number> {
-  let delay = Math.min(ANCHOR_POLL_MAX_MS, Math.max(ANCHOR_POLL_MS, (Date.now() - job.timestamp) / 4));
+async function anchorPollDelay(
+  job: Job<WriteJob>,
+  anchors: AnchorService,
+  resultId: string,
+  pollMs: number,
+): Promise<number> {
+  const longest = Math.max(ANCHOR_POLL_MAX_MS, pollMs);
+  let delay = Math.min(longest, Math.max(pollMs, (Date.now() - job.timestamp) / 4));
   if ((await anchors.statusOf(resultId)) === "pending") {
     const due = await anchors.nextDueInMs();
-    if (due !== undefined) delay = Math.max(delay, Math.min(due + ANCHOR_POLL_MS, 10 * ANCHOR_POLL_MAX_MS));
+    if (due !== undefined) delay = Math.max(delay, Math.min(due + pollMs, 10 * longest));
   }
   return Math.round(delay);
 }
@@ -120,7 +128,10 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
     if (!record) {
       await anchors.enqueue(result);
       if (!token) throw new CryptletError(ERR_RUN_UNKNOWN, "anchor writes need a worker token", { retryable: true });
-      await job.moveToDelayed(Date.now() + (await anchorPollDelay(job, anchors, data.resultId)), token);
+      await job.moveToDelayed(
+        Date.now() + (await anchorPollDelay(job, anchors, data.resultId, chain.config.anchor.pollIntervalMs)),
+        token,
+      );
       throw new DelayedError();
     }
     outcome = {
