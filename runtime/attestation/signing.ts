@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { Signature, getAddress, isHexString, recoverAddress, type Signer } from "ethers";
+import { Signature, getAddress, getBytes, isHexString, type Signer } from "ethers";
 
 import {
   CRYPTLET_RESULT_TYPES,
@@ -22,6 +22,13 @@ import {
 } from "./eip712.ts";
 import { ResultSignatureError, ThresholdNotMetError } from "./errors.ts";
 import { buildMerkleBatch } from "./merkle.ts";
+import {
+  addressOfPoint,
+  noteRecoveredKey,
+  recoverPublicKey,
+  recoversToKnownKey,
+  type SignatureParts,
+} from "./secp256k1.ts";
 
 /** secp256k1 group order n. */
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
@@ -70,11 +77,10 @@ async function keyMetadata(entry: ResultSigner): Promise<{ signer: Signer; keyId
 }
 
 /**
- * Parses a 65-byte signature strictly: rejects anything but 65 bytes, `v` other than 27/28 (0/1 too: the
- * contracts refuse them), r or s out of range, and high `s` (EIP-2), which ethers would otherwise refuse generically.
+ * {@link parseStrictSignature}'s checks, returning the parts as integers.
  * @throws {@link ResultSignatureError} with `details.reason` `malformed`, `bad-v` or `high-s`.
  */
-export function parseStrictSignature(signature: string): Signature {
+function strictParts(signature: string): SignatureParts {
   if (!isHexString(signature, 65)) throw new ResultSignatureError("malformed", { length: signature.length });
   const s = BigInt(`0x${signature.slice(66, 130)}`);
   const r = BigInt(`0x${signature.slice(2, 66)}`);
@@ -83,6 +89,17 @@ export function parseStrictSignature(signature: string): Signature {
   // v 27/28 only: OpenZeppelin's ECDSA (the registry's check) refuses 0/1, so an offline verifier must too.
   const v = Number.parseInt(signature.slice(130, 132), 16);
   if (v !== 27 && v !== 28) throw new ResultSignatureError("bad-v", { v });
+  return { r, s, recovery: v === 27 ? 0 : 1 };
+}
+
+/**
+ * Parses a 65-byte signature strictly: rejects anything but 65 bytes, `v` other than 27/28 (0/1 too: the
+ * contracts refuse them), r or s out of range, and high `s` (EIP-2), which ethers would otherwise refuse generically.
+ * @throws {@link ResultSignatureError} with `details.reason` `malformed`, `bad-v` or `high-s`.
+ */
+export function parseStrictSignature(signature: string): Signature {
+  strictParts(signature);
+  const v = Number.parseInt(signature.slice(130, 132), 16);
   return Signature.from({ r: `0x${signature.slice(2, 66)}`, s: `0x${signature.slice(66, 130)}`, v });
 }
 
@@ -105,17 +122,43 @@ export function normaliseSignature(signature: string): string {
   return `0x${r}${s.toString(16).padStart(64, "0")}${v.toString(16)}`.toLowerCase();
 }
 
-/**
- * Recovers the signer of a digest from a strict 65-byte signature.
- * @throws {@link ResultSignatureError} for malformed or high-s signatures.
- */
-export function recoverDigestSigner(digest: Hex32, signature: string): string {
-  const sig = parseStrictSignature(signature);
+/** `ecrecover` of a strictly parsed signature: the signer's address and public point. */
+function recoverSigner(digest: Hex32, parts: SignatureParts): { address: string; point: RecoveredPoint } {
   try {
-    return recoverAddress(digest, sig);
+    const bytes = getBytes(digest, "digest");
+    if (bytes.length !== 32) throw new RangeError("the digest must be 32 bytes");
+    const point = recoverPublicKey(bytes, parts);
+    return { address: addressOfPoint(point), point };
   } catch (cause) {
     throw new ResultSignatureError("unrecoverable", { cause: String(cause) });
   }
+}
+
+type RecoveredPoint = ReturnType<typeof recoverPublicKey>;
+
+/**
+ * Recovers the signer of a digest from a strict 65-byte signature (`ecrecover`, as OpenZeppelin `ECDSA.recover`).
+ * @param digest - the 32-byte digest as 0x hex.
+ * @param signature - 65-byte `r ‖ s ‖ v` 0x hex.
+ * @returns the signer's checksummed (EIP-55) address.
+ * @throws {@link ResultSignatureError} for malformed or high-s signatures (`malformed`, `bad-v`, `high-s`), or
+ *   when no key recovers (`unrecoverable`).
+ */
+export function recoverDigestSigner(digest: Hex32, signature: string): string {
+  return recoverSigner(digest, strictParts(signature)).address;
+}
+
+/**
+ * Whether a strict signature recovers to `address`: checked without recovery when the address's public key is
+ * known (runtime/attestation/secp256k1.ts), else by recovery, the key then being noted for the next time.
+ * @returns the recovered address (`address` itself when it matches).
+ * @throws {@link ResultSignatureError} as {@link recoverDigestSigner}.
+ */
+function recoverExpecting(digest: Hex32, parts: SignatureParts, address: string | undefined): string {
+  if (address !== undefined && recoversToKnownKey(getBytes(digest), parts, address) === true) return address;
+  const recovered = recoverSigner(digest, parts);
+  if (recovered.address === address) noteRecoveredKey(recovered.point, address);
+  return recovered.address;
 }
 
 async function signTyped(
@@ -128,7 +171,7 @@ async function signTyped(
   const raw = await sign(signer);
   // Normalise whatever the signer returned (v 0/1, high s) and refuse a signature that does not verify.
   const signature = normaliseSignature(raw);
-  const recovered = recoverDigestSigner(digest, signature);
+  const recovered = recoverExpecting(digest, strictParts(signature), address);
   if (recovered !== address) throw new ResultSignatureError("wrong-signer", { expected: address, recovered });
   return {
     signer: address,
@@ -235,19 +278,24 @@ export function evaluateSignatures(
   const counted = new Set<string>();
   const rejected: SignatureEvaluation["rejected"] = [];
   signatures.forEach((entry, index) => {
-    let recovered: string;
-    try {
-      recovered = recoverDigestSigner(digest, entry.signature);
-    } catch (e) {
-      const reason = (e as ResultSignatureError).details?.reason;
-      rejected.push({ index, signer: String(entry.signer), reason: typeof reason === "string" ? reason : "malformed" });
-      return;
-    }
     let claimed: string | undefined;
     try {
       claimed = getAddress(entry.signer);
     } catch {
       claimed = undefined;
+    }
+    let recovered: string;
+    try {
+      // Without recovery when the claimed trusted signer's key is known: the outcome is the same either way.
+      recovered = recoverExpecting(
+        digest,
+        strictParts(entry.signature),
+        claimed !== undefined && trusted.has(claimed) ? claimed : undefined,
+      );
+    } catch (e) {
+      const reason = (e as ResultSignatureError).details?.reason;
+      rejected.push({ index, signer: String(entry.signer), reason: typeof reason === "string" ? reason : "malformed" });
+      return;
     }
     if (claimed !== recovered) rejected.push({ index, signer: recovered, reason: "wrong-signer" });
     else if (!trusted.has(recovered)) rejected.push({ index, signer: recovered, reason: "untrusted" });

@@ -319,6 +319,29 @@ function assertClaimShape(payload: JWTPayload): asserts payload is AttestationCl
   if (typeof p.platform?.type !== "string") throw new AttestationInvalidError("claim platform {type} missing");
 }
 
+// One jose key set per JWKS object, so that its keys are imported once (jose caches the imported keys in the set),
+// not at every verification; rebuilt when the object's contents changed since (jose snapshots the JWKS).
+const keySets = new WeakMap<object, { json: string; keySet: ReturnType<typeof createLocalJWKSet> }>();
+
+/**
+ * `createLocalJWKSet(jwks)`, reused for the same JWKS object while its JSON is unchanged.
+ * @throws what `createLocalJWKSet` throws for a malformed JWKS.
+ */
+function localKeySet(jwks: JSONWebKeySet): ReturnType<typeof createLocalJWKSet> {
+  if (typeof jwks !== "object" || jwks === null) return createLocalJWKSet(jwks);
+  let json: string;
+  try {
+    json = JSON.stringify(jwks);
+  } catch {
+    return createLocalJWKSet(jwks);
+  }
+  const cached = keySets.get(jwks);
+  if (cached !== undefined && cached.json === json) return cached.keySet;
+  const keySet = createLocalJWKSet(jwks);
+  keySets.set(jwks, { json, keySet });
+  return keySet;
+}
+
 /**
  * Verifies an attestation token: ES256 signature against the JWKS key named by the header `kid`, `typ`, the time
  * window at `expected.currentDate`, the claim shapes, and the expected claim values (hex compared case-insensitively).
@@ -350,7 +373,7 @@ export async function verifyAttestationToken(
   }
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, createLocalJWKSet(jwks), {
+    ({ payload } = await jwtVerify(token, localKeySet(jwks), {
       algorithms: ["ES256"],
       typ: ATTESTATION_TOKEN_TYPE,
       requiredClaims: ["iss", "iat", "exp", "jti"],

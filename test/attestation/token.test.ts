@@ -194,6 +194,44 @@ describe("createAttestationToken / verifyAttestationToken", () => {
     await expect(verifyAttestationToken(token, both, { currentDate: during })).resolves.toBeDefined();
   });
 
+  it("a JWKS object reused across verifications answers as a fresh copy of it does, also after it is changed", async () => {
+    const byProvider = await createAttestationToken(provider, input);
+    const byRotated = await createAttestationToken(rotated, input);
+    const outcome = (token: string, jwks: Parameters<typeof verifyAttestationToken>[1]) =>
+      verifyAttestationToken(token, jwks, { currentDate: during }).then(
+        (v) => `ok ${v.kid}`,
+        (e: { code?: string }) => String(e.code),
+      );
+    const jwks = await buildJwks([provider]);
+    const rotatedKey = (await buildJwks([rotated])).keys[0]!;
+    const states: (() => void)[] = [
+      () => undefined,
+      () => undefined, // the same object again, unchanged
+      () => jwks.keys.push(rotatedKey),
+      () => jwks.keys.shift(),
+      // the provider's kid with the rotated key's material: a signature by the provider no longer verifies
+      () => jwks.keys.push({ ...rotatedKey, kid: byProviderKid }),
+    ];
+    const byProviderKid = decodeProtectedHeader(byProvider).kid!;
+    const seen: string[][] = [];
+    for (const change of states) {
+      change();
+      const reused = [await outcome(byProvider, jwks), await outcome(byRotated, jwks)];
+      expect(reused).toEqual([
+        await outcome(byProvider, structuredClone(jwks)),
+        await outcome(byRotated, structuredClone(jwks)),
+      ]);
+      seen.push(reused);
+    }
+    expect(seen.map((pair) => pair.map((o) => o.split(" ")[0]))).toEqual([
+      ["ok", "ERR_ATTESTATION_UNKNOWN_KID"],
+      ["ok", "ERR_ATTESTATION_UNKNOWN_KID"],
+      ["ok", "ok"],
+      ["ERR_ATTESTATION_UNKNOWN_KID", "ok"],
+      ["ERR_ATTESTATION_INVALID", "ok"],
+    ]);
+  });
+
   it("says ERR_ATTESTATION_INVALID for a tampered token, a wrong typ, a non-ES256 alg and garbage", async () => {
     const jwks = await buildJwks([provider]);
     const token = await createAttestationToken(provider, input);

@@ -83,6 +83,18 @@ describe.each([
   ["emulated Azure Key Vault", () => azure],
   ["local key", () => local],
 ])("KeyVaultSigner over %s", (_name, keys) => {
+  it("gives signatures that ethers' recoverAddress attributes to its address, for many digests", async () => {
+    // The first signature builds the key's window table; the following ones use it.
+    const signer = new KeyVaultSigner(keys());
+    const address = await signer.getAddress();
+    for (let i = 0; i < 24; i++) {
+      const digest = hexlify(randomBytes(32));
+      const signature = await signer.signDigest(digest);
+      expect(BigInt(signature.s) <= N / 2n).toBe(true);
+      expect(recoverAddress(digest, signature)).toBe(address);
+    }
+  });
+
   it("derives the address from the public JWK: the last 20 bytes of keccak256(x || y)", async () => {
     const signer = new KeyVaultSigner(keys());
     const { jwk } = await keys().getPublicKey();
