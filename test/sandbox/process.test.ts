@@ -8,8 +8,7 @@ import { ProcessSandboxEngine } from "../../runtime/sandbox/process/ProcessSandb
 import { SandboxProcessPool } from "../../runtime/sandbox/process/SandboxProcessPool.ts";
 import type { SandboxEngineName } from "../../runtime/sandbox/SandboxEngine.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
-import { once } from "node:events";
-import { Worker } from "node:worker_threads";
+import { ControlTicker, type ControlReading } from "../support/controlTicker.ts";
 
 const ENGINES: SandboxEngineName[] = ["isolated-vm", "quickjs"];
 const CTX = { event: {}, requestId: "0x01", resultId: "0x02", now: 1704412800 };
@@ -20,49 +19,6 @@ const MARGIN_MS = 1500;
 
 const script = (run: string) => `var cryptlet = { default: { run: ${run} } };`;
 const LEGIT = script("(input) => ({ doubled: input.n * 2 })");
-
-/**
- * What the control thread saw in a window: its ticks, how long in all its timers fired late (time it was not
- * scheduled), and the longest gap between two of its ticks, in milliseconds.
- */
-interface ControlReading {
-  ticks: number;
-  lateMs: number;
-  maxGapMs: number;
-}
-
-/**
- * A control on the same machine and in the same process as the host, but on its own thread and event loop: a
- * worker thread ticking every 10 ms. It cannot be blocked by a Cryptlet that blocks the host's event loop (an
- * in-process engine on a built-in call), but it is starved exactly as the host is when the machine is busy (CI
- * runs two test files, their sandbox processes, chains and Redis servers on two cores). The host's responsiveness
- * is judged against it, in the same window, not against a free machine.
- */
-class ControlTicker {
-  private readonly worker = new Worker(
-    `const { parentPort } = require("node:worker_threads");
-     let ticks = 0, lateMs = 0, maxGapMs = 0, last = performance.now();
-     setInterval(() => {
-       const now = performance.now();
-       ticks += 1; lateMs += Math.max(0, now - last - 10); maxGapMs = Math.max(maxGapMs, now - last); last = now;
-     }, 10);
-     parentPort.on("message", () => { parentPort.postMessage({ ticks, lateMs, maxGapMs }); maxGapMs = 0; });
-     parentPort.postMessage("ready");`,
-    { eval: true },
-  );
-  private readonly ready = once(this.worker, "message");
-
-  async read(): Promise<ControlReading> {
-    await this.ready;
-    this.worker.postMessage("read");
-    const [reading] = (await once(this.worker, "message")) as [ControlReading];
-    return reading;
-  }
-
-  async close(): Promise<void> {
-    await this.worker.terminate();
-  }
-}
 
 let control: ControlTicker;
 beforeAll(() => {
