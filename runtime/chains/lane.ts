@@ -5,7 +5,7 @@
  * | key (prefix `P:lane:{chainId:address}`) | type | holds |
  * | --- | --- | --- |
  * | `…:lock` | string, PX TTL | the token of the process that may sign and broadcast now |
- * | `…:lock:wanted` | string, PX TTL | set by a process waiting for the lock; asks the holder to let it in (100 ms) |
+ * | `…:lock:wanted` | string, PX TTL | set by a process waiting for the lock, asking the holder to let it in (1 s); deleted by the process that takes the lock |
  * | `…:next` | string | the next nonce to assign |
  * | `…:tx:<nonce>` | hash | `key` (idempotency key), `raw` (latest signed transaction), `hashes` (JSON array of every hash broadcast for this nonce), `maxFeePerGas`, `maxPriorityFeePerGas` (wei), `sentAt` and `firstSentAt` (ms), `state` (`pending`, `mined`, `failed`, `filler`) |
  * | `…:idem:<key>` | string | the nonce assigned to an idempotency key |
@@ -81,8 +81,17 @@ export const LOCK_HOLD_MAX_MS = 250;
 /** The longest pause between two attempts of a process waiting for a lane's lock, in milliseconds. */
 const LOCK_MAX_POLL_MS = 50;
 
-/** How long a process that released a lane's lock for a waiting process stays away from it, in milliseconds. */
-const LOCK_YIELD_MS = LOCK_MAX_POLL_MS + 20;
+/**
+ * How long a waiting process's "wanted" mark lasts after its last attempt, in milliseconds: well above its longest
+ * pause between attempts, so that a late timer on a busy machine does not let the mark lapse.
+ */
+const LOCK_WANTED_TTL_MS = 1000;
+
+/**
+ * The longest a process that released a lane's lock for a waiting process stays away from it, in milliseconds; it
+ * comes back as soon as the lock is taken (then it waits its turn like any other process).
+ */
+const LOCK_YIELD_MS = 500;
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -179,9 +188,9 @@ export class Lane {
 
   /**
    * At the end of a hold of {@link LOCK_HOLD_MAX_MS}: when another process has asked for the lock meanwhile (its
-   * `…:lock:wanted` mark is set), releases the lease and lets this process's next caller ask Redis only after
-   * {@link LOCK_YIELD_MS}, longer than a waiting process's longest pause between two attempts; otherwise keeps
-   * the lease for another hold.
+   * `…:lock:wanted` mark is set), releases the lease and lets this process's next caller ask Redis only once the
+   * lock has been taken by another process (or after {@link LOCK_YIELD_MS}); otherwise keeps the lease for another
+   * hold.
    */
   async #yieldIfWanted(lease: { since: number }): Promise<void> {
     if ((await this.#redis.exists(this.#key("lock", "wanted"))) === 0) {
@@ -195,18 +204,23 @@ export class Lane {
   /** The lease this process holds, or a new one from Redis (polling with backoff while another process has it). */
   async #lease(started: number, waitMs: number, leaseMs: number): Promise<{ token: string; since: number }> {
     if (this.#held) return this.#held;
-    const yieldMs = this.#yieldUntil - Date.now();
-    if (yieldMs > 0) await new Promise((resolve) => setTimeout(resolve, yieldMs));
     const token = randomUUID();
     const lockKey = this.#key("lock");
+    // After letting go for a waiting process: stay away until it has taken the lock (or the yield is over).
+    while (Date.now() < this.#yieldUntil && (await this.#redis.exists(lockKey)) === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    this.#yieldUntil = 0;
     let delay = 2;
     while ((await this.#redis.set(lockKey, token, "PX", leaseMs, "NX")) !== "OK") {
       if (Date.now() - started > waitMs) throw new ChainLaneBusyError(this.id, Date.now() - started);
       // Tell the holder that this process waits (see #yieldIfWanted); the mark lapses soon after the last attempt.
-      await this.#redis.set(this.#key("lock", "wanted"), "1", "PX", 2 * LOCK_MAX_POLL_MS);
+      await this.#redis.set(this.#key("lock", "wanted"), "1", "PX", LOCK_WANTED_TTL_MS);
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, LOCK_MAX_POLL_MS);
     }
+    // This process's own request is answered (another waiting process sets the mark again at its next attempt).
+    await this.#redis.del(this.#key("lock", "wanted"));
     const renew = setInterval(
       () => {
         void this.#redis
