@@ -4,7 +4,7 @@
  * string replacement. Idempotent (a file already patched is recognised by its marker and left alone); fails loudly
  * when a pattern is not found, i.e. when another toolkit version is installed.
  *
- * Fixes (all three seen crashing or corrupting `npm run bench:peers` with 200 requests in flight):
+ * Fixes (the faults issue 14 reports from running the toolkit here with 200 requests in flight):
  *
  * 1. dist/simulateScript/simulateScript.js, `simulation.on('exit', …)` → `simulation.on('close', …)`.
  *    The Deno child's output is parsed when the process exits, but 'exit' can fire before its stdout/stderr pipes

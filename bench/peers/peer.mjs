@@ -17,6 +17,8 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout } from "node:timers";
 
 const require = createRequire(import.meta.url);
 const { startLocalFunctionsTestnet, SubscriptionManager } = require("@chainlink/functions-toolkit");
@@ -79,6 +81,10 @@ const { abi, bytecode } = compileConsumer();
 const testnet = await startLocalFunctionsTestnet(undefined, { logging: { quiet: true } }, port);
 // The testnet's `OracleRequest` listener polls through the admin wallet's provider (ethers 5: 4000 ms by default).
 testnet.functionsMockCoordinatorContract.provider.pollingInterval = POLL_MS;
+
+// How many times the testnet's listener was told of a request (ethers 5 polling; > 1 per request would mean repeats).
+let oracleRequestEvents = 0;
+testnet.functionsMockCoordinatorContract.on("OracleRequest", () => (oracleRequestEvents += 1));
 
 const http = new ethers.providers.StaticJsonRpcProvider(`http://localhost:${port}`);
 const ws = new ethers.providers.WebSocketProvider(`ws://localhost:${port}`);
@@ -198,6 +204,7 @@ const result = {
     wallMs: concurrentWall,
     perSecond: (done.length / concurrentWall) * 1000,
   },
+  oracleRequestEvents,
   loadBefore,
   loadAfter,
 };
