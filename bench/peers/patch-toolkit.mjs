@@ -17,7 +17,8 @@
  * 3. dist/localFunctionsTestnet.js, `callReport` transactions: the testnet sends one report transaction per
  *    request from its single admin wallet, concurrently, letting ethers read the pending nonce for each; concurrent
  *    reports got the same nonce, were rejected, and the rejection (unhandled in an event listener) ended the
- *    process. The patch sends the reports one after another through a promise chain (the fulfilment is unchanged;
+ *    process (seen here unpatched with 20 requests at once: ganache's "transaction can't be replaced, mining has already
+ *    started", then exit). The patch sends the reports one after another through a promise chain (the fulfilment is unchanged;
  *    only the order of the sends is fixed) and logs a failed report instead of crashing.
  *
  * Usage: node bench/peers/patch-toolkit.mjs (run by scripts/bench/peers.ts after installing ./node_modules).
