@@ -173,7 +173,9 @@ async function runRuntime(): Promise<OracleSide> {
     const seqWall = performance.now() - seqStart;
 
     const concStart = performance.now();
-    const sent = await Promise.all(Array.from({ length: CONCURRENT }, () => request()));
+    const sent = (await Promise.all(Array.from({ length: CONCURRENT }, () => request().catch(() => undefined)))).filter(
+      (s) => s !== undefined,
+    );
     const concurrent = (
       await Promise.all(
         sent.map((s) => fulfil(s, Math.max(1, concStart + CONCURRENT_TIMEOUT_MS - performance.now()), 50)),
@@ -246,9 +248,9 @@ Both request listeners poll every ${POLL_MS} ms.
   each request runs 4 simulated DON executions (a Deno process each) and one report transaction; fulfilled = the
   consumer's \`Answered\` event with a response and no error, seen over a WebSocket subscription. Installed by this
   bench in bench/peers (own package file, \`npm ci\`), then patched by bench/peers/patch-toolkit.mjs: (1)
-  \`simulateScript\` reads the Deno process's output on \`'close'\`, not \`'exit'\` (before the pipes were drained, the
-  result line could be missing); (2) one temp script file per execution (the file was named by \`Date.now()\` only,
-  so executions started in the same millisecond shared, and deleted, one file); (3) the report transactions, sent
+  \`dist/simulateScript/simulateScript.js\`: \`simulateScript\` reads the Deno process's output on \`'close'\`, not \`'exit'\` (before the pipes were drained, the
+  result line could be missing); (2) same file: one temp script file per execution (the file was named by \`Date.now()\` only,
+  so executions started in the same millisecond shared, and deleted, one file); (3) \`dist/localFunctionsTestnet.js\`: the report transactions, sent
   from the testnet's one admin wallet, go one at a time (sent concurrently they took the same nonce, and the
   rejection, unhandled in an event listener, ended the process: unpatched, 20 requests at once ended it with ganache's
   "transaction can't be replaced, mining has already started"). Faults (1) and (2) are as issue 14 reports them;
