@@ -18,12 +18,17 @@
  *    request from its single admin wallet, concurrently, letting ethers read the pending nonce for each; concurrent
  *    reports got the same nonce, were rejected, and the rejection (unhandled in an event listener) ended the
  *    process (seen here unpatched with 20 requests at once: ganache's "transaction can't be replaced, mining has already
- *    started", then exit). The patch sends the reports one after another through a promise chain (the fulfilment is unchanged;
- *    only the order of the sends is fixed) and logs a failed report instead of crashing.
+ *    started", then exit). The patch sends the reports one after another through a promise chain, with the admin's nonce
+ *    counted here from one read of the pending count (sent one at a time but each reading ganache's pending count,
+ *    reports still collided while ganache was mining the requests' transactions), and logs a failed report instead
+ *    of crashing (the next report then reads the nonce again). The report itself is unchanged.
+ *
+ * Each patched file's original is kept beside it as FILE.orig, and the patches are applied to it: running the
+ * script again leaves the files as they are, and a changed patch replaces the previous one.
  *
  * Usage: node bench/peers/patch-toolkit.mjs (run by scripts/bench/peers.ts after installing ./node_modules).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const MARKER = "/* cryptlet bench:peers patch */";
@@ -57,10 +62,15 @@ const PATCHES = [
     await reportTx.wait(1);
 };`,
         to: `    ${MARKER}
-    const send = reportQueue.then(() => mockCoordinator
-        .connect(admin)
-        .callReport(encodedReport, { gasLimit: simulationConfig_1.callReportGasLimit }));
-    reportQueue = send.catch(() => undefined);
+    const send = reportQueue.then(async () => {
+        reportNonce = reportNonce ?? (await admin.getTransactionCount('pending'));
+        return mockCoordinator
+            .connect(admin)
+            .callReport(encodedReport, { gasLimit: simulationConfig_1.callReportGasLimit, nonce: reportNonce++ });
+    });
+    reportQueue = send.catch(() => {
+        reportNonce = undefined;
+    });
     try {
         const reportTx = await send;
         await reportTx.wait(1);
@@ -69,7 +79,8 @@ const PATCHES = [
         console.error(\`report for \${requestEventData.requestId} failed: \${error.message}\`);
     }
 };
-let reportQueue = Promise.resolve();`,
+let reportQueue = Promise.resolve();
+let reportNonce;`,
       },
     ],
   },
@@ -81,18 +92,23 @@ if (pkg.version !== EXPECTED_VERSION) {
 }
 for (const { file, edits } of PATCHES) {
   const full = path.join(DIST, file);
-  let text = readFileSync(full, "utf8");
-  if (text.includes(MARKER)) {
-    console.log(`patch-toolkit: ${file} already patched`);
-    continue;
+  const current = readFileSync(full, "utf8");
+  // The installed file as shipped is kept beside it (FILE.orig), so that a changed patch applies to the original.
+  if (!existsSync(`${full}.orig`)) {
+    if (current.includes(MARKER)) throw new Error(`patch-toolkit: ${file} is patched but its .orig copy is gone`);
+    writeFileSync(`${full}.orig`, current);
   }
+  let text = readFileSync(`${full}.orig`, "utf8");
   for (const { what, from, to } of edits) {
     const at = text.indexOf(from);
     if (at < 0 || text.indexOf(from, at + 1) >= 0) {
       throw new Error(`patch-toolkit: "${what}": pattern not found exactly once in ${file} (another toolkit version?)`);
     }
     text = text.slice(0, at) + to + text.slice(at + from.length);
-    console.log(`patch-toolkit: ${file}: ${what}`);
   }
-  writeFileSync(full, text);
+  if (text === current) console.log(`patch-toolkit: ${file} already patched`);
+  else {
+    writeFileSync(full, text);
+    console.log(`patch-toolkit: ${file} patched (${edits.map((e) => e.what).join("; ")})`);
+  }
 }
