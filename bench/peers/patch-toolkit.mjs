@@ -21,7 +21,10 @@
  *    started", then exit). The patch sends the reports one after another through a promise chain, with the admin's nonce
  *    counted here from one read of the pending count (sent one at a time but each reading ganache's pending count,
  *    reports still collided while ganache was mining the requests' transactions), and logs a failed report instead
- *    of crashing (the next report then reads the nonce again). The report itself is unchanged.
+ *    of crashing. After a failed send the count goes on from the larger of its own value and ganache's pending
+ *    count: while the simulations starve the testnet's event loop (it runs in the same process, and spawns 4 Deno
+ *    processes per request after a synchronous `deno --version` each), a send can time out on the client (ethers'
+ *    120 s) and still be mined. The report itself is unchanged.
  *
  * Each patched file's original is kept beside it as FILE.orig, and the patches are applied to it: running the
  * script again leaves the files as they are, and a changed patch replaces the previous one.
@@ -68,8 +71,9 @@ const PATCHES = [
             .connect(admin)
             .callReport(encodedReport, { gasLimit: simulationConfig_1.callReportGasLimit, nonce: reportNonce++ });
     });
-    reportQueue = send.catch(() => {
-        reportNonce = undefined;
+    reportQueue = send.catch(async () => {
+        // A send that timed out may still be mined: the count goes on, past what ganache says is pending.
+        reportNonce = Math.max(reportNonce ?? 0, await admin.getTransactionCount('pending').catch(() => 0));
     });
     try {
         const reportTx = await send;

@@ -235,7 +235,8 @@ ${loadAt("sandbox")}).${shared ? " Other sessions shared the machine during this
 
 **Oracle flow**: a consumer contract's request → the fulfilment callback mined, timed from the start of the
 request's transaction; ${SEQUENTIAL} requests one after another, then ${CONCURRENT} sent at once (throughput =
-fulfilled / time to the last fulfilment, or within ${CONCURRENT_TIMEOUT_MS / 1000} s if some were not answered by then).
+fulfilled / time to the last fulfilment, or within ${CONCURRENT_TIMEOUT_MS / 1000} s if some were not answered by then;
+the p50 / p99 are then those of the requests answered).
 Both request listeners poll every ${POLL_MS} ms.
 
 - Runtime: \`ExampleOracleConsumer.ask\` → \`CryptletOracle\` on a \`hardhat node\` (automine); price-median behind an
@@ -251,9 +252,11 @@ Both request listeners poll every ${POLL_MS} ms.
   \`dist/simulateScript/simulateScript.js\`: \`simulateScript\` reads the Deno process's output on \`'close'\`, not \`'exit'\` (before the pipes were drained, the
   result line could be missing); (2) same file: one temp script file per execution (the file was named by \`Date.now()\` only,
   so executions started in the same millisecond shared, and deleted, one file); (3) \`dist/localFunctionsTestnet.js\`: the report transactions, sent
-  from the testnet's one admin wallet, go one at a time (sent concurrently they took the same nonce, and the
+  from the testnet's one admin wallet, go one at a time with the nonce counted locally (sent concurrently they took the same nonce, and the
   rejection, unhandled in an event listener, ended the process: unpatched, 20 requests at once ended it with ganache's
-  "transaction can't be replaced, mining has already started"). Faults (1) and (2) are as issue 14 reports them;
+  "transaction can't be replaced, mining has already started"; sent one at a time but each reading ganache's pending
+  count, 158 of 200 reports still failed so; after a failed send the count goes on, since a send that timed out on
+  the client, the testnet's event loop starved by its own simulations, may still be mined). Faults (1) and (2) are as issue 14 reports them;
   this bench did not reproduce them one by one.
 
 | side | sequential p50 / p99 (ms) | sequential requests/s | fulfilled | ${CONCURRENT} at once: p50 / p99 (ms) | requests/s | fulfilled |
