@@ -2,7 +2,8 @@
  * `npm run bench`: every benchmark in turn (sandbox, keys, proofs, anchor batcher, pipeline, scale-out, consortium co-signing,
  * gas table); each writes its own section of docs/benchmarks.md (and the gas table docs/gas.md) with the machine
  * and the command.
- * A benchmark, not a test: it asserts nothing and takes several minutes.
+ * A benchmark, not a test: it asserts nothing and takes several minutes. `npm run bench:peers` (the peers beside the
+ * runtime) is not part of it: it installs its own packages (bench/peers) on its first run.
  */
 import { spawnSync } from "node:child_process";
 

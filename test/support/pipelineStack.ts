@@ -71,6 +71,8 @@ export interface PipelineStack {
 export async function startPipelineStack(options: {
   chains: { name: string; chainId: number }[];
   targets: { chain: string; mode: "record" | "feed" | "anchor" | "oracle" }[];
+  /** The Cryptlet's triggers in place of price-median's (manifest `triggers`), e.g. an `oracle` trigger. */
+  triggers?: Record<string, unknown>[];
   workers?: WorkerOptions | false;
   confirmations?: number;
   /** Further relayer keys per chain (`laneSigners`, one lane each, funded on every chain). Default 0. */
@@ -128,6 +130,7 @@ export async function startPipelineStack(options: {
   });
   const manifest = JSON.parse(await readFile(path.join(dir, "cryptlet.json"), "utf8")) as Record<string, unknown>;
   manifest.targets = options.targets;
+  if (options.triggers) manifest.triggers = options.triggers;
   if (options.sealedFor) manifest.output = { sealed: true, parties: options.sealedFor };
   await writeFile(path.join(dir, "cryptlet.json"), JSON.stringify(manifest, null, 2));
   const pkg = await buildPackage(dir);
