@@ -7,7 +7,8 @@
  *
  * Environment: `BENCH_ANCHOR_EVENTS` (default 1000), `BENCH_RECORD_EVENTS` (default 200), `BENCH_WORKERS`
  * (default `1,2,4`), `BENCH_MODES` (default `anchor,record`), `BENCH_LANES` (relayer keys per chain, one lane each;
- * default `1,4`: record mode is measured with each, anchor mode with the first).
+ * default `1,4`: record mode is measured with each, anchor mode with the first), `BENCH_WORKER_NODE_OPTIONS`
+ * (NODE_OPTIONS for the worker processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile them).
  */
 import type { ChildProcess } from "node:child_process";
 import os from "node:os";
