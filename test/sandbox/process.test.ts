@@ -70,13 +70,14 @@ async function observed<T>(
 const HOST_PAUSE_SLACK_MS = 300;
 
 /**
- * The host was responsive, judged against the control thread in the same window: it ticked at least a quarter as
- * often (a host blocked for the whole run ticks 0 or 1 times against the control's ~ms/10), and its event loop
- * never stopped for longer than the control's longest gap plus {@link HOST_PAUSE_SLACK_MS} (a host blocked for
- * part of the run).
+ * The host was responsive, judged against the control thread in the same window: it ticked at least a sixteenth
+ * as often (a host blocked for the whole run ticks 0 or 1 times against the control's ~ms/10; a quarter was too
+ * strict once in CI, 9 against 48, the host's own work such as garbage collection of the test worker's heap
+ * pausing only the host), and its event loop never stopped for longer than the control's longest gap plus
+ * {@link HOST_PAUSE_SLACK_MS} (a host blocked for part of the run).
  */
 function expectResponsive(outcome: { ticks: number; maxGapMs: number; control: ControlReading }): void {
-  expect(outcome.ticks).toBeGreaterThanOrEqual(Math.floor(outcome.control.ticks / 4));
+  expect(outcome.ticks).toBeGreaterThanOrEqual(Math.floor(outcome.control.ticks / 16));
   expect(outcome.maxGapMs).toBeLessThan(outcome.control.maxGapMs + HOST_PAUSE_SLACK_MS);
 }
 
