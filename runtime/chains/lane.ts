@@ -178,8 +178,14 @@ export class Lane {
       } finally {
         // Keep the lease for the next caller in this process, unless nobody waits, it was held long enough, or
         // `fn` failed (perhaps because the lease was lost: the next caller starts from a fresh one).
-        if (failed || this.#queued === 0) await this.#releaseLease();
-        else if (Date.now() - lease.since >= LOCK_HOLD_MAX_MS) await this.#yieldIfWanted(lease);
+        // Best effort: a Redis error here (a fail-over) must not turn `fn`'s outcome into a failure; a lease not
+        // released ends at its TTL, and a lost one fails the next fenced write with LANE_LOCK_LOST.
+        try {
+          if (failed || this.#queued === 0) await this.#releaseLease();
+          else if (Date.now() - lease.since >= LOCK_HOLD_MAX_MS) await this.#yieldIfWanted(lease);
+        } catch {
+          this.#dropLease();
+        }
       }
     } finally {
       leave();
@@ -207,7 +213,7 @@ export class Lane {
     const token = randomUUID();
     const lockKey = this.#key("lock");
     // After letting go for a waiting process: stay away until it has taken the lock (or the yield is over).
-    while (Date.now() < this.#yieldUntil && (await this.#redis.exists(lockKey)) === 0) {
+    while (Date.now() < this.#yieldUntil && (await this.#redis.exists(lockKey).catch(() => 1)) === 0) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     this.#yieldUntil = 0;
@@ -215,12 +221,12 @@ export class Lane {
     while ((await this.#redis.set(lockKey, token, "PX", leaseMs, "NX")) !== "OK") {
       if (Date.now() - started > waitMs) throw new ChainLaneBusyError(this.id, Date.now() - started);
       // Tell the holder that this process waits (see #yieldIfWanted); the mark lapses soon after the last attempt.
-      await this.#redis.set(this.#key("lock", "wanted"), "1", "PX", LOCK_WANTED_TTL_MS);
+      await this.#redis.set(this.#key("lock", "wanted"), "1", "PX", LOCK_WANTED_TTL_MS).catch(() => undefined);
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, LOCK_MAX_POLL_MS);
     }
     // This process's own request is answered (another waiting process sets the mark again at its next attempt).
-    await this.#redis.del(this.#key("lock", "wanted"));
+    await this.#redis.del(this.#key("lock", "wanted")).catch(() => undefined);
     const renew = setInterval(
       () => {
         void this.#redis
@@ -241,11 +247,17 @@ export class Lane {
   }
 
   async #releaseLease(): Promise<void> {
+    const held = this.#dropLease();
+    if (held) await this.#redis.eval(RELEASE, 1, this.#key("lock"), held.token);
+  }
+
+  /** Forgets the lease this process holds (stops renewing it); returns it. */
+  #dropLease(): { token: string } | undefined {
     const held = this.#held;
-    if (!held) return;
+    if (!held) return undefined;
     this.#held = undefined;
     clearInterval(held.renew);
-    await this.#redis.eval(RELEASE, 1, this.#key("lock"), held.token);
+    return held;
   }
 
   /** The next nonce the lane would assign (0 for a new lane). */
