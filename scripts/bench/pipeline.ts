@@ -299,8 +299,9 @@ the 300 ms batch timer closes a batch first).
 
 Plain ingest, the reference: the same \`hardhat node\` accepted and mined **${ingest!.toFixed(0)} plain transfers/s**
 in this run (600 zero-value transfers signed beforehand, 32 JSON-RPC calls in flight, until the last receipt).
-"Of plain ingest" is results/s against it: each result is one transaction on each chain, so a chain receives
-results/s transactions. Relayer keys (lanes): writes on a chain are spread over that many keys, one nonce
+"Of plain ingest" is results/s against it. In record mode each result is one transaction on each chain, so a
+chain receives results/s transactions; in anchor mode a chain receives one transaction per batch, so there the
+column only compares results/s with the node's transfers/s. Relayer keys (lanes): writes on a chain are spread over that many keys, one nonce
 sequence each (\`laneSigners\`, docs/chains.md).
 
 | mode | relayer keys (lanes) per chain | worker processes | events | results/s | of plain ingest | submitted p50 / p99 | confirmed p50 / p99 | gas per result | execute / attest job p50 | busy cores (of ${os.cpus().length}) | CPU ms per result: workers / chains / Redis / bench + Key Vault |
