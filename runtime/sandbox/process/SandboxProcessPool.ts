@@ -49,7 +49,7 @@ interface Child {
   process: ChildProcess;
   cgroup: ProcessCgroup;
   ready: Promise<void>;
-  /** Resident memory when it became ready, in bytes. */
+  /** Its memory in use ({@link memoryInUse}) when it became ready, in bytes. */
   baseBytes: number;
   keys: Set<string>;
   busy: boolean;
@@ -210,7 +210,7 @@ export class SandboxProcessPool {
       child.onAnswer = (message) => {
         if (message.type !== "ready") return;
         clearTimeout(timer);
-        child.baseBytes = residentBytes(proc.pid!);
+        child.baseBytes = memoryInUse(child);
         resolve();
       };
       child.onExit = (code, signal) => {
@@ -261,7 +261,7 @@ export class SandboxProcessPool {
     let next: Child | undefined = child;
     if (child.killedFor !== undefined || this.#children[child.index] !== child) {
       next = this.#closed ? undefined : (this.#children[child.index] ??= this.#spawn(child.index));
-    } else if (residentBytes(child.process.pid!) > child.baseBytes + RECYCLE_GROWTH_MB * 1024 * 1024) {
+    } else if (memoryInUse(child) > child.baseBytes + RECYCLE_GROWTH_MB * 1024 * 1024) {
       next = this.#closed ? undefined : this.#replace(child);
       if (next) next.busy = false;
     }
@@ -352,6 +352,20 @@ export class SandboxProcessPool {
       }
     });
   }
+}
+
+/**
+ * The memory a child uses, in bytes, as its limit counts it: its control group's own charge when one limits it
+ * (cgroup v1 `memory.usage_in_bytes`, v2 `memory.current`), else its resident set (`/proc/<pid>/statm`).
+ *
+ * The base of a child's limit must be measured the way the limit is enforced. A new child's resident set counts
+ * pages it shares with the host (Node's own code, already in the page cache and charged to the host's group), which
+ * its group is not charged for: a base taken from the resident set (about 107 MiB against a charge of about 47 MiB
+ * here) let a Cryptlet use some 60 MiB more than its `memoryMb` + {@link MEMORY_SLACK_MB}, and 192 MiB of typed
+ * arrays at a 64 MiB limit ran to the end in some runs.
+ */
+function memoryInUse(child: Child): number {
+  return child.cgroup.kind === "none" ? residentBytes(child.process.pid!) : child.cgroup.memoryUsage();
 }
 
 /** An idle child must not keep the host process alive; a busy one must. */
