@@ -21,6 +21,9 @@ const ROOT = path.resolve(import.meta.dirname, "..", "..");
  */
 const HARDHAT_ACCOUNT_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
+/** How long a node may take to exit after SIGTERM before it is SIGKILLed, ms. */
+const STOP_TIMEOUT_MS = 10_000;
+
 /** A running local chain. */
 export interface LocalChain {
   /** JSON-RPC URL, e.g. `http://127.0.0.1:8545`. */
@@ -35,7 +38,7 @@ export interface LocalChain {
   rpc<T = unknown>(method: string, params?: unknown[]): Promise<T>;
   /** Sets `address`'s balance to `ether` ETH (`hardhat_setBalance`). */
   fund(address: string, ether?: string): Promise<void>;
-  /** Stops the node (SIGTERM) and waits for it to exit. */
+  /** Stops the node (SIGTERM, SIGKILL after 10 s) and waits for it to exit. */
   stop(): Promise<void>;
 }
 
@@ -139,11 +142,13 @@ async function launchLocalChain(chainId: number, port: number, startTimeoutMs: n
     },
     async stop() {
       provider.destroy();
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await exited;
-      }
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      // A node that ignores SIGTERM (or is stopped, SIGSTOP) is killed after a deadline.
+      const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }

@@ -20,6 +20,7 @@ import { Pipeline } from "../../runtime/queue/pipeline.ts";
 import { ResultStore } from "../../runtime/queue/results.ts";
 import { SandboxPool } from "../../runtime/sandbox/pool.ts";
 import { startTcpFaultProxy, type FaultProxy } from "../../runtime/devstack/chaos/faultProxy.ts";
+import { withDeadline } from "../support/deadline.ts";
 import { startRedisServer, type TestRedisServer } from "../support/redisServer.ts";
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -84,7 +85,7 @@ describe("Redis connection errors go through the logger, once per state change",
     const pipeline = new Pipeline(ctx);
     pipeline.startWorkers();
     try {
-      await pipeline.queue("events").waitUntilReady();
+      await withDeadline(pipeline.queue("events").waitUntilReady(), 20_000, "the events queue's connection");
       expect(pipeline.redisConnection.state).toBe("up");
 
       proxy.setMode("refuse"); // every open connection reset, every new one reset on arrival
@@ -113,9 +114,13 @@ describe("Redis connection errors go through the logger, once per state change",
       consoleError.mockRestore();
       stderrWrite.mockRestore();
       proxy.setMode("pass"); // close() needs Redis
-      await pipeline.close();
-      await ctx.sandbox.dispose();
-      redis.disconnect();
+      try {
+        // A close that hangs fails with its name instead of running into the test's timeout.
+        await withDeadline(pipeline.close(), 45_000, "Pipeline.close() after the recovery");
+      } finally {
+        await ctx.sandbox.dispose();
+        redis.disconnect();
+      }
     }
   }, 150_000);
 });

@@ -24,11 +24,43 @@ export interface TestRedisServer {
   close(): Promise<void>;
 }
 
-async function waitUp(url: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    // Every probe has a deadline: a port held by something that accepts and never answers must not hang the test.
+/** How long a test's redis-server may take to accept commands, ms. */
+const START_TIMEOUT_MS = 20_000;
+
+/**
+ * Waits until this `child` says it is ready (its own log line, so a stranger on the port is never taken for it), then
+ * until it answers PING. Fails at once when the child exits (with its last log lines), and after
+ * {@link START_TIMEOUT_MS} in all. Every probe has its own deadlines and no ready check: a port held by something
+ * that accepts and never answers must not hang the test.
+ */
+async function waitUp(child: ChildProcess, url: string, log: () => string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  const failure = (why: string) => new Error(`redis-server at ${url} ${why}; its log ends: ${log().slice(-600)}`);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => finish(failure(`did not say it was ready within ${START_TIMEOUT_MS} ms`)),
+      START_TIMEOUT_MS,
+    );
+    const onData = () => {
+      if (/Ready to accept connections/.test(log())) finish();
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      finish(failure(`exited while starting (${signal ?? `code ${code}`})`));
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      child.stdout?.off("data", onData);
+      child.off("exit", onExit);
+      if (error) reject(error);
+      else resolve();
+    };
+    child.stdout?.on("data", onData);
+    child.once("exit", onExit);
+    onData();
+  });
+  for (;;) {
     const probe = new Redis(url, {
       lazyConnect: true,
+      enableReadyCheck: false,
       retryStrategy: () => null,
       maxRetriesPerRequest: 0,
       connectTimeout: 1000,
@@ -38,14 +70,14 @@ async function waitUp(url: string): Promise<void> {
     try {
       await probe.connect();
       await probe.ping();
-      probe.disconnect();
       return;
-    } catch {
-      probe.disconnect();
+    } catch (error) {
+      if (Date.now() > deadline) throw failure(`did not answer PING (${String(error)})`);
       await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      probe.disconnect();
     }
   }
-  throw new Error(`redis-server at ${url} did not start`);
 }
 
 /** A TCP port free on 127.0.0.1 now (the OS's choice). */
@@ -78,33 +110,60 @@ async function inUse(port: number): Promise<boolean> {
  *   0 (default) picks a free one.
  */
 export async function startRedisServer(requested = 0, args: string[] = []): Promise<TestRedisServer> {
-  const port = requested === 0 ? await freePort() : requested;
+  if (requested !== 0) return startOn(requested, args);
+  // A port found free can be taken before the server binds it (another test file's process): try another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(await freePort(), args);
+    } catch (error) {
+      if (attempt >= 3 || !/Address already in use/i.test(String(error))) throw error;
+    }
+  }
+}
+
+async function startOn(port: number, args: string[]): Promise<TestRedisServer> {
   if (await inUse(port)) throw new Error(`port ${port} is already in use: a test's redis-server needs its own`);
   const dir = mkdtempSync(path.join(os.tmpdir(), `redis-${port}-`));
   const url = `redis://127.0.0.1:${port}`;
   let current = args;
   let child: ChildProcess | undefined;
+  let log = "";
   const start = async (extra: string[]) => {
     current = extra;
-    child = spawn(
+    log = "";
+    const started = spawn(
       "redis-server",
       ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...extra],
-      {
-        stdio: "ignore",
-      },
+      { stdio: ["ignore", "pipe", "pipe"] },
     );
-    await waitUp(url);
+    child = started;
+    const keep = (chunk: Buffer) => {
+      log = (log + chunk.toString("utf8")).slice(-8192);
+    };
+    started.stdout.on("data", keep);
+    started.stderr.on("data", keep);
+    try {
+      await waitUp(started, url, () => log);
+    } catch (error) {
+      await kill();
+      throw error;
+    }
   };
   const kill = async () => {
     const running = child;
     child = undefined;
-    if (!running || running.exitCode !== null) return;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       running.once("exit", () => resolve());
       running.kill("SIGKILL");
     });
   };
-  await start(args);
+  try {
+    await start(args);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     port,
     url,

@@ -49,10 +49,26 @@ export async function startWorker(
   return child;
 }
 
-/** Stops a worker process: SIGTERM (graceful), resolving with its exit code. */
+/** How long a worker may take to exit after the signal before it is SIGKILLed, ms. */
+const STOP_TIMEOUT_MS = 30_000;
+
+/**
+ * Stops a worker process: `signal` (SIGTERM: graceful), resolving with its exit code (null when a signal ended it).
+ * A worker that has not exited {@link STOP_TIMEOUT_MS} after the signal is SIGKILLed, and the promise rejects
+ * naming it: a shutdown that hangs is a failure of its own, not a test that runs into Jest's timeout.
+ */
 export async function stopWorker(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   child.kill(signal);
-  return exited;
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<"hung">((resolve) => {
+    timer = setTimeout(() => resolve("hung"), STOP_TIMEOUT_MS);
+  });
+  const outcome = await Promise.race([exited, hung]);
+  clearTimeout(timer);
+  if (outcome !== "hung") return outcome;
+  child.kill("SIGKILL");
+  await exited;
+  throw new Error(`worker ${child.pid} did not exit within ${STOP_TIMEOUT_MS} ms of ${signal}; SIGKILLed`);
 }
