@@ -90,30 +90,38 @@ export function openRedis(endpoint: RedisEndpoint, options: RedisOptions = {}): 
   return clusterOf(endpoint.cluster, perNode, lazyConnect === true);
 }
 
-/** The deadline of each command of BullMQ's cluster connections, ms (above BullMQ's blocking waits). */
-export const BULLMQ_CLUSTER_COMMAND_TIMEOUT_MS = 15_000;
+/**
+ * The deadline of each command of BullMQ's connections, one server or a cluster, ms (above BullMQ's blocking waits:
+ * a worker's `drainDelay`, 5 s).
+ */
+export const BULLMQ_COMMAND_TIMEOUT_MS = 15_000;
+
+/** The ioredis deadlines every BullMQ connection carries (see {@link bullmqConnectionOf}). */
+const BULLMQ_DEADLINES = {
+  maxRetriesPerRequest: null,
+  commandTimeout: BULLMQ_COMMAND_TIMEOUT_MS,
+  blockingTimeout: BULLMQ_COMMAND_TIMEOUT_MS,
+} as const;
 
 /**
  * The `connection` option of a BullMQ queue, worker or flow producer: ioredis options for one server (BullMQ
  * opens and closes its connections), or a new `Cluster` for a cluster. BullMQ does not close a client it was given,
  * so the caller closes every cluster client it receives here (`clients` collects them).
+ *
+ * Either way every command has a deadline, and there is no per-request retry limit (BullMQ's requirement): a
+ * command that Redis does not answer (a server stopped, a connection that a proxy holds open, a node caught in a
+ * fail-over) fails after {@link BULLMQ_COMMAND_TIMEOUT_MS} and BullMQ retries it, instead of waiting for ever. A
+ * blocking command (a worker's BZPOPMIN, which asks Redis for at most `drainDelay`, 5 s) gets ioredis's own
+ * blocking deadline: its timeout plus 100 ms, or this bound when it has none; it then ends as Redis's own timeout
+ * would (no element), also when it sits in the queue of a node that died, where `commandTimeout` does not reach.
  * @param clients - where cluster clients are added, for the caller's `close()`.
  */
 export function bullmqConnectionOf(
   endpoint: RedisEndpoint,
   clients: RedisClient[],
-): Cluster | { url: string; maxRetriesPerRequest: null } {
-  if (!endpoint.cluster) return { url: endpoint.url, maxRetriesPerRequest: null };
-  // No per-request retry limit (BullMQ's requirement), and deadlines: a command caught on a node during a fail-over
-  // fails after {@link BULLMQ_CLUSTER_COMMAND_TIMEOUT_MS} and BullMQ retries it, instead of waiting for ever. A
-  // blocking command (a worker's BZPOPMIN, which asks Redis for at most `drainDelay`, 5 s, here) gets ioredis's own
-  // blocking deadline: its timeout plus 100 ms, or this bound when it has none; it then ends as Redis's own timeout
-  // would (no element), also when it sits in the queue of a node that died, where `commandTimeout` does not reach.
-  const cluster = clusterOf(endpoint.cluster, {
-    maxRetriesPerRequest: null,
-    commandTimeout: BULLMQ_CLUSTER_COMMAND_TIMEOUT_MS,
-    blockingTimeout: BULLMQ_CLUSTER_COMMAND_TIMEOUT_MS,
-  });
+): Cluster | ({ url: string } & typeof BULLMQ_DEADLINES) {
+  if (!endpoint.cluster) return { url: endpoint.url, ...BULLMQ_DEADLINES };
+  const cluster = clusterOf(endpoint.cluster, BULLMQ_DEADLINES);
   clients.push(cluster);
   return cluster;
 }
