@@ -12,6 +12,11 @@
  * inside a single long built-in call (a huge `sort` or `join`), which can overrun the deadline until it returns;
  * the memory limit bounds how long such a call can be. Use isolated-vm where that matters.
  *
+ * IMPORTANT: the memory limit bounds each allocation, not their total, for large ones (typed arrays, long
+ * strings): quickjs-emscripten 0.32 does not add them up (upstream justjake/quickjs-emscripten#271; 192 MiB of
+ * 1 MiB typed arrays ran to the end at a 64 MiB limit). Run it in a sandbox process (runtime/sandbox/process/),
+ * whose memory cgroup holds the bound.
+ *
  * @example
  * ```ts
  * import { QuickJsEngine } from "./runtime/sandbox/QuickJsEngine.ts";
