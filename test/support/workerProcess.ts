@@ -7,6 +7,15 @@ import path from "node:path";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 
+/** How much of a worker's output (stdout and stderr, interleaved) is kept for {@link workerOutput}, in chars. */
+const OUTPUT_KEPT_CHARS = 16_384;
+const outputs = new WeakMap<ChildProcess, string>();
+
+/** The end of what a worker started by {@link startWorker} printed (its JSON log lines at `LOG_LEVEL`). */
+export function workerOutput(child: ChildProcess): string {
+  return outputs.get(child) ?? "";
+}
+
 /**
  * Starts a worker process and waits for its ready line.
  * @param configFile - the runtime configuration file.
@@ -33,6 +42,13 @@ export async function startWorker(
   });
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  let output = "";
+  const keep = (c: Buffer) => {
+    output = (output + c.toString()).slice(-OUTPUT_KEPT_CHARS);
+    outputs.set(child, output);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`worker not ready:\n${stderr}`)), 60_000);
     child.stdout!.on("data", (c: Buffer) => {
@@ -49,8 +65,11 @@ export async function startWorker(
   return child;
 }
 
-/** How long a worker may take to exit after the signal before it is SIGKILLed, ms. */
-const STOP_TIMEOUT_MS = 30_000;
+/**
+ * How long a worker may take to exit after the signal before it is SIGKILLed, ms: above the longest drain a test
+ * configures (`CRYPTLET_SHUTDOWN_MS` 45 s in the cluster fail-over test), past which the worker exits 1 itself.
+ */
+const STOP_TIMEOUT_MS = 60_000;
 
 /**
  * Stops a worker process: `signal` (SIGTERM: graceful), resolving with its exit code (null when a signal ended it).
@@ -59,7 +78,8 @@ const STOP_TIMEOUT_MS = 30_000;
  */
 export async function stopWorker(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // "close", not "exit": its output is read to the end first (workerOutput).
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   child.kill(signal);
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<"hung">((resolve) => {
