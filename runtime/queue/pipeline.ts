@@ -109,6 +109,12 @@ export type RunOutcome =
   | { status: "complete"; receipt: CompositeReceipt }
   | { status: "failed"; run: RunRecord; error: NonNullable<RunRecord["error"]> };
 
+/**
+ * How long a BullMQ worker's close may take once none of its jobs runs, ms: above its blocking wait (`drainDelay`,
+ * 5 s, plus ioredis's 100 ms), after which {@link Pipeline.close} goes on without it.
+ */
+const WORKER_CLOSE_GRACE_MS = 10_000;
+
 const DEFAULT_CONCURRENCY = { events: 16, execute: 4, attest: 8, writes: 64, runs: 16 } as const;
 
 /** How often a process running workers removes dead letters older than the retention, in ms. */
@@ -138,6 +144,8 @@ export class Pipeline {
   readonly #queues: Map<QueueName, Queue>;
   readonly #flows: FlowProducer;
   readonly #workers: Worker[] = [];
+  /** The jobs each worker of this process is running now (their processor calls), for {@link close}. */
+  readonly #inFlight = new Map<Worker, Set<Promise<unknown>>>();
   readonly #anchorLoops: Promise<void>[] = [];
   readonly #stopAnchors = new AbortController();
   /** The backlog bound (runs in flight), see runtime/queue/backlog.ts. */
@@ -274,9 +282,13 @@ export class Pipeline {
     };
     for (const stage of stages) {
       const processor = processors[stage];
+      const inFlight = new Set<Promise<unknown>>();
       const worker = new Worker(
         stage,
         async (job, token) => {
+          let finished = () => {};
+          const running = new Promise<void>((resolve) => (finished = resolve));
+          inFlight.add(running);
           try {
             const value = await processor(job, token);
             if (stage === "runs") {
@@ -286,6 +298,9 @@ export class Pipeline {
             return value;
           } catch (error) {
             throw await this.#onError(stage, job, error);
+          } finally {
+            inFlight.delete(running);
+            finished();
           }
         },
         {
@@ -306,6 +321,7 @@ export class Pipeline {
         ctx.logger?.error({ stage, err: redactSecrets(String(error)) }, "worker error"),
       );
       this.#workers.push(worker);
+      this.#inFlight.set(worker, inFlight);
     }
     if (stages.includes("writes")) {
       // Anchor batches are closed and written by every process that runs writes; batch locks keep them apart.
@@ -639,11 +655,42 @@ export class Pipeline {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#deadLetterSweep);
-    await Promise.all(this.#workers.map((w) => w.close()));
+    await Promise.all(this.#workers.map((w) => this.#closeWorker(w)));
     this.#stopAnchors.abort();
     await Promise.all(this.#anchorLoops);
     await this.#flows.close();
     await Promise.all([...this.#queues.values()].map((q) => q.close()));
     await Promise.all(this.#clusterClients.map(closeRedis));
+  }
+
+  /**
+   * Closes one BullMQ worker gracefully: it takes no new job and the jobs it runs finish. BullMQ's close then ends
+   * the worker's blocking connection and waits for its `end` event, which ioredis does not always emit (after a
+   * Redis Cluster fail-over a duplicated cluster client was seen to stay in status `close` for ever, and the drain
+   * ran into the process's shutdown deadline, exit 1; upstream taskforcesh/bullmq#4065 and #4656). So once the
+   * worker runs no job of ours, its close gets {@link WORKER_CLOSE_GRACE_MS} more; past that it is left, with a
+   * warning, and shutdown goes on: nothing of it is running, and its connections hold no socket that matters.
+   */
+  async #closeWorker(worker: Worker): Promise<void> {
+    const closed = worker.close();
+    const inFlight = this.#inFlight.get(worker) ?? new Set();
+    // Jobs may start until BullMQ has stopped fetching: wait until none runs.
+    while (inFlight.size > 0) {
+      const done = await Promise.race([closed.then(() => true), Promise.all(inFlight).then(() => false)]);
+      if (done) return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), WORKER_CLOSE_GRACE_MS);
+    });
+    const outcome = await Promise.race([closed.then(() => "closed" as const), grace]);
+    clearTimeout(timer);
+    if (outcome === "late") {
+      closed.catch(() => undefined);
+      this.ctx.logger?.warn(
+        { stage: worker.name, graceMs: WORKER_CLOSE_GRACE_MS },
+        "a queue worker's close did not end after its jobs finished (its blocking connection); shutting down without it",
+      );
+    }
   }
 }
