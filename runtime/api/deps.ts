@@ -85,7 +85,12 @@ export interface ApiDeps {
    */
   chains?: ReadonlyMap<
     string,
-    { writer: { rpc: Pick<ChainRpc, "send"> }; config?: Pick<ChainConfig, "chainId" | "explorerUrl"> }
+    {
+      /** The chain's JSON-RPC client: `send` for readiness; `provider` (with the client's request deadline) for
+       *  the on-chain checks of `POST /v1/verify` with `onChain`. */
+      writer: { rpc: Pick<ChainRpc, "send"> & Partial<Pick<ChainRpc, "provider">> };
+      config?: Pick<ChainConfig, "chainId" | "explorerUrl">;
+    }
   >;
   /**
    * The sandbox pool `POST /v1/verify` re-executes in (`rerun: true`), the pipeline's; without it such a request is

@@ -374,6 +374,25 @@ export const ERR_API_RERUN_UNAVAILABLE = defineErrorCode({
   retry: "no",
 });
 
+export const ERR_API_ONCHAIN_UNAVAILABLE = defineErrorCode({
+  code: "ERR_API_ONCHAIN_UNAVAILABLE",
+  module,
+  meaning:
+    "501: `POST /v1/verify` was asked to check the bundle's anchors on-chain (`onChain: true`) by an API process that has no chain configured; verify with `cryptlet verify --config` or `--rpc` instead.",
+  retry: "no",
+});
+
+/** `ERR_API_ONCHAIN_UNAVAILABLE` (501): this API process has no chain to check anchors on. */
+export class OnChainUnavailableError extends ApiError {
+  constructor() {
+    super(
+      501,
+      ERR_API_ONCHAIN_UNAVAILABLE,
+      "on-chain verification is not available in this API process (it has no chain configured)",
+    );
+  }
+}
+
 /** `ERR_API_RERUN_UNAVAILABLE` (501): this API process cannot re-execute Cryptlets. */
 export class RerunUnavailableError extends ApiError {
   constructor() {

@@ -178,6 +178,20 @@ describe("API (real Redis, package store, pipeline queues, local issuer)", () =>
         "ERR_API_VALIDATION",
       );
       expectProblem(
+        await request(f.url, "POST", "/v1/verify", {
+          token: auditor,
+          json: { bundle: {}, onChain: true, confirmations: 0 },
+        }),
+        400,
+        "ERR_API_VALIDATION",
+      );
+      // This API process has no chain: asked to check anchors on-chain, it says so instead of skipping the check.
+      expectProblem(
+        await request(f.url, "POST", "/v1/verify", { token: auditor, json: { bundle: {}, onChain: true } }),
+        501,
+        "ERR_API_ONCHAIN_UNAVAILABLE",
+      );
+      expectProblem(
         await request(f.url, "POST", "/v1/verify", { token: auditor, json: [1, 2] }),
         400,
         "ERR_API_VALIDATION",

@@ -143,6 +143,41 @@ describe("API → pipeline: invoke, run, bundle, verify (Redis, hardhat node, Ke
         .map((c) => c.name),
     ).toEqual(expect.arrayContaining(["outputHash", "signatures"]));
 
+    // On-chain (onChain): the anchor is checked on the API's chain. Without it the check is skipped; with it, it
+    // holds for the real write, fails for an anchor whose transaction is not on the chain, and fails when more
+    // confirmations are asked for than the chain itself has (read from the node here, not from the runtime).
+    const anchorsCheck = (report: { body: { checks: { name: string; verdict: string; reason: string }[] } }) =>
+      report.body.checks.find((c) => c.name === "anchors");
+    expect(anchorsCheck(report)?.verdict).toBe("skipped");
+    const onChain = await request(api.url, "POST", "/v1/verify", {
+      token: auditor,
+      json: { bundle: bundle.body, onChain: true },
+    });
+    expect(onChain.status).toBe(200);
+    expect(anchorsCheck(onChain)).toMatchObject({ verdict: "pass" });
+    expect(onChain.body.ok).toBe(true);
+    const elsewhere = structuredClone(bundle.body);
+    elsewhere.anchors[0].txHash = `0x${"ab".repeat(32)}`;
+    const notOnChain = await request(api.url, "POST", "/v1/verify", {
+      token: auditor,
+      json: { bundle: elsewhere, onChain: true },
+    });
+    expect(anchorsCheck(notOnChain)?.verdict).toBe("fail");
+    expect(notOnChain.body.ok).toBe(false);
+    const node = stack.chains[0]!.node.provider;
+    const confirmations = (await node.getBlockNumber()) - Number(bundle.body.anchors[0].blockNumber) + 1;
+    const enough = await request(api.url, "POST", "/v1/verify", {
+      token: auditor,
+      json: { bundle: bundle.body, onChain: true, confirmations },
+    });
+    expect(anchorsCheck(enough)?.verdict).toBe("pass");
+    const tooMany = await request(api.url, "POST", "/v1/verify", {
+      token: auditor,
+      json: { bundle: bundle.body, onChain: true, confirmations: confirmations + 5 },
+    });
+    expect(anchorsCheck(tooMany)?.verdict).toBe("fail");
+    expect(tooMany.body.ok).toBe(false);
+
     // The JWKS endpoint verifies the run's attestation token, with jose's remote key set as any client would.
     const remote = createRemoteJWKSet(new URL(`${api.url}/.well-known/jwks.json`));
     const { payload, protectedHeader } = await jwtVerify(bundle.body.attestation, remote, {

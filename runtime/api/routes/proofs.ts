@@ -6,6 +6,7 @@
  * @module
  */
 import { Router } from "express";
+import type { Provider } from "ethers";
 import type { JSONWebKeySet } from "jose";
 
 import { buildJwks } from "../../attestation/token.ts";
@@ -13,7 +14,7 @@ import { verifyBundle } from "../../attestation/verifyBundle.ts";
 import { createReexecutor } from "../../reexecution/reexecute.ts";
 import { packagesFromStore } from "../../reexecution/packageSources.ts";
 import type { ApiDeps } from "../deps.ts";
-import { RerunUnavailableError } from "../errors.ts";
+import { OnChainUnavailableError, RerunUnavailableError } from "../errors.ts";
 
 /** How long the attestation JWK Set is cached, ms. */
 export const JWKS_CACHE_MS = 5 * 60_000;
@@ -26,6 +27,27 @@ export interface VerifyRequestBody {
   verifyAt?: string;
   /** Re-execute the Cryptlet on the bundle's evidence (package from the store, this runtime's sandbox). */
   rerun?: boolean;
+  /**
+   * Check the bundle's anchors on this runtime's chains (`verifyBundle`'s `anchors` check,
+   * runtime/chains/anchorCheck.ts): each anchor on a configured chain must be in the block it names, succeeded,
+   * confirmed `confirmations` times, with this result's (or batch's) event and the contract's views agreeing.
+   */
+  onChain?: boolean;
+  /** Confirmations each checked anchor needs (with `onChain`), 1–100000 (the block of the write counts). Default 1. */
+  confirmations?: number;
+}
+
+/**
+ * The providers `verifyBundle` checks anchors with: the API's chains by decimal chain id, each with its JSON-RPC
+ * client's request deadline. Chains without a provider or a chain id (light API processes) are left out.
+ */
+function anchorProviders(deps: Pick<ApiDeps, "chains">): Record<string, Provider> {
+  const providers: Record<string, Provider> = {};
+  for (const chain of deps.chains?.values() ?? []) {
+    const provider = chain.writer.rpc.provider;
+    if (provider !== undefined && chain.config !== undefined) providers[String(chain.config.chainId)] = provider;
+  }
+  return providers;
 }
 
 /** A cached JWK Set of the attestation keys. */
@@ -55,6 +77,8 @@ export function proofRoutes(deps: ApiDeps, jwks: () => Promise<JSONWebKeySet>): 
     if (body.rerun === true && deps.sandbox === undefined) {
       throw new RerunUnavailableError();
     }
+    const chains = body.onChain === true ? anchorProviders(deps) : undefined;
+    if (chains !== undefined && Object.keys(chains).length === 0) throw new OnChainUnavailableError();
     const reexecutor =
       body.rerun === true && deps.sandbox !== undefined
         ? createReexecutor({ packages: packagesFromStore(deps.packages), sandbox: deps.sandbox })
@@ -69,6 +93,8 @@ export function proofRoutes(deps: ApiDeps, jwks: () => Promise<JSONWebKeySet>): 
       ...(body.verifyAt === undefined ? {} : { now: new Date(body.verifyAt) }),
       jwks: await jwks(),
       ...(reexecutor === undefined ? {} : { reexecutor }),
+      ...(chains === undefined ? {} : { chains }),
+      ...(chains === undefined || body.confirmations === undefined ? {} : { confirmations: body.confirmations }),
     });
     res.json(report);
   });
