@@ -28,6 +28,23 @@ export const ERR_CLI_TARGET_EXISTS = defineErrorCode({
   meaning: "`init` would overwrite something: the target folder exists and is not empty (exit code 1).",
   retry: "no",
 });
+export const ERR_CLI_ROTATE_REFUSED = defineErrorCode({
+  code: "ERR_CLI_ROTATE_REFUSED",
+  module,
+  meaning:
+    "`registry rotate-signer`: a chain's registry does not allow the rotation (it does not trust the old address, or already trusts the new one besides the old), or the `--key` lacks `SIGNER_MANAGER_ROLE` there; `details.chain` names it. Checked on every chain before anything is sent; with `--key` it also means a chain's transaction failed or its registry, read back, disagrees (the chains before it are rotated: run the command again). Exit code 1.",
+  retry: "no",
+});
+
+/** `ERR_CLI_ROTATE_REFUSED`: a chain's registry does not allow a signer rotation (`details.chain`, `details.reason`). */
+export class RotateSignerRefusedError extends CryptletError {
+  constructor(chain: string, reason: string) {
+    super(ERR_CLI_ROTATE_REFUSED, `cannot rotate the signer on chain ${chain}: ${reason}`, {
+      details: { chain, reason },
+    });
+  }
+}
+
 export const ERR_RUN_NOT_FOUND = defineErrorCode({
   code: "ERR_RUN_NOT_FOUND",
   module,

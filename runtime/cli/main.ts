@@ -484,11 +484,42 @@ Examples:
     .action(async (role: string) => {
       const r = await (await import("./commands/keys.ts")).rotateKey(await loadConfig(globals().config), role);
       const hint = role.startsWith("result-signer")
-        ? `\n  next: CryptletRegistry.rotateSigner(${r.before.address}, ${r.after.address}) on every chain`
+        ? `\n  next: cryptlet registry rotate-signer ${r.before.address} ${r.after.address} (every chain's registry)`
         : "";
       print(
         r,
         `${role}: ${r.before.version} -> ${r.after.version}${r.after.address ? ` (${r.after.address})` : ""}${hint}`,
+      );
+    });
+
+  const registry = program.command("registry").description("the configured chains' CryptletRegistry contracts");
+  registry
+    .command("rotate-signer")
+    .description(
+      "rotateSigner(old, new) on every configured registry: checked on every chain first; printed for the role holder, or sent with --key",
+    )
+    .argument("<old>", "the address the registries trust now (keys rotate prints it)")
+    .argument("<new>", "the new key version's address")
+    .option("--chain <name...>", "only these configured chains (default: every chain with a registry)")
+    .option("--key <file>", "a local secp256k1 JWK holding SIGNER_MANAGER_ROLE: send the transactions (development)")
+    .action(async (oldSigner: string, newSigner: string, o: { chain?: string[]; key?: string }) => {
+      const steps = await (
+        await import("./commands/registry.ts")
+      ).rotateSigner(await loadConfig(globals().config), oldSigner, newSigner, {
+        ...(o.chain ? { chains: o.chain } : {}),
+        ...(o.key ? { keyFile: o.key } : {}),
+      });
+      print(
+        steps,
+        steps
+          .map((s) =>
+            s.status === "pending"
+              ? `${s.chain.padEnd(12)} send to ${s.to} data ${s.data}`
+              : s.status === "sent"
+                ? `${s.chain.padEnd(12)} rotated in tx ${s.txHash} (block ${s.blockNumber})`
+                : `${s.chain.padEnd(12)} already rotated`,
+          )
+          .join("\n"),
       );
     });
 
