@@ -146,7 +146,10 @@ const HANGS: [string, string, string[]?][] = [
   [
     "a Map that grows without end",
     "() => { const m = new Map(); for (let i = 0; ; i++) m.set(i, { i }); }",
-    ["ERR_SANDBOX_MEMORY_LIMIT"],
+    // V8 aborts the sandbox process (SIGABRT) here on isolated-vm in some runs on a loaded machine: 3 and 2 of 20
+    // beside three CPU hogs, with the memory limit's base taken either way (cgroup charge or resident set), once in
+    // CI. The host is not touched, and the error is not retryable.
+    ["ERR_SANDBOX_MEMORY_LIMIT", "ERR_SANDBOX_PROCESS_CRASHED"],
   ],
   ["string doubling", "() => { let s = 'x'; for (;;) s += s; }", ["ERR_SANDBOX_MEMORY_LIMIT", "ERR_CRYPTLET_THREW"]],
   [
