@@ -30,8 +30,14 @@ import type { ChildRequest, FromChild, ToChild } from "./protocol.ts";
 
 /** Time a run may take past its `timeoutMs` before its process is killed, in milliseconds. */
 export const DEFAULT_GRACE_MS = 500;
-/** Memory a run may use past its `memoryMb` before its process is killed (engine overhead), in MiB. */
-export const MEMORY_SLACK_MB = 64;
+/**
+ * Memory a run's process may use past the run's `memoryMb` before it is killed, in MiB: the engine's own overhead
+ * and the child's Node heap (the run's input, evidence and fetched bodies, garbage not yet collected), measured as
+ * its control group counts it from its start. 64 MiB was too little once it was measured that way: a legitimate
+ * price-median re-run at `memoryMb` 32 went past it on a loaded CI machine. 128 MiB is about what the limit allowed
+ * before, when its base was the resident set (about 60 MiB of shared code above the group's charge).
+ */
+export const MEMORY_SLACK_MB = 128;
 /** How often resident memory is sampled when no cgroup limits the child, in milliseconds. */
 export const RSS_SAMPLE_MS = 20;
 /** Growth of a child's resident memory (MiB) after which it is replaced between runs. */
@@ -361,8 +367,8 @@ export class SandboxProcessPool {
  * The base of a child's limit must be measured the way the limit is enforced. A new child's resident set counts
  * pages it shares with the host (Node's own code, already in the page cache and charged to the host's group), which
  * its group is not charged for: a base taken from the resident set (about 107 MiB against a charge of about 47 MiB
- * here) let a Cryptlet use some 60 MiB more than its `memoryMb` + {@link MEMORY_SLACK_MB}, and 192 MiB of typed
- * arrays at a 64 MiB limit ran to the end in some runs.
+ * here) made the limit some 60 MiB looser than its stated `memoryMb` + slack, and where it fell depended on pages
+ * the child happened to share.
  */
 function memoryInUse(child: Child): number {
   return child.cgroup.kind === "none" ? residentBytes(child.process.pid!) : child.cgroup.memoryUsage();
