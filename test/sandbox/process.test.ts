@@ -338,11 +338,16 @@ cgroupV1Test("the memory limit the kernel holds is the group's own charge at sta
   // host) put the limit about 60 MiB higher.
   const MiB = 1024 * 1024;
   const root = detectOsLimits().roots.memory!;
-  const before = new Set(readdirSync(root));
   const pool = new SandboxProcessPool({ size: 1 });
   try {
     await pool.warm();
-    const groups = readdirSync(root).filter((name) => name.startsWith("cryptlet-sandbox-") && !before.has(name));
+    // This process's groups with a live member: the new pool's child is the only sandbox process alive now (a
+    // group of an earlier pool of the same test worker may still be there, empty, under the same name).
+    const groups = readdirSync(root).filter(
+      (name) =>
+        name.startsWith(`cryptlet-sandbox-${process.pid}-`) &&
+        readFileSync(path.join(root, name, "cgroup.procs"), "utf8").trim() !== "",
+    );
     expect(groups).toHaveLength(1);
     const read = (file: string) => Number(readFileSync(path.join(root, groups[0]!, file), "utf8"));
     const chargeAtStart = read("memory.usage_in_bytes");

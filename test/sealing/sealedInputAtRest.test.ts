@@ -194,7 +194,9 @@ describe("a sealed Cryptlet's input at rest, end to end", () => {
         else if (type === "set") values.push(...(await client.smembersBuffer(keyBuffer)));
         else if (type === "zset") values.push(...(await client.zrangeBuffer(keyBuffer, 0, -1)));
         else if (type === "stream") values.push(Buffer.from(JSON.stringify(await client.xrange(keyBuffer, "-", "+"))));
-        else leaks.push(`${key}: unscanned type ${type}`);
+        else if (type !== "none") leaks.push(`${key}: unscanned type ${type}`);
+        // "none": the key expired between SCAN and TYPE (BullMQ's short-lived locks such as `…:stalled-check`, a
+        // fresh-clone CI run saw two): nothing is left in it to scan.
         values.push((await client.dumpBuffer(keyBuffer)) ?? "");
         if (values.some((v) => Buffer.from(v).includes(CANARY))) leaks.push(`${key} (${type})`);
       }
