@@ -338,16 +338,19 @@ cgroupV1Test("the memory limit the kernel holds is the group's own charge at sta
   // host) put the limit about 60 MiB higher.
   const MiB = 1024 * 1024;
   const root = detectOsLimits().roots.memory!;
-  const pool = new SandboxProcessPool({ size: 1 });
-  try {
-    await pool.warm();
-    // This process's groups with a live member: the new pool's child is the only sandbox process alive now (a
-    // group of an earlier pool of the same test worker may still be there, empty, under the same name).
-    const groups = readdirSync(root).filter(
+  // Earlier test files of this Jest worker may have left groups, some with live sandbox processes of pools never
+  // closed: the new pool's group is the one that was not there before (group names are unique per pool).
+  const live = () =>
+    readdirSync(root).filter(
       (name) =>
         name.startsWith(`cryptlet-sandbox-${process.pid}-`) &&
         readFileSync(path.join(root, name, "cgroup.procs"), "utf8").trim() !== "",
     );
+  const before = new Set(live());
+  const pool = new SandboxProcessPool({ size: 1 });
+  try {
+    await pool.warm();
+    const groups = live().filter((name) => !before.has(name));
     expect(groups).toHaveLength(1);
     const read = (file: string) => Number(readFileSync(path.join(root, groups[0]!, file), "utf8"));
     const chargeAtStart = read("memory.usage_in_bytes");

@@ -84,6 +84,9 @@ export interface SandboxProcessPoolStats {
   recycled: number;
 }
 
+/** Pools made in this process so far (a new pool's number). */
+let poolCount = 0;
+
 /** The pool. One is shared by default ({@link sharedSandboxProcessPool}). */
 export class SandboxProcessPool {
   readonly size: number;
@@ -92,6 +95,8 @@ export class SandboxProcessPool {
   readonly #children: (Child | undefined)[];
   readonly #waiting: ((child: Child) => void)[] = [];
   #nextId = 1;
+  /** This pool's number in the process: group names are unique per pool, so two pools never share a group. */
+  readonly #poolId = (poolCount += 1);
   #closed = false;
   readonly #stats = { spawned: 0, killedForTimeout: 0, killedForMemory: 0, recycled: 0 };
 
@@ -183,7 +188,7 @@ export class SandboxProcessPool {
   }
 
   #spawn(index: number): Child {
-    const name = `cryptlet-sandbox-${process.pid}-${index}-${this.#stats.spawned}`;
+    const name = `cryptlet-sandbox-${process.pid}-${this.#poolId}-${index}-${this.#stats.spawned}`;
     this.#stats.spawned += 1;
     const cgroup = new ProcessCgroup(name);
     const proc = fork(CHILD_ENTRY, [], {

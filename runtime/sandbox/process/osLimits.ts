@@ -228,7 +228,7 @@ export function residentBytes(pid: number): number {
   }
 }
 
-/** The name of a sandbox process's group: `cryptlet-sandbox-<host pid>-<slot>-<serial>`. */
+/** The name of a sandbox process's group: `cryptlet-sandbox-<host pid>-<pool>-<slot>-<serial>`. */
 const GROUP_NAME = /^cryptlet-sandbox-(\d+)-/;
 
 function alive(pid: number): boolean {
