@@ -16,12 +16,13 @@
  *
  * @module
  */
-import { Contract, FetchRequest, getAddress, Interface, isAddress, JsonRpcProvider, Network, id } from "ethers";
+import { Contract, getAddress, Interface, isAddress, id } from "ethers";
 
 import type { RuntimeConfig } from "../../config.ts";
 import { KeyVaultSigner } from "../../keys/KeyVaultSigner.ts";
 import { LocalKeyProvider } from "../../keys/LocalKeyProvider.ts";
 import { CliUsageError, RotateSignerRefusedError } from "../errors.ts";
+import { rpcProvider } from "./verify.ts";
 
 /** The registry's functions this command uses (contracts/CryptletRegistry.sol). */
 const REGISTRY_ABI = [
@@ -32,6 +33,11 @@ const REGISTRY_ABI = [
 const REGISTRY = new Interface(REGISTRY_ABI);
 /** `CryptletRegistry.SIGNER_MANAGER_ROLE`. */
 export const SIGNER_MANAGER_ROLE = id("SIGNER_MANAGER_ROLE");
+
+/** Whether `registry` trusts each of `addresses` now (`isSigner`). */
+async function trusts(registry: Contract, ...addresses: string[]): Promise<boolean[]> {
+  return Promise.all(addresses.map(async (address) => (await registry.getFunction("isSigner")(address)) as boolean));
+}
 
 /** One chain's part of a rotation. */
 export interface RotationStep {
@@ -99,11 +105,7 @@ export async function rotateSigner(
 
   const timeoutMs = options.timeoutMs ?? 10_000;
   const data = REGISTRY.encodeFunctionData("rotateSigner", [from, to]);
-  const providers = chains.map((chain) => {
-    const request = new FetchRequest(chain.rpcUrls[0] ?? "");
-    request.timeout = timeoutMs;
-    return new JsonRpcProvider(request, Network.from(chain.chainId), { staticNetwork: true });
-  });
+  const providers = chains.map((chain) => rpcProvider(chain.rpcUrls[0] ?? "", chain.chainId, timeoutMs));
   const signer = options.keyFile === undefined ? undefined : new LocalKeyProvider({ keyFile: options.keyFile });
   try {
     const sender = signer === undefined ? undefined : await new KeyVaultSigner(signer).getAddress();
@@ -111,10 +113,7 @@ export async function rotateSigner(
     const steps: RotationStep[] = [];
     for (const [i, chain] of chains.entries()) {
       const registry = new Contract(chain.contracts.registry!, REGISTRY, providers[i]);
-      const [trustsOld, trustsNew] = (await Promise.all([
-        registry.getFunction("isSigner")(from),
-        registry.getFunction("isSigner")(to),
-      ])) as [boolean, boolean];
+      const [trustsOld, trustsNew] = await trusts(registry, from, to);
       const step = {
         chain: chain.name,
         chainId: chain.chainId,
@@ -149,11 +148,7 @@ export async function rotateSigner(
         throw new RotateSignerRefusedError(chain.name, `its transaction ${sent.hash} did not succeed`);
       }
       // Read back from the chain: the rotation is what the registry now says, not what was sent.
-      const registry = new Contract(step.registry, REGISTRY, providers[i]);
-      const [trustsOld, trustsNew] = (await Promise.all([
-        registry.getFunction("isSigner")(from),
-        registry.getFunction("isSigner")(to),
-      ])) as [boolean, boolean];
+      const [trustsOld, trustsNew] = await trusts(new Contract(step.registry, REGISTRY, providers[i]), from, to);
       if (trustsOld || !trustsNew) {
         throw new RotateSignerRefusedError(
           chain.name,
