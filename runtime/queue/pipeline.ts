@@ -10,6 +10,7 @@
  */
 import {
   DelayedError,
+  ErrorCode,
   FlowProducer,
   Queue,
   UnrecoverableError,
@@ -68,6 +69,23 @@ import {
  * some writes stalled more often than that and were failed by BullMQ, silently (docs/reliability.md).
  */
 export const MAX_STALLED_COUNT = 100;
+
+/** BullMQ's answers to a job command from a worker that no longer holds the job (its `Error.code`). */
+const LOCK_LOST_CODES: ReadonlySet<number> = new Set([
+  ErrorCode.JobLockNotExist,
+  ErrorCode.JobNotInState,
+  ErrorCode.JobLockMismatch,
+]);
+
+/**
+ * Whether `error` is BullMQ's refusal of a job command (`moveToDelayed` …) because this worker lost the job's lock:
+ * the lock expired while Redis did not answer, or a Redis fail-over lost it, and the stalled-job check gave the job
+ * to another worker (BullMQ `ErrorCode` -2, -3 or -6; "Missing lock for job …", "Lock mismatch …").
+ */
+export function isJobLockLost(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof Error && typeof code === "number" && LOCK_LOST_CODES.has(code);
+}
 
 /** Worker tuning; every duration in milliseconds. */
 export interface WorkerOptions {
@@ -485,6 +503,16 @@ export class Pipeline {
    */
   async #onError(stage: QueueName, job: Job, error: unknown): Promise<unknown> {
     if (error instanceof DelayedError || error instanceof WaitingChildrenError) return error;
+    // The job is no longer this worker's: whatever this attempt did is not its outcome. The worker that holds the
+    // job now finishes it (every stage is idempotent on its key), so no dead letter, failed outcome or failed run:
+    // one here once named a result that the other worker then wrote (the Redis Cluster fail-over test).
+    if (isJobLockLost(error)) {
+      this.ctx.logger?.warn(
+        { stage, jobId: job.id, err: redactSecrets(String(error)) },
+        "job lock lost: another worker holds the job now",
+      );
+      return error;
+    }
     // A dependency whose circuit breaker is open (runtime/resilience; a chain's JSON-RPC breaker too, as the cause
     // of ERR_CHAIN_RPC_UNAVAILABLE): the job waits for it without spending an attempt, so an outage of any length
     // ends in a retry, not a dead letter (and no log line per job).

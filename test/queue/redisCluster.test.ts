@@ -130,7 +130,14 @@ describe("the pipeline on a Redis Cluster, with a master failed over mid-run", (
     }
     // One relayer transaction per record and per anchored batch: no second write the ledger would have refused.
     expect(await chain.node.provider.getTransactionCount(relayer, "latest")).toBe(RUNS + roots.length);
-    expect(await stack.pipeline.queue(QUEUES.deadLetter).count()).toBe(0);
+    // No dead letter: each one named by its stage, error code and message when there is one.
+    const letters = await stack.pipeline.deadLetters(1000);
+    expect(
+      letters.map(
+        (l) =>
+          `${l.queue} ${l.name} attempt ${l.attemptsMade} ${l.error.code}: ${l.error.message} (${l.error.cause ?? ""})`,
+      ),
+    ).toEqual([]);
 
     // The stores' keys spread over the masters by their hash tags (results by result id).
     const masters = new Set<number>();
