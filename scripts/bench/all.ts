@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every benchmark in turn (sandbox, keys, proofs, anchor batcher, pipeline, scale-out, consortium co-signing,
+ * `npm run bench`: every benchmark in turn (sandbox, keys, proofs, anchor batcher, chain writer, pipeline, scale-out, consortium co-signing,
  * gas table); each writes its own section of docs/benchmarks.md (and the gas table docs/gas.md) with the machine
  * and the command.
  * A benchmark, not a test: it asserts nothing and takes several minutes. `npm run bench:peers` (the peers beside the
@@ -12,6 +12,7 @@ const steps = [
   "bench:keys",
   "bench:proofs",
   "bench:anchor",
+  "bench:writer",
   "bench:pipeline",
   "bench:scaleout",
   "bench:consortium",

@@ -14,8 +14,6 @@ import type { ChildProcess } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 
-import { Transaction, Wallet } from "ethers";
-
 import { httpEventId } from "../../runtime/attestation/ids.ts";
 import { jobIds, QUEUES } from "../../runtime/queue/topology.ts";
 import type { CompositeReceipt } from "../../runtime/queue/results.ts";
@@ -23,6 +21,7 @@ import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservat
 import { REDIS_URL, startPipelineStack, type PipelineStack } from "../../test/support/pipelineStack.ts";
 import { startWorker, stopWorker } from "../../test/support/workerProcess.ts";
 import { cpuSecondsOf, machineSeconds, processTable, redisPid } from "./cpu.ts";
+import { plainIngest } from "./ingest.ts";
 import { writeBenchSection } from "./report.ts";
 
 const ANCHOR_EVENTS = Number(process.env.BENCH_ANCHOR_EVENTS ?? 1000);
@@ -178,44 +177,6 @@ async function runRound(
   };
 }
 
-/**
- * The same node's plain ingest, the reference for the writer: `count` zero-value transfers from one funded key,
- * signed beforehand (consecutive nonces), broadcast with `inFlight` JSON-RPC calls at a time, until the last one
- * has a receipt. Returns transactions per second.
- */
-async function plainIngest(stack: PipelineStack, count = 600, inFlight = 32): Promise<number> {
-  const node = stack.chains[0]!.node;
-  const sender = Wallet.createRandom();
-  await node.fund(sender.address);
-  const to = Wallet.createRandom().address;
-  const fee = { maxFeePerGas: 100_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n };
-  const raws = await Promise.all(
-    Array.from({ length: count }, (_, nonce) =>
-      sender.signTransaction({ chainId: node.chainId, type: 2, to, value: 1n, gasLimit: 21_000n, nonce, ...fee }),
-    ),
-  );
-  const started = performance.now();
-  let next = 0;
-  const hashes: string[] = [];
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next < raws.length) {
-        const raw = raws[next++]!;
-        hashes.push(await node.rpc<string>("eth_sendRawTransaction", [raw]));
-      }
-    }),
-  );
-  // Nonces are consecutive: the last one mined means every one was.
-  const last = Transaction.from(raws.at(-1)!).hash!;
-  while (!(await node.provider.getTransactionReceipt(last))) await sleep(5);
-  const seconds = (performance.now() - started) / 1000;
-  if (hashes.length !== count || (await node.provider.getTransactionCount(sender.address)) !== count) {
-    throw new Error("plain ingest: not every transfer was mined");
-  }
-  return count / seconds;
-}
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 const rows: Row[] = [];
 let ingest: number | undefined;
 for (const mode of MODES) {
@@ -233,7 +194,7 @@ for (const mode of MODES) {
       workers: false,
     });
     try {
-      ingest ??= await plainIngest(stack);
+      ingest ??= await plainIngest(stack.chains[0]!.node);
       console.log(JSON.stringify({ plainTransfersPerSecond: ingest }));
       for (const [round, workers] of WORKERS.entries()) {
         const events = mode === "anchor" ? ANCHOR_EVENTS : RECORD_EVENTS;
