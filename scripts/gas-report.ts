@@ -172,6 +172,69 @@ for (const [i, observedAt] of [1_704_412_800n, 1_704_412_860n].entries()) {
   });
 }
 
+// Cross-chain transfer (docs/crosschain.md): lockbox and wrapped token on one chain, as in the tests.
+{
+  const chainId = (await ethers.provider.getNetwork()).chainId;
+  const testToken = (await ethers.deployContract("TestERC20", ["Test Token", "TST"])) as unknown as AnyContract;
+  const tokenAddress = await testToken.getAddress();
+  const lockbox = await deploy("CryptletLockbox", [tokenAddress, registryAddress, CRYPTLET, adminAddress]);
+  const lockboxAddress = await lockbox.getAddress();
+  const wrapped = await deploy("CryptletWrappedToken", [
+    "Wrapped Test Token",
+    "wTST",
+    18,
+    registryAddress,
+    CRYPTLET,
+    chainId,
+    lockboxAddress,
+  ]);
+  const wrappedAddress = await wrapped.getAddress();
+  const route = [chainId, lockboxAddress, chainId, wrappedAddress] as const;
+  rows.push({ operation: "lockbox setPeer", gas: await gasOf(lockbox.setPeer(chainId, wrappedAddress)) });
+  await (await testToken.mint(adminAddress, 1_000_000n)).wait();
+  await (await testToken.approve(lockboxAddress, 1_000_000n)).wait();
+  const now = BigInt((await ethers.provider.getBlock("latest"))!.timestamp);
+  const deadline = now + 3_600n;
+  const lockIds: string[] = [];
+  for (const label of ["first lock", "later lock"]) {
+    const receipt = await (await lockbox.lock(1_000n, chainId, adminAddress, deadline)).wait();
+    lockIds.push(lockbox.interface.parseLog(receipt!.logs.at(-1)!)!.args.lockId as string);
+    rows.push({ operation: `lockbox lock (${label})`, gas: receipt!.gasUsed });
+  }
+  const mintPayload = abi.encode(
+    ["uint8", "bytes32", "uint256", "address", "uint256", "address", "address", "uint256", "uint64"],
+    [1, lockIds[0], ...route, adminAddress, 1_000n, deadline],
+  );
+  const mintResult = result(id("crosschain-mint") as Hex32, mintPayload);
+  rows.push({
+    operation: "wrapped token mint, 1 signature",
+    gas: await gasOf(wrapped.mint(mintResult, mintPayload, await sign(signers.slice(0, 1), mintResult))),
+  });
+  const burnReceipt = await (await wrapped.burn(400n, chainId, adminAddress)).wait();
+  rows.push({ operation: "wrapped token burn", gas: burnReceipt!.gasUsed });
+  const burnId = wrapped.interface.parseLog(burnReceipt!.logs.at(-1)!)!.args.burnId as string;
+  const releasePayload = abi.encode(
+    ["uint8", "bytes32", "uint256", "address", "uint256", "address", "address", "uint256"],
+    [2, burnId, ...route, adminAddress, 400n],
+  );
+  const releaseResult = result(id("crosschain-release") as Hex32, releasePayload);
+  rows.push({
+    operation: "lockbox release, 1 signature",
+    gas: await gasOf(lockbox.release(releaseResult, releasePayload, await sign(signers.slice(0, 1), releaseResult))),
+  });
+  await ethers.provider.send("evm_setNextBlockTimestamp", [Number(deadline + 1n)]);
+  await ethers.provider.send("evm_mine", []);
+  const refundPayload = abi.encode(
+    ["uint8", "bytes32", "uint256", "address", "uint256", "address", "address", "uint256", "uint64", "uint64"],
+    [3, lockIds[1], ...route, adminAddress, 1_000n, deadline, deadline + 1n],
+  );
+  const refundResult = result(id("crosschain-refund") as Hex32, refundPayload);
+  rows.push({
+    operation: "lockbox refund, 1 signature",
+    gas: await gasOf(lockbox.refund(refundResult, refundPayload, await sign(signers.slice(0, 1), refundResult))),
+  });
+}
+
 const fulfil1 = rows.find((r) => r.operation === "oracle fulfill, 1 signature, 32 B payload, no callback")!.gas;
 const anchor1 = anchorOneSig;
 const verdict = (gas: bigint, target: bigint) =>

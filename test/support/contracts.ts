@@ -139,6 +139,8 @@ export async function allErrors(ethers: HardhatEthers): Promise<Interface> {
     "CryptletConsumer",
     "PriceFeedConsumer",
     "RevertingConsumer",
+    "CryptletLockbox",
+    "CryptletWrappedToken",
   ];
   const fragments = new Map<string, string>();
   for (const name of names) {
