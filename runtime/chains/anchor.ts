@@ -31,8 +31,9 @@
  *
  * Guarantees:
  * - **A result is in at most one batch.** Enqueueing is idempotent per `resultId` (a second enqueue of the same
- *   result is a no-op, of a different result with the same id an error), and closing is one Lua script that
- *   moves up to `maxBatchSize` queued results into a new batch record with the next sequence number.
+ *   result is a no-op, of a different result with the same id an error), and closing is one Lua script
+ *   (lua/closeBatches-4.lua) that moves up to `maxBatchSize` queued results into a new batch record with the next
+ *   sequence number.
  * - **A batch is anchored at most once.** Its root is fixed at close (the results are fixed), its timestamp is
  *   its close time in seconds, its signatures are stored before the transaction is sent, and the write's
  *   idempotency key is `anchor:<chain>:<root>`: a batch closed or sent by a process that died is finished by the
@@ -74,6 +75,7 @@ import {
 import { anchorWriteRequest, assertCryptletResult, targetOf, type WriteTarget } from "./targets.ts";
 import type { ChainWriter, WriteReceipt, WriterLogger } from "./writer.ts";
 import type { RedisClient } from "../queue/redisClient.ts";
+import { defineLuaScript, loadLuaScript, queueLuaScript, runLuaScript } from "../queue/luaScript.ts";
 
 /** What a proof bundle needs of an anchored result: its `batch` entry and its `anchors[]` entry for this chain. */
 export interface AnchorRecord {
@@ -143,62 +145,11 @@ export class AnchorConfigInvalidError extends CryptletError {
   }
 }
 
-const ENQUEUE = `
--- KEYS: digest, pending, results ; ARGV: resultId, digest of json, json, now
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing then
-  if existing == ARGV[2] then return 0 end
-  return -1
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-return 1
-`;
-
-const CLOSE = `
--- KEYS: pending, results, seq, open ; ARGV: now, maxSize, maxDelay, force, batchPrefix, maxBatches
-local closed = {}
-local now = tonumber(ARGV[1])
-local size = tonumber(ARGV[2])
-while #closed < tonumber(ARGV[6]) do
-  local n = redis.call('ZCARD', KEYS[1])
-  if n == 0 then break end
-  if n < size and ARGV[4] ~= '1' then
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    if now - tonumber(oldest[2]) < tonumber(ARGV[3]) then break end
-  end
-  local ids = redis.call('ZRANGE', KEYS[1], 0, size - 1)
-  local seq = redis.call('INCR', KEYS[3])
-  local list = ARGV[5] .. seq .. ':results'
-  local count = 0
-  for _, id in ipairs(ids) do
-    local json = redis.call('HGET', KEYS[2], id)
-    if json then
-      redis.call('RPUSH', list, json)
-      count = count + 1
-    end
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('ZREM', KEYS[1], id)
-  end
-  redis.call('HSET', ARGV[5] .. seq, 'state', 'closed', 'closedAt', now, 'count', count, 'attempt', 0, 'failures', 0)
-  redis.call('ZADD', KEYS[4], seq, seq)
-  table.insert(closed, seq)
-end
-return closed
-`;
-
-const SIGNED = `
--- KEYS: batch ; ARGV: root, timestamp, signatures
-if redis.call('HGET', KEYS[1], 'state') ~= 'closed' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'signed', 'root', ARGV[1], 'timestamp', ARGV[2], 'signatures', ARGV[3])
-return 1
-`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
+const ENQUEUE = loadLuaScript(new URL("./lua/enqueueResult-3.lua", import.meta.url));
+const CLOSE = loadLuaScript(new URL("./lua/closeBatches-4.lua", import.meta.url));
+const SIGNED = loadLuaScript(new URL("./lua/markBatchSigned-1.lua", import.meta.url));
+const RELEASE = loadLuaScript(new URL("./lua/releaseLock-1.lua", import.meta.url));
+const EXTEND = loadLuaScript(new URL("./lua/extendLock-1.lua", import.meta.url));
 
 /** At most this many batches are closed per Lua call (bounds the script's run time). */
 const CLOSE_BATCHES_PER_CALL = 16;
@@ -328,19 +279,15 @@ export class AnchorBatcher {
     const now = Date.now();
     for (let start = 0; start < results.length; start += 1000) {
       const chunk = results.slice(start, start + 1000);
+      defineLuaScript(this.#redis, ENQUEUE); // before the pipeline, which takes the client's commands
       const pipeline = this.#redis.pipeline();
       for (const result of chunk) {
         const json = JSON.stringify(structToBundleResult(result));
-        pipeline.eval(
+        queueLuaScript(
+          pipeline,
           ENQUEUE,
-          3,
-          this.#key("digest"),
-          this.#key("pending"),
-          this.#key("results"),
-          result.resultId.toLowerCase(),
-          createHash("sha256").update(json).digest("base64"),
-          json,
-          now,
+          [this.#key("digest"), this.#key("pending"), this.#key("results")],
+          [result.resultId.toLowerCase(), createHash("sha256").update(json).digest("base64"), json, now],
         );
       }
       const replies = (await pipeline.exec()) ?? [];
@@ -362,19 +309,11 @@ export class AnchorBatcher {
     const { maxBatchSize, maxBatchDelayMs } = this.writer.chain.anchor;
     const closed: number[] = [];
     for (;;) {
-      const seqs = (await this.#redis.eval(
+      const seqs = (await runLuaScript(
+        this.#redis,
         CLOSE,
-        4,
-        this.#key("pending"),
-        this.#key("results"),
-        this.#key("seq"),
-        this.#key("open"),
-        Date.now(),
-        maxBatchSize,
-        maxBatchDelayMs,
-        force ? "1" : "0",
-        this.#key("batch", ""),
-        CLOSE_BATCHES_PER_CALL,
+        [this.#key("pending"), this.#key("results"), this.#key("seq"), this.#key("open")],
+        [Date.now(), maxBatchSize, maxBatchDelayMs, force ? "1" : "0", this.#key("batch", ""), CLOSE_BATCHES_PER_CALL],
       )) as number[];
       closed.push(...seqs.map(Number));
       if (seqs.length < CLOSE_BATCHES_PER_CALL) return closed;
@@ -523,16 +462,7 @@ export class AnchorBatcher {
       return { seq, status: "skipped", reason: "locked" };
     }
     const renew = setInterval(
-      () =>
-        void this.#redis
-          .eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-            1,
-            lockKey,
-            token,
-            this.#leaseMs,
-          )
-          .catch(() => undefined),
+      () => void runLuaScript(this.#redis, EXTEND, [lockKey], [token, this.#leaseMs]).catch(() => undefined),
       Math.floor(this.#leaseMs / 3),
     );
     renew.unref();
@@ -569,13 +499,11 @@ export class AnchorBatcher {
         proofs = signed.proofs;
         root = signed.batch.root;
         signatures = signed.signatures;
-        const stored = await this.#redis.eval(
+        const stored = await runLuaScript(
+          this.#redis,
           SIGNED,
-          1,
-          batchKey,
-          signed.batch.root,
-          timestamp.toString(),
-          JSON.stringify(signatures),
+          [batchKey],
+          [signed.batch.root, timestamp.toString(), JSON.stringify(signatures)],
         );
         if (stored !== 1) return { seq, status: "skipped", reason: "locked" }; // another process signed it
       }
@@ -619,7 +547,7 @@ export class AnchorBatcher {
       return { seq, status: "failed", count, error };
     } finally {
       clearInterval(renew);
-      await this.#redis.eval(RELEASE, 1, lockKey, token).catch(() => undefined);
+      await runLuaScript(this.#redis, RELEASE, [lockKey], [token]).catch(() => undefined);
     }
   }
 

@@ -15,10 +15,10 @@
  * (or its key reassigned): a write retried later than that finds no lane record and relies on the contract's
  * `isRecorded` check instead (docs/pipeline.md "Retention").
  *
- * The `{…}` hash tag keeps a lane's keys in one Redis Cluster slot. Every mutation is a Lua script that first
- * checks the caller still holds the lock (a fencing token), so a process that lost its lock (paused, partitioned)
- * cannot assign a nonce twice. A nonce is committed together with its signed transaction in one script: a crash
- * between signing and committing leaves no hole.
+ * The `{…}` hash tag keeps a lane's keys in one Redis Cluster slot. Every mutation is a Lua script (`lua/`, one
+ * file per script) that first checks the caller still holds the lock (a fencing token), so a process that lost its
+ * lock (paused, partitioned) cannot assign a nonce twice. A nonce is committed together with its signed transaction
+ * in one script (lua/commitNonce-5.lua): a crash between signing and committing leaves no hole.
  *
  * @module
  */
@@ -26,6 +26,7 @@ import { randomUUID } from "node:crypto";
 
 import { ChainLaneBusyError } from "./errors.ts";
 import { scanKeys, type RedisClient } from "../queue/redisClient.ts";
+import { loadLuaScript, runLuaScript } from "../queue/luaScript.ts";
 
 /** The stored state of one nonce of a lane. */
 export interface LaneTx {
@@ -46,31 +47,9 @@ export interface LaneTx {
   state: "pending" | "mined" | "failed" | "filler";
 }
 
-const COMMIT = `
--- KEYS: lock, next, tx, idem, pending ; ARGV: token, nonce, key, raw, hash, maxFee, prio, sentAt, state
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end
-local existing = redis.call('GET', KEYS[4])
-if existing then return redis.error_reply('LANE_KEY_TAKEN ' .. existing) end
-local nonce = tonumber(ARGV[2])
-local nextNonce = tonumber(redis.call('GET', KEYS[2]) or '0')
-if nonce < nextNonce and redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('LANE_NONCE_TAKEN') end
-if nonce + 1 > nextNonce then redis.call('SET', KEYS[2], nonce + 1) end
-redis.call('HSET', KEYS[3], 'key', ARGV[3], 'raw', ARGV[4], 'hashes', cjson.encode({ARGV[5]}), 'maxFeePerGas', ARGV[6],
-  'maxPriorityFeePerGas', ARGV[7], 'sentAt', ARGV[8], 'firstSentAt', ARGV[8], 'state', ARGV[9])
-redis.call('SET', KEYS[4], nonce)
-redis.call('ZADD', KEYS[5], nonce, nonce)
-return nonce
-`;
+const COMMIT = loadLuaScript(new URL("./lua/commitNonce-5.lua", import.meta.url));
 
-const REPLACE = `
--- KEYS: lock, tx ; ARGV: token, raw, hash, maxFee, prio, sentAt
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end
-local hashes = cjson.decode(redis.call('HGET', KEYS[2], 'hashes') or '[]')
-table.insert(hashes, ARGV[3])
-redis.call('HSET', KEYS[2], 'raw', ARGV[2], 'hashes', cjson.encode(hashes), 'maxFeePerGas', ARGV[4],
-  'maxPriorityFeePerGas', ARGV[5], 'sentAt', ARGV[6])
-return #hashes
-`;
+const REPLACE = loadLuaScript(new URL("./lua/replaceTx-2.lua", import.meta.url));
 
 /**
  * How long a process keeps a lane's lease for its queued callers before releasing it, in milliseconds, so that
@@ -93,21 +72,11 @@ const LOCK_WANTED_TTL_MS = 1000;
  */
 const LOCK_YIELD_MS = 500;
 
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
+const RELEASE = loadLuaScript(new URL("./lua/releaseLock-1.lua", import.meta.url));
+const EXTEND = loadLuaScript(new URL("./lua/extendLock-1.lua", import.meta.url));
 
-const REASSIGN = `
--- Moves an idempotency key off a nonce that something else consumed. KEYS: lock, tx, idem, pending ;
--- ARGV: token, nonce, retention (s)
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end
-redis.call('HSET', KEYS[2], 'state', 'failed')
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('DEL', KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[2])
-return 1
-`;
+const REASSIGN = loadLuaScript(new URL("./lua/reassignKey-4.lua", import.meta.url));
+const RAISE_NEXT_NONCE = loadLuaScript(new URL("./lua/raiseNextNonce-2.lua", import.meta.url));
 
 /**
  * Redis-backed state of one lane. Construct one per (chain, signer) per process; all instances with the same
@@ -229,15 +198,8 @@ export class Lane {
     await this.#redis.del(this.#key("lock", "wanted")).catch(() => undefined);
     const renew = setInterval(
       () => {
-        void this.#redis
-          .eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-            1,
-            lockKey,
-            token,
-            leaseMs,
-          )
-          .catch(() => undefined); // a failed renewal shows as LANE_LOCK_LOST at the next fenced write
+        // A failed renewal shows as LANE_LOCK_LOST at the next fenced write.
+        void runLuaScript(this.#redis, EXTEND, [lockKey], [token, leaseMs]).catch(() => undefined);
       },
       Math.floor(leaseMs / 3),
     );
@@ -248,7 +210,7 @@ export class Lane {
 
   async #releaseLease(): Promise<void> {
     const held = this.#dropLease();
-    if (held) await this.#redis.eval(RELEASE, 1, this.#key("lock"), held.token);
+    if (held) await runLuaScript(this.#redis, RELEASE, [this.#key("lock")], [held.token]);
   }
 
   /** Forgets the lease this process holds (stops renewing it); returns it. */
@@ -270,23 +232,27 @@ export class Lane {
    * Fails (`LANE_KEY_TAKEN`) if the key already has a nonce, and (`LANE_LOCK_LOST`) without the lock.
    */
   async commit(token: string, tx: Omit<LaneTx, "hashes" | "firstSentAt"> & { hash: string }): Promise<void> {
-    await this.#redis.eval(
+    await runLuaScript(
+      this.#redis,
       COMMIT,
-      5,
-      this.#key("lock"),
-      this.#key("next"),
-      this.#key("tx", tx.nonce),
-      this.#key("idem", tx.key),
-      this.#key("pending"),
-      token,
-      tx.nonce,
-      tx.key,
-      tx.raw,
-      tx.hash,
-      tx.maxFeePerGas.toString(),
-      tx.maxPriorityFeePerGas.toString(),
-      tx.sentAt,
-      tx.state,
+      [
+        this.#key("lock"),
+        this.#key("next"),
+        this.#key("tx", tx.nonce),
+        this.#key("idem", tx.key),
+        this.#key("pending"),
+      ],
+      [
+        token,
+        tx.nonce,
+        tx.key,
+        tx.raw,
+        tx.hash,
+        tx.maxFeePerGas.toString(),
+        tx.maxPriorityFeePerGas.toString(),
+        tx.sentAt,
+        tx.state,
+      ],
     );
   }
 
@@ -296,46 +262,27 @@ export class Lane {
     nonce: number,
     tx: { raw: string; hash: string; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint; sentAt: number },
   ): Promise<void> {
-    await this.#redis.eval(
+    await runLuaScript(
+      this.#redis,
       REPLACE,
-      2,
-      this.#key("lock"),
-      this.#key("tx", nonce),
-      token,
-      tx.raw,
-      tx.hash,
-      tx.maxFeePerGas.toString(),
-      tx.maxPriorityFeePerGas.toString(),
-      tx.sentAt,
+      [this.#key("lock"), this.#key("tx", nonce)],
+      [token, tx.raw, tx.hash, tx.maxFeePerGas.toString(), tx.maxPriorityFeePerGas.toString(), tx.sentAt],
     );
   }
 
   /** Marks `nonce` consumed by something else: frees its key for a new nonce. */
   async reassign(token: string, nonce: number, key: string): Promise<void> {
-    await this.#redis.eval(
+    await runLuaScript(
+      this.#redis,
       REASSIGN,
-      4,
-      this.#key("lock"),
-      this.#key("tx", nonce),
-      this.#key("idem", key),
-      this.#key("pending"),
-      token,
-      nonce,
-      this.retentionSeconds,
+      [this.#key("lock"), this.#key("tx", nonce), this.#key("idem", key), this.#key("pending")],
+      [token, nonce, this.retentionSeconds],
     );
   }
 
   /** Raises the next nonce to at least `nonce` (after the chain shows nonces used outside this lane). */
   async raiseNextNonce(token: string, nonce: number): Promise<void> {
-    await this.#redis.eval(
-      "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LANE_LOCK_LOST') end " +
-        "if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end return 1",
-      2,
-      this.#key("lock"),
-      this.#key("next"),
-      token,
-      nonce,
-    );
+    await runLuaScript(this.#redis, RAISE_NEXT_NONCE, [this.#key("lock"), this.#key("next")], [token, nonce]);
   }
 
   /**

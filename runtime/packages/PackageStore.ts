@@ -2,6 +2,7 @@
  * The package store in Redis: deployed packages by `name@version`, by `codeHash` and by `cryptletId`. Versions
  * are immutable. The key layout is documented in `docs/packages.md` ("Package store").
  */
+
 import type { Cluster, Redis } from "ioredis";
 import type { JSONWebKeySet, JWK } from "jose";
 import canonicalizeModule from "canonicalize";
@@ -13,6 +14,7 @@ import { cryptletIdOf as computeCryptletId } from "../attestation/ids.ts";
 import type { Hex32 } from "../attestation/eip712.ts";
 import { PackageInvalidError, PackageNotFoundError, PackageVersionExistsError } from "./errors.ts";
 import { verifyPackageSignature } from "./signature.ts";
+import { loadLuaScript, runLuaScript } from "../queue/luaScript.ts";
 
 const canonicalize = (
   typeof canonicalizeModule === "function"
@@ -81,31 +83,7 @@ export interface PackageSummary {
   latest: string;
 }
 
-// KEYS: version hash, code hash, versions set, names set, id string.
-// ARGV: codeHash, signature, kid, deployedAt, name, version, manifest JSON, file count, then path/bytes pairs.
-// Returns {1, codeHash} stored, {0, codeHash} already stored with the same bytes, {-1, existing} conflict.
-const DEPLOY_SCRIPT = `
-local existing = redis.call('HGET', KEYS[1], 'codeHash')
-if existing then
-  if existing == ARGV[1] then return {0, existing} end
-  return {-1, existing}
-end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  local fields = {'manifest', ARGV[7]}
-  local n = tonumber(ARGV[8])
-  for i = 1, n do
-    fields[#fields + 1] = 'file:' .. ARGV[7 + 2 * i]
-    fields[#fields + 1] = ARGV[8 + 2 * i]
-  end
-  redis.call('HSET', KEYS[2], unpack(fields))
-end
-redis.call('HSET', KEYS[1], 'codeHash', ARGV[1], 'signature', ARGV[2], 'kid', ARGV[3], 'deployedAt', ARGV[4],
-  'name', ARGV[5], 'version', ARGV[6])
-redis.call('SADD', KEYS[3], ARGV[6])
-redis.call('SADD', KEYS[4], ARGV[5])
-redis.call('SET', KEYS[5], ARGV[5])
-return {1, ARGV[1]}
-`;
+const DEPLOY_SCRIPT = loadLuaScript(new URL("./lua/deployPackage-5.lua", import.meta.url));
 
 type DeployReply = [number, string];
 
@@ -123,8 +101,8 @@ function latestOf(versions: readonly string[]): string | undefined {
 
 /**
  * The package store. Deploy validates the manifest, recomputes `codeHash` from the bytes, checks the publisher
- * signature, and stores the package atomically (one Lua script): of two concurrent deploys of one version with
- * different bytes exactly one wins.
+ * signature, and stores the package atomically (one Lua script, lua/deployPackage-5.lua): of two concurrent
+ * deploys of one version with different bytes exactly one wins.
  *
  * @example
  * ```ts
@@ -200,23 +178,27 @@ export class PackageStore {
     const fileArgs: (string | Buffer)[] = [];
     const paths = Object.keys(built.files).sort();
     for (const path of paths) fileArgs.push(path, Buffer.from(built.files[path] as Uint8Array));
-    const reply = (await this.#redis.eval(
+    const reply = (await runLuaScript(
+      this.#redis,
       DEPLOY_SCRIPT,
-      5,
-      this.#key("version", `${name}@${version}`),
-      this.#key("code", built.codeHash),
-      this.#key("versions", name),
-      this.#namesKey,
-      this.#key("id", built.cryptletId),
-      built.codeHash,
-      signature,
-      verified.kid,
-      String(Date.now()),
-      name,
-      version,
-      manifestJson,
-      String(paths.length),
-      ...fileArgs,
+      [
+        this.#key("version", `${name}@${version}`),
+        this.#key("code", built.codeHash),
+        this.#key("versions", name),
+        this.#namesKey,
+        this.#key("id", built.cryptletId),
+      ],
+      [
+        built.codeHash,
+        signature,
+        verified.kid,
+        String(Date.now()),
+        name,
+        version,
+        manifestJson,
+        String(paths.length),
+        ...fileArgs,
+      ],
     )) as DeployReply;
     const [status, existing] = reply;
     if (status === -1) throw new PackageVersionExistsError(name, version, existing, built.codeHash);

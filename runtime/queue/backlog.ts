@@ -29,10 +29,10 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
 
 import { BacklogFullError } from "./errors.ts";
 import type { RedisClient } from "./redisClient.ts";
+import { loadLuaScript, runLuaScript } from "./luaScript.ts";
 
 /** The bounds of the backlog. Counts are runs; durations are seconds. */
 export interface BacklogLimits {
@@ -57,10 +57,7 @@ export const DEFAULT_BACKLOG_LIMITS: Required<BacklogLimits> = {
   staleAfterSeconds: 6 * 3600,
 };
 
-const ADMIT_RUN = readFileSync(new URL("./lua/admitRun-2.lua", import.meta.url), "utf8");
-const COMMAND = "cryptletAdmitRun";
-
-type AdmitCommand = (runsKey: string, cryptletKey: string, ...argv: (string | number)[]) => Promise<number[]>;
+const ADMIT_RUN = loadLuaScript(new URL("./lua/admitRun-2.lua", import.meta.url));
 
 /** The runs in flight, as {@link Backlog.size} reports them. */
 export interface BacklogSize {
@@ -102,7 +99,6 @@ export class Backlog {
     for (const [name, value] of Object.entries(this.limits)) {
       if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`backlog ${name} must be an integer ≥ 1`);
     }
-    if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 2, lua: ADMIT_RUN });
   }
 
   /** The sorted set of every run in flight. */
@@ -126,17 +122,18 @@ export class Backlog {
    */
   async admit(runId: string, cryptletId: string, cryptlet: string): Promise<boolean> {
     const now = Date.now();
-    const admit = (this.#redis as unknown as Record<string, AdmitCommand>)[COMMAND]!;
-    const [verdict, runs, cryptletRuns] = await admit.call(
+    const [verdict, runs, cryptletRuns] = (await runLuaScript(
       this.#redis,
-      this.runsKey,
-      this.cryptletKey(cryptletId),
-      runId.toLowerCase(),
-      now,
-      this.limits.maxRuns,
-      this.limits.maxRunsPerCryptlet,
-      now - this.limits.staleAfterSeconds * 1000,
-    );
+      ADMIT_RUN,
+      [this.runsKey, this.cryptletKey(cryptletId)],
+      [
+        runId.toLowerCase(),
+        now,
+        this.limits.maxRuns,
+        this.limits.maxRunsPerCryptlet,
+        now - this.limits.staleAfterSeconds * 1000,
+      ],
+    )) as number[];
     if (verdict === 1) return true;
     if (verdict === 2) return false;
     const { retryAfterSeconds, maxRuns, maxRunsPerCryptlet } = this.limits;

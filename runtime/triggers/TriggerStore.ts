@@ -18,6 +18,7 @@
 
 import { ERR_UNEXPECTED, isCryptletError, redactDeep, redactSecrets } from "../errors.ts";
 import type { RedisClient } from "../queue/redisClient.ts";
+import { loadLuaScript, runLuaScript } from "../queue/luaScript.ts";
 
 /** The last block a subscription processed. `blockNumber` -1 (hash `null`) means "before block 0". */
 export interface Checkpoint {
@@ -75,12 +76,8 @@ export interface TriggerProblem {
   at: number;
 }
 
-const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-const ACQUIRE_SCRIPT = `
-local current = redis.call('GET', KEYS[1])
-if current == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-if current == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0`;
+const RELEASE_SCRIPT = loadLuaScript(new URL("./lua/releaseLock-1.lua", import.meta.url));
+const ACQUIRE_SCRIPT = loadLuaScript(new URL("./lua/acquireLock-1.lua", import.meta.url));
 
 /** Journals keep about this many entries (Redis `MAXLEN ~`). */
 const JOURNAL_LENGTH = 10_000;
@@ -179,12 +176,12 @@ export class TriggerStore {
 
   /** Takes or renews the scan lock of a subscription for `ttlMs`; false when another listener holds it. */
   async lock(subscription: string, token: string, ttlMs: number): Promise<boolean> {
-    return (await this.#redis.eval(ACQUIRE_SCRIPT, 1, this.#key(subscription, "lock"), token, ttlMs)) === 1;
+    return (await runLuaScript(this.#redis, ACQUIRE_SCRIPT, [this.#key(subscription, "lock")], [token, ttlMs])) === 1;
   }
 
   /** Releases the scan lock if `token` holds it. */
   async unlock(subscription: string, token: string): Promise<void> {
-    await this.#redis.eval(RELEASE_SCRIPT, 1, this.#key(subscription, "lock"), token);
+    await runLuaScript(this.#redis, RELEASE_SCRIPT, [this.#key(subscription, "lock")], [token]);
   }
 
   /** Appends a reorg record to the journal. */
