@@ -4,10 +4,10 @@
  *
  * | key (prefix `P:lane:{chainId:address}`) | type | holds |
  * | --- | --- | --- |
- * | `…:lock` | string, PX TTL | the token of the process that may sign and broadcast now |
+ * | `…:lock` | string, PX TTL | the token of the process that may reserve nonces and broadcast now |
  * | `…:lock:wanted` | string, PX TTL | set by a process waiting for the lock, asking the holder to let it in (1 s); deleted by the process that takes the lock |
  * | `…:next` | string | the next nonce to assign |
- * | `…:tx:<nonce>` | hash | `key` (idempotency key), `raw` (latest signed transaction), `hashes` (JSON array of every hash broadcast for this nonce), `maxFeePerGas`, `maxPriorityFeePerGas` (wei), `sentAt` and `firstSentAt` (ms), `state` (`pending`, `mined`, `failed`, `filler`) |
+ * | `…:tx:<nonce>` | hash | `key` (idempotency key), `raw` (latest signed transaction), `hashes` (JSON array of every hash broadcast for this nonce), `maxFeePerGas`, `maxPriorityFeePerGas` (wei), `sentAt` and `firstSentAt` (ms), `state` (`reserved`, `pending`, `mined`, `failed`, `filler`); while `reserved`: `gasLimit` (gas units) and `reservedAt` (ms), `raw` empty |
  * | `…:idem:<key>` | string | the nonce assigned to an idempotency key |
  * | `…:pending` | sorted set | nonces whose transaction is not yet confirmed (score = nonce) |
  *
@@ -17,8 +17,12 @@
  *
  * The `{…}` hash tag keeps a lane's keys in one Redis Cluster slot. Every mutation is a Lua script (`lua/`, one
  * file per script) that first checks the caller still holds the lock (a fencing token), so a process that lost its
- * lock (paused, partitioned) cannot assign a nonce twice. A nonce is committed together with its signed transaction
- * in one script (lua/commitNonce-5.lua): a crash between signing and committing leaves no hole.
+ * lock (paused, partitioned) cannot assign a nonce twice. The writer reserves a nonce under the lock
+ * (lua/reserveNonce-5.lua), signs outside it and stores the signed transaction on the reservation
+ * (lua/commitReserved-2.lua, fenced by the reservation itself: the first completion wins). A crash between the
+ * two leaves a reserved nonce that the write's retry signs, or, once stale, a gap filler takes over
+ * (lua/takeOverReservation-4.lua). A gap filler itself is committed with its signed transaction in one script
+ * (lua/commitNonce-5.lua).
  *
  * @module
  */
@@ -44,12 +48,27 @@ export interface LaneTx {
   sentAt: number;
   /** When the first transaction for this nonce was committed and broadcast (Unix milliseconds). */
   firstSentAt: number;
-  state: "pending" | "mined" | "failed" | "filler";
+  /**
+   * `reserved`: the nonce is the write's but its transaction is not signed yet (`raw` is empty, `hashes` too);
+   * `pending`: signed and sent, not confirmed; `mined`: confirmed; `failed`: consumed by a transaction outside the
+   * lane (the write moved on); `filler`: a zero-value self-transfer that closes a gap.
+   */
+  state: "reserved" | "pending" | "mined" | "failed" | "filler";
+  /** A reservation's gas limit, in gas units (state `reserved`). */
+  gasLimit?: bigint;
+  /** When the nonce was reserved (Unix milliseconds; state `reserved`). */
+  reservedAt?: number;
 }
 
 const COMMIT = loadLuaScript(new URL("./lua/commitNonce-5.lua", import.meta.url));
 
 const REPLACE = loadLuaScript(new URL("./lua/replaceTx-2.lua", import.meta.url));
+
+const RESERVE = loadLuaScript(new URL("./lua/reserveNonce-5.lua", import.meta.url));
+
+const COMMIT_RESERVED = loadLuaScript(new URL("./lua/commitReserved-2.lua", import.meta.url));
+
+const TAKE_OVER_RESERVATION = loadLuaScript(new URL("./lua/takeOverReservation-4.lua", import.meta.url));
 
 /**
  * How long a process keeps a lane's lease for its queued callers before releasing it, in milliseconds, so that
@@ -228,6 +247,89 @@ export class Lane {
   }
 
   /**
+   * Reserves `nonce` for the write `key` before its transaction is signed (lua/reserveNonce-5.lua), and advances
+   * the next nonce. The signed transaction is stored later by {@link Lane.commitReserved}, outside the lock.
+   * @param reservation.gasLimit - the transaction's gas limit, in gas units (stored, so that any process can sign).
+   * @param reservation.reservedAt - Unix milliseconds.
+   * @throws Redis error reply `LANE_KEY_TAKEN <nonce>` if the key already has a nonce, `LANE_NONCE_TAKEN` if the
+   *   nonce is stored already, and `LANE_LOCK_LOST` without the lock.
+   */
+  async reserve(
+    token: string,
+    reservation: { nonce: number; key: string; gasLimit: bigint; reservedAt: number },
+  ): Promise<void> {
+    await runLuaScript(
+      this.#redis,
+      RESERVE,
+      [
+        this.#key("lock"),
+        this.#key("next"),
+        this.#key("tx", reservation.nonce),
+        this.#key("idem", reservation.key),
+        this.#key("pending"),
+      ],
+      [token, reservation.nonce, reservation.key, reservation.gasLimit.toString(), reservation.reservedAt],
+    );
+  }
+
+  /**
+   * Stores the signed transaction of a nonce reserved for `tx.key` (lua/commitReserved-2.lua): it becomes
+   * `pending`. Needs no lock: the first completion of a reservation wins.
+   * @returns true when stored; false when the nonce is not reserved for the key any more (completed by another
+   *   process, taken over by a gap filler, or consumed outside the lane): nothing was stored.
+   */
+  async commitReserved(
+    nonce: number,
+    tx: { key: string; raw: string; hash: string; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint; sentAt: number },
+  ): Promise<boolean> {
+    try {
+      await runLuaScript(
+        this.#redis,
+        COMMIT_RESERVED,
+        [this.#key("tx", nonce), this.#key("idem", tx.key)],
+        [nonce, tx.key, tx.raw, tx.hash, tx.maxFeePerGas.toString(), tx.maxPriorityFeePerGas.toString(), tx.sentAt],
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("LANE_RESERVATION_LOST")) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Gives a stale reservation's nonce to a gap filler (lua/takeOverReservation-4.lua): only when `nonce` is still
+   * reserved for `key` since before `staleBefore` (Unix ms). Frees `key` (a retry of its write reserves a new nonce)
+   * and stores the filler's signed transaction, state `filler`, key `filler:<nonce>`.
+   * @returns true when taken over; false when the nonce is not reserved any more or not stale.
+   * @throws Redis error reply `LANE_LOCK_LOST` without the lock.
+   */
+  async takeOverReservation(
+    token: string,
+    nonce: number,
+    key: string,
+    staleBefore: number,
+    filler: { raw: string; hash: string; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint; sentAt: number },
+  ): Promise<boolean> {
+    const taken = await runLuaScript(
+      this.#redis,
+      TAKE_OVER_RESERVATION,
+      [this.#key("lock"), this.#key("tx", nonce), this.#key("idem", key), this.#key("idem", `filler:${nonce}`)],
+      [
+        token,
+        staleBefore,
+        nonce,
+        `filler:${nonce}`,
+        filler.raw,
+        filler.hash,
+        filler.maxFeePerGas.toString(),
+        filler.maxPriorityFeePerGas.toString(),
+        filler.sentAt,
+      ],
+    );
+    return Number(taken) === 1;
+  }
+
+  /**
    * Commits `nonce` to the write `key` together with its signed transaction, and advances the next nonce.
    * Fails (`LANE_KEY_TAKEN`) if the key already has a nonce, and (`LANE_LOCK_LOST`) without the lock.
    */
@@ -310,17 +412,19 @@ export class Lane {
   /** The stored transaction of `nonce`, if any. */
   async get(nonce: number): Promise<LaneTx | undefined> {
     const h = await this.#redis.hgetall(this.#key("tx", nonce));
-    if (!h.raw || !h.key) return undefined;
+    if (!h.key || (!h.raw && h.state !== "reserved")) return undefined;
     return {
       nonce,
       key: h.key,
-      raw: h.raw,
+      raw: h.raw ?? "",
       hashes: JSON.parse(h.hashes ?? "[]") as string[],
       maxFeePerGas: BigInt(h.maxFeePerGas ?? "0"),
       maxPriorityFeePerGas: BigInt(h.maxPriorityFeePerGas ?? "0"),
       sentAt: Number(h.sentAt ?? 0),
       firstSentAt: Number(h.firstSentAt ?? h.sentAt ?? 0),
       state: (h.state ?? "pending") as LaneTx["state"],
+      ...(h.gasLimit ? { gasLimit: BigInt(h.gasLimit) } : {}),
+      ...(h.reservedAt ? { reservedAt: Number(h.reservedAt) } : {}),
     };
   }
 

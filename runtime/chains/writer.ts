@@ -4,8 +4,9 @@
  *
  * What it guarantees, whatever fails on the way (worker killed, RPC errors, dropped or stuck transactions,
  * reorgs):
- * - **One nonce per write.** The nonce is committed in Redis together with the signed transaction (see
- *   {@link Lane}); a retry of the same write resumes that transaction instead of sending another.
+ * - **One nonce per write.** The nonce is reserved in Redis for the write's idempotency key under the lane lock,
+ *   the transaction is signed outside the lock and stored on the reservation (see {@link Lane}), then broadcast in
+ *   nonce order; a retry of the same write resumes that reservation or transaction instead of sending another.
  * - **Never written twice.** Before every new nonce the writer asks the contract (`isRecorded`); a revert with
  *   one of our "already recorded" errors is an idempotent success; and our contracts accept a result once.
  * - **Liveness.** A transaction not included after `replaceAfterMs` is replaced with fees bumped by
@@ -106,13 +107,29 @@ interface RpcReceipt {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * How long a nonce may stay reserved without its signed transaction before a later write of the lane gives it to
+ * a gap filler, in milliseconds: well above a Key Vault signature's deadline, so that only a reservation whose
+ * process died or whose write failed for good is taken over (a slow one that loses it reserves a new nonce).
+ */
+export const RESERVATION_STALE_MS = 10_000;
+
+/**
  * Writes contract calls to one chain from one signer, or from several (one lane each).
  *
  * **Several relayer keys.** With more than one signer, each write goes to one lane: the lane that already holds a
  * nonce for its idempotency key (a retry, whichever lane count was configured when it was first sent), else the
  * lane picked by the key's SHA-256 modulo the number of lanes. Lanes never share a nonce sequence, so writes on
- * different lanes are signed, broadcast and confirmed concurrently; within a lane they stay one at a time under its
- * lock. Every guarantee above holds per lane, and the contracts' "once per result" check holds across lanes.
+ * different lanes are signed, broadcast and confirmed concurrently. Every guarantee above holds per lane, and the
+ * contracts' "once per result" check holds across lanes.
+ *
+ * **Pipelined writes within a lane.** The lane lock covers only what must be ordered: reserving the next nonce
+ * (one Redis script) and broadcasting in nonce order. The signature (a Key Vault call over HTTPS for a
+ * `KeyVaultSigner`) is made outside it, so many writes of one lane sign at once, and confirmations are awaited
+ * concurrently. A signed transaction is broadcast by whichever write holds the lock next with every lower nonce
+ * signed: the node sees nonces in order (a `hardhat node` that automines refuses a nonce above its next one). A
+ * reservation not signed within {@link RESERVATION_STALE_MS} (its process died, or its write failed for good)
+ * is taken over by a zero-value self-transfer when a later nonce needs it, and the write, if it comes back,
+ * reserves a new nonce.
  */
 export class ChainWriter {
   readonly chain: ChainConfig;
@@ -318,10 +335,11 @@ export class ChainWriter {
   }
 
   /**
-   * Assigns a nonce, signs, commits and broadcasts, under the lane lock. Returns the write's nonce.
+   * Reserves a nonce under the lane lock, signs outside it, stores the signed transaction on the reservation and
+   * broadcasts the lane's signed transactions in nonce order. Returns the write's nonce.
    *
    * The node's pending nonce and the fees are read before the lock is taken, so the lock covers only what must be
-   * ordered (nonce, signature, commit, broadcast). A pending nonce read early can only be lower than the node's by
+   * ordered (the reservation, then the broadcast). A pending nonce read early can only be lower than the node's by
    * the time the lock is held; the lane's own `next` covers every nonce this lane assigned meanwhile, and a nonce
    * taken outside the lane is found by the monitor loop ("nonce too low") and the write moved to a new nonce.
    */
@@ -332,64 +350,120 @@ export class ChainWriter {
       currentFees(this.rpc, this.chain),
     ]);
     const chainNext = Number(BigInt(pendingNonce));
-    return lane.withLock(async (token) => {
+    const reserved = await lane.withLock(async (token) => {
       const raced = await lane.nonceOf(request.idempotencyKey);
-      if (raced !== undefined) return raced;
+      if (raced !== undefined) return { nonce: raced, ours: false };
       const nonce = Math.max(await lane.nextNonce(), chainNext);
-      const { raw, hash } = await this.#sign({ to: request.to, data: request.data, nonce, gasLimit, fees });
-      await lane.commit(token, {
-        nonce,
-        key: request.idempotencyKey,
-        raw,
-        hash,
-        ...feeFields(fees),
-        sentAt: Date.now(),
-        state: "pending",
-      });
-      await this.#broadcast(token, nonce, raw);
-      return nonce;
+      await lane.reserve(token, { nonce, key: request.idempotencyKey, gasLimit, reservedAt: Date.now() });
+      return { nonce, ours: true };
     });
+    if (reserved.ours) await this.#completeReservation(request, reserved.nonce, gasLimit, fees);
+    return reserved.nonce;
+  }
+
+  /**
+   * Signs the write at its reserved nonce (outside the lane lock), stores the signed transaction on the
+   * reservation, and broadcasts in nonce order. When another process completed the reservation first, or it was
+   * taken over, nothing is stored or sent: the monitor loop ({@link ChainWriter.#await}) follows the nonce's state.
+   */
+  async #completeReservation(request: WriteRequest, nonce: number, gasLimit: bigint, fees?: Fees): Promise<void> {
+    const lane = await this.lane();
+    const current = fees ?? (await currentFees(this.rpc, this.chain));
+    const { raw, hash } = await this.#sign({ to: request.to, data: request.data, nonce, gasLimit, fees: current });
+    const stored = await lane.commitReserved(nonce, {
+      key: request.idempotencyKey,
+      raw,
+      hash,
+      ...feeFields(current),
+      sentAt: Date.now(),
+    });
+    if (stored) await lane.withLock((token) => this.#broadcastInOrder(token));
+  }
+
+  /**
+   * Broadcasts the lane's signed, unconfirmed transactions from the node's next nonce upwards, in nonce order,
+   * until a nonce still reserved (its signer broadcasts the rest when it has signed), a nonce the lane has not
+   * assigned, or a gap at the node. Run under the lane lock, so that two processes never interleave.
+   */
+  async #broadcastInOrder(token: string): Promise<void> {
+    const lane = await this.lane();
+    const chainNext = Number(
+      BigInt(await this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"])),
+    );
+    const end = await lane.nextNonce();
+    for (let n = chainNext; n < end; n += 1) {
+      const tx = await lane.get(n);
+      if (!tx || tx.state === "reserved") return;
+      if (tx.state === "mined" || tx.state === "failed") continue;
+      if (!(await this.#broadcast(token, n, tx.raw, false))) return;
+    }
   }
 
   /**
    * Broadcasts a signed transaction. "Already known" is success; "nonce too high" means a lower nonce is missing
    * from the node, so the gap is filled first; transport trouble is left to the monitor loop's re-broadcast.
+   * @returns false when the node has a gap below `nonce` (not filled here), else true.
    */
-  async #broadcast(token: string, nonce: number, raw: string, fillGaps = true): Promise<void> {
+  async #broadcast(token: string, nonce: number, raw: string, fillGaps = true): Promise<boolean> {
     try {
       await this.rpc.send("eth_sendRawTransaction", [raw]);
+      return true;
     } catch (error) {
       const { code, message } = nodeErrorOf(error);
-      if (/already known|known transaction|already imported|already in the mempool/i.test(message)) return;
-      if (code === "NONCE_EXPIRED" || /nonce too low/i.test(message)) return; // the monitor loop resolves it
-      if (code === "REPLACEMENT_UNDERPRICED" || /underpriced/i.test(message)) return;
+      if (/already known|known transaction|already imported|already in the mempool/i.test(message)) return true;
+      if (code === "NONCE_EXPIRED" || /nonce too low/i.test(message)) return true; // the monitor loop resolves it
+      if (code === "REPLACEMENT_UNDERPRICED" || /underpriced/i.test(message)) return true;
       // Some nodes (Hardhat with automine) execute the transaction at once and answer a revert as an error,
       // although the transaction was mined (as reverted). The monitor loop finds its receipt and decodes it.
-      if (code === "CALL_EXCEPTION" || /revert/i.test(message)) return;
+      if (code === "CALL_EXCEPTION" || /revert/i.test(message)) return true;
       if (/nonce too high/i.test(message)) {
-        // A lower nonce is missing at the node (dropped, or not yet sent). Fill the gap once; if it is still
-        // there (the filler was dropped too), the monitor loop re-broadcasts and fills again.
+        // A lower nonce is missing at the node (dropped, not yet signed, or not yet sent). Fill the gap once; if it
+        // is still there (the filler was dropped too, or a lower nonce is still being signed), the monitor loop
+        // re-broadcasts and fills again.
         if (fillGaps) {
           await this.#fillGap(token, nonce);
           return this.#broadcast(token, nonce, raw, false);
         }
-        return;
+        return false;
       }
       if ((error as { code?: string }).code === "ERR_CHAIN_RPC_UNAVAILABLE") {
         this.#log?.warn({ chain: this.chain.name, nonce }, "broadcast failed; will retry");
-        return;
+        return true;
       }
       throw error;
     }
   }
 
-  /** Makes the node see every nonce below `nonce`: re-broadcasts the lane's transactions, fills holes. */
+  /**
+   * Makes the node see every nonce below `nonce`: re-broadcasts the lane's transactions, fills holes. A nonce still
+   * reserved stops it (its signer broadcasts in order once signed), unless the reservation is stale
+   * ({@link RESERVATION_STALE_MS}): then a filler takes it over.
+   */
   async #fillGap(token: string, nonce: number): Promise<void> {
     const lane = await this.lane();
     const address = await this.address();
     const chainNext = Number(BigInt(await this.rpc.send<string>("eth_getTransactionCount", [address, "pending"])));
     for (let n = chainNext; n < nonce; n += 1) {
       const tx = await lane.get(n);
+      if (tx?.state === "reserved") {
+        const staleBefore = Date.now() - RESERVATION_STALE_MS;
+        if ((tx.reservedAt ?? 0) >= staleBefore) return;
+        this.#log?.warn(
+          { chain: this.chain.name, nonce: n },
+          "a reserved nonce was never signed: giving it to a zero-value self-transfer",
+        );
+        const fees = await currentFees(this.rpc, this.chain);
+        const filler = await this.#sign({ to: address, data: "0x", nonce: n, gasLimit: 21_000n, fees });
+        const taken = await lane.takeOverReservation(token, n, tx.key, staleBefore, {
+          ...filler,
+          ...feeFields(fees),
+          sentAt: Date.now(),
+        });
+        const now = taken ? undefined : await lane.get(n); // signed meanwhile: send what was stored
+        if (!taken && (!now || now.state === "reserved")) return;
+        await this.#broadcast(token, n, taken ? filler.raw : now!.raw, false);
+        continue;
+      }
       if (tx && tx.state !== "failed") {
         this.#log?.info({ chain: this.chain.name, nonce: n }, "re-broadcasting a lower nonce to close a gap");
         await this.#broadcast(token, n, tx.raw, false);
@@ -423,9 +497,29 @@ export class ChainWriter {
         throw new ChainWriteTimeoutError(this.chain.name, request.idempotencyKey, nonce, Date.now() - started);
       }
       const tx = await lane.get(nonce);
+      if (tx?.state === "reserved" && tx.key === request.idempotencyKey) {
+        // Reserved and not signed yet: by this write before a crash (a retry resumes it), or by another process
+        // now. Sign it; the first signed transaction stored is the nonce's.
+        if (tx.gasLimit === undefined) {
+          throw new CryptletError(ERR_CHAIN_LANE_STATE_LOST, `lane ${lane.id}: nonce ${nonce} has no gas limit`, {
+            details: { lane: lane.id, idempotencyKey: request.idempotencyKey, nonce },
+          });
+        }
+        await this.#completeReservation(request, nonce, tx.gasLimit);
+        continue;
+      }
       if (!tx || tx.key !== request.idempotencyKey || tx.state === "failed") {
-        // Another process moved this write to a new nonce.
+        // Another process moved this write to a new nonce, or a gap filler took over its stale reservation.
         const moved = await lane.nonceOf(request.idempotencyKey);
+        if (moved === undefined && tx?.state === "filler" && tx.key === `filler:${nonce}`) {
+          if (await request.isRecorded()) return this.#already(request);
+          const gasLimit = await this.#estimate(request);
+          if (gasLimit === undefined) return this.#already(request);
+          this.#log?.warn({ chain: this.chain.name, nonce }, "the write's reservation was taken over: new nonce");
+          nonce = await this.#submitNew(request, gasLimit);
+          lastBroadcast = Date.now();
+          continue;
+        }
         if (moved === undefined || moved === nonce) {
           throw new CryptletError(ERR_CHAIN_LANE_STATE_LOST, `lane ${lane.id} lost write ${request.idempotencyKey}`, {
             details: { lane: lane.id, idempotencyKey: request.idempotencyKey, nonce },
@@ -494,7 +588,9 @@ export class ChainWriter {
         await this.#replace(tx);
         lastBroadcast = Date.now();
       } else if (Date.now() - lastBroadcast > rebroadcastMs) {
-        await lane.withLock((token) => this.#broadcast(token, nonce, tx.raw));
+        await lane.withLock(async (token) => {
+          await this.#broadcast(token, nonce, tx.raw);
+        });
         lastBroadcast = Date.now();
       }
       await this.#pause();
@@ -525,7 +621,7 @@ export class ChainWriter {
     const lane = await this.lane();
     await lane.withLock(async (token) => {
       const fresh = await lane.get(tx.nonce);
-      if (!fresh || fresh.hashes.length !== tx.hashes.length) return; // another process replaced it already
+      if (!fresh || fresh.state === "reserved" || fresh.hashes.length !== tx.hashes.length) return; // replaced already
       const previous = Transaction.from(fresh.raw);
       const previousFees: Fees =
         previous.type === 2

@@ -8,7 +8,7 @@ import { parseChainsConfig, type ChainConfig } from "../../runtime/chains/config
 import { deployCryptletContracts, interfaceOf } from "../../runtime/chains/contracts.ts";
 import { Lane } from "../../runtime/chains/lane.ts";
 import type { ChainRpc } from "../../runtime/chains/rpc.ts";
-import { ChainWriter, type WriteRequest } from "../../runtime/chains/writer.ts";
+import { ChainWriter, RESERVATION_STALE_MS, type WriteRequest } from "../../runtime/chains/writer.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { CONSORTIUM_ID, makeResult, signResult, testWallets } from "../support/contracts.ts";
 import { startFlakyProxy, startHardhatNode, type HardhatNode } from "../support/hardhatNode.ts";
@@ -434,5 +434,109 @@ describe("ChainWriter against a hardhat node over JSON-RPC", () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  /** A relayer key whose signatures take `delayMs` each (a Key Vault call over HTTPS), and that counts them. */
+  class SlowWallet extends Wallet {
+    signatures = 0;
+    inFlight = 0;
+    maxInFlight = 0;
+    readonly delayMs: () => number;
+    constructor(wallet: Wallet, delayMs: () => number) {
+      super(wallet.privateKey);
+      this.delayMs = delayMs;
+    }
+    override async signTransaction(tx: Parameters<Wallet["signTransaction"]>[0]): Promise<string> {
+      this.signatures += 1;
+      this.inFlight += 1;
+      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, this.delayMs()));
+        return await super.signTransaction(tx);
+      } finally {
+        this.inFlight -= 1;
+      }
+    }
+  }
+
+  test("writes of one lane sign at once (the signature is outside the lane lock) and are broadcast in nonce order", async () => {
+    // Signatures of 100-300 ms in random order: nonces are reserved in order, signed concurrently, and each
+    // transaction is sent once every lower nonce is (a hardhat node that automines refuses a higher one).
+    const signer = new SlowWallet(await newSigner(), () => 100 + Math.floor(Math.random() * 200));
+    const w = writer(signer);
+    const requests = await Promise.all(Array.from({ length: 12 }, () => recordWrite()));
+    const started = performance.now();
+    const receipts = await Promise.all(requests.map((r) => w.write(r)));
+    const elapsed = performance.now() - started;
+    expect(receipts.map((r) => r.status)).toEqual(requests.map(() => "confirmed"));
+    expect(receipts.map((r) => r.nonce).sort((a, b) => a! - b!)).toEqual(requests.map((_, i) => i));
+    for (const r of requests) expect(await recordedEvents(r.resultId)).toBe(1);
+    expect(await node.provider.getTransactionCount(signer.address)).toBe(12);
+    expect(signer.signatures).toBe(12); // one signature per write: nothing signed twice
+    // One at a time under the lock these would take at least 12 × 100 ms; concurrently, about one signature.
+    expect(signer.maxInFlight).toBeGreaterThan(1);
+    expect(elapsed).toBeLessThan(1200);
+  });
+
+  test("a reserved nonce whose writer died before signing is signed by the write's retry", async () => {
+    const signer = await newSigner();
+    const w = writer(signer);
+    const request = await recordWrite();
+    const lane = await w.lane();
+    // The crash: the nonce reserved for the write, then nothing (no signature, no broadcast).
+    await lane.withLock((token) =>
+      lane.reserve(token, { nonce: 0, key: request.idempotencyKey, gasLimit: 500_000n, reservedAt: Date.now() }),
+    );
+    expect((await lane.get(0))?.state).toBe("reserved");
+    const receipt = await w.write(request); // the retry
+    expect([receipt.status, receipt.nonce]).toEqual(["confirmed", 0]);
+    expect(await recordedEvents(request.resultId)).toBe(1);
+    expect(await node.provider.getTransactionCount(signer.address)).toBe(1);
+  });
+
+  test("a stale reservation below a new write is given to a gap filler; the abandoned write, retried, takes a new nonce", async () => {
+    const signer = await newSigner();
+    const w = writer(signer);
+    const abandoned = await recordWrite();
+    const lane = await w.lane();
+    await lane.withLock((token) =>
+      lane.reserve(token, {
+        nonce: 0,
+        key: abandoned.idempotencyKey,
+        gasLimit: 500_000n,
+        reservedAt: Date.now() - 2 * RESERVATION_STALE_MS,
+      }),
+    );
+    const later = await recordWrite();
+    const receipt = await w.write(later);
+    expect([receipt.status, receipt.nonce]).toEqual(["confirmed", 1]);
+    const filler = await lane.get(0);
+    expect([filler?.key, filler?.state]).toEqual(["filler:0", "filler"]);
+    const fillerTx = await node.provider.getTransaction(filler!.hashes[0]!);
+    expect([fillerTx!.to, fillerTx!.value, fillerTx!.nonce]).toEqual([signer.address, 0n, 0]);
+    expect(await lane.nonceOf(abandoned.idempotencyKey)).toBeUndefined(); // its key was freed
+
+    const retried = await w.write(abandoned);
+    expect([retried.status, retried.nonce]).toEqual(["confirmed", 2]);
+    expect(await recordedEvents(abandoned.resultId)).toBe(1);
+    expect(await node.provider.getTransactionCount(signer.address)).toBe(3);
+  });
+
+  test("a fresh reservation below a new write is not taken over: the new write waits for it and both land in order", async () => {
+    const signer = await newSigner();
+    const w = writer(signer);
+    const slow = await recordWrite();
+    const lane = await w.lane();
+    await lane.withLock((token) =>
+      lane.reserve(token, { nonce: 0, key: slow.idempotencyKey, gasLimit: 500_000n, reservedAt: Date.now() }),
+    );
+    const later = w.write(await recordWrite());
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // its broadcast met "nonce too high" meanwhile
+    expect((await lane.get(0))?.state).toBe("reserved"); // not filled: its signer may still come
+    expect(await node.provider.getTransactionCount(signer.address)).toBe(0);
+    const first = await w.write(slow); // the reservation's own write signs it; both are sent in order
+    expect([first.status, first.nonce]).toEqual(["confirmed", 0]);
+    expect([(await later).status, (await later).nonce]).toEqual(["confirmed", 1]);
+    expect(await node.provider.getTransactionCount(signer.address)).toBe(2);
   });
 });
