@@ -2,7 +2,8 @@
  * The chain writer alone: `record` writes per second through {@link ChainWriter} with its relayer key in the Key
  * Vault emulator (a signature over HTTPS per transaction, as in production), on a `hardhat node` (automine, 1
  * confirmation) over JSON-RPC and the local Redis, beside the same node's plain ingest. Every write of a row is
- * started at once; a row ends when the last is confirmed. Rows: 1 and 4 relayer keys (lanes). Also the Key Vault
+ * started at once; a row ends when the last is confirmed. Rows: 1 and 4 relayer keys (lanes), with the vault on this
+ * machine and one network round trip away (a delaying TCP proxy in front of the emulator). Also the Key Vault
  * signature's own latency, and how long each write held its lane's lock. Checks the chain: one `ResultRecorded`
  * per write and one transaction per write from the relayer keys.
  * Writes docs/benchmarks.md section "writer".
@@ -25,11 +26,14 @@ import { AzureKeyVaultProvider } from "../../runtime/keys/AzureKeyVaultProvider.
 import { KeyVaultSigner } from "../../runtime/keys/KeyVaultSigner.ts";
 import { startHardhatNode } from "../../test/support/hardhatNode.ts";
 import { startTestVault } from "../../test/support/keyvault.ts";
+import { startTcpProxy } from "../../test/support/tcpProxy.ts";
 import { makeResult, signResult } from "../../test/support/contracts.ts";
 import { plainIngest } from "./ingest.ts";
 import { writeBenchSection } from "./report.ts";
 
 const WRITES = Number(process.env.BENCH_WRITER_WRITES ?? 400);
+/** The Key Vault's added round trip in the "remote" rows, milliseconds (a TCP proxy delays each direction by half). */
+const REMOTE_RTT_MS = Number(process.env.BENCH_WRITER_RTT_MS ?? 20);
 const CHAIN_ID = 71_201;
 const CONSORTIUM_ID = id("bench-writer-consortium") as Hex32;
 const CRYPTLET = keccak256(toUtf8Bytes("@bench/writer")) as Hex32;
@@ -77,27 +81,33 @@ try {
   const keys = new KeyClient(vault.vaultUrl, credential, vault.clientOptions);
   const keyNames = ["writer-0", "writer-1", "writer-2", "writer-3"];
   await Promise.all(keyNames.map((name) => keys.createEcKey(name, { curve: "P-256K" })));
-  const signers = keyNames.map(
-    (keyName) =>
-      new KeyVaultSigner(
-        new AzureKeyVaultProvider({
-          vaultUrl: vault.vaultUrl,
-          keyName,
-          credential,
-          clientOptions: vault.clientOptions,
-        }),
-      ),
-  );
+  const signersAt = (vaultUrl: string) =>
+    keyNames.map(
+      (keyName) =>
+        new KeyVaultSigner(
+          new AzureKeyVaultProvider({ vaultUrl, keyName, credential, clientOptions: vault.clientOptions }),
+        ),
+    );
+  const signers = signersAt(vault.vaultUrl);
+  // The same vault one network round trip away: a TCP proxy in front of the emulator (TLS passes through it).
+  const remote = new URL(vault.vaultUrl);
+  const proxy = await startTcpProxy(Number(remote.port), { delayMs: REMOTE_RTT_MS });
+  remote.port = String(proxy.port);
+  const remoteSigners = signersAt(remote.toString());
   for (const signer of signers) await node.fund(await signer.getAddress());
 
   // The Key Vault signature alone (one transaction's signature over HTTPS), sequential.
-  const signLatencies: number[] = [];
-  for (let i = 0; i < 50; i++) {
-    const started = performance.now();
-    await signers[0]!.signTransaction({ chainId: CHAIN_ID, to: ledger.target as string, nonce: i, gasLimit: 21_000n });
-    signLatencies.push(performance.now() - started);
-  }
-  signLatencies.sort((a, b) => a - b);
+  const signLatency = async (signer: KeyVaultSigner): Promise<number[]> => {
+    const latencies: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const started = performance.now();
+      await signer.signTransaction({ chainId: CHAIN_ID, to: ledger.target as string, nonce: i, gasLimit: 21_000n });
+      latencies.push(performance.now() - started);
+    }
+    return latencies.sort((a, b) => a - b);
+  };
+  const signLatencies = await signLatency(signers[0]!);
+  const remoteSignLatencies = await signLatency(remoteSigners[0]!);
 
   const ingest = await plainIngest(node);
   console.log(JSON.stringify({ plainTransfersPerSecond: ingest }));
@@ -120,6 +130,7 @@ try {
   }
 
   interface Row {
+    vault: string;
     lanes: number;
     writes: number;
     perSecond: number;
@@ -129,7 +140,13 @@ try {
     holdP99: number;
   }
   const rows: Row[] = [];
-  for (const lanes of [1, 4]) {
+  const settings = [
+    { vault: "local", signers, lanes: 1 },
+    { vault: "local", signers, lanes: 4 },
+    { vault: `+${REMOTE_RTT_MS} ms`, signers: remoteSigners, lanes: 1 },
+    { vault: `+${REMOTE_RTT_MS} ms`, signers: remoteSigners, lanes: 4 },
+  ];
+  for (const [index, { vault: where, signers: relayers, lanes }] of settings.entries()) {
     const [chain] = parseChainsConfig({
       chains: [
         {
@@ -145,14 +162,14 @@ try {
     }).chains;
     const writer = new ChainWriter({
       chain: chain!,
-      signer: signers.slice(0, lanes),
+      signer: relayers.slice(0, lanes),
       redis,
-      prefix: `${prefix}-${lanes}`,
+      prefix: `${prefix}-${index}`,
     });
     await writer.start();
     const requests = await Promise.all(Array.from({ length: WRITES }, () => recordWrite()));
     const before = await Promise.all(
-      signers.slice(0, lanes).map(async (s) => node.provider.getTransactionCount(await s.getAddress())),
+      relayers.slice(0, lanes).map(async (s) => node.provider.getTransactionCount(await s.getAddress())),
     );
     holds.length = 0;
     const latencies: number[] = [];
@@ -168,7 +185,7 @@ try {
     const seconds = (performance.now() - started) / 1000;
     // The chain itself: one record per write, one transaction per write from the relayer keys.
     const after = await Promise.all(
-      signers.slice(0, lanes).map(async (s) => node.provider.getTransactionCount(await s.getAddress())),
+      relayers.slice(0, lanes).map(async (s) => node.provider.getTransactionCount(await s.getAddress())),
     );
     const sent = after.reduce((sum, n, i) => sum + n - before[i]!, 0);
     if (sent !== WRITES) throw new Error(`${lanes} lane(s): ${sent} transactions for ${WRITES} writes`);
@@ -178,6 +195,7 @@ try {
     latencies.sort((a, b) => a - b);
     const sortedHolds = [...holds].sort((a, b) => a - b);
     const row = {
+      vault: where,
       lanes,
       writes: WRITES,
       perSecond: WRITES / seconds,
@@ -190,6 +208,7 @@ try {
     rows.push(row);
   }
   load.end = loadavg();
+  await proxy.close();
 
   const ms = (v: number) => `${v.toFixed(1)} ms`;
   const markdown = `
@@ -205,14 +224,16 @@ one transaction per write from the relayer keys. Lock hold = the time a write's 
 
 Plain ingest, the reference: the same node mined **${ingest.toFixed(0)} plain transfers/s** (600 transfers signed
 beforehand, 32 JSON-RPC calls in flight). A Key Vault transaction signature took ${ms(percentile(signLatencies, 50))}
-at p50 and ${ms(percentile(signLatencies, 99))} at p99 (50 sequential).
+at p50 and ${ms(percentile(signLatencies, 99))} at p99 from the emulator on this machine ("local"), and
+${ms(percentile(remoteSignLatencies, 50))} / ${ms(percentile(remoteSignLatencies, 99))} through a TCP proxy that adds
+${REMOTE_RTT_MS} ms to each round trip ("+${REMOTE_RTT_MS} ms": a vault across a network; 50 sequential each).
 
-| relayer keys (lanes) | writes | writes/s | of plain ingest | latency p50 / p99 | lock hold p50 / p99 |
-| -------------------: | -----: | -------: | --------------: | ----------------- | ------------------- |
+| Key Vault | relayer keys (lanes) | writes | writes/s | of plain ingest | latency p50 / p99 | lock hold p50 / p99 |
+| --------- | -------------------: | -----: | -------: | --------------: | ----------------- | ------------------- |
 ${rows
   .map(
     (r) =>
-      `| ${r.lanes} | ${r.writes} | ${r.perSecond.toFixed(1)} | ${((100 * r.perSecond) / ingest).toFixed(1)} % | ${ms(r.p50)} / ${ms(r.p99)} | ${ms(r.holdP50)} / ${ms(r.holdP99)} |`,
+      `| ${r.vault} | ${r.lanes} | ${r.writes} | ${r.perSecond.toFixed(1)} | ${((100 * r.perSecond) / ingest).toFixed(1)} % | ${ms(r.p50)} / ${ms(r.p99)} | ${ms(r.holdP50)} / ${ms(r.holdP99)} |`,
   )
   .join("\n")}
 `;

@@ -18,8 +18,13 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** Starts a TCP proxy on a free loopback port that forwards to `127.0.0.1:<target>`. */
-export async function startTcpProxy(target: number): Promise<TcpProxy> {
+/**
+ * Starts a TCP proxy on a free loopback port that forwards to `127.0.0.1:<target>`.
+ * @param options.delayMs - a round trip's added latency in milliseconds: each chunk is forwarded `delayMs / 2`
+ *   after it arrived, in either direction, in order (a network path to a remote endpoint). Default 0.
+ */
+export async function startTcpProxy(target: number, options: { delayMs?: number } = {}): Promise<TcpProxy> {
+  const oneWay = (options.delayMs ?? 0) / 2;
   const sockets = new Set<net.Socket>();
   const proxy: TcpProxy = {
     port: 0,
@@ -44,8 +49,13 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
         upstream.destroy();
       });
     }
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (oneWay > 0) {
+      client.on("data", (chunk) => setTimeout(() => upstream.write(chunk), oneWay));
+      upstream.on("data", (chunk) => setTimeout(() => client.write(chunk), oneWay));
+    } else {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   proxy.port = (server.address() as net.AddressInfo).port;
