@@ -5,6 +5,8 @@
  * @module
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomInt } from "node:crypto";
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 
@@ -42,16 +44,52 @@ export interface LocalChain {
   stop(): Promise<void>;
 }
 
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** The lowest port handed out by {@link freePort}. */
+const FREE_PORT_FLOOR = 20_000;
+
+/** Ports {@link freePort} handed out in this process: never handed out twice. */
+const handedOut = new Set<number>();
+
+/** The first port of the kernel's ephemeral range (Linux `ip_local_port_range`; 32768 where it cannot be read). */
+function ephemeralFloor(): number {
+  try {
+    const first = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isSafeInteger(first) && first > 0 ? first : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Listens on 127.0.0.1:`port` (0: any) and closes again; the port, or undefined when it is taken. */
+function tryListen(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
+    server.once("error", () => resolve(undefined));
+    server.listen(port, "127.0.0.1", () => {
+      const bound = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * A free TCP port on 127.0.0.1, for a server started a moment later. It is picked at random below the kernel's
+ * ephemeral range (from 20000): a port from that range (what `listen(0)` gives) can be taken meanwhile as the
+ * local port of any outgoing connection, and a test's servers then failed with EADDRINUSE. Falls back to
+ * `listen(0)` when no port below the range is free after 200 tries.
+ */
+export async function freePort(): Promise<number> {
+  const ceiling = ephemeralFloor();
+  for (let attempt = 0; ceiling - FREE_PORT_FLOOR > 1000 && attempt < 200; attempt++) {
+    const port = FREE_PORT_FLOOR + randomInt(ceiling - FREE_PORT_FLOOR);
+    if (handedOut.has(port) || (await tryListen(port)) === undefined) continue;
+    handedOut.add(port);
+    return port;
+  }
+  const port = await tryListen(0);
+  if (port === undefined) throw new Error("no free TCP port on 127.0.0.1");
+  handedOut.add(port);
+  return port;
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:`port`. */

@@ -10,7 +10,6 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import path from "node:path";
 
 import { DefaultAzureCredential } from "@azure/identity";
@@ -26,18 +25,11 @@ import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservat
 import { request, startLightApi } from "../api/helpers.ts";
 import { startHangingTlsProxy, type HangingTlsProxy } from "../support/hangingTlsProxy.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
+import { freePort } from "../support/redisServer.ts";
 import { startWorker } from "../support/workerProcess.ts";
 
 const OPEN_LINE = "dependency unavailable: circuit open";
 const CLOSED_LINE = "dependency available: circuit closed";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -10,6 +10,10 @@ import path from "node:path";
 
 import { Redis } from "ioredis";
 
+import { freePort } from "../../runtime/devstack/localChain.ts";
+
+export { freePort };
+
 /** A running redis-server of a test. */
 export interface TestRedisServer {
   port: number;
@@ -78,18 +82,6 @@ async function waitUp(child: ChildProcess, url: string, log: () => string): Prom
       probe.disconnect();
     }
   }
-}
-
-/** A TCP port free on 127.0.0.1 now (the OS's choice). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Whether something accepts connections on 127.0.0.1:`port`. */
