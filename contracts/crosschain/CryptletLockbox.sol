@@ -8,6 +8,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 
 import {CryptletProofs} from "../CryptletProofs.sol";
 import {ICryptletRegistry} from "../interfaces/ICryptletRegistry.sol";
+import {CrossChainOutputs} from "./CrossChainOutputs.sol";
 
 /**
  * @title CryptletLockbox
@@ -51,50 +52,12 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
         uint256 destinationChainId;
     }
 
-    /**
-     * @notice Output of a result of kind `KIND_RELEASE`: the burn `burnId` of `amount` wrapped tokens on
-     * `destinationChainId` by the peer `token`, to be paid out to `recipient` on `sourceChainId` by `lockbox`.
-     * The payload is `abi.encode(ReleaseOutput)`: 8 static words, 256 bytes.
-     */
-    struct ReleaseOutput {
-        uint8 kind;
-        bytes32 burnId;
-        uint256 sourceChainId;
-        address lockbox;
-        uint256 destinationChainId;
-        address token;
-        address recipient;
-        uint256 amount;
-    }
-
-    /**
-     * @notice Output of a result of kind `KIND_REFUND`: the peer `token` on `destinationChainId`, read at a block
-     * whose timestamp is `observedAt` (after `deadline`), had not minted the lock `lockId`; so none can happen and
-     * the lock's `amount` goes back to its `sender`. The other fields repeat the lock as stored.
-     * The payload is `abi.encode(RefundOutput)`: 10 static words, 320 bytes.
-     */
-    struct RefundOutput {
-        uint8 kind;
-        bytes32 lockId;
-        uint256 sourceChainId;
-        address lockbox;
-        uint256 destinationChainId;
-        address token;
-        address sender;
-        uint256 amount;
-        uint64 deadline;
-        uint64 observedAt;
-    }
-
     /// @notice Output kind of a mint result (accepted by `CryptletWrappedToken.mint`, never here).
-    uint8 public constant KIND_MINT = 1;
+    uint8 public constant KIND_MINT = CrossChainOutputs.KIND_MINT;
     /// @notice Output kind of a release result (a burn on the destination chain), accepted by `release`.
-    uint8 public constant KIND_RELEASE = 2;
+    uint8 public constant KIND_RELEASE = CrossChainOutputs.KIND_RELEASE;
     /// @notice Output kind of a refund result ("no mint happened and none can happen"), accepted by `refund`.
-    uint8 public constant KIND_REFUND = 3;
-
-    uint256 private constant RELEASE_OUTPUT_LENGTH = 8 * 32;
-    uint256 private constant REFUND_OUTPUT_LENGTH = 10 * 32;
+    uint8 public constant KIND_REFUND = CrossChainOutputs.KIND_REFUND;
 
     /// @notice `amount` zero was given to `lock`.
     error CryptletLockboxZeroAmount();
@@ -250,17 +213,18 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
     }
 
     /**
-     * @notice Pays out a burn on a destination chain: a verified result of kind `KIND_RELEASE` (`ReleaseOutput`)
-     * for this chain and lockbox, from this lockbox's peer on that chain, each `burnId` once and never more than
-     * `lockedFor(destinationChainId)`. Transfers `amount` tokens to the output's `recipient`.
+     * @notice Pays out a burn on a destination chain: a verified result of kind `KIND_RELEASE`
+     * (`CrossChainOutputs.ReleaseOutput`) for this chain and lockbox, from this lockbox's peer on that chain, each
+     * `burnId` once and never more than `lockedFor(destinationChainId)`. Transfers `amount` tokens to the output's
+     * `recipient`.
      */
     function release(
         CryptletProofs.CryptletResult calldata result,
         bytes calldata payload,
         bytes[] calldata signatures
     ) external nonReentrant {
-        _checkResult(result, payload, KIND_RELEASE, RELEASE_OUTPUT_LENGTH);
-        ReleaseOutput memory out = abi.decode(payload, (ReleaseOutput));
+        _checkResult(result, payload, KIND_RELEASE, CrossChainOutputs.RELEASE_OUTPUT_LENGTH);
+        CrossChainOutputs.ReleaseOutput memory out = abi.decode(payload, (CrossChainOutputs.ReleaseOutput));
         _checkRoute(out.sourceChainId, out.lockbox, out.destinationChainId, out.token);
         if (_releases[out.burnId] != bytes32(0)) revert CryptletLockboxAlreadyReleased(out.burnId);
         uint256 available = _lockedFor[out.destinationChainId];
@@ -278,18 +242,18 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
     }
 
     /**
-     * @notice Returns a lock to its sender: a verified result of kind `KIND_REFUND` (`RefundOutput`) for a lock of
-     * this lockbox that is not refunded, naming the lock as stored and this lockbox's peer on its destination
-     * chain, read there at `observedAt` after the deadline; and only once the deadline has passed on this chain.
-     * Transfers the lock's amount to its sender; the lock becomes `Refunded`.
+     * @notice Returns a lock to its sender: a verified result of kind `KIND_REFUND`
+     * (`CrossChainOutputs.RefundOutput`) for a lock of this lockbox that is not refunded, naming the lock as stored
+     * and this lockbox's peer on its destination chain, read there at `observedAt` after the deadline; and only once
+     * the deadline has passed on this chain. Transfers the lock's amount to its sender; the lock becomes `Refunded`.
      */
     function refund(
         CryptletProofs.CryptletResult calldata result,
         bytes calldata payload,
         bytes[] calldata signatures
     ) external nonReentrant {
-        _checkResult(result, payload, KIND_REFUND, REFUND_OUTPUT_LENGTH);
-        RefundOutput memory out = abi.decode(payload, (RefundOutput));
+        _checkResult(result, payload, KIND_REFUND, CrossChainOutputs.REFUND_OUTPUT_LENGTH);
+        CrossChainOutputs.RefundOutput memory out = abi.decode(payload, (CrossChainOutputs.RefundOutput));
         _checkRoute(out.sourceChainId, out.lockbox, out.destinationChainId, out.token);
         Lock storage stored = _locks[out.lockId];
         if (stored.status == LockStatus.None) revert CryptletLockboxUnknownLock(out.lockId);
@@ -371,7 +335,7 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
         bytes32 payloadHash = keccak256(payload);
         if (payloadHash != result.outputHash) revert CryptletLockboxOutputHashMismatch(result.outputHash, payloadHash);
         if (payload.length != length) revert CryptletLockboxMalformedOutput(length, payload.length);
-        uint256 actualKind = uint256(bytes32(payload[:32]));
+        uint256 actualKind = CrossChainOutputs.kindOf(payload);
         if (actualKind != kind) revert CryptletLockboxWrongKind(kind, actualKind);
     }
 

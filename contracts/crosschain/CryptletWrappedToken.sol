@@ -5,6 +5,7 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 
 import {CryptletProofs} from "../CryptletProofs.sol";
 import {ICryptletRegistry} from "../interfaces/ICryptletRegistry.sol";
+import {CrossChainOutputs} from "./CrossChainOutputs.sol";
 
 /**
  * @title CryptletWrappedToken
@@ -22,31 +23,12 @@ import {ICryptletRegistry} from "../interfaces/ICryptletRegistry.sol";
  * submit them; the tokens go to the recipient the lock named. There is no owner.
  */
 contract CryptletWrappedToken is ERC20 {
-    /**
-     * @notice Output of a result of kind `KIND_MINT`: the lock `lockId` of `lockbox` on `sourceChainId` locked
-     * `amount` for `recipient` on `destinationChainId`, to be minted by `token` until `deadline` (Unix seconds).
-     * The payload is `abi.encode(MintOutput)`: 9 static words, 288 bytes.
-     */
-    struct MintOutput {
-        uint8 kind;
-        bytes32 lockId;
-        uint256 sourceChainId;
-        address lockbox;
-        uint256 destinationChainId;
-        address token;
-        address recipient;
-        uint256 amount;
-        uint64 deadline;
-    }
-
     /// @notice Output kind of a mint result, accepted by `mint`.
-    uint8 public constant KIND_MINT = 1;
+    uint8 public constant KIND_MINT = CrossChainOutputs.KIND_MINT;
     /// @notice Output kind of a release result (accepted by `CryptletLockbox.release`, never here).
-    uint8 public constant KIND_RELEASE = 2;
+    uint8 public constant KIND_RELEASE = CrossChainOutputs.KIND_RELEASE;
     /// @notice Output kind of a refund result (accepted by `CryptletLockbox.refund`, never here).
-    uint8 public constant KIND_REFUND = 3;
-
-    uint256 private constant MINT_OUTPUT_LENGTH = 9 * 32;
+    uint8 public constant KIND_REFUND = CrossChainOutputs.KIND_REFUND;
 
     /// @notice The result is for another Cryptlet than this token's.
     error CryptletWrappedWrongCryptlet(bytes32 expected, bytes32 actual);
@@ -128,8 +110,9 @@ contract CryptletWrappedToken is ERC20 {
     }
 
     /**
-     * @notice Mints a lock: a verified result of kind `KIND_MINT` (`MintOutput`) for this token's route, a lock not
-     * minted yet, at a block no later than the lock's deadline. Mints `amount` to the output's `recipient`.
+     * @notice Mints a lock: a verified result of kind `KIND_MINT` (`CrossChainOutputs.MintOutput`) for this token's
+     * route, a lock not minted yet, at a block no later than the lock's deadline. Mints `amount` to the output's
+     * `recipient`.
      */
     function mint(
         CryptletProofs.CryptletResult calldata result,
@@ -140,11 +123,12 @@ contract CryptletWrappedToken is ERC20 {
         if (_recorded[result.resultId]) revert CryptletWrappedResultAlreadyRecorded(result.resultId);
         bytes32 payloadHash = keccak256(payload);
         if (payloadHash != result.outputHash) revert CryptletWrappedOutputHashMismatch(result.outputHash, payloadHash);
-        if (payload.length != MINT_OUTPUT_LENGTH)
-            revert CryptletWrappedMalformedOutput(MINT_OUTPUT_LENGTH, payload.length);
-        uint256 kind = uint256(bytes32(payload[:32]));
+        if (payload.length != CrossChainOutputs.MINT_OUTPUT_LENGTH) {
+            revert CryptletWrappedMalformedOutput(CrossChainOutputs.MINT_OUTPUT_LENGTH, payload.length);
+        }
+        uint256 kind = CrossChainOutputs.kindOf(payload);
         if (kind != KIND_MINT) revert CryptletWrappedWrongKind(KIND_MINT, kind);
-        MintOutput memory out = abi.decode(payload, (MintOutput));
+        CrossChainOutputs.MintOutput memory out = abi.decode(payload, (CrossChainOutputs.MintOutput));
         if (
             out.sourceChainId != sourceChainId ||
             out.lockbox != lockbox ||

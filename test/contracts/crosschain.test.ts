@@ -5,129 +5,53 @@
  * runtime's role: it reads the source's `Locked` and the destination's `Burned` events and `isMinted`, and signs
  * the results with the registry's trusted test wallets (threshold 2 of 3).
  */
-import { AbiCoder, MaxUint256, Wallet, ZeroAddress, id, keccak256, type Signer, type TransactionReceipt } from "ethers";
-
-import type { CryptletResult, Hex32 } from "../../runtime/attestation/eip712.ts";
 import {
-  cryptletIdOf,
-  deploy,
-  deployStack,
-  expectCustomError,
-  makeResult,
-  signResult,
-  type AnyContract,
-  type CryptletStack,
-} from "../support/contracts.ts";
+  Wallet,
+  ZeroAddress,
+  concat,
+  dataSlice,
+  id,
+  keccak256,
+  toBeHex,
+  zeroPadValue,
+  type Signer,
+  type TransactionReceipt,
+} from "ethers";
 
-const BRIDGE = cryptletIdOf("@cryptlet/bridge");
-const CODE = id("bridge-code-v1") as Hex32;
+import type { Hex32 } from "../../runtime/attestation/eip712.ts";
+import { cryptletIdOf, expectCustomError, type AnyContract, type CryptletStack } from "../support/contracts.ts";
+import {
+  BRIDGE,
+  KIND_MINT,
+  KIND_REFUND,
+  KIND_RELEASE,
+  as,
+  deployBridge,
+  eventOf,
+  latestBlock,
+  mineAt,
+  mintPayload,
+  refundPayload,
+  releasePayload,
+  setNextTime,
+  signOutput,
+  transferIdOf,
+  type MintFields,
+  type RefundFields,
+  type ReleaseFields,
+  type Route,
+  type SignOptions,
+  type Signed,
+} from "../support/crosschain.ts";
+
 const UNAPPROVED_CODE = id("bridge-code-unapproved") as Hex32;
-const KIND_MINT = 1n;
-const KIND_RELEASE = 2n;
-const KIND_REFUND = 3n;
 const HOUR = 3_600n;
-const abi = AbiCoder.defaultAbiCoder();
 
-/** `(kind, lockId, sourceChainId, lockbox, destinationChainId, token, recipient, amount, deadline)`, 288 bytes. */
-const MINT_OUTPUT = ["uint8", "bytes32", "uint256", "address", "uint256", "address", "address", "uint256", "uint64"];
-/** `(kind, burnId, sourceChainId, lockbox, destinationChainId, token, recipient, amount)`, 256 bytes. */
-const RELEASE_OUTPUT = ["uint8", "bytes32", "uint256", "address", "uint256", "address", "address", "uint256"];
-/** `(kind, lockId, sourceChainId, lockbox, destinationChainId, token, sender, amount, deadline, observedAt)`, 320 bytes. */
-const REFUND_OUTPUT = [
-  "uint8",
-  "bytes32",
-  "uint256",
-  "address",
-  "uint256",
-  "address",
-  "address",
-  "uint256",
-  "uint64",
-  "uint64",
-];
+/** The fields of an output that a test names: the route and the kind are optional (this test's by default). */
+type Named<T extends Route & { kind: bigint }> = Omit<T, keyof Route | "kind"> & Partial<Route & { kind: bigint }>;
 
-/** The route every output names: the source chain and lockbox, the destination chain and wrapped token. */
-interface Route {
-  sourceChainId: bigint;
-  lockbox: string;
-  destinationChainId: bigint;
-  token: string;
-}
-
-interface MintFields extends Route {
-  kind: bigint;
-  lockId: string;
-  recipient: string;
-  amount: bigint;
-  deadline: bigint;
-}
-
-interface ReleaseFields extends Route {
-  kind: bigint;
-  burnId: string;
-  recipient: string;
-  amount: bigint;
-}
-
-interface RefundFields extends Route {
-  kind: bigint;
-  lockId: string;
-  sender: string;
-  amount: bigint;
-  deadline: bigint;
-  observedAt: bigint;
-}
-
-const mintPayload = (f: MintFields) =>
-  abi.encode(MINT_OUTPUT, [
-    f.kind,
-    f.lockId,
-    f.sourceChainId,
-    f.lockbox,
-    f.destinationChainId,
-    f.token,
-    f.recipient,
-    f.amount,
-    f.deadline,
-  ]);
-const releasePayload = (f: ReleaseFields) =>
-  abi.encode(RELEASE_OUTPUT, [
-    f.kind,
-    f.burnId,
-    f.sourceChainId,
-    f.lockbox,
-    f.destinationChainId,
-    f.token,
-    f.recipient,
-    f.amount,
-  ]);
-const refundPayload = (f: RefundFields) =>
-  abi.encode(REFUND_OUTPUT, [
-    f.kind,
-    f.lockId,
-    f.sourceChainId,
-    f.lockbox,
-    f.destinationChainId,
-    f.token,
-    f.sender,
-    f.amount,
-    f.deadline,
-    f.observedAt,
-  ]);
-
-/** A result as a relayer submits it. */
-interface Signed {
-  result: CryptletResult;
-  payload: string;
-  signatures: string[];
-}
-
-/** Options of a signature: another code hash, other wallets, another Cryptlet. */
-interface SignOptions {
-  code?: Hex32;
-  wallets?: readonly Wallet[];
-  cryptletId?: Hex32;
-}
+/** A method that accepts a result: the wrapped token's `mint`, the lockbox's `release` and `refund`. */
+type Accepting = "mint" | "release" | "refund";
 
 describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () => {
   let s: CryptletStack;
@@ -146,100 +70,48 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
   /** Destination chains other than this one that a test locked toward (their peers are placeholders). */
   let otherDestinations: bigint[] = [];
 
-  /** `contract` with transactions sent by `signer`. */
-  const as = (contract: AnyContract, signer: Signer) => contract.connect(signer) as AnyContract;
-
   beforeEach(async () => {
-    s = await deployStack(3, 2);
+    // Alice holds 1,000 tokens, all approved to the lockbox.
+    ({ s, token, lockbox, wrapped, chainId, route } = await deployBridge(1, 1_000n));
     otherDestinations = [];
-    await (await s.registry.approveCodeHash(BRIDGE, CODE)).wait();
-    chainId = (await s.ethers.provider.getNetwork()).chainId;
     [alice, bob, carol] = s.others as [Signer, Signer, Signer];
     [aliceAddress, bobAddress, carolAddress] = (await Promise.all([alice, bob, carol].map((a) => a.getAddress()))) as [
       string,
       string,
       string,
     ];
-    token = await deploy(s.ethers, "TestERC20", ["Test Token", "TST"]);
-    lockbox = await deploy(s.ethers, "CryptletLockbox", [
-      await token.getAddress(),
-      await s.registry.getAddress(),
-      BRIDGE,
-      await s.admin.getAddress(),
-    ]);
-    wrapped = await deploy(s.ethers, "CryptletWrappedToken", [
-      "Wrapped Test Token",
-      "wTST",
-      18,
-      await s.registry.getAddress(),
-      BRIDGE,
-      chainId,
-      await lockbox.getAddress(),
-    ]);
-    await (await lockbox.setPeer(chainId, await wrapped.getAddress())).wait();
-    route = {
-      sourceChainId: chainId,
-      lockbox: await lockbox.getAddress(),
-      destinationChainId: chainId,
-      token: await wrapped.getAddress(),
-    };
-    await (await token.mint(aliceAddress, 1_000n)).wait();
-    await (await as(token, alice).approve(route.lockbox, MaxUint256)).wait();
   });
 
   // ---- time ----
 
   async function latestTime(): Promise<bigint> {
-    return BigInt((await s.ethers.provider.getBlock("latest"))!.timestamp);
-  }
-
-  /** The next block (including the pending block that calls and gas estimates run in) gets timestamp `t`. */
-  async function setNextTime(t: bigint): Promise<void> {
-    await s.ethers.provider.send("evm_setNextBlockTimestamp", [Number(t)]);
-  }
-
-  async function mineAt(t: bigint): Promise<void> {
-    await setNextTime(t);
-    await s.ethers.provider.send("evm_mine", []);
+    return BigInt((await latestBlock(s.ethers)).timestamp);
   }
 
   // ---- the runtime's role ----
 
   async function sign(payload: string, options: SignOptions = {}): Promise<Signed> {
     requests += 1;
-    const result = makeResult(
-      options.cryptletId ?? BRIDGE,
-      id(`bridge-request-${requests}`) as Hex32,
-      options.code ?? CODE,
-      payload,
-    );
-    const signatures = await signResult(options.wallets ?? s.signers.slice(0, 2), result);
-    return { result, payload, signatures };
+    return signOutput(s, id(`bridge-request-${requests}`) as Hex32, payload, options);
   }
 
-  /** The one event `name` that `contract` emitted in `receipt`. */
-  function eventOf(contract: AnyContract, receipt: TransactionReceipt, name: string) {
-    const found = receipt.logs
-      .filter((log) => log.address === contract.target)
-      .map((log) => contract.interface.parseLog(log))
-      .filter((parsed) => parsed?.name === name);
-    expect(found).toHaveLength(1);
-    return found[0]!;
-  }
+  /** A mint output with `fields`, on this test's route and of kind `KIND_MINT` unless `fields` names others. */
+  const mintOutput = (fields: Named<MintFields>): MintFields => ({ ...route, kind: KIND_MINT, ...fields });
+  /** A release output with `fields`, on this test's route and of kind `KIND_RELEASE` unless `fields` names others. */
+  const releaseOutput = (fields: Named<ReleaseFields>): ReleaseFields => ({ ...route, kind: KIND_RELEASE, ...fields });
+  /** A refund output with `fields`, on this test's route and of kind `KIND_REFUND` unless `fields` names others. */
+  const refundOutput = (fields: Named<RefundFields>): RefundFields => ({ ...route, kind: KIND_REFUND, ...fields });
 
   /** Mint: what the runtime attests from a `Locked` event of the source chain. */
   async function attestMint(lockReceipt: TransactionReceipt, options: SignOptions = {}): Promise<Signed> {
     const { lockId, recipient, amount, destinationChainId, deadline } = eventOf(lockbox, lockReceipt, "Locked").args;
-    const fields = { ...route, kind: KIND_MINT, lockId, destinationChainId, recipient, amount, deadline };
-    return sign(mintPayload(fields), options);
+    return sign(mintPayload(mintOutput({ lockId, destinationChainId, recipient, amount, deadline })), options);
   }
 
   /** Release: what the runtime attests from a `Burned` event of the destination chain. */
   async function attestBurn(burnReceipt: TransactionReceipt): Promise<Signed> {
     const { burnId, recipient, amount, sourceChainId, lockbox: named } = eventOf(wrapped, burnReceipt, "Burned").args;
-    return sign(
-      releasePayload({ ...route, sourceChainId, lockbox: named, kind: KIND_RELEASE, burnId, recipient, amount }),
-    );
+    return sign(releasePayload(releaseOutput({ sourceChainId, lockbox: named, burnId, recipient, amount })));
   }
 
   /**
@@ -248,20 +120,20 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
    */
   async function attestNoMint(lockId: string): Promise<Signed> {
     const lock = await lockbox.lockOf(lockId);
-    const block = (await s.ethers.provider.getBlock("latest"))!;
+    const block = await latestBlock(s.ethers);
     if (BigInt(block.timestamp) <= lock.deadline) throw new Error(`lock ${lockId}: not after the deadline`);
     if (await wrapped.isMinted(lockId, { blockTag: block.number })) throw new Error(`lock ${lockId} was minted`);
     return sign(
-      refundPayload({
-        ...route,
-        kind: KIND_REFUND,
-        lockId,
-        destinationChainId: lock.destinationChainId,
-        sender: lock.sender,
-        amount: lock.amount,
-        deadline: lock.deadline,
-        observedAt: BigInt(block.timestamp),
-      }),
+      refundPayload(
+        refundOutput({
+          lockId,
+          destinationChainId: lock.destinationChainId,
+          sender: lock.sender,
+          amount: lock.amount,
+          deadline: lock.deadline,
+          observedAt: BigInt(block.timestamp),
+        }),
+      ),
     );
   }
 
@@ -279,8 +151,17 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     return { receipt, burnId: eventOf(wrapped, receipt, "Burned").args.burnId as string };
   }
 
-  const submit = async (contract: AnyContract, method: string, signed: Signed) =>
+  const submit = async (contract: AnyContract, method: Accepting, signed: Signed) =>
     (await (await contract[method](signed.result, signed.payload, signed.signatures)).wait()) as TransactionReceipt;
+
+  /** Expects `signed`, submitted to `method` (of the wrapped token or the lockbox), to revert with `error(...args)`. */
+  const expectRefused = (method: Accepting, signed: Signed, error: string, args: readonly unknown[]) =>
+    expectCustomError(
+      (method === "mint" ? wrapped : lockbox)[method](signed.result, signed.payload, signed.signatures),
+      s.errors,
+      error,
+      args,
+    );
 
   // ---- the invariant ----
 
@@ -310,9 +191,7 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     const deadline = (await latestTime()) + HOUR;
 
     // Lock 300 of Alice's 1,000 for Bob.
-    expect(await lockbox.lockIdOf(0)).toBe(
-      keccak256(abi.encode(["uint256", "address", "uint256"], [chainId, route.lockbox, 0n])),
-    );
+    expect(await lockbox.lockIdOf(0)).toBe(transferIdOf(chainId, route.lockbox, 0n));
     const locked = await lock(300n, bobAddress, deadline);
     expect(locked.lockId).toBe(await lockbox.lockIdOf(0));
     expect([...eventOf(lockbox, locked.receipt, "Locked").args]).toEqual([
@@ -346,7 +225,7 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
 
     // Bob burns 120 for Carol on the source chain.
     const burned = await burn(bob, 120n, carolAddress);
-    expect(burned.burnId).toBe(keccak256(abi.encode(["uint256", "address", "uint256"], [chainId, route.token, 0n])));
+    expect(burned.burnId).toBe(transferIdOf(chainId, route.token, 0n));
     expect([...eventOf(wrapped, burned.receipt, "Burned").args]).toEqual([
       burned.burnId,
       bobAddress,
@@ -383,7 +262,7 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     await expectBacked({ supply: 0n, locked: 0n });
     // The lock itself stays Locked on the source chain: a mint is not visible there, and it can never be refunded.
     expect((await lockbox.lockOf(locked.lockId)).status).toBe(1n);
-    await mineAt(deadline + 1n);
+    await mineAt(s.ethers, deadline + 1n);
     await expect(attestNoMint(locked.lockId)).rejects.toThrow("was minted");
   });
 
@@ -393,19 +272,9 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     await submit(wrapped, "mint", mint);
     await expectBacked({ supply: 250n, locked: 250n });
 
-    await expectCustomError(
-      wrapped.mint(mint.result, mint.payload, mint.signatures),
-      s.errors,
-      "CryptletWrappedResultAlreadyRecorded",
-      [mint.result.resultId],
-    );
+    await expectRefused("mint", mint, "CryptletWrappedResultAlreadyRecorded", [mint.result.resultId]);
     const again = await attestMint(locked.receipt);
-    await expectCustomError(
-      wrapped.mint(again.result, again.payload, again.signatures),
-      s.errors,
-      "CryptletWrappedAlreadyMinted",
-      [locked.lockId],
-    );
+    await expectRefused("mint", again, "CryptletWrappedAlreadyMinted", [locked.lockId]);
     expect(await balances(wrapped, bobAddress)).toEqual([250n]);
     await expectBacked({ supply: 250n, locked: 250n });
   });
@@ -418,17 +287,12 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     const mintSecond = await attestMint(second.receipt);
     await expectBacked({ supply: 0n, locked: 150n });
 
-    await setNextTime(deadline);
+    await setNextTime(s.ethers, deadline);
     await submit(wrapped, "mint", mintFirst);
     await expectBacked({ supply: 100n, locked: 150n });
 
-    await setNextTime(deadline + 1n);
-    await expectCustomError(
-      wrapped.mint(mintSecond.result, mintSecond.payload, mintSecond.signatures),
-      s.errors,
-      "CryptletWrappedDeadlinePassed",
-      [second.lockId, deadline, deadline + 1n],
-    );
+    await setNextTime(s.ethers, deadline + 1n);
+    await expectRefused("mint", mintSecond, "CryptletWrappedDeadlinePassed", [second.lockId, deadline, deadline + 1n]);
     expect(await wrapped.isMinted(second.lockId)).toBe(false);
     expect(await balances(wrapped, bobAddress, carolAddress)).toEqual([100n, 0n]);
     await expectBacked({ supply: 100n, locked: 150n });
@@ -437,35 +301,15 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
   test("a mint for an unapproved code hash, an untrusted or missing signer, or another Cryptlet is refused", async () => {
     const locked = await lock(100n, bobAddress, (await latestTime()) + HOUR);
     const unapproved = await attestMint(locked.receipt, { code: UNAPPROVED_CODE });
-    await expectCustomError(
-      wrapped.mint(unapproved.result, unapproved.payload, unapproved.signatures),
-      s.errors,
-      "CryptletProofCodeHashNotApproved",
-      [BRIDGE, UNAPPROVED_CODE],
-    );
+    await expectRefused("mint", unapproved, "CryptletProofCodeHashNotApproved", [BRIDGE, UNAPPROVED_CODE]);
     const outsider = new Wallet(id("crosschain-outsider"));
     const untrusted = await attestMint(locked.receipt, { wallets: [s.signers[0]!, outsider] });
-    await expectCustomError(
-      wrapped.mint(untrusted.result, untrusted.payload, untrusted.signatures),
-      s.errors,
-      "CryptletProofUntrustedSigner",
-      [1n, outsider.address],
-    );
+    await expectRefused("mint", untrusted, "CryptletProofUntrustedSigner", [1n, outsider.address]);
     const alone = await attestMint(locked.receipt, { wallets: [s.signers[2]!] });
-    await expectCustomError(
-      wrapped.mint(alone.result, alone.payload, alone.signatures),
-      s.errors,
-      "CryptletProofThresholdNotMet",
-      [1n, 2n],
-    );
+    await expectRefused("mint", alone, "CryptletProofThresholdNotMet", [1n, 2n]);
     const other = cryptletIdOf("@cryptlet/other");
     const otherCryptlet = await attestMint(locked.receipt, { cryptletId: other });
-    await expectCustomError(
-      wrapped.mint(otherCryptlet.result, otherCryptlet.payload, otherCryptlet.signatures),
-      s.errors,
-      "CryptletWrappedWrongCryptlet",
-      [BRIDGE, other],
-    );
+    await expectRefused("mint", otherCryptlet, "CryptletWrappedWrongCryptlet", [BRIDGE, other]);
     expect(await wrapped.isMinted(locked.lockId)).toBe(false);
     await expectBacked({ supply: 0n, locked: 100n });
   });
@@ -473,14 +317,7 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
   test("a mint output for another route, of another kind or not the signed one is refused", async () => {
     const deadline = (await latestTime()) + HOUR;
     const locked = await lock(100n, bobAddress, deadline);
-    const fields: MintFields = {
-      ...route,
-      kind: KIND_MINT,
-      lockId: locked.lockId,
-      recipient: bobAddress,
-      amount: 100n,
-      deadline,
-    };
+    const fields = mintOutput({ lockId: locked.lockId, recipient: bobAddress, amount: 100n, deadline });
     const elsewhere = "0x00000000000000000000000000000000000000e1";
     for (const wrong of [
       { sourceChainId: chainId + 1n },
@@ -490,29 +327,19 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     ]) {
       const r = { ...fields, ...wrong };
       const signed = await sign(mintPayload(r));
-      await expectCustomError(
-        wrapped.mint(signed.result, signed.payload, signed.signatures),
-        s.errors,
-        "CryptletWrappedWrongRoute",
-        [r.sourceChainId, r.lockbox, r.destinationChainId, r.token],
-      );
+      await expectRefused("mint", signed, "CryptletWrappedWrongRoute", [
+        r.sourceChainId,
+        r.lockbox,
+        r.destinationChainId,
+        r.token,
+      ]);
     }
     const wrongKind = await sign(mintPayload({ ...fields, kind: KIND_REFUND }));
-    await expectCustomError(
-      wrapped.mint(wrongKind.result, wrongKind.payload, wrongKind.signatures),
-      s.errors,
-      "CryptletWrappedWrongKind",
-      [KIND_MINT, KIND_REFUND],
-    );
+    await expectRefused("mint", wrongKind, "CryptletWrappedWrongKind", [KIND_MINT, KIND_REFUND]);
     const release = await sign(
-      releasePayload({ ...route, kind: KIND_RELEASE, burnId: locked.lockId, recipient: bobAddress, amount: 100n }),
+      releasePayload(releaseOutput({ burnId: locked.lockId, recipient: bobAddress, amount: 100n })),
     );
-    await expectCustomError(
-      wrapped.mint(release.result, release.payload, release.signatures),
-      s.errors,
-      "CryptletWrappedMalformedOutput",
-      [288n, 256n],
-    );
+    await expectRefused("mint", release, "CryptletWrappedMalformedOutput", [288n, 256n]);
     const ok = await sign(mintPayload(fields));
     const more = mintPayload({ ...fields, amount: 1_000n });
     await expectCustomError(
@@ -536,33 +363,25 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     // Before the deadline the runtime does not attest "no mint"; a (lying) attestation is refused on-chain.
     await expect(attestNoMint(locked.lockId)).rejects.toThrow("not after the deadline");
     const stored = await lockbox.lockOf(locked.lockId);
-    const refundFields: RefundFields = {
-      ...route,
-      kind: KIND_REFUND,
+    const refundFields = refundOutput({
       lockId: locked.lockId,
       sender: aliceAddress,
       amount: 200n,
       deadline,
       observedAt: deadline + 1n,
-    };
+    });
     expect([stored.sender, stored.amount, stored.deadline]).toEqual([aliceAddress, 200n, deadline]);
     const early = await sign(refundPayload(refundFields));
-    await setNextTime(deadline);
-    await expectCustomError(
-      lockbox.refund(early.result, early.payload, early.signatures),
-      s.errors,
-      "CryptletLockboxDeadlineNotPassed",
-      [locked.lockId, deadline, deadline],
-    );
+    await setNextTime(s.ethers, deadline);
+    await expectRefused("refund", early, "CryptletLockboxDeadlineNotPassed", [locked.lockId, deadline, deadline]);
     // An observation of the destination at the deadline is too early: a mint was still possible in that block.
-    await mineAt(deadline + 1n);
+    await mineAt(s.ethers, deadline + 1n);
     const stale = await sign(refundPayload({ ...refundFields, observedAt: deadline }));
-    await expectCustomError(
-      lockbox.refund(stale.result, stale.payload, stale.signatures),
-      s.errors,
-      "CryptletLockboxObservationNotAfterDeadline",
-      [locked.lockId, deadline, deadline],
-    );
+    await expectRefused("refund", stale, "CryptletLockboxObservationNotAfterDeadline", [
+      locked.lockId,
+      deadline,
+      deadline,
+    ]);
     await expectBacked({ supply: 0n, locked: 200n });
 
     // After the deadline, with the destination read at a later block: refunded to Alice.
@@ -581,13 +400,8 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
 
     // The late mint can never land: the lock ended in a refund.
     const now = (await latestTime()) + 1n;
-    await setNextTime(now);
-    await expectCustomError(
-      wrapped.mint(lateMint.result, lateMint.payload, lateMint.signatures),
-      s.errors,
-      "CryptletWrappedDeadlinePassed",
-      [locked.lockId, deadline, now],
-    );
+    await setNextTime(s.ethers, now);
+    await expectRefused("mint", lateMint, "CryptletWrappedDeadlinePassed", [locked.lockId, deadline, now]);
     await expectBacked({ supply: 0n, locked: 0n });
   });
 
@@ -596,42 +410,21 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     const locked = await lock(200n, bobAddress, deadline);
     await submit(wrapped, "mint", await attestMint(locked.receipt));
     await expectBacked({ supply: 200n, locked: 200n });
-    await mineAt(deadline + 10n);
+    await mineAt(s.ethers, deadline + 10n);
 
     // The destination's state after the deadline says "minted": no "no mint" result exists.
     await expect(attestNoMint(locked.lockId)).rejects.toThrow("was minted");
     // A compromised signer alone (below the threshold), or with an outsider key, cannot forge one.
-    const forged = refundPayload({
-      ...route,
-      kind: KIND_REFUND,
-      lockId: locked.lockId,
-      sender: aliceAddress,
-      amount: 200n,
-      deadline,
-      observedAt: deadline + 10n,
-    });
-    const alone = await sign(forged, { wallets: [s.signers[0]!] });
-    await expectCustomError(
-      lockbox.refund(alone.result, alone.payload, alone.signatures),
-      s.errors,
-      "CryptletProofThresholdNotMet",
-      [1n, 2n],
+    const forged = refundPayload(
+      refundOutput({ lockId: locked.lockId, sender: aliceAddress, amount: 200n, deadline, observedAt: deadline + 10n }),
     );
+    const alone = await sign(forged, { wallets: [s.signers[0]!] });
+    await expectRefused("refund", alone, "CryptletProofThresholdNotMet", [1n, 2n]);
     const outsider = new Wallet(id("crosschain-outsider"));
     const withOutsider = await sign(forged, { wallets: [s.signers[0]!, outsider] });
-    await expectCustomError(
-      lockbox.refund(withOutsider.result, withOutsider.payload, withOutsider.signatures),
-      s.errors,
-      "CryptletProofUntrustedSigner",
-      [1n, outsider.address],
-    );
+    await expectRefused("refund", withOutsider, "CryptletProofUntrustedSigner", [1n, outsider.address]);
     const unapproved = await sign(forged, { code: UNAPPROVED_CODE });
-    await expectCustomError(
-      lockbox.refund(unapproved.result, unapproved.payload, unapproved.signatures),
-      s.errors,
-      "CryptletProofCodeHashNotApproved",
-      [BRIDGE, UNAPPROVED_CODE],
-    );
+    await expectRefused("refund", unapproved, "CryptletProofCodeHashNotApproved", [BRIDGE, UNAPPROVED_CODE]);
     expect((await lockbox.lockOf(locked.lockId)).status).toBe(1n);
     expect(await balances(token, aliceAddress, route.lockbox)).toEqual([800n, 200n]);
     await expectBacked({ supply: 200n, locked: 200n });
@@ -640,25 +433,15 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
   test("a double refund is refused", async () => {
     const deadline = (await latestTime()) + HOUR;
     const locked = await lock(200n, bobAddress, deadline);
-    await mineAt(deadline + 1n);
+    await mineAt(s.ethers, deadline + 1n);
     const refund = await attestNoMint(locked.lockId);
     await submit(lockbox, "refund", refund);
     await expectBacked({ supply: 0n, locked: 0n });
 
-    await expectCustomError(
-      lockbox.refund(refund.result, refund.payload, refund.signatures),
-      s.errors,
-      "CryptletLockboxResultAlreadyRecorded",
-      [refund.result.resultId],
-    );
+    await expectRefused("refund", refund, "CryptletLockboxResultAlreadyRecorded", [refund.result.resultId]);
     // A second, true, attestation of the same lock.
     const again = await attestNoMint(locked.lockId);
-    await expectCustomError(
-      lockbox.refund(again.result, again.payload, again.signatures),
-      s.errors,
-      "CryptletLockboxAlreadyRefunded",
-      [locked.lockId],
-    );
+    await expectRefused("refund", again, "CryptletLockboxAlreadyRefunded", [locked.lockId]);
     expect(await balances(token, aliceAddress)).toEqual([1_000n]);
     await expectBacked({ supply: 0n, locked: 0n });
   });
@@ -666,16 +449,14 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
   test("refund outputs that do not match the stored lock, its peer or this lockbox are refused", async () => {
     const deadline = (await latestTime()) + HOUR;
     const locked = await lock(200n, bobAddress, deadline);
-    await mineAt(deadline + 1n);
-    const fields: RefundFields = {
-      ...route,
-      kind: KIND_REFUND,
+    await mineAt(s.ethers, deadline + 1n);
+    const fields = refundOutput({
       lockId: locked.lockId,
       sender: aliceAddress,
       amount: 200n,
       deadline,
       observedAt: deadline + 1n,
-    };
+    });
     const unknown = id("no-such-lock");
     const cases: [Partial<RefundFields>, string, unknown[]][] = [
       [{ lockId: unknown }, "CryptletLockboxUnknownLock", [unknown]],
@@ -689,16 +470,20 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     ];
     for (const [change, error, args] of cases) {
       const signed = await sign(refundPayload({ ...fields, ...change }));
-      await expectCustomError(lockbox.refund(signed.result, signed.payload, signed.signatures), s.errors, error, args);
+      await expectRefused("refund", signed, error, args);
     }
     const mint = await sign(
-      mintPayload({ ...route, kind: KIND_MINT, lockId: locked.lockId, recipient: bobAddress, amount: 200n, deadline }),
+      mintPayload(mintOutput({ lockId: locked.lockId, recipient: bobAddress, amount: 200n, deadline })),
     );
+    await expectRefused("refund", mint, "CryptletLockboxMalformedOutput", [320n, 288n]);
+    // The signed result is for one output, the payload another: refused by its hash.
+    const signed = await sign(refundPayload(fields));
+    const tampered = refundPayload({ ...fields, sender: carolAddress });
     await expectCustomError(
-      lockbox.refund(mint.result, mint.payload, mint.signatures),
+      lockbox.refund(signed.result, tampered, signed.signatures),
       s.errors,
-      "CryptletLockboxMalformedOutput",
-      [320n, 288n],
+      "CryptletLockboxOutputHashMismatch",
+      [signed.result.outputHash, keccak256(tampered)],
     );
     await expectBacked({ supply: 0n, locked: 200n });
   });
@@ -720,7 +505,7 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     expect(await lockbox.totalLocked()).toBe(600n);
     await expectBacked({ supply: 300n, locked: 500n });
 
-    await mineAt(deadline + 1n);
+    await mineAt(s.ethers, deadline + 1n);
     await submit(lockbox, "refund", await attestNoMint(unminted.lockId));
     expect(await balances(token, aliceAddress, route.lockbox)).toEqual([600n, 400n]);
     await expectBacked({ supply: 300n, locked: 300n });
@@ -728,22 +513,9 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     // A compromised runtime (threshold signatures) claims a burn of 301 on this destination: the lockbox holds
     // 400, but only 300 back this destination's supply.
     const fake = (amount: bigint, n: number) =>
-      sign(
-        releasePayload({
-          ...route,
-          kind: KIND_RELEASE,
-          burnId: id(`fabricated-burn-${n}`),
-          recipient: carolAddress,
-          amount,
-        }),
-      );
+      sign(releasePayload(releaseOutput({ burnId: id(`fabricated-burn-${n}`), recipient: carolAddress, amount })));
     const tooMuch = await fake(301n, 1);
-    await expectCustomError(
-      lockbox.release(tooMuch.result, tooMuch.payload, tooMuch.signatures),
-      s.errors,
-      "CryptletLockboxInsufficientLocked",
-      [chainId, 301n, 300n],
-    );
+    await expectRefused("release", tooMuch, "CryptletLockboxInsufficientLocked", [chainId, 301n, 300n]);
     await expectBacked({ supply: 300n, locked: 300n });
     // Bob burns his 300 and is released; the refunded lock's 200 backs nothing, so no release can take it.
     const burned = await burn(bob, 300n, bobAddress);
@@ -751,12 +523,7 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     await submit(lockbox, "release", await attestBurn(burned.receipt));
     await expectBacked({ supply: 0n, locked: 0n });
     const refundedAmount = await fake(200n, 2);
-    await expectCustomError(
-      lockbox.release(refundedAmount.result, refundedAmount.payload, refundedAmount.signatures),
-      s.errors,
-      "CryptletLockboxInsufficientLocked",
-      [chainId, 200n, 0n],
-    );
+    await expectRefused("release", refundedAmount, "CryptletLockboxInsufficientLocked", [chainId, 200n, 0n]);
     expect(await balances(token, aliceAddress, bobAddress, carolAddress, route.lockbox)).toEqual([
       600n,
       300n,
@@ -775,26 +542,10 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     await submit(lockbox, "release", release);
     await expectBacked({ supply: 200n, locked: 200n });
 
-    await expectCustomError(
-      lockbox.release(release.result, release.payload, release.signatures),
-      s.errors,
-      "CryptletLockboxResultAlreadyRecorded",
-      [release.result.resultId],
-    );
+    await expectRefused("release", release, "CryptletLockboxResultAlreadyRecorded", [release.result.resultId]);
     const again = await attestBurn(burned.receipt);
-    await expectCustomError(
-      lockbox.release(again.result, again.payload, again.signatures),
-      s.errors,
-      "CryptletLockboxAlreadyReleased",
-      [burned.burnId],
-    );
-    const fields: ReleaseFields = {
-      ...route,
-      kind: KIND_RELEASE,
-      burnId: id("another-burn"),
-      recipient: carolAddress,
-      amount: 10n,
-    };
+    await expectRefused("release", again, "CryptletLockboxAlreadyReleased", [burned.burnId]);
+    const fields = releaseOutput({ burnId: id("another-burn"), recipient: carolAddress, amount: 10n });
     const cases: [Partial<ReleaseFields>, string, unknown[]][] = [
       [{ token: bobAddress }, "CryptletLockboxUnknownPeer", [chainId, bobAddress]],
       [{ destinationChainId: 5n }, "CryptletLockboxUnknownPeer", [5n, route.token]],
@@ -804,23 +555,28 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     ];
     for (const [change, error, args] of cases) {
       const signed = await sign(releasePayload({ ...fields, ...change }));
-      await expectCustomError(lockbox.release(signed.result, signed.payload, signed.signatures), s.errors, error, args);
+      await expectRefused("release", signed, error, args);
     }
     const other = cryptletIdOf("@cryptlet/other");
     const otherCryptlet = await sign(releasePayload(fields), { cryptletId: other });
-    await expectCustomError(
-      lockbox.release(otherCryptlet.result, otherCryptlet.payload, otherCryptlet.signatures),
-      s.errors,
-      "CryptletLockboxWrongCryptlet",
-      [BRIDGE, other],
-    );
+    await expectRefused("release", otherCryptlet, "CryptletLockboxWrongCryptlet", [BRIDGE, other]);
     const alone = await sign(releasePayload(fields), { wallets: [s.signers[1]!] });
+    await expectRefused("release", alone, "CryptletProofThresholdNotMet", [1n, 2n]);
+    // The signed result is for one output, the payload another: refused by its hash.
+    const signedRelease = await sign(releasePayload(fields));
+    const tampered = releasePayload({ ...fields, amount: 11n });
     await expectCustomError(
-      lockbox.release(alone.result, alone.payload, alone.signatures),
+      lockbox.release(signedRelease.result, tampered, signedRelease.signatures),
       s.errors,
-      "CryptletProofThresholdNotMet",
-      [1n, 2n],
+      "CryptletLockboxOutputHashMismatch",
+      [signedRelease.result.outputHash, keccak256(tampered)],
     );
+    // The kind is the whole first word: 2 + 256 is not the release kind (read as 8 bits it would be).
+    const wideKind = concat([zeroPadValue(toBeHex(KIND_RELEASE + 256n), 32), dataSlice(releasePayload(fields), 32)]);
+    await expectRefused("release", await sign(wideKind), "CryptletLockboxWrongKind", [
+      KIND_RELEASE,
+      KIND_RELEASE + 256n,
+    ]);
     expect(await balances(token, carolAddress)).toEqual([100n]);
     await expectBacked({ supply: 200n, locked: 200n });
   });
@@ -870,7 +626,7 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
       "CryptletLockboxZeroRecipient",
       [],
     );
-    await setNextTime(now + 10n);
+    await setNextTime(s.ethers, now + 10n);
     await expectCustomError(
       lockAs.lock(1n, chainId, bobAddress, now + 10n),
       s.errors,

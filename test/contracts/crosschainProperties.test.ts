@@ -28,56 +28,37 @@
  * (default {@link RUNS}). A failure's message ends with the run's resolved actions ("trace of this run").
  */
 import fc from "fast-check";
-import { AbiCoder, MaxUint256, Wallet, id, keccak256, type Signer, type TransactionReceipt } from "ethers";
+import { Wallet, id, type Signer, type TransactionReceipt } from "ethers";
 
-import type { CryptletResult, Hex32 } from "../../runtime/attestation/eip712.ts";
+import type { Hex32 } from "../../runtime/attestation/eip712.ts";
+import { revertData } from "../support/contracts.ts";
 import {
-  cryptletIdOf,
-  deploy,
-  deployStack,
-  makeResult,
-  revertData,
-  signResult,
-  type AnyContract,
-  type CryptletStack,
-} from "../support/contracts.ts";
+  KIND_MINT,
+  KIND_REFUND,
+  KIND_RELEASE,
+  as,
+  deployBridge,
+  eventOf,
+  latestBlock,
+  mineAt,
+  mintPayload,
+  refundPayload,
+  releasePayload,
+  setNextTime,
+  signOutput,
+  transferIdOf,
+  type Bridge,
+  type Signed,
+} from "../support/crosschain.ts";
 
 const RUNS = Number(process.env.CROSSCHAIN_RUNS ?? 40);
 const MAX_COMMANDS = 50;
 const SEED = Number(process.env.CROSSCHAIN_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-const BRIDGE = cryptletIdOf("@cryptlet/bridge");
-const CODE = id("bridge-code-v1") as Hex32;
-const KIND_MINT = 1n;
-const KIND_RELEASE = 2n;
-const KIND_REFUND = 3n;
 /** Users A..D, each starting with this many tokens on the source chain. */
 const USERS = 4;
 const NAMES = ["A", "B", "C", "D", "R"];
 const INITIAL = 5_000n;
-const abi = AbiCoder.defaultAbiCoder();
-
-const MINT_OUTPUT = ["uint8", "bytes32", "uint256", "address", "uint256", "address", "address", "uint256", "uint64"];
-const RELEASE_OUTPUT = ["uint8", "bytes32", "uint256", "address", "uint256", "address", "address", "uint256"];
-const REFUND_OUTPUT = [
-  "uint8",
-  "bytes32",
-  "uint256",
-  "address",
-  "uint256",
-  "address",
-  "address",
-  "uint256",
-  "uint64",
-  "uint64",
-];
-
-/** A result as a relayer submits it. */
-interface Signed {
-  result: CryptletResult;
-  payload: string;
-  signatures: string[];
-}
 
 // ---- the model ----
 
@@ -137,14 +118,7 @@ const fail = (error: string, ...args: unknown[]): Outcome => ({ error, args });
 // ---- the chain ----
 
 /** Deployed once; every run starts from the same snapshot. */
-interface Fixture {
-  s: CryptletStack;
-  token: AnyContract;
-  lockbox: AnyContract;
-  wrapped: AnyContract;
-  chainId: bigint;
-  lockboxAddress: string;
-  wrappedAddress: string;
+interface Fixture extends Bridge {
   /** Users A..D, then a relayer R that holds nothing. */
   accounts: Signer[];
   addresses: string[];
@@ -169,16 +143,6 @@ const seen = new Map<string, number>();
 let phase = "";
 const count = (key: string) => seen.set(phase + key, (seen.get(phase + key) ?? 0) + 1);
 
-const as = (contract: AnyContract, signer: Signer) => contract.connect(signer) as AnyContract;
-
-async function setNextTime(fx: Fixture, t: bigint): Promise<void> {
-  await fx.s.ethers.provider.send("evm_setNextBlockTimestamp", [Number(t)]);
-}
-
-async function latestBlock(fx: Fixture) {
-  return (await fx.s.ethers.provider.getBlock("latest"))!;
-}
-
 /** Sends a transaction (in a block at the time set before) and reports success or the decoded custom error. */
 async function attempt(
   fx: Fixture,
@@ -195,41 +159,18 @@ async function attempt(
   }
 }
 
-function eventOf(contract: AnyContract, receipt: TransactionReceipt, name: string) {
-  const found = receipt.logs
-    .filter((log) => log.address === contract.target)
-    .map((log) => contract.interface.parseLog(log))
-    .filter((parsed) => parsed?.name === name);
-  expect(found).toHaveLength(1);
-  return found[0]!;
-}
-
-async function sign(fx: Fixture, payload: string, wallets: readonly Wallet[] = fx.s.signers.slice(0, 2)) {
+async function sign(fx: Fixture, payload: string, wallets?: readonly Wallet[]) {
   requests += 1;
-  const result = makeResult(BRIDGE, id(`bridge-property-request-${requests}`) as Hex32, CODE, payload);
-  return { result, payload, signatures: await signResult(wallets, result) } satisfies Signed;
+  return signOutput(fx.s, id(`bridge-property-request-${requests}`) as Hex32, payload, { wallets });
 }
 
-const route = (fx: Fixture) => [fx.chainId, fx.lockboxAddress, fx.chainId, fx.wrappedAddress] as const;
-
-function mintPayload(fx: Fixture, lockId: string, recipient: string, amount: bigint, deadline: bigint) {
-  return abi.encode(MINT_OUTPUT, [KIND_MINT, lockId, ...route(fx), recipient, amount, deadline]);
-}
-
-function refundPayload(
+/** The payload of a refund of `lock` (as stored), read on the destination at `observedAt`. */
+function refundOf(
   fx: Fixture,
   lock: { lockId: string; sender: string; amount: bigint; deadline: bigint },
   observedAt: bigint,
 ) {
-  return abi.encode(REFUND_OUTPUT, [
-    KIND_REFUND,
-    lock.lockId,
-    ...route(fx),
-    lock.sender,
-    lock.amount,
-    lock.deadline,
-    observedAt,
-  ]);
+  return refundPayload({ ...fx.route, kind: KIND_REFUND, ...lock, observedAt });
 }
 
 const submit = (fx: Fixture, kind: AcceptedM["kind"], relayer: Signer, signed: Signed) => {
@@ -237,8 +178,6 @@ const submit = (fx: Fixture, kind: AcceptedM["kind"], relayer: Signer, signed: S
   return attempt(fx, () => as(contract, relayer)[kind](signed.result, signed.payload, signed.signatures));
 };
 
-const idOf = (fx: Fixture, contract: string, nonce: number) =>
-  keccak256(abi.encode(["uint256", "address", "uint256"], [fx.chainId, contract, BigInt(nonce)]));
 const short = (hex: string) => hex.slice(0, 10);
 
 // ---- the invariants, read from the chain ----
@@ -246,7 +185,7 @@ const short = (hex: string) => hex.slice(0, 10);
 async function checkInvariants(m: Model, r: Real): Promise<void> {
   const { fx } = r;
   const { lockbox, wrapped, token, chainId } = fx;
-  const block = await latestBlock(fx);
+  const block = await latestBlock(fx.s.ethers);
   const now = BigInt(block.timestamp);
   expect(now).toBe(m.now);
 
@@ -254,7 +193,7 @@ async function checkInvariants(m: Model, r: Real): Promise<void> {
     wrapped.totalSupply(),
     lockbox.lockedFor(chainId),
     lockbox.totalLocked(),
-    token.balanceOf(fx.lockboxAddress),
+    token.balanceOf(fx.route.lockbox),
     lockbox.lockCount(),
     wrapped.burnCount(),
   ])) as bigint[];
@@ -347,13 +286,13 @@ async function lock(m: Model, r: Real, p: { user: number; to: number; amount: bi
         : OK;
   const what = `lock(${NAMES[p.user]}→${NAMES[p.to]}, ${p.amount}, deadline ${deadline}) at ${at}`;
   r.trace.push(what);
-  await setNextTime(fx, at);
+  await setNextTime(fx.s.ethers, at);
   const { outcome, receipt } = await attempt(fx, () =>
     as(fx.lockbox, fx.accounts[p.user]!).lock(p.amount, fx.chainId, fx.addresses[p.to], deadline),
   );
   expectOutcome(what, outcome, expected);
   if (!receipt) return;
-  const lockId = idOf(fx, fx.lockboxAddress, m.locks.length);
+  const lockId = transferIdOf(fx.chainId, fx.route.lockbox, BigInt(m.locks.length));
   expect([...eventOf(fx.lockbox, receipt, "Locked").args]).toEqual([
     lockId,
     sender,
@@ -378,7 +317,7 @@ async function mint(m: Model, r: Real, p: { pick: number; relayer: number; delay
   const index = p.pick % m.locks.length;
   const l = m.locks[index]!;
   await approach(m, r, index, p.edge);
-  const [stored, block] = await Promise.all([fx.lockbox.lockOf(l.lockId), latestBlock(fx)]);
+  const [stored, block] = await Promise.all([fx.lockbox.lockOf(l.lockId), latestBlock(fx.s.ethers)]);
   const attests = stored.status !== 0n && BigInt(block.timestamp) <= stored.deadline;
   expect({ lock: index, attests }).toEqual({ lock: index, attests: m.now <= l.deadline });
   if (!attests) {
@@ -386,7 +325,11 @@ async function mint(m: Model, r: Real, p: { pick: number; relayer: number; delay
     count("mint not attested");
     return;
   }
-  const signed = await sign(fx, mintPayload(fx, l.lockId, stored.recipient, stored.amount, stored.deadline));
+  const { recipient, amount, deadline } = stored;
+  const signed = await sign(
+    fx,
+    mintPayload({ ...fx.route, kind: KIND_MINT, lockId: l.lockId, recipient, amount, deadline }),
+  );
   if (m.outage > 0) {
     m.queued.push({ lock: index, signed });
     r.trace.push(`mint(lock #${index}): attested at ${m.now}, queued (destination down)`);
@@ -408,7 +351,7 @@ async function relayMint(m: Model, r: Real, index: number, signed: Signed, relay
       : OK;
   const what = `${label}(lock #${index}, deadline ${l.deadline}) via ${NAMES[relayer]} at ${at}`;
   r.trace.push(what);
-  await setNextTime(fx, at);
+  await setNextTime(fx.s.ethers, at);
   const { outcome } = await submit(fx, "mint", fx.accounts[relayer]!, signed);
   expectOutcome(what, outcome, expected);
   if (!("ok" in outcome)) return;
@@ -432,7 +375,7 @@ async function refund(m: Model, r: Real, p: { pick: number; relayer: number; edg
   const index = p.pick % m.locks.length;
   const l = m.locks[index]!;
   await approach(m, r, index, p.edge);
-  const block = await latestBlock(fx);
+  const block = await latestBlock(fx.s.ethers);
   const [stored, minted] = await Promise.all([
     fx.lockbox.lockOf(l.lockId),
     fx.wrapped.isMinted(l.lockId, { blockTag: block.number }),
@@ -445,7 +388,7 @@ async function refund(m: Model, r: Real, p: { pick: number; relayer: number; edg
     count(`refund not attested (${l.minted ? "minted" : "deadline not passed"})`);
     return;
   }
-  const payload = refundPayload(
+  const payload = refundOf(
     fx,
     { lockId: l.lockId, sender: stored.sender, amount: stored.amount, deadline: stored.deadline },
     observedAt,
@@ -460,7 +403,7 @@ async function refund(m: Model, r: Real, p: { pick: number; relayer: number; edg
       : OK;
   const what = `refund(lock #${index}, deadline ${l.deadline}, observedAt ${observedAt}) via ${NAMES[p.relayer]} at ${at}`;
   r.trace.push(what);
-  await setNextTime(fx, at);
+  await setNextTime(fx.s.ethers, at);
   const { outcome } = await submit(fx, "refund", fx.accounts[p.relayer]!, signed);
   expectOutcome(what, outcome, expected);
   if (!("ok" in outcome)) return;
@@ -479,7 +422,7 @@ async function forgedRefund(m: Model, r: Real, p: { pick: number; outsider: bool
   const wallets = p.outsider ? [fx.s.signers[0]!, fx.outsider] : [fx.s.signers[2]!];
   const observedAt = m.now;
   const lockFields = { lockId: l.lockId, sender: fx.addresses[l.sender]!, amount: l.amount, deadline: l.deadline };
-  const signed = await sign(fx, refundPayload(fx, lockFields, observedAt), wallets);
+  const signed = await sign(fx, refundOf(fx, lockFields, observedAt), wallets);
   const at = m.now + 1n;
   const available = owed(m);
   const expected = l.refunded
@@ -495,7 +438,7 @@ async function forgedRefund(m: Model, r: Real, p: { pick: number; outsider: bool
             : fail("CryptletProofThresholdNotMet", 1n, 2n);
   const what = `forgedRefund(lock #${index}, ${p.outsider ? "with outsider" : "lone signer"}, minted ${l.minted}) at ${at}`;
   r.trace.push(what);
-  await setNextTime(fx, at);
+  await setNextTime(fx.s.ethers, at);
   const { outcome } = await submit(fx, "refund", fx.accounts[p.relayer]!, signed);
   expectOutcome(what, outcome, expected);
 }
@@ -510,20 +453,20 @@ async function burn(m: Model, r: Real, p: { holder: number; percent: number; to:
   const expected = amount > balance ? fail("ERC20InsufficientBalance", holder, balance, amount) : OK;
   const what = `burn(${NAMES[p.holder]} ${amount} of ${balance} → ${NAMES[p.to]}) at ${at}`;
   r.trace.push(what);
-  await setNextTime(fx, at);
+  await setNextTime(fx.s.ethers, at);
   const { outcome, receipt } = await attempt(fx, () =>
     as(fx.wrapped, fx.accounts[p.holder]!).burn(amount, fx.chainId, fx.addresses[p.to]),
   );
   expectOutcome(what, outcome, expected);
   if (!receipt) return;
-  const burnId = idOf(fx, fx.wrappedAddress, m.burns.length);
+  const burnId = transferIdOf(fx.chainId, fx.route.token, BigInt(m.burns.length));
   expect([...eventOf(fx.wrapped, receipt, "Burned").args]).toEqual([
     burnId,
     holder,
     fx.addresses[p.to],
     amount,
     fx.chainId,
-    fx.lockboxAddress,
+    fx.route.lockbox,
   ]);
   m.now = at;
   m.wrapped[p.holder]! -= amount;
@@ -542,16 +485,16 @@ async function release(m: Model, r: Real, p: { pick: number; relayer: number }) 
     .filter((args) => args.burnId === b.burnId);
   expect(events).toHaveLength(1);
   const e = events[0]!;
-  const payload = abi.encode(RELEASE_OUTPUT, [
-    KIND_RELEASE,
-    e.burnId,
-    e.sourceChainId,
-    e.lockbox,
-    fx.chainId,
-    fx.wrappedAddress,
-    e.recipient,
-    e.amount,
-  ]);
+  const payload = releasePayload({
+    kind: KIND_RELEASE,
+    burnId: e.burnId as string,
+    sourceChainId: e.sourceChainId as bigint,
+    lockbox: e.lockbox as string,
+    destinationChainId: fx.chainId,
+    token: fx.route.token,
+    recipient: e.recipient as string,
+    amount: e.amount as bigint,
+  });
   const signed = await sign(fx, payload);
   b.attested = true;
   const at = m.now + 1n;
@@ -563,7 +506,7 @@ async function release(m: Model, r: Real, p: { pick: number; relayer: number }) 
       : OK;
   const what = `release(burn #${index}, ${b.amount} → ${NAMES[b.recipient]}) via ${NAMES[p.relayer]} at ${at}`;
   r.trace.push(what);
-  await setNextTime(fx, at);
+  await setNextTime(fx.s.ethers, at);
   const { outcome } = await submit(fx, "release", fx.accounts[p.relayer]!, signed);
   expectOutcome(what, outcome, expected);
   if (!("ok" in outcome)) return;
@@ -595,15 +538,14 @@ async function replay(m: Model, r: Real, p: { pick: number; fresh: boolean; rela
   const at = m.now + 1n;
   const what = `replay(${a.kind} ${short(a.subject)}, ${p.fresh ? "re-signed" : "same result"}) at ${at}`;
   r.trace.push(what);
-  await setNextTime(fx, at);
+  await setNextTime(fx.s.ethers, at);
   const { outcome } = await submit(fx, a.kind, fx.accounts[p.relayer]!, signed);
   expectOutcome(what, outcome, expected);
 }
 
 async function advanceTo(m: Model, r: Real, t: bigint, label: string) {
   r.trace.push(`${label}: time ${m.now} → ${t}`);
-  await setNextTime(r.fx, t);
-  await r.fx.s.ethers.provider.send("evm_mine", []);
+  await mineAt(r.fx.s.ethers, t);
   m.now = t;
 }
 
@@ -818,7 +760,7 @@ async function settle(m: Model, r: Real): Promise<void> {
   const { fx } = r;
   expect([
     await fx.lockbox.totalLocked(),
-    await fx.token.balanceOf(fx.lockboxAddress),
+    await fx.token.balanceOf(fx.route.lockbox),
     await fx.wrapped.totalSupply(),
   ]).toEqual([0n, 0n, 0n]);
   const balances = await Promise.all(fx.addresses.slice(0, USERS).map((a) => fx.token.balanceOf(a) as Promise<bigint>));
@@ -830,48 +772,11 @@ describe("Cross-chain transfers: properties of CryptletLockbox and CryptletWrapp
   let fx: Fixture;
 
   beforeAll(async () => {
-    const s = await deployStack(3, 2);
-    await (await s.registry.approveCodeHash(BRIDGE, CODE)).wait();
-    const chainId = (await s.ethers.provider.getNetwork()).chainId;
-    const accounts = s.others.slice(0, USERS + 1);
+    const bridge = await deployBridge(USERS, INITIAL);
+    const accounts = bridge.s.others.slice(0, USERS + 1);
     const addresses = await Promise.all(accounts.map((a) => a.getAddress()));
-    const token = await deploy(s.ethers, "TestERC20", ["Test Token", "TST"]);
-    const lockbox = await deploy(s.ethers, "CryptletLockbox", [
-      await token.getAddress(),
-      await s.registry.getAddress(),
-      BRIDGE,
-      await s.admin.getAddress(),
-    ]);
-    const lockboxAddress = await lockbox.getAddress();
-    const wrapped = await deploy(s.ethers, "CryptletWrappedToken", [
-      "Wrapped Test Token",
-      "wTST",
-      18,
-      await s.registry.getAddress(),
-      BRIDGE,
-      chainId,
-      lockboxAddress,
-    ]);
-    const wrappedAddress = await wrapped.getAddress();
-    await (await lockbox.setPeer(chainId, wrappedAddress)).wait();
-    for (let u = 0; u < USERS; u += 1) {
-      await (await token.mint(addresses[u], INITIAL)).wait();
-      await (await as(token, accounts[u]!).approve(lockboxAddress, MaxUint256)).wait();
-    }
-    const snapshot = (await s.ethers.provider.send("evm_snapshot", [])) as string;
-    fx = {
-      s,
-      token,
-      lockbox,
-      wrapped,
-      chainId,
-      lockboxAddress,
-      wrappedAddress,
-      accounts,
-      addresses,
-      outsider: new Wallet(id("crosschain-property-outsider")),
-      snapshot,
-    };
+    const snapshot = (await bridge.s.ethers.provider.send("evm_snapshot", [])) as string;
+    fx = { ...bridge, accounts, addresses, outsider: new Wallet(id("crosschain-property-outsider")), snapshot };
   });
 
   test(`${RUNS} random interleavings of lock, mint, refund, burn, release, replay, time and outage`, async () => {
@@ -884,7 +789,7 @@ describe("Cross-chain transfers: properties of CryptletLockbox and CryptletWrapp
       const provider = fx.s.ethers.provider;
       expect(await provider.send("evm_revert", [fx.snapshot])).toBe(true);
       fx.snapshot = (await provider.send("evm_snapshot", [])) as string;
-      const block = await latestBlock(fx);
+      const block = await latestBlock(fx.s.ethers);
       const model: Model = {
         now: BigInt(block.timestamp),
         token: Array.from({ length: USERS }, () => INITIAL),
