@@ -141,8 +141,13 @@ export class ChainWriter {
   readonly #prefix: string;
   readonly #log: WriterLogger | undefined;
   readonly #retentionSeconds: number | undefined;
-  /** The chain's block subscription (`wsUrl`), open while writes wait for their confirmations. */
-  readonly #heads: HeadSubscription | undefined;
+  /**
+   * The chain's block subscription (`wsUrl`), open while writes wait for their confirmations; one per writer,
+   * shared by its lanes' writers.
+   */
+  #heads: HeadSubscription | undefined;
+  /** Whether this writer opens and closes {@link ChainWriter.#heads} (false for a lane's writer). */
+  #ownsHeads = true;
   #waiting = 0;
   #lane: Lane | undefined;
   #address: string | undefined;
@@ -172,8 +177,6 @@ export class ChainWriter {
       : [options.signer as AbstractSigner];
     if (signers.length === 0) throw new RangeError(`chain ${options.chain.name}: a writer needs at least one signer`);
     this.#signer = signers[0]!;
-    this.#lanes =
-      signers.length > 1 ? signers.map((signer) => new ChainWriter({ ...options, signer, rpc: this.rpc })) : undefined;
     this.#redis = options.redis;
     this.#prefix = options.prefix ?? "cryptlet";
     this.#retentionSeconds = options.retentionSeconds;
@@ -185,6 +188,16 @@ export class ChainWriter {
           ...(options.logger ? { logger: options.logger } : {}),
         })
       : undefined;
+    this.#lanes =
+      signers.length > 1
+        ? signers.map((signer) => {
+            // One block subscription per chain: the lanes wait on this writer's; it closes when no lane waits.
+            const lane = new ChainWriter({ ...options, signer, rpc: this.rpc });
+            lane.#heads = this.#heads;
+            lane.#ownsHeads = false;
+            return lane;
+          })
+        : undefined;
   }
 
   /** The signer's address (checksummed). */
@@ -244,13 +257,13 @@ export class ChainWriter {
    * @throws ChainRevertedError (`ERR_CHAIN_REVERTED`), ChainWriteTimeoutError, ChainRpcUnavailableError.
    */
   async write(request: WriteRequest, { timeoutMs = 120_000 } = {}): Promise<WriteReceipt> {
-    if (this.#lanes) return (await this.#laneWriterOf(request.idempotencyKey)).write(request, { timeoutMs });
     this.#waiting += 1;
     try {
+      if (this.#lanes) return await (await this.#laneWriterOf(request.idempotencyKey)).write(request, { timeoutMs });
       return await this.#write(request, timeoutMs);
     } finally {
-      // The last write that waited closes the subscription (its first pause opened it).
-      if (--this.#waiting === 0) this.#heads?.stop();
+      // The last write that waited, on any lane, closes the subscription (its first pause opened it).
+      if (--this.#waiting === 0 && this.#ownsHeads) this.#heads?.stop();
     }
   }
 

@@ -12,6 +12,7 @@ import { ChainWriter, RESERVATION_STALE_MS, type WriteRequest } from "../../runt
 import { isCryptletError } from "../../runtime/errors.ts";
 import { CONSORTIUM_ID, makeResult, signResult, testWallets } from "../support/contracts.ts";
 import { startFlakyProxy, startHardhatNode, type HardhatNode } from "../support/hardhatNode.ts";
+import { startTcpProxy } from "../support/tcpProxy.ts";
 
 const CHAIN_ID = 71_001;
 const CRYPTLET = keccak256(toUtf8Bytes("@test/writer")) as Hex32;
@@ -193,6 +194,43 @@ describe("ChainWriter against a hardhat node over JSON-RPC", () => {
     expect(woken).toBeLessThan(interval / 2);
     expect(polled).toBeGreaterThan(interval / 2);
   }, 60_000);
+
+  test("several lanes wait on one block subscription per writer, closed when no lane waits any more", async () => {
+    const proxy = await startTcpProxy(Number(new URL(node.url).port));
+    const relayers = [await newSigner(), await newSigner(), await newSigner()];
+    const base = chainConfig({ pollIntervalMs: 5000 });
+    const chain = { ...base, fees: { ...base.fees, replaceAfterMs: 60_000 }, wsUrl: `ws://127.0.0.1:${proxy.port}` };
+    const multi = new ChainWriter({ chain, signer: relayers, redis, prefix });
+    await node.rpc("evm_setAutomine", [false]);
+    try {
+      const writes = await Promise.all(Array.from({ length: 9 }, () => recordWrite()));
+      const writing = Promise.all(writes.map((w) => multi.write(w)));
+      const pending = async () => {
+        const counts = await Promise.all(
+          relayers.map(async (r) =>
+            Number(BigInt((await node.rpc("eth_getTransactionCount", [r.address, "pending"])) as string)),
+          ),
+        );
+        return counts.reduce((a, b) => a + b, 0);
+      };
+      while ((await pending()) < writes.length) await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // every write is in its wait by now
+      const mined = performance.now();
+      await node.rpc("evm_mine");
+      const receipts = await writing;
+      const afterBlock = performance.now() - mined;
+      expect(receipts.map((r) => r.status)).toEqual(writes.map(() => "confirmed"));
+      expect(new Set(receipts.map((r) => r.from)).size).toBeGreaterThan(1); // more than one lane waited
+      expect(afterBlock).toBeLessThan(2500);
+      // Woken by the block, not by the 5 s poll, over one WebSocket for all the lanes.
+      expect(proxy.connections).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(proxy.open).toBe(0); // closed with the last wait
+    } finally {
+      await node.rpc("evm_setAutomine", [true]);
+      await proxy.close();
+    }
+  }, 30_000);
 
   test("two writers sharing a lane (two processes) assign distinct nonces; every result lands once", async () => {
     const signer = await newSigner();

@@ -11,6 +11,8 @@ export interface TcpProxy {
   port: number;
   /** Connections accepted so far. */
   connections: number;
+  /** Client connections open now. */
+  readonly open: number;
   /** Destroys every open connection and stops listening. */
   cut(): Promise<void>;
   /** Listens again on the same port. */
@@ -26,9 +28,13 @@ export interface TcpProxy {
 export async function startTcpProxy(target: number, options: { delayMs?: number } = {}): Promise<TcpProxy> {
   const oneWay = (options.delayMs ?? 0) / 2;
   const sockets = new Set<net.Socket>();
+  const clients = new Set<net.Socket>();
   const proxy: TcpProxy = {
     port: 0,
     connections: 0,
+    get open() {
+      return clients.size;
+    },
     cut: async () => {
       for (const socket of sockets) socket.destroy();
       sockets.clear();
@@ -39,6 +45,8 @@ export async function startTcpProxy(target: number, options: { delayMs?: number 
   };
   const server = net.createServer((client) => {
     proxy.connections += 1;
+    clients.add(client);
+    client.on("close", () => clients.delete(client));
     const upstream = net.connect(target, "127.0.0.1");
     for (const socket of [client, upstream]) {
       sockets.add(socket);
