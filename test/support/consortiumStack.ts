@@ -320,62 +320,71 @@ export async function startConsortiumStack(options: {
     },
   };
 
-  for (const [i, m] of partial.entries()) {
-    const pipelineChains = new Map<string, PipelineChain>();
-    for (const [j, chain] of chains.entries()) {
-      const raw = {
-        name: chain.name,
-        chainId: options.chains[j]!.chainId,
-        rpcUrl: chain.node.url,
-        confirmations: 1,
-        pollIntervalMs: 25,
-        fees: { maxFeePerGasGwei: "100", replaceAfterMs: 2000 },
-        signer: { type: "azure-key-vault", vaultUrl: m.vault.vaultUrl, keyName: "chain-writer" },
-        contracts: {
-          registry: chain.contracts.registry,
-          oracle: chain.contracts.oracle,
-          ledger: chain.contracts.ledger,
-          feeds: chain.contracts.feeds,
-        },
+  // A start that fails part-way (a member's port taken, a chain that does not answer) stops what it started:
+  // the chains, the members, their vaults and Redis keys, before the error reaches the test.
+  try {
+    for (const [i, m] of partial.entries()) {
+      const pipelineChains = new Map<string, PipelineChain>();
+      for (const [j, chain] of chains.entries()) {
+        const raw = {
+          name: chain.name,
+          chainId: options.chains[j]!.chainId,
+          rpcUrl: chain.node.url,
+          confirmations: 1,
+          pollIntervalMs: 25,
+          fees: { maxFeePerGasGwei: "100", replaceAfterMs: 2000 },
+          signer: { type: "azure-key-vault", vaultUrl: m.vault.vaultUrl, keyName: "chain-writer" },
+          contracts: {
+            registry: chain.contracts.registry,
+            oracle: chain.contracts.oracle,
+            ledger: chain.contracts.ledger,
+            feeds: chain.contracts.feeds,
+          },
+        };
+        m.rawChains.push(raw);
+        const config = parseChainsConfig({ chains: [raw] }).chains[0]!;
+        const writer = new ChainWriter({ chain: config, signer: chainSigners[i]!, redis, prefix: m.prefix });
+        await writer.start();
+        pipelineChains.set(chain.name, { config, writer });
+      }
+      const provider = (keyName: string) =>
+        new AzureKeyVaultProvider({
+          vaultUrl: m.vault.vaultUrl,
+          keyName,
+          credential,
+          clientOptions: m.vault.clientOptions,
+        });
+      const member = m as MemberRuntime;
+      member.ctx = {
+        redis,
+        redisUrl: REDIS_URL,
+        prefix: m.prefix,
+        consortiumId: CONSORTIUM_TEST_ID,
+        packages: m.packages,
+        sandbox: new SandboxPool(1),
+        resultSigners: [m.resultSigner],
+        attestationKey: provider("attestation"),
+        inputKey: provider("input-encryption"),
+        runtime: { issuer: `test-${m.id}`, version: "0.1.0", buildHash: "test" },
+        chains: pipelineChains,
+        results: new ResultStore(redis, m.prefix),
       };
-      m.rawChains.push(raw);
-      const config = parseChainsConfig({ chains: [raw] }).chains[0]!;
-      const writer = new ChainWriter({ chain: config, signer: chainSigners[i]!, redis, prefix: m.prefix });
-      await writer.start();
-      pipelineChains.set(chain.name, { config, writer });
+      stack.members.push(member);
     }
-    const provider = (keyName: string) =>
-      new AzureKeyVaultProvider({
-        vaultUrl: m.vault.vaultUrl,
-        keyName,
-        credential,
-        clientOptions: m.vault.clientOptions,
-      });
-    const member = m as MemberRuntime;
-    member.ctx = {
-      redis,
-      redisUrl: REDIS_URL,
-      prefix: m.prefix,
-      consortiumId: CONSORTIUM_TEST_ID,
-      packages: m.packages,
-      sandbox: new SandboxPool(1),
-      resultSigners: [m.resultSigner],
-      attestationKey: provider("attestation"),
-      inputKey: provider("input-encryption"),
-      runtime: { issuer: `test-${m.id}`, version: "0.1.0", buildHash: "test" },
-      chains: pipelineChains,
-      results: new ResultStore(redis, m.prefix),
-    };
-    stack.members.push(member);
+    for (const member of stack.members) {
+      member.ctx.consortium = {
+        settings: settings(member.id),
+        cosigner: options.wiring.cosigner(member, stack),
+        ...(options.retry ? { retry: options.retry } : {}),
+      };
+    }
+    for (const member of stack.members) await stack.start(member.id);
+  } catch (error) {
+    await stack.close().catch(() => undefined);
+    for (const m of partial)
+      if (!stack.members.some((x) => x.id === m.id)) await m.vault.close().catch(() => undefined);
+    throw error;
   }
-  for (const member of stack.members) {
-    member.ctx.consortium = {
-      settings: settings(member.id),
-      cosigner: options.wiring.cosigner(member, stack),
-      ...(options.retry ? { retry: options.retry } : {}),
-    };
-  }
-  for (const member of stack.members) await stack.start(member.id);
   return stack;
 }
 
