@@ -125,6 +125,7 @@ export async function startLightApi(
     async close() {
       await api.close();
       await pipeline.close();
+      await ctx.sandbox.dispose(); // its sandbox processes, if a run started any
       await cleanRedis(redis, prefix);
       await redis.quit();
     },
