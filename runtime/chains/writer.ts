@@ -108,8 +108,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * How long a nonce may stay reserved without its signed transaction before a later write of the lane gives it to
- * a gap filler, in milliseconds: well above a Key Vault signature's deadline, so that only a reservation whose
- * process died or whose write failed for good is taken over (a slow one that loses it reserves a new nonce).
+ * a gap filler, in milliseconds. It is above one Key Vault attempt's deadline (5000 ms) but below the worst case
+ * of a signature with its retries (about 19000 ms, runtime/resilience/dependency.ts): a signer still retrying may
+ * lose its reservation, and its write then reserves a new nonce, at the cost of the filler's transaction.
  */
 export const RESERVATION_STALE_MS = 10_000;
 
@@ -289,6 +290,11 @@ export class ChainWriter {
     return lanes[createHash("sha256").update(idempotencyKey).digest().readUInt32BE(0) % lanes.length]!;
   }
 
+  /** The node's next nonce for this writer's address, counting its pending transactions (`eth_getTransactionCount`). */
+  async #chainPendingNonce(): Promise<number> {
+    return Number(BigInt(await this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"])));
+  }
+
   #already(request: WriteRequest): WriteReceipt {
     return {
       status: "already-recorded",
@@ -358,11 +364,7 @@ export class ChainWriter {
    */
   async #submitNew(request: WriteRequest, gasLimit: bigint): Promise<number> {
     const lane = await this.lane();
-    const [pendingNonce, fees] = await Promise.all([
-      this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"]),
-      currentFees(this.rpc, this.chain),
-    ]);
-    const chainNext = Number(BigInt(pendingNonce));
+    const [chainNext, fees] = await Promise.all([this.#chainPendingNonce(), currentFees(this.rpc, this.chain)]);
     const reserved = await lane.withLock(async (token) => {
       const raced = await lane.nonceOf(request.idempotencyKey);
       if (raced !== undefined) return { nonce: raced, ours: false };
@@ -400,9 +402,7 @@ export class ChainWriter {
    */
   async #broadcastInOrder(token: string): Promise<void> {
     const lane = await this.lane();
-    const chainNext = Number(
-      BigInt(await this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"])),
-    );
+    const chainNext = await this.#chainPendingNonce();
     const end = await lane.nextNonce();
     for (let n = chainNext; n < end; n += 1) {
       const tx = await lane.get(n);
@@ -455,7 +455,7 @@ export class ChainWriter {
   async #fillGap(token: string, nonce: number): Promise<void> {
     const lane = await this.lane();
     const address = await this.address();
-    const chainNext = Number(BigInt(await this.rpc.send<string>("eth_getTransactionCount", [address, "pending"])));
+    const chainNext = await this.#chainPendingNonce();
     for (let n = chainNext; n < nonce; n += 1) {
       const tx = await lane.get(n);
       if (tx?.state === "reserved") {
@@ -472,9 +472,14 @@ export class ChainWriter {
           ...feeFields(fees),
           sentAt: Date.now(),
         });
-        const now = taken ? undefined : await lane.get(n); // signed meanwhile: send what was stored
-        if (!taken && (!now || now.state === "reserved")) return;
-        await this.#broadcast(token, n, taken ? filler.raw : now!.raw, false);
+        if (taken) {
+          await this.#broadcast(token, n, filler.raw, false);
+          continue;
+        }
+        // Signed meanwhile (or no longer reserved): send what was stored, if anything.
+        const now = await lane.get(n);
+        if (!now || now.state === "reserved") return;
+        await this.#broadcast(token, n, now.raw, false);
         continue;
       }
       if (tx && tx.state !== "failed") {
@@ -666,10 +671,7 @@ export class ChainWriter {
     this.#log?.warn({ chain: this.chain.name, nonce: tx.nonce }, "nonce used outside the lane: moving the write");
     await lane.withLock(async (token) => {
       await lane.reassign(token, tx.nonce, request.idempotencyKey);
-      const chainNext = Number(
-        BigInt(await this.rpc.send<string>("eth_getTransactionCount", [await this.address(), "pending"])),
-      );
-      await lane.raiseNextNonce(token, chainNext);
+      await lane.raiseNextNonce(token, await this.#chainPendingNonce());
     });
     return this.#submitNew(request, previous.gasLimit);
   }

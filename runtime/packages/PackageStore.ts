@@ -2,7 +2,6 @@
  * The package store in Redis: deployed packages by `name@version`, by `codeHash` and by `cryptletId`. Versions
  * are immutable. The key layout is documented in `docs/packages.md` ("Package store").
  */
-
 import type { Cluster, Redis } from "ioredis";
 import type { JSONWebKeySet, JWK } from "jose";
 import canonicalizeModule from "canonicalize";

@@ -1,5 +1,7 @@
 --[[
   Commits a nonce of a lane to one write, together with its signed transaction (runtime/chains/lane.ts, commit).
+  The chain writer uses it for gap fillers; its writes reserve a nonce first (reserveNonce-5.lua) and store the
+  signed transaction afterwards (commitReserved-2.lua).
 
   Fenced: only the holder of the lane lock may commit, so a process that lost its lease cannot assign a nonce
   twice. Signing and committing are one step for the lane's state: a crash between them leaves no hole.
