@@ -105,8 +105,9 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
 
     /**
      * @notice `sender` locked `amount` tokens for `recipient` on `destinationChainId`; a mint there is possible
-     * until `deadline` (Unix seconds, destination-chain block time), a refund here only after it. The peer that
-     * mints is `peerOf(destinationChainId)`.
+     * until `deadline` (Unix seconds, destination-chain block time), a refund here only after it. `token` is the
+     * peer that mints, `peerOf(destinationChainId)` (set once, never changed), so the event alone carries every
+     * field of the mint output.
      */
     event Locked(
         bytes32 indexed lockId,
@@ -114,7 +115,8 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
         address indexed recipient,
         uint256 amount,
         uint256 destinationChainId,
-        uint64 deadline
+        uint64 deadline,
+        address token
     );
     /// @notice The burn `burnId` on `destinationChainId` was paid out: `amount` tokens to `recipient`, on the
     /// result `resultId`.
@@ -174,7 +176,7 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
 
     /**
      * @notice Locks `amount` tokens of the caller (approved to this lockbox beforehand) for `recipient` on
-     * `destinationChainId`, and emits `Locked`.
+     * `destinationChainId`, and emits `Locked` (with the peer that mints, `peerOf(destinationChainId)`).
      * @dev `lockId = keccak256(abi.encode(block.chainid, address(this), nonce))`, with `nonce` the value of
      * `lockCount` before the lock (0, 1, 2, ...): unique across chains and lockboxes, and known before the
      * transaction (`lockIdOf(lockCount())`). The peer mints until `deadline` (destination-chain time).
@@ -189,7 +191,8 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
         if (amount == 0) revert CryptletLockboxZeroAmount();
         if (recipient == address(0)) revert CryptletLockboxZeroRecipient();
         if (deadline <= block.timestamp) revert CryptletLockboxDeadlineInPast(deadline, block.timestamp);
-        if (_peers[destinationChainId] == address(0)) revert CryptletLockboxUnknownDestination(destinationChainId);
+        address peer = _peers[destinationChainId];
+        if (peer == address(0)) revert CryptletLockboxUnknownDestination(destinationChainId);
 
         uint256 balanceBefore = token.balanceOf(address(this));
         token.safeTransferFrom(msg.sender, address(this), amount);
@@ -209,7 +212,7 @@ contract CryptletLockbox is Ownable, ReentrancyGuard {
         });
         _lockedFor[destinationChainId] += amount;
         totalLocked += amount;
-        emit Locked(lockId, msg.sender, recipient, amount, destinationChainId, deadline);
+        emit Locked(lockId, msg.sender, recipient, amount, destinationChainId, deadline, peer);
     }
 
     /**

@@ -104,8 +104,10 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
 
   /** Mint: what the runtime attests from a `Locked` event of the source chain. */
   async function attestMint(lockReceipt: TransactionReceipt, options: SignOptions = {}): Promise<Signed> {
-    const { lockId, recipient, amount, destinationChainId, deadline } = eventOf(lockbox, lockReceipt, "Locked").args;
-    return sign(mintPayload(mintOutput({ lockId, destinationChainId, recipient, amount, deadline })), options);
+    // The event alone carries every field of the output, the peer `token` included.
+    const args = eventOf(lockbox, lockReceipt, "Locked").args;
+    const { lockId, recipient, amount, destinationChainId, deadline, token } = args;
+    return sign(mintPayload(mintOutput({ lockId, destinationChainId, token, recipient, amount, deadline })), options);
   }
 
   /** Release: what the runtime attests from a `Burned` event of the destination chain. */
@@ -201,7 +203,10 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
       300n,
       chainId,
       deadline,
+      route.token,
     ]);
+    // The event names the peer that mints, so a MINT output needs nothing but the event.
+    expect(eventOf(lockbox, locked.receipt, "Locked").args.token).toBe(await lockbox.peerOf(chainId));
     expect([...(await lockbox.lockOf(locked.lockId))]).toEqual([aliceAddress, deadline, 1n, bobAddress, 300n, chainId]);
     expect(await lockbox.lockCount()).toBe(1n);
     expect(await balances(token, aliceAddress, route.lockbox)).toEqual([700n, 300n]);
@@ -500,7 +505,12 @@ describe("Cross-chain transfers: CryptletLockbox and CryptletWrappedToken", () =
     const otherChain = 777n;
     otherDestinations.push(otherChain);
     await (await lockbox.setPeer(otherChain, carolAddress)).wait();
-    await (await as(lockbox, alice).lock(100n, otherChain, bobAddress, deadline)).wait();
+    const toOther = (await (
+      await as(lockbox, alice).lock(100n, otherChain, bobAddress, deadline)
+    ).wait()) as TransactionReceipt;
+    // The event names the other chain's peer, not this one's.
+    expect(eventOf(lockbox, toOther, "Locked").args.token).toBe(await lockbox.peerOf(otherChain));
+    expect(eventOf(lockbox, toOther, "Locked").args.token).toBe(carolAddress);
     expect(await lockbox.lockedFor(otherChain)).toBe(100n);
     expect(await lockbox.totalLocked()).toBe(600n);
     await expectBacked({ supply: 300n, locked: 500n });

@@ -300,6 +300,7 @@ async function lock(m: Model, r: Real, p: { user: number; to: number; amount: bi
     p.amount,
     fx.chainId,
     deadline,
+    await fx.lockbox.peerOf(fx.chainId),
   ]);
   m.now = at;
   m.token[p.user]! -= p.amount;
