@@ -185,6 +185,37 @@ export function encodePublicOutput(abiType: string, value: unknown): Hex {
 }
 
 /**
+ * Encodes a run's output for a public manifest output (runtime/packages/manifest.ts):
+ * - `{abi}`: `abi.encode(output)` as {@link encodePublicOutput};
+ * - `{abiOneOf}`: the output is `{ variant: <index>, value }` and `value` is encoded as `abiOneOf[variant]`.
+ * @returns the ABI type used (the proof bundle's `payload.public.abiType`) and the bytes as 0x hex.
+ * @throws {@link AbiEncodingError} (`ERR_ABI_ENCODING`) when the output does not fit its type, or an `abiOneOf`
+ *   output is not `{variant, value}` with an integer `variant` in range.
+ */
+export function encodeManifestOutput(
+  output: { abi: string } | { abiOneOf: readonly string[] },
+  value: unknown,
+): { abiType: string; payload: Hex } {
+  if ("abi" in output) return { abiType: output.abi, payload: encodePublicOutput(output.abi, value) };
+  const chosen = value as { variant?: unknown; value?: unknown } | null;
+  const variant = typeof chosen === "object" && chosen !== null ? chosen.variant : undefined;
+  if (
+    typeof variant !== "number" ||
+    !Number.isInteger(variant) ||
+    variant < 0 ||
+    variant >= output.abiOneOf.length ||
+    !("value" in (chosen as object))
+  ) {
+    throw new AbiEncodingError(
+      `one of ${output.abiOneOf.length} (abiOneOf)`,
+      new Error(`the output must be {"variant": 0..${output.abiOneOf.length - 1}, "value": ...}`),
+    );
+  }
+  const abiType = output.abiOneOf[variant]!;
+  return { abiType, payload: encodePublicOutput(abiType, chosen!.value) };
+}
+
+/**
  * Decodes {@link encodePublicOutput}'s bytes back into ethers values (a `Result` for tuples).
  * @throws {@link AbiEncodingError} when the bytes do not decode as `abiType`.
  */

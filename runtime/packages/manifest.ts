@@ -76,6 +76,21 @@ export interface OracleTrigger {
   confirmations: number;
 }
 
+/**
+ * The cross-chain events of the contracts the runtime's chain configuration names for this Cryptlet
+ * (`contracts.crosschain["<package name>"]`, docs/chains.md): `Locked` of each lockbox and `Burned` of each wrapped
+ * token, on every configured chain, plus the deadline watcher's refund observations (docs/crosschain.md). The
+ * addresses come from the configuration, not the manifest, so one package serves every deployment.
+ */
+export interface CrosschainTrigger {
+  type: "crosschain";
+  /**
+   * Blocks mined on top of a `Locked` or `Burned` log, or of a deadline observation, before it is acted on.
+   * Default 12, range 0..10000. Finality matters here (docs/crosschain.md "Finality").
+   */
+  confirmations: number;
+}
+
 /** An HTTP call to the runtime's invoke endpoint. */
 export interface HttpTrigger {
   type: "http";
@@ -88,12 +103,23 @@ export interface ScheduleTrigger {
 }
 
 /** What starts a run. */
-export type Trigger = ChainLogTrigger | OracleTrigger | HttpTrigger | ScheduleTrigger;
+export type Trigger = ChainLogTrigger | OracleTrigger | CrosschainTrigger | HttpTrigger | ScheduleTrigger;
 
 /** A public output: the run's JSON output is ABI-encoded as `abi` and written in the clear. */
 export interface PublicOutput {
   /** One Solidity ABI type (ethers `ParamType` syntax), e.g. `tuple(int256 answer, uint8 decimals, uint64 observedAt)`. */
   abi: string;
+}
+
+/**
+ * A public output of one of several ABI types, chosen per run: the run's JSON output is
+ * `{ "variant": <index into abiOneOf>, "value": <output> }` and `value` is ABI-encoded as `abiOneOf[variant]`
+ * (the proof bundle names the type used). For contracts that take several payload kinds, e.g. the cross-chain
+ * outputs (docs/crosschain.md).
+ */
+export interface PublicOutputOneOf {
+  /** 2 to 16 distinct Solidity ABI types (ethers `ParamType` syntax). */
+  abiOneOf: string[];
 }
 
 /** A public JWK of a party: EC P-256, OKP X25519 or RSA (modulus at least 2048 bits). Private members are refused. */
@@ -126,13 +152,13 @@ export interface SealedOutput {
 }
 
 /** How the output is published. */
-export type ManifestOutput = PublicOutput | SealedOutput;
+export type ManifestOutput = PublicOutput | PublicOutputOneOf | SealedOutput;
 
 /** How a result is written to a chain. */
 export type TargetMode = "oracle" | "record" | "anchor" | "feed";
 
 /** Where results go. */
-export interface Target {
+export interface ChainTarget {
   /** Chain name in the runtime's chain configuration. */
   chain: string;
   /** `oracle` (fulfil a request), `record` (one result), `anchor` (Merkle batch), `feed` (price feed). */
@@ -140,6 +166,18 @@ export interface Target {
   /** The contract to write to; absent means the chain configuration's contract for `mode`. */
   address?: string;
 }
+
+/**
+ * A cross-chain result goes where its event says (docs/crosschain.md): a `Locked` event's mint to the wrapped
+ * token on the destination chain, a `Burned` event's release and a deadline observation's refund to the lockbox
+ * on the source chain. The chain and contract come from the event and the chain configuration.
+ */
+export interface CrosschainTarget {
+  mode: "crosschain";
+}
+
+/** Where results go. */
+export type Target = ChainTarget | CrosschainTarget;
 
 /**
  * A normalised manifest: `cryptlet.json` after validation with every default applied. This object (as JSON)
@@ -351,6 +389,11 @@ export const manifestSchema = {
             additionalProperties: false,
           },
           {
+            properties: { type: { const: "crosschain" }, confirmations },
+            required: ["type"],
+            additionalProperties: false,
+          },
+          {
             properties: { type: { const: "http" } },
             required: ["type"],
             additionalProperties: false,
@@ -392,9 +435,25 @@ export const manifestSchema = {
         },
       },
       else: {
-        required: ["abi"],
-        additionalProperties: false,
-        properties: { abi: { type: "string", maxLength: 4096, format: "abi-type" } },
+        if: { required: ["abiOneOf"] },
+        then: {
+          required: ["abiOneOf"],
+          additionalProperties: false,
+          properties: {
+            abiOneOf: {
+              type: "array",
+              minItems: 2,
+              maxItems: 16,
+              uniqueItems: true,
+              items: { type: "string", maxLength: 4096, format: "abi-type" },
+            },
+          },
+        },
+        else: {
+          required: ["abi"],
+          additionalProperties: false,
+          properties: { abi: { type: "string", maxLength: 4096, format: "abi-type" } },
+        },
       },
     },
     targets: {
@@ -403,9 +462,13 @@ export const manifestSchema = {
       maxItems: 32,
       items: {
         type: "object",
-        required: ["chain", "mode"],
-        additionalProperties: false,
-        properties: { chain, mode: { enum: ["oracle", "record", "anchor", "feed"] }, address },
+        if: { properties: { mode: { const: "crosschain" } }, required: ["mode"] },
+        then: { required: ["mode"], additionalProperties: false, properties: { mode: { const: "crosschain" } } },
+        else: {
+          required: ["chain", "mode"],
+          additionalProperties: false,
+          properties: { chain, mode: { enum: ["oracle", "record", "anchor", "feed", "crosschain"] }, address },
+        },
       },
     },
   },
@@ -525,7 +588,7 @@ function describe(error: ErrorObject): ManifestProblem | undefined {
       const tag = String(params.tag);
       const path = toPath(error.instancePath, tag);
       if (params.error === "tag") return { path, message: "is required and must be a string" };
-      return { path, message: 'must be one of "chain-log", "oracle", "http", "schedule"' };
+      return { path, message: 'must be one of "chain-log", "oracle", "crosschain", "http", "schedule"' };
     }
     case "pattern":
       return { path: toPath(error.instancePath), message: hint ?? `must match ${String(params.pattern)}` };

@@ -23,7 +23,7 @@ import {
   evidenceInputHash,
   type RunEvidence,
 } from "../attestation/evidence.ts";
-import { encodePublicOutput } from "../attestation/hashing.ts";
+import { encodeManifestOutput } from "../attestation/hashing.ts";
 import type { PartyKey, Reexecutor } from "../attestation/verifyBundle.ts";
 import type { BuiltPackage } from "../packages/builtPackage.ts";
 import { sandboxOptionsFromManifest } from "../packages/sandboxOptions.ts";
@@ -93,7 +93,7 @@ export async function reexecuteRun(
     durationMs: run.durationMs,
   };
   if (!("sealed" in pkg.manifest.output)) {
-    outcome.payload = encodePublicOutput(pkg.manifest.output.abi, run.output);
+    outcome.payload = encodeManifestOutput(pkg.manifest.output, run.output).payload;
     outcome.outputHash = keccak256(outcome.payload) as Hex32;
   }
   return outcome;

@@ -134,7 +134,10 @@ describe("the package", () => {
   test("manifest: feed on both chains, chain-log trigger on the replayer with the Swap signature", async () => {
     const built = await buildPackage(DIR, { outDir: false });
     const manifest = parseManifest(built.manifest);
-    expect(manifest.targets.map((t) => `${t.chain}:${t.mode}`)).toEqual(["consortium:feed", "public:feed"]);
+    expect(manifest.targets.map((t) => `${"chain" in t ? t.chain : "(routed)"}:${t.mode}`)).toEqual([
+      "consortium:feed",
+      "public:feed",
+    ]);
     expect(manifest.triggers[0]).toMatchObject({ type: "chain-log", address: REPLAYER_ADDRESS, event: SWAP_EVENT });
   });
 

@@ -52,7 +52,7 @@ export async function priceMedianFlow(
     { description: `${receipts.length} of ${slice.length} runs complete`, ok: receipts.length === slice.length },
   ];
   const targetChains = stack.packages.find((p) => p.manifest.name === NAME)?.manifest.targets ?? [];
-  const feedChains = targetChains.filter((t) => t.mode === "feed").map((t) => t.chain);
+  const feedChains = targetChains.flatMap((t) => (t.mode === "feed" ? [t.chain] : []));
   if (feedChains.length === 0) checks.push({ description: `${NAME} declares no feed target`, ok: false });
   for (const chainName of feedChains) {
     const chain = stack.chains.find((c) => c.name === chainName);

@@ -112,7 +112,13 @@ export async function attest(
       payload:
         "sealed" in output
           ? { sealed: { jwe: JSON.parse(Buffer.from(executed.payload.slice(2), "hex").toString("utf8")) } }
-          : { public: { abiType: output.abi, data: executed.payload } },
+          : {
+              public: {
+                // An execute output from before `abiType` was recorded can only be of a single-`abi` manifest.
+                abiType: executed.abiType ?? (output as { abi: string }).abi,
+                data: executed.payload,
+              },
+            },
     });
     const record: AttestedRecord = {
       bundle,

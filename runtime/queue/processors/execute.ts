@@ -19,7 +19,7 @@ import {
   sealRunEvidence,
   type BundleEvidence,
 } from "../../attestation/evidence.ts";
-import { encodePublicOutput, sealedOutputBytes } from "../../attestation/hashing.ts";
+import { encodeManifestOutput, sealedOutputBytes } from "../../attestation/hashing.ts";
 import type { CheckedCosign } from "../../consortium/cosigner.ts";
 import { sealDisclosed } from "../../consortium/disclosure.ts";
 import { awaitTurnToLead, leadResult } from "../../consortium/leadership.ts";
@@ -63,6 +63,7 @@ export async function execute(job: Job<ExecuteJob>, ctx: PipelineContext, token?
   // The evidence (format 2) is what inputHash commits to and what a verifier re-executes on.
   const evidence = buildRunEvidence({ event, input, context, hostCalls: run.hostCalls });
   let payload: string;
+  let abiType: string | undefined;
   let sealed = false;
   let carried: BundleEvidence;
   let cosigned: CheckedCosign | undefined;
@@ -89,11 +90,12 @@ export async function execute(job: Job<ExecuteJob>, ctx: PipelineContext, token?
       });
     }
   } else {
-    payload = encodePublicOutput(manifest.output.abi, run.output);
+    ({ abiType, payload } = encodeManifestOutput(manifest.output, run.output));
     carried = { public: evidence };
   }
   return {
     payload,
+    ...(abiType === undefined ? {} : { abiType }),
     sealed,
     inputHash: evidenceInputHash(evidence),
     outputHash: keccak256(payload) as Hex32,
