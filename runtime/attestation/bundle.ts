@@ -58,8 +58,9 @@ export interface BundleAnchor {
   /** Gas used by the transaction (receipt `gasUsed`), decimal string. */
   gasUsed: string;
   /** `record` (ResultLedger.record), `anchor` (ResultLedger.anchor), `fulfill` (CryptletOracle.fulfill),
-   *  `submit` (CryptletPriceFeed.submit). */
-  mode: "record" | "anchor" | "fulfill" | "submit";
+   *  `submit` (CryptletPriceFeed.submit), `mint` (CryptletWrappedToken.mint), `release` and `refund`
+   *  (CryptletLockbox.release, .refund). */
+  mode: "record" | "anchor" | "fulfill" | "submit" | "mint" | "release" | "refund";
 }
 
 /** The payload written on-chain: exactly one of a public ABI output or a sealed JWE. */

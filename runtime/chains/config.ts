@@ -26,6 +26,19 @@ export interface ChainContracts {
   ledger?: string;
   /** Price feeds by Cryptlet package name, e.g. `{"@cryptlet/price-median": "0x..."}`. */
   feeds?: Record<string, string>;
+  /**
+   * Cross-chain contracts by Cryptlet package name (docs/crosschain.md): the `CryptletLockbox` on this chain (the
+   * source of its locks) and the `CryptletWrappedToken`s on this chain (destinations of other chains' lockboxes),
+   * e.g. `{"@cryptlet/xchain-transfer": {"lockbox": "0x...", "wrappedTokens": ["0x..."]}}`. The triggers listen
+   * to their `Locked` and `Burned` events, and the writer calls only these contracts for that package.
+   */
+  crosschain?: Record<string, CrosschainContracts>;
+}
+
+/** The cross-chain contracts of one package on one chain (checksummed addresses). */
+export interface CrosschainContracts {
+  lockbox?: string;
+  wrappedTokens?: string[];
 }
 
 /** One chain, normalised: defaults applied, gwei converted to wei. */
@@ -180,6 +193,17 @@ export const CHAINS_SCHEMA = {
               oracle: address,
               ledger: address,
               feeds: { type: "object", additionalProperties: address },
+              crosschain: {
+                type: "object",
+                additionalProperties: {
+                  type: "object",
+                  additionalProperties: false,
+                  properties: {
+                    lockbox: address,
+                    wrappedTokens: { type: "array", maxItems: 64, uniqueItems: true, items: address },
+                  },
+                },
+              },
             },
           },
           anchor: {
@@ -204,6 +228,8 @@ function toPath(error: ErrorObject): string {
   const path = error.instancePath
     .split("/")
     .slice(1)
+    // JSON Pointer escapes (RFC 6901): "~1" is "/", "~0" is "~", e.g. in a package name key `@acme/bridge`.
+    .map((part) => part.replaceAll("~1", "/").replaceAll("~0", "~"))
     .map((part) => (/^\d+$/.test(part) ? `[${part}]` : `.${part}`))
     .join("")
     .replace(/^\./, "");
@@ -222,7 +248,8 @@ function describe(error: ErrorObject): string {
       return "is required";
     case "pattern":
       if (error.instancePath.endsWith("Gwei")) return 'must be a decimal string of gwei, e.g. "30" or "1.5"';
-      if (/registry|oracle|ledger|feeds/.test(error.instancePath)) return "must be a 0x-prefixed 20-byte address";
+      if (/registry|oracle|ledger|feeds|crosschain/.test(error.instancePath))
+        return "must be a 0x-prefixed 20-byte address";
       if (/\/rpcUrls?(\/\d+)?$/.test(error.instancePath)) return RPC_URL_MESSAGE;
       if (error.instancePath.endsWith("/wsUrl")) return WS_URL_MESSAGE;
       return `must match ${String(error.params.pattern)}`;
@@ -292,6 +319,23 @@ export function parseChainsConfig(document: unknown, source = "chains config"): 
           name,
           checksum(value, `${at}.contracts.feeds.${name}`, problems),
         ]),
+      );
+    }
+    if (chain.contracts?.crosschain) {
+      contracts.crosschain = Object.fromEntries(
+        Object.entries(
+          chain.contracts.crosschain as Record<string, { lockbox?: string; wrappedTokens?: string[] }>,
+        ).map(([name, value]) => {
+          const where = `${at}.contracts.crosschain.${name}`;
+          const entry: CrosschainContracts = {};
+          if (value.lockbox !== undefined) entry.lockbox = checksum(value.lockbox, `${where}.lockbox`, problems);
+          if (value.wrappedTokens !== undefined) {
+            entry.wrappedTokens = value.wrappedTokens.map((token, i) =>
+              checksum(token, `${where}.wrappedTokens[${i}]`, problems),
+            );
+          }
+          return [name, entry];
+        }),
       );
     }
     return {

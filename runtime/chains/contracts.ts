@@ -34,6 +34,9 @@ export const ARTIFACT_FILES = {
   CryptletPriceFeed: "CryptletPriceFeed.sol/CryptletPriceFeed.json",
   ExampleOracleConsumer: "examples/ExampleOracleConsumer.sol/ExampleOracleConsumer.json",
   PriceFeedConsumer: "examples/PriceFeedConsumer.sol/PriceFeedConsumer.json",
+  CryptletLockbox: "crosschain/CryptletLockbox.sol/CryptletLockbox.json",
+  CryptletWrappedToken: "crosschain/CryptletWrappedToken.sol/CryptletWrappedToken.json",
+  TestERC20: "testing/TestERC20.sol/TestERC20.json",
 } as const;
 
 /** A contract the runtime knows by name. */

@@ -9,6 +9,12 @@
  * | `record` | `ResultLedger.record(result, payload, signatures)`       | `record:<chain>:<resultId>`   | `ResultLedger.isRecorded(resultId)`      |
  * | `feed`   | `CryptletPriceFeed.submit(result, payload, signatures)`  | `feed:<chain>:<resultId>`     | `CryptletPriceFeed.isRecorded(resultId)` |
  * | `anchor` | `ResultLedger.anchor(batch, signatures)` (one per batch) | `anchor:<chain>:<root>`       | `ResultLedger.isAnchored(root)`          |
+ * | `mint`   | `CryptletWrappedToken.mint(result, payload, signatures)` | `mint:<chain>:<resultId>`     | `CryptletWrappedToken.isRecorded(resultId)` |
+ * | `release`| `CryptletLockbox.release(result, payload, signatures)`   | `release:<chain>:<resultId>`  | `CryptletLockbox.isRecorded(resultId)`   |
+ * | `refund` | `CryptletLockbox.refund(result, payload, signatures)`    | `refund:<chain>:<resultId>`   | `CryptletLockbox.isRecorded(resultId)`   |
+ *
+ * The three cross-chain modes (docs/crosschain.md) always name their contract: the run's target is routed from its
+ * event (runtime/crosschain/routes.ts), never taken from a chain's defaults.
  *
  * `anchor` batches many results into one transaction; {@link AnchorBatcher} (./anchor.ts) builds its requests
  * with {@link anchorWriteRequest}.
@@ -30,17 +36,17 @@ import { nodeErrorOf, type ChainRpc } from "./rpc.ts";
 import type { WriteRequest } from "./writer.ts";
 
 /** How a result is written to a chain. */
-export type WriteMode = "oracle" | "record" | "feed" | "anchor";
+export type WriteMode = "oracle" | "record" | "feed" | "anchor" | "mint" | "release" | "refund";
 
 /** The write modes, in documentation order. */
-export const WRITE_MODES: readonly WriteMode[] = ["oracle", "record", "feed", "anchor"];
+export const WRITE_MODES: readonly WriteMode[] = ["oracle", "record", "feed", "anchor", "mint", "release", "refund"];
 
 /** Where a result goes: a chain (by its configured name), a mode and the contract's address. */
 export interface WriteTarget {
   /** The chain's configured `name` (used in idempotency keys). */
   chain: string;
   mode: WriteMode;
-  /** The target contract (oracle, ledger or price feed), any case; checksummed in the request. */
+  /** The target contract (oracle, ledger, price feed, lockbox or wrapped token), any case; checksummed in the request. */
   address: string;
 }
 
@@ -70,11 +76,23 @@ export class ChainWriteInvalidError extends CryptletError {
 /** The chain has no contract configured for the mode (`details.chain`, `details.mode`, `details.feed`). */
 export class ChainTargetUnconfiguredError extends CryptletError {
   constructor(chain: string, mode: WriteMode, feed?: string) {
-    super(
-      ERR_CHAIN_TARGET_UNCONFIGURED,
-      `chain ${chain} has no ${mode === "feed" ? `price feed for ${feed ?? "(no package name)"}` : mode === "oracle" ? "oracle" : "ledger"} contract configured`,
-      { details: { chain, mode, ...(feed === undefined ? {} : { feed }) } },
-    );
+    super(ERR_CHAIN_TARGET_UNCONFIGURED, `chain ${chain} has no ${missingContractOf(mode, feed)}`, {
+      details: { chain, mode, ...(feed === undefined ? {} : { feed }) },
+    });
+  }
+}
+
+function missingContractOf(mode: WriteMode, feed?: string): string {
+  switch (mode) {
+    case "feed":
+      return `price feed for ${feed ?? "(no package name)"} configured`;
+    case "oracle":
+      return "oracle contract configured";
+    case "record":
+    case "anchor":
+      return "ledger contract configured";
+    default:
+      return `default contract for ${mode} writes (a cross-chain write names its lockbox or wrapped token)`;
   }
 }
 
@@ -92,6 +110,8 @@ export class ChainTargetUnconfiguredError extends CryptletError {
  * ```
  */
 export function targetOf(chain: ChainConfig, mode: WriteMode, feed?: string): WriteTarget {
+  if (mode === "mint" || mode === "release" || mode === "refund")
+    throw new ChainTargetUnconfiguredError(chain.name, mode);
   const address =
     mode === "oracle"
       ? chain.contracts.oracle
@@ -114,8 +134,19 @@ const CONTRACT_OF: Record<WriteMode, CryptletContractName> = {
   record: "ResultLedger",
   feed: "CryptletPriceFeed",
   anchor: "ResultLedger",
+  mint: "CryptletWrappedToken",
+  release: "CryptletLockbox",
+  refund: "CryptletLockbox",
 };
-const METHOD_OF: Record<WriteMode, string> = { oracle: "fulfill", record: "record", feed: "submit", anchor: "anchor" };
+const METHOD_OF: Record<WriteMode, string> = {
+  oracle: "fulfill",
+  record: "record",
+  feed: "submit",
+  anchor: "anchor",
+  mint: "mint",
+  release: "release",
+  refund: "refund",
+};
 
 const interfaces = new Map<CryptletContractName, Interface>();
 function iface(name: CryptletContractName): Interface {
@@ -210,11 +241,14 @@ export interface WriteRequestOptions {
 }
 
 /**
- * Builds the {@link WriteRequest} of one result for an `oracle`, `record` or `feed` target.
+ * Builds the {@link WriteRequest} of one result for an `oracle`, `record`, `feed`, `mint`, `release` or `refund`
+ * target.
  *
  * - `oracle`: `CryptletOracle.fulfill(result, payload, signatures)`, `extraGas` = {@link oracleExtraGas}.
  * - `record`: `ResultLedger.record(result, payload, signatures)`.
  * - `feed`: `CryptletPriceFeed.submit(result, payload, signatures)` (payload `abi.encode(int256, uint8, uint64)`).
+ * - `mint`, `release`, `refund`: `CryptletWrappedToken.mint`, `CryptletLockbox.release`, `CryptletLockbox.refund`
+ *   `(result, payload, signatures)` (payloads as docs/crosschain.md "Output encodings").
  *
  * Checks offline what the contract would refuse with a less helpful revert: the field shapes, and
  * `keccak256(payload) = result.outputHash`.

@@ -23,6 +23,7 @@ import {
 
 import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { cryptletIdOf } from "../attestation/ids.ts";
+import { crosschainTargetOf } from "../crosschain/routes.ts";
 import { CryptletError, classifyError, errorToJSON, redactSecrets, redactedError } from "../errors.ts";
 import { COSIGN_RETRY } from "../consortium/cosigner.ts";
 import { ERR_COSIGN_ANCHOR_UNSUPPORTED, ERR_COSIGN_THRESHOLD_NOT_MET } from "../consortium/errors.ts";
@@ -373,7 +374,14 @@ export class Pipeline {
     const requestId = event.requestId ?? event.eventId;
     const resultId = computeResultId(pkg.cryptletId, requestId);
     const runId = resultId;
-    const targets = pkg.manifest.targets.filter((t) => t.mode !== "oracle").map((t) => ({ ...t }));
+    const chainConfigs = [...this.ctx.chains.values()].map((c) => c.config);
+    const targets: RunRecord["targets"] = pkg.manifest.targets
+      .filter((t) => t.mode !== "oracle")
+      .map((t) =>
+        // A cross-chain result goes where its event says: the destination's wrapped token for a lock, the source's
+        // lockbox for a burn or a refund (runtime/crosschain/routes.ts).
+        t.mode === "crosschain" ? crosschainTargetOf(event, pkg.manifest.name, chainConfigs) : { ...t },
+      );
     if (event.source.type === "oracle") {
       targets.unshift({ chain: event.source.chain, mode: "oracle", address: event.source.oracle });
     }

@@ -25,7 +25,7 @@ import type { BundleAnchor, ProofBundle } from "../attestation/bundle.ts";
 import type { Hex32 } from "../attestation/eip712.ts";
 import type { ResultSignature } from "../attestation/signing.ts";
 import type { BundleArchive } from "../archive/BundleArchive.ts";
-import type { TargetMode } from "../packages/manifest.ts";
+import type { WriteMode } from "../chains/targets.ts";
 import type { WriteReceipt } from "../chains/writer.ts";
 import type { ReceiptCosigning } from "../consortium/cosigner.ts";
 import { ERR_WRITE_MISSING } from "./errors.ts";
@@ -52,12 +52,15 @@ export interface AttestedRecord {
 /** The outcome of one target of a run. */
 export interface ChainOutcome {
   chain: string;
-  mode: TargetMode;
+  mode: WriteMode;
   /**
    * `confirmed` (our transaction), `already-recorded` (on-chain before us), `superseded` (a price feed already
-   * holds a newer observation, so this older one is obsolete: not an error), `failed` (in the dead-letter queue).
+   * holds a newer observation, or a cross-chain mint came after its lock's deadline and the lock is refunded
+   * instead: obsolete, not an error; `reason` says which), `failed` (in the dead-letter queue).
    */
   status: "confirmed" | "already-recorded" | "superseded" | "failed";
+  /** For `superseded`: why, e.g. `a newer observation` or `the lock's deadline passed (refunded instead)`. */
+  reason?: string;
   receipt?: WriteReceipt;
   /** The anchor entry for the proof bundle. */
   anchor?: BundleAnchor;
@@ -94,7 +97,7 @@ export interface RunRecord {
   eventId: Hex32;
   requestId: Hex32;
   cryptlet: CompositeReceipt["cryptlet"];
-  targets: { chain: string; mode: TargetMode; address?: string }[];
+  targets: { chain: string; mode: WriteMode; address?: string }[];
   acceptedAt: number;
   /** The event's kind (its source type: `http`, `schedule`, `chain-log`, `oracle`) and time (Unix seconds). */
   event?: { type: string; time: number };
@@ -259,7 +262,7 @@ export class ResultStore {
     runId: string,
     resultId: Hex32,
     cryptlet: CompositeReceipt["cryptlet"],
-    expected: { chain: string; mode: TargetMode }[],
+    expected: { chain: string; mode: WriteMode }[],
   ): Promise<CompositeReceipt | undefined> {
     const attested = await this.getAttested(resultId);
     if (!attested) return undefined;
@@ -286,7 +289,7 @@ export class ResultStore {
         const where = `${t.chain}/${t.mode}`;
         if (t.status === "failed") return `${where}: FAILED ${t.error?.code ?? ""}`;
         if (t.status === "already-recorded") return `${where}: already recorded`;
-        if (t.status === "superseded") return `${where}: superseded by a newer observation`;
+        if (t.status === "superseded") return `${where}: superseded by ${t.reason ?? "a newer observation"}`;
         const r = t.receipt;
         return `${where}: confirmed in block ${r?.blockNumber} (${r?.confirmations} conf.), tx ${r?.txHash}, gas ${r?.gasUsed}`;
       })

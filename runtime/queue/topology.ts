@@ -23,7 +23,7 @@ import type { JobsOptions } from "bullmq";
 import type { Hex32 } from "../attestation/eip712.ts";
 import type { BundleEvidence } from "../attestation/evidence.ts";
 import type { CheckedCosign } from "../consortium/cosigner.ts";
-import type { TargetMode } from "../packages/manifest.ts";
+import type { WriteMode } from "../chains/targets.ts";
 
 /** Queue names (BullMQ queue names; Redis keys are `<prefix>:<name>:…`). */
 export const QUEUES = {
@@ -56,6 +56,19 @@ export type EventSource =
       blockHash: string;
       txHash: string;
       logIndex: number;
+    }
+  | {
+      /**
+       * A read of a chain's state at one block by the runtime itself, e.g. the cross-chain deadline watcher's
+       * "no mint at a block after the deadline" (runtime/crosschain/deadlineWatcher.ts): a verifier re-reads the
+       * same state at `blockNumber` (and checks `blockHash`).
+       */
+      type: "chain-state";
+      chainId: number;
+      blockNumber: number;
+      blockHash: string;
+      /** The block's timestamp, Unix seconds. */
+      timestamp: number;
     }
   | {
       type: "oracle";
@@ -117,6 +130,8 @@ export interface ExecuteJob {
 export interface ExecuteOutput {
   /** The exact bytes to write on-chain (0x hex): ABI-encoded output, or the UTF-8 JWE JSON. */
   payload: string;
+  /** A public output's ABI type (the manifest's `abi`, or the `abiOneOf` entry the run chose). */
+  abiType?: string;
   sealed: boolean;
   /** The input commitment of the evidence (format 2, runtime/attestation/evidence.ts). */
   inputHash: Hex32;
@@ -156,7 +171,7 @@ export interface WriteJob {
   runId: string;
   resultId: Hex32;
   chain: string;
-  mode: TargetMode;
+  mode: WriteMode;
   /** The contract, when the manifest names one; else the chain configuration's. */
   address?: string;
   callbackGasLimit?: number;

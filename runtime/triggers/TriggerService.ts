@@ -1,9 +1,12 @@
 /**
- * The triggers of one runtime process: the chain-log listener (manifest chain-log triggers and each chain's
- * oracle requests) and the schedules, kept in step with the deployed packages.
+ * The triggers of one runtime process: the chain-log listener (manifest chain-log triggers, each chain's oracle
+ * requests and the cross-chain contracts' events), the cross-chain deadline watcher and the schedules, kept in
+ * step with the deployed packages.
  *
  * @module
  */
+import { DeadlineWatcher } from "../crosschain/deadlineWatcher.ts";
+import { crosschainConfirmationsOf, crosschainSubscriptionsOf } from "../crosschain/routes.ts";
 import type { PipelineLogger } from "../queue/context.ts";
 import type { Pipeline } from "../queue/pipeline.ts";
 import { redactSecrets } from "../redact.ts";
@@ -48,6 +51,8 @@ export interface TriggerServiceOptions extends Pick<
 export class TriggerService {
   readonly listener: ChainLogListener;
   readonly schedules: ScheduleService | undefined;
+  /** Refunds of cross-chain locks not minted by their deadline (runtime/crosschain/deadlineWatcher.ts). */
+  readonly deadlines: DeadlineWatcher;
   readonly #pipeline: Pipeline;
   readonly #refreshIntervalMs: number;
   readonly #explicit: readonly LogSubscription[];
@@ -71,6 +76,11 @@ export class TriggerService {
       ...(reorgWindow === undefined ? {} : { reorgWindow }),
       ...(lockTtlMs === undefined ? {} : { lockTtlMs }),
       ...(onEvent === undefined ? {} : { onEvent }),
+      ...(this.#logger ? { logger: this.#logger } : {}),
+    });
+    this.deadlines = new DeadlineWatcher({
+      pipeline,
+      ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
       ...(this.#logger ? { logger: this.#logger } : {}),
     });
     this.schedules =
@@ -98,6 +108,15 @@ export class TriggerService {
       if (chain.config.contracts.oracle) oracles.set(name, chain.config.contracts.oracle);
     }
     const derived = subscriptionsOf(packages, oracles);
+    // Cross-chain packages listen to the lockboxes and wrapped tokens the chain configuration names for them.
+    const configs = [...this.#pipeline.ctx.chains.values()].map((c) => c.config);
+    derived.logs.push(...crosschainSubscriptionsOf(packages, configs));
+    this.deadlines.setPackages(
+      packages.flatMap((p) => {
+        const confirmations = crosschainConfirmationsOf(p.manifest);
+        return confirmations === undefined ? [] : [{ name: p.manifest.name, confirmations }];
+      }),
+    );
     const explicitIds = new Set(this.#explicit.map((s) => s.id));
     const subscriptions = [...this.#explicit, ...derived.logs.filter((s) => !explicitIds.has(s.id))];
     await this.listener.setSubscriptions(subscriptions);
@@ -117,6 +136,7 @@ export class TriggerService {
   async start(): Promise<void> {
     await this.refresh();
     this.listener.start();
+    this.deadlines.start();
     this.schedules?.start();
     this.#timer = setInterval(() => {
       if (this.#refreshing) return;
@@ -132,6 +152,7 @@ export class TriggerService {
     clearInterval(this.#timer);
     await this.#refreshing;
     await this.listener.stop();
+    await this.deadlines.stop();
     await this.schedules?.stop();
   }
 

@@ -101,7 +101,15 @@ async function resignAfterRotation(
   );
 }
 
-const BUNDLE_MODE = { oracle: "fulfill", record: "record", feed: "submit", anchor: "anchor" } as const;
+const BUNDLE_MODE = {
+  oracle: "fulfill",
+  record: "record",
+  feed: "submit",
+  anchor: "anchor",
+  mint: "mint",
+  release: "release",
+  refund: "refund",
+} as const;
 
 /** Writes one target of a run and records its outcome. */
 export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: string): Promise<ChainOutcome> {
@@ -170,6 +178,24 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
           chain: data.chain,
           mode: "feed",
           status: "superseded",
+          reason: "a newer observation",
+          updatedAt: Date.now(),
+        };
+        await ctx.results.putOutcome(data.resultId, superseded);
+        return superseded;
+      }
+      // A mint is possible only until its lock's deadline (destination-chain time); after it, the deadline
+      // watcher attests a refund on the source chain instead (docs/crosschain.md, invariant 2).
+      if (
+        data.mode === "mint" &&
+        isCryptletError(error, "ERR_CHAIN_REVERTED") &&
+        error.details?.error === "CryptletWrappedDeadlinePassed"
+      ) {
+        const superseded: ChainOutcome = {
+          chain: data.chain,
+          mode: "mint",
+          status: "superseded",
+          reason: "the lock's deadline passing (the lock is refunded instead)",
           updatedAt: Date.now(),
         };
         await ctx.results.putOutcome(data.resultId, superseded);
