@@ -94,7 +94,7 @@ export interface VerificationReport {
 }
 
 /** A write mode of a proof bundle's anchor (and of a receipt's target). */
-export type WriteMode = "record" | "anchor" | "fulfill" | "submit";
+export type WriteMode = "record" | "anchor" | "fulfill" | "submit" | "mint" | "release" | "refund";
 
 /** Options of {@link verifyBundle}. */
 export interface VerifyBundleOptions {
@@ -139,8 +139,8 @@ export interface VerifyBundleOptions {
   confirmations?: number;
   /**
    * Write modes the result is known to have been written in besides its anchors' (e.g. a composite receipt's
-   * targets): each adds the proofs that mode requires (`record`/`fulfill`/`submit`: per-result signatures;
-   * `anchor`: the batch).
+   * targets): each adds the proofs that mode requires (`record`/`fulfill`/`submit` and the cross-chain
+   * `mint`/`release`/`refund`: per-result signatures; `anchor`: the batch).
    */
   writeModes?: readonly WriteMode[];
   /**
@@ -185,10 +185,25 @@ const PROOF_NAMES: Record<BundleProofKind, string> = {
 };
 
 /**
- * The proofs `bundle` carries and the ones required of it: per-result signatures for a `record`, `fulfill` or
- * `submit` write (the contract checked those signatures; a batch does not stand in for them) and whenever there is
- * no batch; the batch (its signatures and Merkle proof) for an `anchor` write; the attestation token always;
- * anchors when verifying on-chain.
+ * The proof each write mode requires: the batch (its signatures and Merkle proof) for `anchor`, which is all
+ * `ResultLedger.anchor` checked; the per-result signatures for every mode whose contract checked them itself
+ * (`record`, `fulfill`, `submit`, and the cross-chain `mint`, `release`, `refund`).
+ */
+const PROOF_OF_WRITE: Readonly<Record<WriteMode, "signatures" | "batch">> = {
+  record: "signatures",
+  anchor: "batch",
+  fulfill: "signatures",
+  submit: "signatures",
+  mint: "signatures",
+  release: "signatures",
+  refund: "signatures",
+};
+
+/**
+ * The proofs `bundle` carries and the ones required of it: per-result signatures for a `record`, `fulfill`,
+ * `submit`, `mint`, `release` or `refund` write (the contract checked those signatures; a batch does not stand in
+ * for them) and whenever there is no batch; the batch (its signatures and Merkle proof) for an `anchor` write; the
+ * attestation token always; anchors when verifying on-chain.
  * @param bundle - a schema-valid bundle.
  * @param options.onChain - whether the verification is on-chain (anchors then required).
  * @param options.writeModes - modes known besides the anchors' (e.g. a receipt's targets).
@@ -212,10 +227,7 @@ export function proofsOf(
     ...bundle.anchors.map((a) => ({ mode: a.mode, where: `${a.mode} write on chain ${a.chainId}` })),
     ...(options.writeModes ?? []).map((mode) => ({ mode, where: `${mode} target` })),
   ];
-  for (const w of writes) {
-    if (w.mode === "anchor") need("batch", `the ${w.where}`);
-    else need("signatures", `the ${w.where}`);
-  }
+  for (const w of writes) need(PROOF_OF_WRITE[w.mode], `the ${w.where}`);
   if (bundle.batch === undefined) need("signatures", "no batch: the result's own signatures are its only proof");
   need("attestation", "always");
   if (options.reexecution) need("evidence", "re-execution requested");

@@ -3,7 +3,9 @@
  * entry, that its transaction is on the chain in the block it names, succeeded and has enough confirmations, that
  * the written contract emitted this result's event (or this batch's) with the bundle's hashes, and that the
  * contract's views agree today (`ResultLedger.isRecorded`/`outputHashOf`, `isAnchored`/`anchorOf` and `verify`
- * with the Merkle proof, `CryptletOracle.requestStatus`, `CryptletPriceFeed.roundOf`).
+ * with the Merkle proof, `CryptletOracle.requestStatus`, `CryptletPriceFeed.roundOf`; for the cross-chain writes
+ * (docs/crosschain.md) `isRecorded` and `CryptletWrappedToken.mintResultOf`, `CryptletLockbox.releaseResultOf` and
+ * `lockOf`).
  *
  * The ABIs are human-readable fragments of the contracts' events and views, so this module needs no build output.
  * `verifyBundle` runs these checks when given providers (`options.chains`); offline it never touches a chain.
@@ -14,12 +16,18 @@ import { Contract, Interface, getAddress, isHexString, type BlockTag, type Log, 
 
 import type { BundleAnchor, ProofBundle } from "../attestation/bundle.ts";
 
-/** The events the Cryptlet contracts emit for a write (ResultLedger, CryptletOracle, CryptletPriceFeed). */
+/**
+ * The events the Cryptlet contracts emit for a write (ResultLedger, CryptletOracle, CryptletPriceFeed, and the
+ * cross-chain CryptletWrappedToken and CryptletLockbox).
+ */
 export const ANCHOR_EVENTS_ABI = [
   "event ResultRecorded(bytes32 indexed resultId, bytes32 indexed cryptletId, bytes32 codeHash, bytes32 inputHash, bytes32 outputHash, uint64 timestamp, bytes payload)",
   "event BatchAnchored(bytes32 indexed root, uint32 count, uint64 timestamp)",
   "event CryptletFulfilled(bytes32 indexed requestId, bytes32 indexed resultId, bytes32 outputHash, address indexed fulfiller, bytes payload)",
   "event CryptletResultApplied(bytes32 indexed resultId, uint80 indexed roundId)",
+  "event Minted(bytes32 indexed lockId, address indexed recipient, uint256 amount, bytes32 resultId)",
+  "event Released(bytes32 indexed burnId, address indexed recipient, uint256 amount, uint256 destinationChainId, bytes32 resultId)",
+  "event Refunded(bytes32 indexed lockId, address indexed sender, uint256 amount, bytes32 resultId)",
 ] as const;
 
 /** The views {@link checkAnchor} reads (each contract has the ones of its mode, and `registry()`). */
@@ -32,12 +40,18 @@ export const ANCHOR_VIEWS_ABI = [
   "function verify(tuple(bytes32 resultId, bytes32 cryptletId, bytes32 codeHash, bytes32 inputHash, bytes32 outputHash, uint64 timestamp) result, bytes32[] proof, bytes32 root) view returns (bool)",
   "function requestStatus(bytes32 resultId) view returns (uint8)",
   "function roundOf(bytes32 resultId) view returns (uint80)",
+  "function mintResultOf(bytes32 lockId) view returns (bytes32)",
+  "function releaseResultOf(bytes32 burnId) view returns (bytes32)",
+  "function lockOf(bytes32 lockId) view returns (tuple(address sender, uint64 deadline, uint8 status, address recipient, uint256 amount, uint256 destinationChainId))",
 ] as const;
 
 const EVENTS = new Interface(ANCHOR_EVENTS_ABI);
 
 /** `CryptletOracle.RequestStatus.Fulfilled` and `FulfilledCallbackFailed`. */
 const ORACLE_FULFILLED = new Set([2n, 3n]);
+
+/** `CryptletLockbox.LockStatus.Refunded`. */
+const LOCK_REFUNDED = 2n;
 
 /** Options of {@link checkAnchor}. */
 export interface AnchorCheckOptions {
@@ -56,8 +70,8 @@ export interface AnchorCheckResult {
 const eq = (a: unknown, b: unknown): boolean => String(a).toLowerCase() === String(b).toLowerCase();
 
 /**
- * Reads the registry a Cryptlet contract (ResultLedger, CryptletOracle, CryptletPriceFeed) checks proofs
- * against: its immutable `registry()`.
+ * Reads the registry a Cryptlet contract (ResultLedger, CryptletOracle, CryptletPriceFeed, CryptletLockbox,
+ * CryptletWrappedToken) checks proofs against: its immutable `registry()`.
  * @param provider - a provider of the contract's chain.
  * @param contract - the written contract's address (a bundle anchor's `contract`).
  * @param blockTag - the block to read at (default latest; the value is immutable).
@@ -106,16 +120,14 @@ export async function checkAnchor(
       return bad(`${confirmations} confirmation(s), ${required} required`, confirmations);
     }
     const logs = receipt.logs.filter((l) => eq(l.address, anchor.contract));
-    const event = (name: string) =>
-      logs
-        .map((l: Log) => {
-          try {
-            return EVENTS.parseLog({ topics: [...l.topics], data: l.data });
-          } catch {
-            return null;
-          }
-        })
-        .filter((p) => p?.name === name);
+    const parsed = logs.map((l: Log) => {
+      try {
+        return EVENTS.parseLog({ topics: [...l.topics], data: l.data });
+      } catch {
+        return null;
+      }
+    });
+    const event = (name: string) => parsed.filter((p) => p?.name === name);
     const contract = new Contract(anchor.contract, ANCHOR_VIEWS_ABI, provider);
     const view = (name: string, ...args: unknown[]) => contract.getFunction(name)(...args) as Promise<unknown>;
     const r = bundle.result;
@@ -124,13 +136,22 @@ export async function checkAnchor(
       reason: `${where}: tx ${anchor.txHash} in block ${anchor.blockNumber} (${confirmations} confirmation(s)) ${what}`,
       confirmations,
     });
-    const notFound = (name: string, field: string, value: string) =>
-      bad(
-        event(name).length > 0
-          ? `the ${name} event(s) of ${anchor.contract} in tx ${anchor.txHash} carry another ${field}, not ${value}`
-          : `tx ${anchor.txHash} has no ${name} event of ${anchor.contract}`,
+    /** The names of the known events `anchor.contract` emitted in the transaction (to say what a tx did). */
+    const emitted = () => [...new Set(parsed.map((p) => p?.name).filter((n) => n !== undefined))];
+    const notFound = (name: string, field: string, value: string) => {
+      if (event(name).length > 0) {
+        return bad(
+          `the ${name} event(s) of ${anchor.contract} in tx ${anchor.txHash} carry another ${field}, not ${value}`,
+          confirmations,
+        );
+      }
+      const others = emitted();
+      return bad(
+        `tx ${anchor.txHash} has no ${name} event of ${anchor.contract}` +
+          (others.length > 0 ? ` (it emitted ${others.join(", ")})` : ""),
         confirmations,
       );
+    };
 
     switch (anchor.mode) {
       case "record": {
@@ -193,6 +214,57 @@ export async function checkAnchor(
           );
         }
         return ok(`emitted CryptletResultApplied as round ${round}; roundOf agrees`);
+      }
+      case "mint": {
+        const mine = event("Minted").find((e) => eq(e?.args.resultId, r.resultId));
+        if (!mine) return notFound("Minted", "resultId", r.resultId);
+        const lockId = String(mine.args.lockId);
+        if ((await view("isRecorded", r.resultId)) !== true)
+          return bad("CryptletWrappedToken.isRecorded is false", confirmations);
+        const minter = await view("mintResultOf", lockId);
+        if (!eq(minter, r.resultId)) {
+          return bad(
+            `CryptletWrappedToken.mintResultOf(${lockId}) is ${String(minter)}, not the bundle's resultId`,
+            confirmations,
+          );
+        }
+        return ok(
+          `emitted Minted of lock ${lockId} (${String(mine.args.amount)} to ${String(mine.args.recipient)}) with the bundle's resultId; isRecorded, and mintResultOf(lockId) is the resultId`,
+        );
+      }
+      case "release": {
+        const mine = event("Released").find((e) => eq(e?.args.resultId, r.resultId));
+        if (!mine) return notFound("Released", "resultId", r.resultId);
+        const burnId = String(mine.args.burnId);
+        if ((await view("isRecorded", r.resultId)) !== true)
+          return bad("CryptletLockbox.isRecorded is false", confirmations);
+        const releaser = await view("releaseResultOf", burnId);
+        if (!eq(releaser, r.resultId)) {
+          return bad(
+            `CryptletLockbox.releaseResultOf(${burnId}) is ${String(releaser)}, not the bundle's resultId`,
+            confirmations,
+          );
+        }
+        return ok(
+          `emitted Released of burn ${burnId} (${String(mine.args.amount)} to ${String(mine.args.recipient)}, from chain ${String(mine.args.destinationChainId)}) with the bundle's resultId; isRecorded, and releaseResultOf(burnId) is the resultId`,
+        );
+      }
+      case "refund": {
+        const mine = event("Refunded").find((e) => eq(e?.args.resultId, r.resultId));
+        if (!mine) return notFound("Refunded", "resultId", r.resultId);
+        const lockId = String(mine.args.lockId);
+        if ((await view("isRecorded", r.resultId)) !== true)
+          return bad("CryptletLockbox.isRecorded is false", confirmations);
+        const lock = (await view("lockOf", lockId)) as { status: bigint };
+        if (BigInt(lock.status) !== LOCK_REFUNDED) {
+          return bad(
+            `CryptletLockbox.lockOf(${lockId}).status is ${lock.status}, not ${LOCK_REFUNDED} (Refunded)`,
+            confirmations,
+          );
+        }
+        return ok(
+          `emitted Refunded of lock ${lockId} (${String(mine.args.amount)} to ${String(mine.args.sender)}) with the bundle's resultId; isRecorded, and lockOf(lockId) is Refunded`,
+        );
       }
       default:
         return bad(`unknown mode ${String((anchor as { mode: unknown }).mode)}`);

@@ -639,12 +639,33 @@ export async function readPublishedJwks(
   return value as JSONWebKeySet;
 }
 
+/**
+ * The bundle write mode of each receipt target mode (runtime/chains/targets.ts `WriteMode`): `oracle` writes are
+ * `fulfill`, `feed` writes `submit`; the others, cross-chain `mint`, `release` and `refund` included, keep their
+ * name. The bundle names themselves are accepted too.
+ */
+const BUNDLE_MODE_OF_TARGET: Readonly<Record<string, WriteMode>> = {
+  record: "record",
+  anchor: "anchor",
+  oracle: "fulfill",
+  fulfill: "fulfill",
+  feed: "submit",
+  submit: "submit",
+  mint: "mint",
+  release: "release",
+  refund: "refund",
+};
+
 /** The write modes of a composite receipt's targets that were written (none for a bare bundle). */
 function writeModesOf(document: unknown): WriteMode[] {
   const modes = new Set<WriteMode>();
   for (const t of targetsOf(document) ?? []) {
     if (t.status === "failed") continue;
-    if (t.mode === "record" || t.mode === "anchor" || t.mode === "fulfill" || t.mode === "submit") modes.add(t.mode);
+    const mode =
+      typeof t.mode === "string" && Object.hasOwn(BUNDLE_MODE_OF_TARGET, t.mode)
+        ? BUNDLE_MODE_OF_TARGET[t.mode]
+        : undefined;
+    if (mode !== undefined) modes.add(mode);
   }
   return [...modes];
 }
