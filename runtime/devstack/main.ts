@@ -19,6 +19,7 @@ import { MultiBar, Presets } from "cli-progress";
 
 import { isCryptletError } from "../errors.ts";
 import { coldChainFlow } from "./flows/coldChain.ts";
+import { crossChainFlow } from "./flows/crossChain.ts";
 import { oracleFlow } from "./flows/oracle.ts";
 import { uniswapPriceFlow } from "./flows/uniswapPrice.ts";
 import { priceMedianFlow } from "./flows/priceMedian.ts";
@@ -107,6 +108,8 @@ async function main(): Promise<number> {
       await coldChainFlow(stack, { url: stack.api.server.url, token }, { onProgress: (done) => coldBar.update(done) }),
     );
   }
+  const crossBar = bar("xchain-transfer", 3);
+  reports.push(await crossChainFlow(stack, { onProgress: (done) => crossBar.update(done) }));
   bars?.stop();
 
   const summary = await summarize(stack, reports);

@@ -24,6 +24,8 @@ import { exportJWK, generateKeyPair, type JWK } from "jose";
 import type { Hex32 } from "../attestation/eip712.ts";
 import { deployCryptletContracts, interfaceOf, type DeployedContracts } from "../chains/contracts.ts";
 import { ensureContractsBuilt } from "../chains/contractsBuild.ts";
+import { deployCrosschainRoute, type DeployedRoute } from "../crosschain/deploy.ts";
+import { crosschainConfirmationsOf } from "../crosschain/routes.ts";
 import { closePipelineContext, createPipelineContext, keyProviderOf, keyVaultCredentialOf } from "../bootstrap.ts";
 import { parseRuntimeConfig, type RuntimeConfig } from "../config.ts";
 import { consortiumApiOf } from "../consortium/member.ts";
@@ -79,6 +81,11 @@ export interface LocalStack {
   api?: { server: ApiServer; issuer: LocalIssuer };
   /** The trusted result-signer addresses (the registries' signer set). */
   signerAddresses: string[];
+  /**
+   * The cross-chain route of each package with a `crosschain` trigger: a lockbox for a development token on the
+   * consortium chain and its wrapped token on the public chain (runtime/crosschain/deploy.ts).
+   */
+  crosschain: { cryptlet: string; route: DeployedRoute }[];
   /** Where keys, the configuration file and bundles are kept. */
   stateDir: string;
   /** Stops workers, chains and the emulator. */
@@ -200,6 +207,36 @@ export async function startLocalStack(
     chains.push({ name: spec.name, chain, contracts });
   }
 
+  // Cross-chain packages: a route from the consortium chain to the public one, trusted by both registries.
+  const crosschain: LocalStack["crosschain"] = [];
+  for (const pkg of packages.filter((p) => crosschainConfirmationsOf(p.manifest) !== undefined)) {
+    progress("crosschain", `deploying a lockbox and its wrapped token for ${pkg.manifest.name}`);
+    const [source, destination] = chains;
+    const route = await deployCrosschainRoute(
+      { deployer: source!.chain.funder, chainId: source!.chain.chainId, registry: source!.contracts.registry },
+      {
+        deployer: destination!.chain.funder,
+        chainId: destination!.chain.chainId,
+        registry: destination!.contracts.registry,
+      },
+      { cryptletId: pkg.cryptletId },
+    );
+    crosschain.push({ cryptlet: pkg.manifest.name, route });
+  }
+  const crosschainContractsOf = (chainId: number) => {
+    const entries = crosschain.flatMap(({ cryptlet, route }) => {
+      const entry = {
+        ...(route.sourceChainId === chainId ? { lockbox: route.lockbox } : {}),
+        ...(route.destinationChainId === chainId ? { wrappedTokens: [route.wrappedToken] } : {}),
+      };
+      return Object.keys(entry).length > 0 ? [[cryptlet, entry] as const] : [];
+    });
+    return entries.length > 0 ? { crosschain: Object.fromEntries(entries) } : {};
+  };
+  // A block every second on both chains, with or without traffic (automining stays on), as on a fast chain: the
+  // confirmations a trigger waits for, and the deadline a refund is observed after, need blocks to advance.
+  for (const { chain } of chains) await chain.provider.send("evm_setIntervalMining", [1000]);
+
   progress("config", "writing .cryptlet/cryptlet.config.json");
   const publisher = await publisherKey(stateDir);
   const document = {
@@ -230,6 +267,7 @@ export async function startLocalStack(
         oracle: contracts.oracle,
         ledger: contracts.ledger,
         feeds: contracts.feeds,
+        ...crosschainContractsOf(chain.chainId),
       },
       anchor: { maxBatchSize: 256, maxBatchDelayMs: 1000, pollIntervalMs: 250 },
     })),
@@ -302,6 +340,7 @@ export async function startLocalStack(
     pipeline,
     ...(api ? { api } : {}),
     signerAddresses,
+    crosschain,
     stateDir,
     async stop() {
       await api?.server.close();
