@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `cryptlet` command (package.json `bin`; `npm run cryptlet -- <command>`). Commands: `init`, `build`,
- * `deploy`, `invoke`, `status`, `verify`, `report`, `decrypt`, `keys create|list|rotate`, `trust export`, `chains`.
+ * `deploy`, `invoke`, `status`, `transfer`, `verify`, `report`, `decrypt`, `keys create|list|rotate`, `trust export`, `chains`.
  * Every command takes `--json` (one JSON document on standard output) and the ones that reach the runtime take `--config <file>`
  * (default `CRYPTLET_CONFIG` or `./cryptlet.config.json`). Progress goes to standard error.
  *
@@ -190,6 +190,18 @@ Examples (\`npm start -- --serve\` runs a local stack and writes .cryptlet/crypt
             ? `failed: ${r.run.error?.code} ${r.run.error?.message ?? ""}`
             : `pending: ${r.run.cryptlet ?? ""} accepted`;
       print(r, human);
+    });
+
+  program
+    .command("transfer")
+    .description("the receipt of a cross-chain transfer: both legs on both chains, the runs that wrote them, checks")
+    .argument("<id>", "a lockId or burnId (0x…)")
+    .option("--cryptlet <name>", "the cross-chain package", "@cryptlet/xchain-transfer")
+    .action(async (id: string, options: { cryptlet: string }) => {
+      const { transferReceipt, formatTransferReceipt } = await import("./commands/transfer.ts");
+      const r = await transferReceipt(id, options.cryptlet, await loadConfig(globals().config));
+      if (!r.checks.every((c) => c.ok)) state.exitCode = EXIT.failure;
+      print(r, formatTransferReceipt(r));
     });
 
   program

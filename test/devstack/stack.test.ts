@@ -12,6 +12,8 @@ import { oracleFlow } from "../../runtime/devstack/flows/oracle.ts";
 import { priceMedianFlow } from "../../runtime/devstack/flows/priceMedian.ts";
 import { uniswapPriceFlow } from "../../runtime/devstack/flows/uniswapPrice.ts";
 import { startLocalStack, type LocalStack } from "../../runtime/devstack/stack.ts";
+import { crossChainFlow } from "../../runtime/devstack/flows/crossChain.ts";
+import { LOCKED_EVENT } from "../../runtime/crosschain/events.ts";
 import { formatSummary, summarize } from "../../runtime/devstack/summary.ts";
 import { cli, ROOT } from "../cli/cliProcess.ts";
 
@@ -40,11 +42,13 @@ describe("npm start's local stack on a slice of the real data", () => {
       await uniswapPriceFlow(stack, { minutes: 3, startMinute: 300 }),
       await oracleFlow(stack),
       await coldChainFlow(stack, { url: stack.api!.server.url, token }),
+      await crossChainFlow(stack, { deadlineSeconds: 4 }),
     ];
     const summary = await summarize(stack, reports);
     expect(summary.checks.filter((c) => !c.ok)).toEqual([]);
     expect(summary.failedVerification).toEqual([]);
-    expect(summary.results).toBe(3 + 3 + 1 + 5);
+    // The cross-chain flow: a mint, a release, a late mint (superseded) and a refund.
+    expect(summary.results).toBe(3 + 3 + 1 + 5 + 4);
     expect(summary.verified).toBe(summary.results);
     expect(summary.reexecuted).toBe(summary.results);
     expect(summary.perTarget.every((t) => t.failed === 0)).toBe(true);
@@ -52,9 +56,13 @@ describe("npm start's local stack on a slice of the real data", () => {
       "consortium/feed",
       "consortium/oracle",
       "consortium/record",
+      "consortium/refund",
+      "consortium/release",
       "public/anchor",
       "public/feed",
+      "public/mint",
     ]);
+    expect(summary.perTarget.find((t) => t.mode === "mint")).toMatchObject({ confirmed: 1, superseded: 1 });
     expect(summary.shortfalls).toEqual([]);
     expect(summary.deadLetters).toBe(0);
     // The trust came from the registries: 2-of-2 as deployed, on both chains.
@@ -159,6 +167,26 @@ describe("npm start's local stack on a slice of the real data", () => {
     expect((await readdir(path.join(stateDir, "bundles"))).sort()).toEqual(
       reports.flatMap((r) => r.receipts.map((x) => `${x.runId}.json`)).sort(),
     );
+
+    // The cross-chain transfers through the command line: every lock and burn has a receipt whose checks hold.
+    const { route } = stack.crosschain[0]!;
+    const source = stack.chains.find((c) => c.chain.chainId === route.sourceChainId)!;
+    const lockIds = (
+      await source.chain.provider.getLogs({ address: route.lockbox, topics: [LOCKED_EVENT.topicHash], fromBlock: 0 })
+    ).map((log) => log.topics[1]!);
+    expect(lockIds).toHaveLength(2);
+    const statuses = [];
+    for (const lockId of lockIds) {
+      const run = await cli("transfer", lockId, "--config", stack.configFile, "--json");
+      expect({ lockId, code: run.code, stderr: run.stderr }).toEqual({ lockId, code: 0, stderr: "" });
+      const receipt = JSON.parse(run.stdout) as { status: string; legs: { step: string }[]; checks: { ok: boolean }[] };
+      expect(receipt.checks.every((c) => c.ok)).toBe(true);
+      statuses.push(`${receipt.status}: ${receipt.legs.map((l) => l.step).join(", ")}`);
+    }
+    expect(statuses).toEqual(["minted: lock, mint", "refunded: lock, refund"]);
+    const unknown = await cli("transfer", `0x${"00".repeat(32)}`, "--config", stack.configFile);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/ERR_CROSSCHAIN_EVENT_INVALID/);
 
     // A forged signature: the second signature replaced by an untrusted key's over the same digest.
     const victim = JSON.parse(JSON.stringify(reports[0]!.receipts[0]!)) as CompositeReceipt;
