@@ -13,6 +13,7 @@ import "./attestation/errors.ts";
 import "./chains/errors.ts";
 import "./cli/errors.ts";
 import "./consortium/errors.ts";
+import "./crosschain/errors.ts";
 import "./devstack/errors.ts";
 import "./errors.ts";
 import "./keys/errors.ts";
