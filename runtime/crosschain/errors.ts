@@ -36,3 +36,26 @@ export class CrosschainEventInvalidError extends CryptletError {
     super(ERR_CROSSCHAIN_EVENT_INVALID, `cross-chain event: ${field} ${problem}`, { details: { field } });
   }
 }
+
+export const ERR_CROSSCHAIN_REFUND_EARLY = defineErrorCode({
+  code: "ERR_CROSSCHAIN_REFUND_EARLY",
+  module,
+  meaning:
+    "The lockbox refused a refund because the source chain's clock has not passed the lock's deadline yet (the destination's has: the chains' clocks differ); the write is retried.",
+  retry: "yes",
+});
+
+/**
+ * `CryptletLockbox.refund` reverted with `CryptletLockboxDeadlineNotPassed`: the refund is attested (the destination
+ * chain was read after the deadline) but the source chain's block time is not past the deadline yet. Retryable: the
+ * source chain's clock catches up. `details`: `lockId`, `deadline`, `now` (source block time), Unix seconds.
+ */
+export class CrosschainRefundEarlyError extends CryptletError {
+  constructor(details: Record<string, unknown>, cause: unknown) {
+    super(
+      ERR_CROSSCHAIN_REFUND_EARLY,
+      "refund refused: the source chain's block time is not past the lock's deadline yet; retried",
+      { details, cause, retryable: true },
+    );
+  }
+}

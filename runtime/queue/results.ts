@@ -59,7 +59,10 @@ export interface ChainOutcome {
    * instead: obsolete, not an error; `reason` says which), `failed` (in the dead-letter queue).
    */
   status: "confirmed" | "already-recorded" | "superseded" | "failed";
-  /** For `superseded`: why, e.g. `a newer observation` or `the lock's deadline passed (refunded instead)`. */
+  /**
+   * For `superseded`: what superseded it, `a newer observation` or `the lock's deadline (the lock is refunded
+   * instead)`; the receipt's summary reads "superseded by <reason>".
+   */
   reason?: string;
   receipt?: WriteReceipt;
   /** The anchor entry for the proof bundle. */

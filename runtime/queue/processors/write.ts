@@ -13,6 +13,7 @@ import { isTrustedSigner } from "../../chains/registryTrust.ts";
 import { targetOf, writeRequestOf, type ChainReader, type WriteTarget } from "../../chains/targets.ts";
 import { cryptletResultDigest } from "../../attestation/eip712.ts";
 import { recoverDigestSigner, signCryptletResult } from "../../attestation/signing.ts";
+import { mintExpired, refundTooEarly } from "../../crosschain/writeFailure.ts";
 import { CryptletError, isCryptletError } from "../../errors.ts";
 import { checkGatedSigners } from "../../keys/RegistryGatedKeyProvider.ts";
 import type { AnchorService, PipelineContext } from "../context.ts";
@@ -185,22 +186,27 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
         return superseded;
       }
       // A mint is possible only until its lock's deadline (destination-chain time); after it, the deadline
-      // watcher attests a refund on the source chain instead (docs/crosschain.md, invariant 2).
+      // watcher attests a refund on the source chain instead (docs/crosschain.md, invariant 2). Decided from the
+      // chain: a mint mined after the deadline reverts, but its decoded reason may not say so (writeFailure.ts).
       if (
         data.mode === "mint" &&
         isCryptletError(error, "ERR_CHAIN_REVERTED") &&
-        error.details?.error === "CryptletWrappedDeadlinePassed"
+        (error.details?.error === "CryptletWrappedDeadlinePassed" ||
+          (await mintExpired(chain.writer.rpc, request.to, attested.payload)))
       ) {
         const superseded: ChainOutcome = {
           chain: data.chain,
           mode: "mint",
           status: "superseded",
-          reason: "the lock's deadline passing (the lock is refunded instead)",
+          reason: "the lock's deadline (the lock is refunded instead)",
           updatedAt: Date.now(),
         };
         await ctx.results.putOutcome(data.resultId, superseded);
         return superseded;
       }
+      // A refund attested from the destination's clock, refused by a source chain whose clock is behind: retried.
+      const early = data.mode === "refund" ? refundTooEarly(error) : undefined;
+      if (early) throw early;
       if (
         !ctx.consortium &&
         isCryptletError(error, "ERR_CHAIN_REVERTED") &&
