@@ -121,6 +121,8 @@ export const ALREADY_RECORDED_ERRORS = new Set([
   "ResultLedgerAlreadyRecorded",
   "ResultLedgerAlreadyAnchored",
   "CryptletFeedAlreadyRecorded",
+  "CryptletWrappedResultAlreadyRecorded",
+  "CryptletLockboxResultAlreadyRecorded",
 ]);
 
 /** Addresses of a deployed consortium contract set. */

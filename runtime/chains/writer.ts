@@ -679,16 +679,20 @@ export class ChainWriter {
   async #reverted(request: WriteRequest, tx: LaneTx, receipt: RpcReceipt): Promise<WriteReceipt> {
     const lane = await this.lane();
     const parsed = Transaction.from(tx.raw);
+    // Recover the revert data by replaying the call: first on the state before the block; when the call succeeds
+    // there, what made it revert happened in its own block (an earlier transaction of the block, or the block's
+    // time: a deadline), so it is replayed on the block's state and time too. Nodes have no standard way to replay
+    // at a transaction's position in its block.
     let revert: DecodedRevert = { name: "unknown", args: [], data: "0x" };
-    try {
-      // Replay the call on the state before the block to recover the revert data.
-      const before = "0x" + (BigInt(receipt.blockNumber) - 1n).toString(16);
-      await this.rpc.send("eth_call", [
-        { from: receipt.from, to: parsed.to, data: parsed.data, gas: "0x" + parsed.gasLimit.toString(16) },
-        before,
-      ]);
-    } catch (error) {
-      revert = this.#revertOf(error) ?? revert;
+    const call = { from: receipt.from, to: parsed.to, data: parsed.data, gas: "0x" + parsed.gasLimit.toString(16) };
+    const mined = BigInt(receipt.blockNumber);
+    for (const block of [mined - 1n, mined]) {
+      try {
+        await this.rpc.send("eth_call", [call, "0x" + block.toString(16)]);
+      } catch (error) {
+        revert = this.#revertOf(error) ?? revert;
+        break;
+      }
     }
     await lane.markMined(tx.nonce);
     if (ALREADY_RECORDED_ERRORS.has(revert.name) || (await request.isRecorded())) return this.#already(request);

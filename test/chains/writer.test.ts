@@ -351,6 +351,39 @@ describe("ChainWriter against a hardhat node over JSON-RPC", () => {
     expect(await node.provider.getTransactionCount(signer.address)).toBe(1); // our reverted transaction was mined
   });
 
+  test("a revert caused by an earlier transaction of the same block is decoded by replaying on the block's state", async () => {
+    // Two writers record the same result; both estimates pass, both transactions are mined in one block. The
+    // second reverts with ResultLedgerAlreadyRecorded, but replayed on the state before the block it succeeds:
+    // only the block's own state shows why. isRecorded answers false, so only the decoded reason can tell.
+    const request = await recordWrite();
+    const blind = { ...request, isRecorded: async () => false };
+    const [a, b] = [writer(await newSigner()), writer(await newSigner())];
+    await node.rpc("evm_setAutomine", [false]);
+    let outcomes: PromiseSettledResult<Awaited<ReturnType<ChainWriter["write"]>>>[];
+    try {
+      const writes = [
+        a.write({ ...blind, idempotencyKey: `${request.idempotencyKey}:a` }),
+        b.write({ ...blind, idempotencyKey: `${request.idempotencyKey}:b` }),
+      ];
+      for (let i = 0; ; i++) {
+        const pending = await node.rpc<{ transactions: string[] }>("eth_getBlockByNumber", ["pending", false]);
+        if (pending.transactions.length === 2) break;
+        if (i > 200) throw new Error("the two transactions never reached the mempool");
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      await node.rpc("evm_mine");
+      await node.rpc("evm_setAutomine", [true]);
+      outcomes = await Promise.allSettled(writes);
+    } finally {
+      await node.rpc("evm_setAutomine", [true]);
+    }
+    expect(outcomes.map((o) => (o.status === "fulfilled" ? o.value.status : String(o.reason))).sort()).toEqual([
+      "already-recorded",
+      "confirmed",
+    ]);
+    expect(await recordedEvents(request.resultId)).toBe(1);
+  });
+
   test("a stuck transaction is replaced with bumped fees; exactly one of them is mined", async () => {
     const signer = await newSigner();
     const w = writer(signer, chainConfig({ fees: { ...chainConfig().fees, replaceAfterMs: 200 } }));
