@@ -100,8 +100,22 @@ export const ERR_COSIGN_EVIDENCE_MISMATCH = defineErrorCode({
   code: "ERR_COSIGN_EVIDENCE_MISMATCH",
   module,
   meaning:
-    "Dissent: the evidence is invalid, its commitment is not the result's inputHash, its context names another result, or the result's timestamp is not the evidence's `now`.",
+    "Dissent: the evidence is invalid, its commitment is not the result's inputHash, its context names another result, the result's timestamp is not the evidence's `now`, or its event is not a normalised event of the context's requestId and time.",
   retry: "no",
+});
+export const ERR_COSIGN_EVENT_NOT_ON_CHAIN = defineErrorCode({
+  code: "ERR_COSIGN_EVENT_NOT_ON_CHAIN",
+  module,
+  meaning:
+    "Dissent: the evidence's chain event is false: its log, oracle request or refund observation is not on the chain as the evidence says, or the input is not what the trigger makes of it (the leader lied, or acted on a block that was reorganised away).",
+  retry: "no",
+});
+export const ERR_COSIGN_EVENT_UNVERIFIABLE = defineErrorCode({
+  code: "ERR_COSIGN_EVENT_UNVERIFIABLE",
+  module,
+  meaning:
+    "Dissent for now: this member cannot check the evidence's event on its chain (no client of that chain, an RPC failure or timeout, its node behind the event's block, or a source it cannot check).",
+  retry: "yes",
 });
 export const ERR_COSIGN_REEXECUTION_FAILED = defineErrorCode({
   code: "ERR_COSIGN_REEXECUTION_FAILED",
@@ -228,6 +242,8 @@ export const DISSENT_CODES = [
   ERR_COSIGN_CODE_NOT_APPROVED,
   ERR_COSIGN_PACKAGE_NOT_FOUND,
   ERR_COSIGN_EVIDENCE_MISMATCH,
+  ERR_COSIGN_EVENT_NOT_ON_CHAIN,
+  ERR_COSIGN_EVENT_UNVERIFIABLE,
   ERR_COSIGN_REEXECUTION_FAILED,
   ERR_COSIGN_INPUT_DIFFERS,
   ERR_COSIGN_OUTPUT_DIFFERS,

@@ -1,9 +1,10 @@
 /**
  * The follower's side of co-signing (docs/consortium.md, "What a follower checks"): {@link evaluateProposal} turns a
  * leader's {@link CosignProposal} into this member's {@link CosignAnswer}. It signs only a result it reproduced
- * itself, from its own package store, in its own sandbox, against the approvals of the chains' registries, with its
- * own result-signing key; any other outcome is a `dissent` with a stable `ERR_COSIGN_*` code (runtime/consortium/
- * errors.ts) and, once its re-execution completed, its own hashes.
+ * itself, from its own package store, in its own sandbox, against the approvals of the chains' registries, of an
+ * event it found on the event's chain itself (chain-log, oracle and refund events: runtime/consortium/eventCheck.ts),
+ * with its own result-signing key; any other outcome is a `dissent` with a stable `ERR_COSIGN_*` code
+ * (runtime/consortium/errors.ts) and, once its re-execution completed, its own hashes.
  *
  * The evidence and the re-run's plaintext exist only in this call's memory: nothing of them is stored (no Redis),
  * logged, or put into an answer or error (answers carry hashes and rule names only).
@@ -17,6 +18,7 @@ import { computeResultId, cryptletResultDigest, type CryptletResult, type Hex32 
 import { checkRunEvidence, evidenceInputHash } from "../attestation/evidence.ts";
 import { sealedOutputBytes } from "../attestation/hashing.ts";
 import { recoverDigestSigner, signCryptletResult, type ResultSigner } from "../attestation/signing.ts";
+import type { ChainConfig } from "../chains/config.ts";
 import { readRegistryTrust, type RegistryTrust } from "../chains/registryTrust.ts";
 import type { BuiltPackage } from "../packages/builtPackage.ts";
 import { reexecuteRun, type RerunOutcome } from "../reexecution/reexecute.ts";
@@ -27,6 +29,8 @@ import {
   CosignDissentError,
   ERR_COSIGN_CODE_NOT_APPROVED,
   ERR_COSIGN_CONSORTIUM_MISMATCH,
+  ERR_COSIGN_EVENT_NOT_ON_CHAIN,
+  ERR_COSIGN_EVENT_UNVERIFIABLE,
   ERR_COSIGN_EVIDENCE_MISMATCH,
   ERR_COSIGN_INPUT_DIFFERS,
   ERR_COSIGN_LEADER_MISMATCH,
@@ -41,6 +45,7 @@ import {
   ERR_COSIGN_SEALED_MISMATCH,
   ERR_COSIGN_SIGNING_FAILED,
 } from "./errors.ts";
+import { checkEventOnChain, eventCheckOptionsOf, type ChainClients } from "./eventCheck.ts";
 import type { ConsortiumSettings, CosignAnswer, CosignProposal } from "./protocol.ts";
 
 /** A chain's `CryptletRegistry`, read by the follower at the latest block. */
@@ -69,6 +74,21 @@ export interface FollowerDeps {
   registries: readonly RegistrySource[];
   /** Deadline of reading one registry, ms. Default 10000. */
   registryTimeoutMs?: number;
+  /**
+   * The chains this member reads events from, by EIP-155 chain id (a `ChainRpc`, an ethers `JsonRpcProvider`, or
+   * any `{send(method, params)}` client): a chain-log, oracle or refund event is checked on its chain before the
+   * re-run (runtime/consortium/eventCheck.ts). Absent, or without the event's chain: such an event cannot be
+   * checked and the member dissents (`ERR_COSIGN_EVENT_UNVERIFIABLE`); HTTP and schedule events need none.
+   */
+  chains?: ChainClients;
+  /** Deadline of each JSON-RPC call of the event check, ms. Default 10000. */
+  chainTimeoutMs?: number;
+  /**
+   * This member's chain configurations (name, chain id, contracts): the contracts a package's triggers listen to,
+   * and each chain's oracle, as this member knows them. A chain-log or oracle event of a contract they do not name
+   * for the package cannot be checked (`ERR_COSIGN_EVENT_UNVERIFIABLE`). Absent: none.
+   */
+  chainConfigs?: readonly Pick<ChainConfig, "name" | "chainId" | "contracts">[];
 }
 
 const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
@@ -214,6 +234,35 @@ function checkEvidence(proposal: CosignProposal): void {
   if (result.timestamp !== String(evidence.context.now)) {
     fail(`the result's timestamp ${result.timestamp} is not the event's time (context.now ${evidence.context.now})`);
   }
+  // The event as the pipeline normalises it: the context's requestId and time are the event's own.
+  const e = evidence.event as Record<string, unknown> | null;
+  const source = (typeof e === "object" && e !== null ? e.source : undefined) as Record<string, unknown> | undefined;
+  if (
+    typeof e?.eventId !== "string" ||
+    typeof source !== "object" ||
+    source === null ||
+    typeof source.type !== "string"
+  ) {
+    fail("the evidence's event is not a normalised event {eventId, requestId, source, time}");
+  }
+  if (typeof e?.requestId !== "string" || !eq(e.requestId, evidence.context.requestId)) {
+    fail("the evidence's event.requestId is not its context.requestId");
+  }
+  if (e?.time !== evidence.context.now) fail("the evidence's event.time is not its context.now");
+}
+
+/** The evidence's event happened on its chain as the evidence says (runtime/consortium/eventCheck.ts). */
+async function checkEvent(proposal: CosignProposal, pkg: BuiltPackage, deps: FollowerDeps): Promise<void> {
+  const check = await checkEventOnChain(proposal.evidence.event, proposal.evidence.input, deps.chains, {
+    ...eventCheckOptionsOf(pkg.manifest, deps.chainConfigs ?? []),
+    timeoutMs: deps.chainTimeoutMs ?? 10_000,
+    cryptletId: proposal.result.cryptletId,
+  });
+  if (check.ok) return;
+  throw new CosignDissentError(
+    check.code === ERR_COSIGN_EVENT_NOT_ON_CHAIN.code ? ERR_COSIGN_EVENT_NOT_ON_CHAIN : ERR_COSIGN_EVENT_UNVERIFIABLE,
+    check.reason,
+  );
 }
 
 async function checkSealed(proposal: CosignProposal, pkg: BuiltPackage, rerun: RerunOutcome): Promise<void> {
@@ -249,7 +298,10 @@ async function checkSealed(proposal: CosignProposal, pkg: BuiltPackage, rerun: R
  * authenticated sender; the consortium id; the leader's signature recovers to its registered signer; the code hash
  * is approved (and the signers and threshold are the settings') in every configured chain's registry at the latest
  * block; the package is in this member's store by `codeHash`; the evidence commits to `inputHash`, names this
- * result, and `timestamp` is its `context.now`; the re-run in this member's sandbox reproduces `inputHash` and the
+ * result, and `timestamp` is its `context.now`, which is its event's time; the event happened on its chain as the
+ * evidence says, and the input is what the trigger makes of it (`checkEventOnChain`, runtime/consortium/
+ * eventCheck.ts: chain-log, oracle and refund events; an HTTP or schedule event is the leader's account, taken as
+ * it is); the re-run in this member's sandbox reproduces `inputHash` and the
  * output (public: the ABI payload and `outputHash`; sealed: the JWE decrypts under the disclosed key to the re-run's
  * output, `outputHash` is its keccak256, its recipients are the manifest's parties). Only then it signs with
  * `deps.signer`.
@@ -306,6 +358,7 @@ export async function evaluateProposal(proposal: unknown, deps: FollowerDeps, se
       throw new CosignDissentError(ERR_COSIGN_PROPOSAL_INVALID, "a content key for a public result");
     }
     checkEvidence(proposal);
+    await checkEvent(proposal, pkg, deps);
     let rerun: RerunOutcome;
     try {
       rerun = await reexecuteRun(pkg, proposal.evidence, deps.sandbox);

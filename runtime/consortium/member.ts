@@ -2,7 +2,7 @@
  * Assembling one member's consortium side from its pipeline context (docs/consortium.md, "Configuration"): the API's
  * {@link ConsortiumApi} (who may send proposals, and how they are evaluated) and the leader's gathering options.
  * Everything comes from this member's own resources: its package store, sandbox pool, result-signing key, Redis
- * (for the `jti` replay cache) and its chains' registries.
+ * (for the `jti` replay cache), its chains' registries and its chains' JSON-RPC clients (to check chain events).
  *
  * @module
  */
@@ -11,6 +11,7 @@ import type { ResultSigner } from "../attestation/signing.ts";
 import type { KeyProvider } from "../keys/KeyProvider.ts";
 import type { PipelineContext } from "../queue/context.ts";
 import { ConsortiumConfigError } from "./errors.ts";
+import type { ChainClients, JsonRpcClient } from "./eventCheck.ts";
 import type { FollowerDeps, RegistrySource } from "./follower.ts";
 import type { GatherOptions } from "./leader.ts";
 import { PeerAuthenticator, RedisReplayCache, type ReplayCache } from "./peerAuth.ts";
@@ -27,12 +28,24 @@ export function registrySourcesOf(ctx: Pick<PipelineContext, "chains">): Registr
 }
 
 /**
+ * The chains of a pipeline context by EIP-155 chain id, each read through its JSON-RPC client (`ChainRpc`: failover,
+ * retries, circuit breaker): where a follower checks a chain event (runtime/consortium/eventCheck.ts).
+ */
+export function eventChainsOf(ctx: Pick<PipelineContext, "chains">): ChainClients {
+  const chains = new Map<number, JsonRpcClient>();
+  for (const chain of ctx.chains.values()) chains.set(chain.config.chainId, chain.writer.rpc);
+  return chains;
+}
+
+/**
  * The API side of a member: a {@link PeerAuthenticator} (replay cache in the member's Redis under its prefix) and
  * the follower's dependencies.
  * @param ctx - this member's pipeline context (`resultSigners[0]` is its result-signing key).
  * @param settings - its consortium settings.
  * @param options.replay - another replay cache (default Redis); `options.signer` another result-signing key;
- *   `options.registries` other registries than the context's chains'; `options.registryTimeoutMs` their deadline.
+ *   `options.registries` other registries than the context's chains'; `options.registryTimeoutMs` their deadline;
+ *   `options.chains` other chains to check events on than the context's (by chain id); `options.chainTimeoutMs` the
+ *   deadline of each of those reads. The contracts a package listens to are the context's chain configurations'.
  * @throws {@link ConsortiumConfigError} when the context has no result-signing key or `self` is not a member.
  */
 export function consortiumApiOf(
@@ -43,6 +56,8 @@ export function consortiumApiOf(
     signer?: ResultSigner;
     registries?: RegistrySource[];
     registryTimeoutMs?: number;
+    chains?: ChainClients;
+    chainTimeoutMs?: number;
   } = {},
 ): ConsortiumApi {
   const signer = options.signer ?? ctx.resultSigners[0];
@@ -55,6 +70,9 @@ export function consortiumApiOf(
     signer,
     registries: options.registries ?? registrySourcesOf(ctx),
     ...(options.registryTimeoutMs === undefined ? {} : { registryTimeoutMs: options.registryTimeoutMs }),
+    chains: options.chains ?? eventChainsOf(ctx),
+    chainConfigs: [...ctx.chains.values()].map((c) => c.config),
+    ...(options.chainTimeoutMs === undefined ? {} : { chainTimeoutMs: options.chainTimeoutMs }),
   };
   const authenticator = new PeerAuthenticator({
     self: settings.self,

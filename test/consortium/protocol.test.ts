@@ -128,7 +128,8 @@ async function leaderRun(
   const requestId = keccak256(new TextEncoder().encode(request)) as Hex32;
   const context = { requestId, resultId: computeResultId(pkg.cryptletId, requestId), now };
   const input = { base };
-  const event = { kind: "http", body: { pair: "ETH/USD" } };
+  // The normalised event of an HTTP call (eventId = httpEventId(Idempotency-Key)): nothing on a chain to check.
+  const event = { eventId: requestId, requestId, source: { type: "http", idempotencyKey: request }, time: now };
   const run = await leader.api.ctx.sandbox.run(
     { codeHash: pkg.codeHash, bundle: pkg.bundle, engine, options: load },
     input,
@@ -359,7 +360,11 @@ describe("co-signing among three members, each with its own Key Vault", () => {
     const [acme, globex] = members as [Member, Member, Member];
     // The leader ran at 1704412800 but proposes the evidence (and timestamp) of 1704412900, with its output.
     const honest = await publicProposal(acme, pkgs.public, 1_704_412_800);
-    const evidence: RunEvidence = { ...honest.evidence, context: { ...honest.evidence.context, now: 1_704_412_900 } };
+    const evidence: RunEvidence = {
+      ...honest.evidence,
+      event: { ...(honest.evidence.event as Record<string, JsonValue>), time: 1_704_412_900 },
+      context: { ...honest.evidence.context, now: 1_704_412_900 },
+    };
     const lying = {
       ...honest,
       evidence,

@@ -26,6 +26,7 @@ import { apiDepsOf } from "../../runtime/api/deps.ts";
 import { LocalIssuer } from "../../runtime/api/localIssuer.ts";
 import { startApiServer } from "../../runtime/api/server.ts";
 import { gatheringCosigner, type Cosigner } from "../../runtime/consortium/cosigner.ts";
+import { eventChainsOf } from "../../runtime/consortium/member.ts";
 import { MemoryReplayCache, PeerAuthenticator } from "../../runtime/consortium/peerAuth.ts";
 import type { ConsortiumMember, ConsortiumSettings } from "../../runtime/consortium/protocol.ts";
 import { AzureKeyVaultProvider } from "../../runtime/keys/AzureKeyVaultProvider.ts";
@@ -419,6 +420,9 @@ export function protocolWiring(): MemberWiring {
                 runner: c.node.provider,
                 registry: c.contracts.registry,
               })),
+              // Chain events are checked on the member's own chain clients, as in production (consortiumApiOf).
+              chains: eventChainsOf(member.ctx),
+              chainConfigs: [...member.ctx.chains.values()].map((c) => c.config),
             },
           },
           dashboard: false,
