@@ -37,6 +37,7 @@ import { loadLuaScript, runLuaScript } from "../queue/luaScript.ts";
 import type { Pipeline } from "../queue/pipeline.ts";
 import type { CryptletEvent } from "../queue/topology.ts";
 import { TriggerChainInconsistentError } from "../triggers/errors.ts";
+import { WakeablePause } from "../triggers/pause.ts";
 import { CrosschainRouteUnknownError } from "./errors.ts";
 import { CROSSCHAIN_VIEWS, LOCK_STATUS, lockIdOf, refundEventIdOf } from "./events.ts";
 import type { LockInput, RefundInput } from "./routes.ts";
@@ -166,7 +167,7 @@ export class DeadlineWatcher {
   readonly #resume = new Map<string, number>();
   #loop: Promise<void> | undefined;
   #stopping = false;
-  #wake: (() => void) | undefined;
+  readonly #pause = new WakeablePause();
 
   /**
    * @throws RangeError when `pollIntervalMs` is negative or `maxLocksPerPass` is not a positive integer.
@@ -215,17 +216,7 @@ export class DeadlineWatcher {
           this.#logger?.error({ err: redactSecrets(String(error)) }, "deadline watcher pass failed");
         }
         if (this.#stopping) break;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            this.#wake = undefined;
-            resolve();
-          }, this.#pollIntervalMs);
-          this.#wake = () => {
-            clearTimeout(timer);
-            this.#wake = undefined;
-            resolve();
-          };
-        });
+        await this.#pause.wait(this.#pollIntervalMs);
       }
     })();
   }
@@ -233,7 +224,7 @@ export class DeadlineWatcher {
   /** Graceful stop: the pass in progress finishes (its refund events submitted, its cursors written); no new pass. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#wake?.();
+    this.#pause.wake();
     await this.#loop;
     this.#loop = undefined;
   }

@@ -26,6 +26,7 @@ import {
   TriggerSubscriptionUnknownError,
 } from "./errors.ts";
 import { oracleEventOf } from "./oracleRequest.ts";
+import { WakeablePause } from "./pause.ts";
 import {
   compileSubscription,
   type CompiledSubscription,
@@ -124,7 +125,7 @@ export class ChainLogListener {
   #held = new Set<string>();
   #loop: Promise<void> | undefined;
   #stopping = false;
-  #wake: (() => void) | undefined;
+  readonly #pause = new WakeablePause();
 
   constructor(options: ChainLogListenerOptions) {
     this.#pipeline = options.pipeline;
@@ -201,7 +202,7 @@ export class ChainLogListener {
       });
       heads.onHead(() => {
         this.#headSeen = true;
-        this.#wake?.();
+        this.#pause.wake();
       });
       heads.start();
       this.#heads.set(name, heads);
@@ -216,17 +217,7 @@ export class ChainLogListener {
         }
         if (this.#stopping) break;
         if (this.#headSeen) continue; // a block arrived during the pass: scan it now
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            this.#wake = undefined;
-            resolve();
-          }, this.#pollIntervalMs);
-          this.#wake = () => {
-            clearTimeout(timer);
-            this.#wake = undefined;
-            resolve();
-          };
-        });
+        await this.#pause.wait(this.#pollIntervalMs);
       }
     })();
   }
@@ -239,7 +230,7 @@ export class ChainLogListener {
     this.#stopping = true;
     for (const heads of this.#heads.values()) heads.stop();
     this.#heads.clear();
-    this.#wake?.();
+    this.#pause.wake();
     await this.#loop;
     this.#loop = undefined;
     for (const id of this.#held) await this.store.unlock(id, this.#token).catch(() => undefined);

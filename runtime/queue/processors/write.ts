@@ -164,6 +164,18 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
         ...(attested.resigned ? { attempt: attested.resigned } : {}),
       },
     );
+    /** An obsolete write: recorded as `superseded` (with what superseded it), not failed. */
+    const supersede = async (reason: string): Promise<ChainOutcome> => {
+      const superseded: ChainOutcome = {
+        chain: data.chain,
+        mode: data.mode,
+        status: "superseded",
+        reason,
+        updatedAt: Date.now(),
+      };
+      await ctx.results.putOutcome(data.resultId, superseded);
+      return superseded;
+    };
     let receipt;
     try {
       receipt = await chain.writer.write(request);
@@ -175,15 +187,7 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
         isCryptletError(error, "ERR_CHAIN_REVERTED") &&
         error.details?.error === "CryptletFeedStaleObservation"
       ) {
-        const superseded: ChainOutcome = {
-          chain: data.chain,
-          mode: "feed",
-          status: "superseded",
-          reason: "a newer observation",
-          updatedAt: Date.now(),
-        };
-        await ctx.results.putOutcome(data.resultId, superseded);
-        return superseded;
+        return supersede("a newer observation");
       }
       // A mint is possible only until its lock's deadline (destination-chain time); after it, the deadline
       // watcher attests a refund on the source chain instead (docs/crosschain.md, invariant 2). Decided from the
@@ -194,15 +198,7 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
         (error.details?.error === "CryptletWrappedDeadlinePassed" ||
           (await mintExpired(chain.writer.rpc, request.to, attested.payload)))
       ) {
-        const superseded: ChainOutcome = {
-          chain: data.chain,
-          mode: "mint",
-          status: "superseded",
-          reason: "the lock's deadline (the lock is refunded instead)",
-          updatedAt: Date.now(),
-        };
-        await ctx.results.putOutcome(data.resultId, superseded);
-        return superseded;
+        return supersede("the lock's deadline (the lock is refunded instead)");
       }
       // A refund attested from the destination's clock, refused by a source chain whose clock is behind: retried.
       const early = data.mode === "refund" ? refundTooEarly(error) : undefined;
