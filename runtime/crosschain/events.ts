@@ -38,9 +38,6 @@ export const CROSSCHAIN_VIEWS = new Interface([
 /** `CryptletLockbox.LockStatus`: `None` (no such lock), `Locked` (minted or not), `Refunded` (final). */
 export const LOCK_STATUS = { None: 0, Locked: 1, Refunded: 2 } as const;
 
-/** Output kinds (`CrossChainOutputs.KIND_*`): the first word of every cross-chain payload. */
-export const KIND = { MINT: 1, RELEASE: 2, REFUND: 3 } as const;
-
 const abi = AbiCoder.defaultAbiCoder();
 
 /**

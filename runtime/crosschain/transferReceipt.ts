@@ -20,6 +20,7 @@ import { chainLogEventId, cryptletIdOf } from "../attestation/ids.ts";
 import type { ChainConfig } from "../chains/config.ts";
 import type { ChainRpc } from "../chains/rpc.ts";
 import type { CompositeReceipt, ResultStore } from "../queue/results.ts";
+import type { RpcLog } from "../triggers/decodeLog.ts";
 import { CrosschainEventInvalidError, CrosschainRouteUnknownError } from "./errors.ts";
 import { BURNED_EVENT, CROSSCHAIN_VIEWS, LOCKED_EVENT, LOCK_STATUS, refundEventIdOf } from "./events.ts";
 
@@ -116,21 +117,9 @@ const TOPIC = {
 } as const;
 type EventName = keyof typeof TOPIC;
 
-/** A log as `eth_getLogs` returns it. */
-interface RawLog {
-  address: string;
-  topics: string[];
-  data: string;
-  blockNumber: string;
-  blockHash: string;
-  transactionHash: string;
-  logIndex: string;
-  removed?: boolean;
-}
-
 /** A log with its decoded arguments. */
 interface FoundLog {
-  raw: RawLog;
+  raw: RpcLog;
   args: Result;
 }
 
@@ -148,7 +137,7 @@ async function logsOf(
   event: EventName,
   subject: string,
 ): Promise<FoundLog[]> {
-  const logs = await chain.rpc.send<RawLog[]>("eth_getLogs", [
+  const logs = await chain.rpc.send<RpcLog[]>("eth_getLogs", [
     { address, topics: [TOPIC[event], subject], fromBlock: "0x0", toBlock: "latest" },
   ]);
   return logs

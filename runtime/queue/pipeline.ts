@@ -374,13 +374,18 @@ export class Pipeline {
     const requestId = event.requestId ?? event.eventId;
     const resultId = computeResultId(pkg.cryptletId, requestId);
     const runId = resultId;
-    const chainConfigs = [...this.ctx.chains.values()].map((c) => c.config);
     const targets: RunRecord["targets"] = pkg.manifest.targets
       .filter((t) => t.mode !== "oracle")
       .map((t) =>
         // A cross-chain result goes where its event says: the destination's wrapped token for a lock, the source's
         // lockbox for a burn or a refund (runtime/crosschain/routes.ts).
-        t.mode === "crosschain" ? crosschainTargetOf(event, pkg.manifest.name, chainConfigs) : { ...t },
+        t.mode === "crosschain"
+          ? crosschainTargetOf(
+              event,
+              pkg.manifest.name,
+              [...this.ctx.chains.values()].map((c) => c.config),
+            )
+          : { ...t },
       );
     if (event.source.type === "oracle") {
       targets.unshift({ chain: event.source.chain, mode: "oracle", address: event.source.oracle });

@@ -42,7 +42,8 @@ import { buildRunEvidence, evidenceInputHash, type RunEvidence } from "../../run
 import { encodeManifestOutput } from "../../runtime/attestation/hashing.ts";
 import { chainLogEventId } from "../../runtime/attestation/ids.ts";
 import { signCryptletResult } from "../../runtime/attestation/signing.ts";
-import { parseChainsConfig, type ChainConfig } from "../../runtime/chains/config.ts";
+import type { ChainConfig } from "../../runtime/chains/config.ts";
+import { crosschainChainConfig } from "../support/crosschain.ts";
 import { deployCryptletContracts, interfaceOf } from "../../runtime/chains/contracts.ts";
 import { ChainRpc } from "../../runtime/chains/rpc.ts";
 import type { ChainWriter } from "../../runtime/chains/writer.ts";
@@ -143,31 +144,14 @@ const mineAt = async (node: HardhatNode, t: number) => {
   await node.rpc("evm_mine");
 };
 
-function chainConfig(
-  name: string,
-  chainId: number,
-  rpcUrl: string,
-  crosschain: Record<string, { lockbox?: string; wrappedTokens?: string[] }> = {},
-): ChainConfig {
-  return parseChainsConfig({
-    chains: [
-      {
-        name,
-        chainId,
-        rpcUrl,
-        signer: { type: "local", jwkPath: "/nonexistent/unused.jwk" },
-        contracts: { crosschain },
-      },
-    ],
-  }).chains[0]!;
-}
-
 /** A pipeline stand-in over both chains (with `route`'s contracts configured for the package) recording submissions. */
 function standIn(forRoute: DeployedRoute): { pipeline: Pipeline; submitted: CryptletEvent[]; configs: ChainConfig[] } {
   const name = pkg.manifest.name;
   const configs = [
-    chainConfig("source", SOURCE_ID, source.url, { [name]: { lockbox: forRoute.lockbox } }),
-    chainConfig("destination", DESTINATION_ID, destination.url, { [name]: { wrappedTokens: [forRoute.wrappedToken] } }),
+    crosschainChainConfig("source", SOURCE_ID, source.url, { [name]: { lockbox: forRoute.lockbox } }),
+    crosschainChainConfig("destination", DESTINATION_ID, destination.url, {
+      [name]: { wrappedTokens: [forRoute.wrappedToken] },
+    }),
   ];
   const pipelineChains = new Map<string, PipelineChain>([
     ["source", { config: configs[0]!, writer: { rpc: sourceRpc } as unknown as ChainWriter }],
@@ -284,8 +268,10 @@ beforeAll(async () => {
   const [onSource, onDestination] = [await deploy(source), await deploy(destination)];
   registries = { source: onSource.registry, destination: onDestination.registry };
   oracle = onSource.oracle;
-  sourceRpc = new ChainRpc(chainConfig("source", SOURCE_ID, source.url), { breaker: false });
-  destinationRpc = new ChainRpc(chainConfig("destination", DESTINATION_ID, destination.url), { breaker: false });
+  sourceRpc = new ChainRpc(crosschainChainConfig("source", SOURCE_ID, source.url), { breaker: false });
+  destinationRpc = new ChainRpc(crosschainChainConfig("destination", DESTINATION_ID, destination.url), {
+    breaker: false,
+  });
   chains = new Map<number, JsonRpcClient>([
     [SOURCE_ID, sourceRpc],
     [DESTINATION_ID, destinationRpc],
@@ -434,7 +420,7 @@ describe("a Locked log (chain-log source)", () => {
       reason: expect.stringContaining(`no JSON-RPC client of chain ${SOURCE_ID}`),
     });
 
-    const down = new ChainRpc(chainConfig("down", SOURCE_ID, `http://127.0.0.1:${await closedPort()}`), {
+    const down = new ChainRpc(crosschainChainConfig("down", SOURCE_ID, `http://127.0.0.1:${await closedPort()}`), {
       breaker: false,
       requestTimeoutMs: 1000,
     });
@@ -449,7 +435,7 @@ describe("a Locked log (chain-log source)", () => {
     }
 
     const silent = await startSilentServer();
-    const hanging = new ChainRpc(chainConfig("silent", SOURCE_ID, `http://127.0.0.1:${silent.port}`), {
+    const hanging = new ChainRpc(crosschainChainConfig("silent", SOURCE_ID, `http://127.0.0.1:${silent.port}`), {
       breaker: false,
       requestTimeoutMs: 60_000,
     });
@@ -802,7 +788,7 @@ describe("a refund observation (chain-state source, RefundInput)", () => {
       code: UNVERIFIABLE,
       reason: expect.stringContaining(`no JSON-RPC client of chain ${SOURCE_ID}`),
     });
-    const down = new ChainRpc(chainConfig("down", DESTINATION_ID, `http://127.0.0.1:${await closedPort()}`), {
+    const down = new ChainRpc(crosschainChainConfig("down", DESTINATION_ID, `http://127.0.0.1:${await closedPort()}`), {
       breaker: false,
       requestTimeoutMs: 1000,
     });

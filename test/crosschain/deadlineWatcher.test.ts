@@ -10,7 +10,7 @@ import { Contract, MaxUint256, Wallet, id, type ContractTransactionResponse } fr
 
 import type { Hex32 } from "../../runtime/attestation/eip712.ts";
 import { computeResultId } from "../../runtime/attestation/eip712.ts";
-import { parseChainsConfig, type ChainConfig } from "../../runtime/chains/config.ts";
+import type { ChainConfig } from "../../runtime/chains/config.ts";
 import { deployCryptletContracts, interfaceOf } from "../../runtime/chains/contracts.ts";
 import { ChainRpc } from "../../runtime/chains/rpc.ts";
 import type { ChainWriter } from "../../runtime/chains/writer.ts";
@@ -24,7 +24,15 @@ import type { Pipeline, SubmittedRun } from "../../runtime/queue/pipeline.ts";
 import { openRedis, scanKeys, type RedisClient } from "../../runtime/queue/redisClient.ts";
 import type { CryptletEvent } from "../../runtime/queue/topology.ts";
 import { CONSORTIUM_ID, makeResult, signResult, testWallets } from "../support/contracts.ts";
-import { BRIDGE, BRIDGE_CODE, KIND_MINT, KIND_REFUND, mintPayload, refundPayload } from "../support/crosschain.ts";
+import {
+  BRIDGE,
+  BRIDGE_CODE,
+  KIND_MINT,
+  KIND_REFUND,
+  mintPayload,
+  refundPayload,
+  crosschainChainConfig,
+} from "../support/crosschain.ts";
 import { startHardhatNode, type HardhatNode } from "../support/hardhatNode.ts";
 import { REDIS_URL } from "../support/pipelineStack.ts";
 import { startSilentServer, startTcpProxy, type TcpProxy } from "../support/tcpProxy.ts";
@@ -72,11 +80,14 @@ describe("cross-chain deadline watcher (two hardhat nodes, real Redis)", () => {
       return registry;
     };
     registries = { source: await deployRegistry(source), destination: await deployRegistry(destination) };
-    sourceRpc = new ChainRpc(chainConfig("source", SOURCE_ID, source.url));
-    destinationRpc = new ChainRpc(chainConfig("destination", DESTINATION_ID, `http://127.0.0.1:${proxy.port}`), {
-      requestTimeoutMs: 2000,
-      breaker: { threshold: 5, halfOpenMs: 100 },
-    });
+    sourceRpc = new ChainRpc(crosschainChainConfig("source", SOURCE_ID, source.url));
+    destinationRpc = new ChainRpc(
+      crosschainChainConfig("destination", DESTINATION_ID, `http://127.0.0.1:${proxy.port}`),
+      {
+        requestTimeoutMs: 2000,
+        breaker: { threshold: 5, halfOpenMs: 100 },
+      },
+    );
   }, 180_000);
 
   afterAll(async () => {
@@ -95,25 +106,6 @@ describe("cross-chain deadline watcher (two hardhat nodes, real Redis)", () => {
   async function send(contract: Contract, method: string, ...args: unknown[]) {
     const tx = (await contract.getFunction(method)(...args)) as ContractTransactionResponse;
     return (await tx.wait())!;
-  }
-
-  function chainConfig(
-    name: string,
-    chainId: number,
-    rpcUrl: string,
-    crosschain: Record<string, { lockbox?: string; wrappedTokens?: string[] }> = {},
-  ): ChainConfig {
-    return parseChainsConfig({
-      chains: [
-        {
-          name,
-          chainId,
-          rpcUrl,
-          signer: { type: "local", jwkPath: "/nonexistent/unused.jwk" },
-          contracts: { crosschain },
-        },
-      ],
-    }).chains[0]!;
   }
 
   const latest = async (node: HardhatNode) => (await node.provider.getBlock("latest"))!;
@@ -227,11 +219,11 @@ describe("cross-chain deadline watcher (two hardhat nodes, real Redis)", () => {
       writer: { rpc } as unknown as ChainWriter,
     });
     const chains = new Map<string, PipelineChain>([
-      ["source", chain(chainConfig("source", SOURCE_ID, source.url, routes.source), sourceRpc)],
+      ["source", chain(crosschainChainConfig("source", SOURCE_ID, source.url, routes.source), sourceRpc)],
       [
         "destination",
         chain(
-          chainConfig("destination", DESTINATION_ID, `http://127.0.0.1:${proxy.port}`, routes.destination),
+          crosschainChainConfig("destination", DESTINATION_ID, `http://127.0.0.1:${proxy.port}`, routes.destination),
           options.destinationRpc ?? destinationRpc,
         ),
       ],
@@ -650,7 +642,7 @@ describe("cross-chain deadline watcher (two hardhat nodes, real Redis)", () => {
     await mine(source, CONFIRMATIONS);
     await passDeadline(deadline);
     const silent = await startSilentServer();
-    const hung = new ChainRpc(chainConfig("destination", DESTINATION_ID, `http://127.0.0.1:${silent.port}`), {
+    const hung = new ChainRpc(crosschainChainConfig("destination", DESTINATION_ID, `http://127.0.0.1:${silent.port}`), {
       requestTimeoutMs: 200,
       breaker: false,
     });

@@ -7,6 +7,7 @@
 import { AbiCoder, MaxUint256, id, keccak256, type Signer, type TransactionReceipt, type Wallet } from "ethers";
 
 import type { CryptletResult, Hex32 } from "../../runtime/attestation/eip712.ts";
+import { parseChainsConfig, type ChainConfig } from "../../runtime/chains/config.ts";
 import {
   cryptletIdOf,
   deploy,
@@ -198,4 +199,27 @@ export async function deployBridge(holders: number, amount: bigint): Promise<Bri
   }
   const route = { sourceChainId: chainId, lockbox: lockboxAddress, destinationChainId: chainId, token: wrappedAddress };
   return { s, token, lockbox, wrapped, chainId, route };
+}
+
+/**
+ * A chain of the runtime's configuration (parsed by the real parser) with only what the cross-chain tests read:
+ * name, chain id, one RPC URL and the `contracts.crosschain` entries; its signer is never used.
+ */
+export function crosschainChainConfig(
+  name: string,
+  chainId: number,
+  rpcUrl: string,
+  crosschain: Record<string, { lockbox?: string; wrappedTokens?: string[] }> = {},
+): ChainConfig {
+  return parseChainsConfig({
+    chains: [
+      {
+        name,
+        chainId,
+        rpcUrl,
+        signer: { type: "local", jwkPath: "/nonexistent/unused.jwk" },
+        contracts: { crosschain },
+      },
+    ],
+  }).chains[0]!;
 }
