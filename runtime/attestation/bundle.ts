@@ -45,6 +45,14 @@ export interface BundleBatch {
   signatures: ResultSignature[];
 }
 
+/** A result's place in a batch attestation token (runtime/attestation/token.ts `AttestationLeafProof`). */
+export interface BundleAttestationProof {
+  /** keccak256 of the JCS of this bundle's `evidence` member, the leaf's last value. */
+  evidenceHash: Hex32;
+  /** Sibling hashes from the leaf to the token's `batch.root` (OpenZeppelin StandardMerkleTree proof). */
+  proof: Hex32[];
+}
+
 /** How the result was written to one chain. */
 export interface BundleAnchor {
   /** EIP-155 chain id, decimal string. */
@@ -88,8 +96,13 @@ export interface ProofBundle {
   /** Signatures over the `CryptletResult` struct (may be empty when the result is batched). */
   signatures: ResultSignature[];
   batch?: BundleBatch;
-  /** The attestation token (compact JWS). */
+  /** The attestation token (compact JWS): a per-result token, or a batch token with `attestationProof`. */
   attestation: string;
+  /**
+   * Present exactly when `attestation` is a batch token (docs/proof-bundle.md, "Batch attestation token"): the
+   * `evidenceHash` of this result's leaf and the leaf's Merkle proof to the token's `batch.root`.
+   */
+  attestationProof?: BundleAttestationProof;
   payload: BundlePayload;
   /**
    * The run's evidence (format 2, runtime/attestation/evidence.ts): public, or sealed for the parties when the
@@ -126,6 +139,8 @@ export interface BuildProofBundleInput {
   signatures?: ResultSignature[];
   batch?: { root: Hex32; count: number; timestamp: bigint; proof: Hex32[]; signatures: ResultSignature[] };
   attestation: string;
+  /** With a batch token: the result's leaf `evidenceHash` and Merkle proof. */
+  attestationProof?: BundleAttestationProof;
   payload: { public: { abiType: string; data: BytesLike } } | { sealed: { jwe: GeneralJWE } };
   evidence?: BundleEvidence;
   anchors?: BundleAnchor[];
@@ -168,6 +183,11 @@ export function buildProofBundle(input: BuildProofBundleInput): ProofBundle {
           },
         }),
     attestation: input.attestation,
+    ...(input.attestationProof === undefined
+      ? {}
+      : {
+          attestationProof: { evidenceHash: input.attestationProof.evidenceHash, proof: input.attestationProof.proof },
+        }),
     payload:
       "public" in input.payload
         ? {

@@ -54,10 +54,25 @@ function hashPair(a: Uint8Array, b: Uint8Array, scratch: Uint8Array): Uint8Array
  * @throws RangeError when `results` is empty; TypeError as `hashCryptletResult` for a malformed result.
  */
 export function buildMerkleBatch(results: readonly CryptletResult[]): MerkleBatch {
-  const n = results.length;
-  if (n === 0) throw new RangeError("a Merkle batch needs at least one result");
+  if (results.length === 0) throw new RangeError("a Merkle batch needs at least one result");
   const structHashes = results.map(hashCryptletResultBytes);
-  const leafHashes = structHashes.map((h) => keccak_256(keccak_256(h)));
+  const { root, proofs } = buildStandardMerkleTree(structHashes);
+  return { root, proofs, leaves: structHashes.map((h) => `0x${bytesToHex(h)}` as Hex32) };
+}
+
+/**
+ * Builds a tree in OpenZeppelin StandardMerkleTree's layout over already ABI-encoded leaf values: leaf `i` is
+ * `keccak256(keccak256(encoded[i]))` (the library's `standardLeafHash` of `abi.encode(values)`), the leaves sorted,
+ * sorted-pair node hashes; root and proofs equal `StandardMerkleTree.of(values, types)`'s for the same encodings,
+ * in O(n) hashes.
+ * @param encoded - `abi.encode` of each leaf's values (for one `bytes32`, the word itself), one or more.
+ * @returns the root and each leaf's proof (sibling hashes from leaf to root) in input order, 0x lowercase hex.
+ * @throws RangeError when `encoded` is empty.
+ */
+export function buildStandardMerkleTree(encoded: readonly Uint8Array[]): { root: Hex32; proofs: Hex32[][] } {
+  const n = encoded.length;
+  if (n === 0) throw new RangeError("a Merkle tree needs at least one leaf");
+  const leafHashes = encoded.map((e) => keccak_256(keccak_256(e)));
   // Sorted leaf positions; `Array.prototype.sort` is stable, as the library's, so equal leaves keep input order.
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => compare32(leafHashes[a]!, leafHashes[b]!));
   const size = 2 * n - 1;
@@ -76,7 +91,7 @@ export function buildMerkleBatch(results: readonly CryptletResult[]): MerkleBatc
     for (let i = start; i > 0; i = (i - 1) >> 1) proof.push(hex[i % 2 === 1 ? i + 1 : i - 1]!);
     return proof;
   });
-  return { root: hex[0]!, proofs, leaves: structHashes.map((h) => `0x${bytesToHex(h)}` as Hex32) };
+  return { root: hex[0]!, proofs };
 }
 
 /**

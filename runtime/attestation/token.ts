@@ -15,6 +15,7 @@ import { createHash, randomUUID } from "node:crypto";
 import {
   base64url,
   createLocalJWKSet,
+  decodeJwt,
   decodeProtectedHeader,
   errors as jose,
   jwtVerify,
@@ -23,8 +24,11 @@ import {
   type JWTPayload,
 } from "jose";
 
+import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
+
 import type { KeyProvider, PublicKeyInfo } from "../keys/KeyProvider.ts";
 import type { Hex32 } from "./eip712.ts";
+import { buildStandardMerkleTree } from "./merkle.ts";
 import {
   AttestationClaimMismatchError,
   AttestationExpiredError,
@@ -35,6 +39,13 @@ import {
 
 /** The JWS `typ` header of attestation tokens. */
 export const ATTESTATION_TOKEN_TYPE = "cryptlet-attestation+jwt";
+
+/**
+ * The JWS `typ` header of batch attestation tokens: one token for many results, whose claim `batch.root` is the root
+ * of a Merkle tree over the results' attestation leaves ({@link attestationLeaf}); each result's bundle carries its
+ * leaf's `evidenceHash` and Merkle proof (`attestationProof`). docs/proof-bundle.md, "Batch attestation token".
+ */
+export const BATCH_ATTESTATION_TOKEN_TYPE = "cryptlet-batch-attestation+jwt";
 
 /** Default token lifetime: 24 hours, in seconds. */
 export const DEFAULT_ATTESTATION_TTL_SECONDS = 86_400;
@@ -116,6 +127,12 @@ export interface AttestationClaims extends JWTPayload {
   sandbox: SandboxClaim;
   /** Platform evidence. */
   platform: PlatformEvidence;
+  /**
+   * Only in the claims of a result attested by a batch token ({@link verifyAttestationToken} with a proof): the
+   * batch's Merkle root and number of results, as the token signed them. The result's own claims above were proven
+   * to be a leaf under `root`.
+   */
+  batch?: { root: Hex32; count: number };
 }
 
 /**
@@ -156,6 +173,8 @@ export interface CreateAttestationTokenInput {
 }
 
 const encoder = new TextEncoder();
+
+const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
 
 /**
  * Issues an attestation token signed through `provider` (a P-256 key, `ES256`).
@@ -207,7 +226,16 @@ export async function createAttestationToken(
     sandbox: { engine: input.sandbox.engine, engineVersion: input.sandbox.engineVersion, limits: input.sandbox.limits },
     platform: input.platform ?? { type: "software" },
   };
-  const header = { alg: "ES256", typ: ATTESTATION_TOKEN_TYPE, kid: key.keyId };
+  return signJwt(provider, key, ATTESTATION_TOKEN_TYPE, claims);
+}
+
+/**
+ * Signs `claims` as a compact JWS with `typ` through `provider` (ES256: SHA-256 of the signing input, Key Vault's raw
+ * `r ‖ s`).
+ * @throws {@link AttestationSigningError} when the provider's signature is not 64 bytes.
+ */
+async function signJwt(provider: KeyProvider, key: PublicKeyInfo, typ: string, claims: object): Promise<string> {
+  const header = { alg: "ES256", typ, kid: key.keyId };
   const signingInput = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(claims))}`;
   const digest = createHash("sha256").update(encoder.encode(signingInput)).digest();
   const signed = await provider.sign(new Uint8Array(digest), "ES256");
@@ -215,6 +243,171 @@ export async function createAttestationToken(
     throw new AttestationSigningError(`expected a 64-byte r||s signature, got ${signed.signature.length} bytes`);
   }
   return `${signingInput}.${base64url.encode(signed.signature)}`;
+}
+
+/**
+ * What a batch attestation token attests of each result: the values of its Merkle leaf
+ * ({@link attestationLeafEncoding}), all `bytes32` hex.
+ */
+export interface AttestedResult {
+  resultId: Hex32;
+  cryptletId: Hex32;
+  codeHash: Hex32;
+  inputHash: Hex32;
+  outputHash: Hex32;
+  /** keccak256 of the JCS of the bundle's `evidence` member (as the per-result token's claim). */
+  evidenceHash: Hex32;
+}
+
+/** A result's place in a batch attestation token: its leaf's values and the Merkle proof to the token's root. */
+export interface AttestationLeafProof extends AttestedResult {
+  /** Sibling hashes from the leaf to `batch.root` (OpenZeppelin StandardMerkleTree proof). */
+  proof: Hex32[];
+}
+
+/** The StandardMerkleTree leaf types of a batch attestation token, in {@link ATTESTATION_LEAF_FIELDS} order. */
+export const ATTESTATION_LEAF_TYPES = ["bytes32", "bytes32", "bytes32", "bytes32", "bytes32", "bytes32"] as const;
+
+/** The fields of an attestation leaf, in order. */
+export const ATTESTATION_LEAF_FIELDS = [
+  "resultId",
+  "cryptletId",
+  "codeHash",
+  "inputHash",
+  "outputHash",
+  "evidenceHash",
+] as const satisfies readonly (keyof AttestedResult)[];
+
+/**
+ * `abi.encode(resultId, cryptletId, codeHash, inputHash, outputHash, evidenceHash)`: six 32-byte words (192 bytes).
+ * The leaf is `keccak256(keccak256(` this `))`, StandardMerkleTree's leaf hash for {@link ATTESTATION_LEAF_TYPES}.
+ * @throws {@link AttestationInvalidError} when a value is not bytes32 hex.
+ */
+export function attestationLeafEncoding(result: AttestedResult): Uint8Array {
+  const out = new Uint8Array(32 * ATTESTATION_LEAF_FIELDS.length);
+  ATTESTATION_LEAF_FIELDS.forEach((field, i) => {
+    const value = result[field];
+    if (typeof value !== "string" || !BYTES32.test(value))
+      throw new AttestationInvalidError(`attested ${field} is not bytes32`);
+    out.set(Buffer.from(value.slice(2), "hex"), 32 * i);
+  });
+  return out;
+}
+
+/**
+ * Whether `leaf.proof` takes the leaf of `leaf`'s values to `root`, checked by `@openzeppelin/merkle-tree`'s
+ * `StandardMerkleTree.verify` with {@link ATTESTATION_LEAF_TYPES}. False (never throws) for malformed input.
+ */
+export function verifyAttestationLeaf(root: string, leaf: AttestationLeafProof): boolean {
+  try {
+    return StandardMerkleTree.verify(
+      root.toLowerCase(),
+      [...ATTESTATION_LEAF_TYPES],
+      ATTESTATION_LEAF_FIELDS.map((f) => leaf[f].toLowerCase()),
+      leaf.proof.map((p) => p.toLowerCase()),
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** What {@link createBatchAttestationToken} needs: the batch-wide claims and the results. */
+export interface CreateBatchAttestationTokenInput extends Omit<
+  CreateAttestationTokenInput,
+  "cryptletId" | "codeHash" | "resultId" | "inputHash" | "outputHash" | "evidenceHash"
+> {
+  /** The results attested, one or more; all ran on `sandbox`. */
+  results: readonly AttestedResult[];
+}
+
+/** A batch attestation token and each result's proof, in input order. */
+export interface BatchAttestation {
+  /** The compact JWS (`typ` {@link BATCH_ATTESTATION_TOKEN_TYPE}). */
+  token: string;
+  /** The Merkle root the token signs (claim `batch.root`). */
+  root: Hex32;
+  /** `proofs[i]` is the Merkle proof of `results[i]`'s leaf. */
+  proofs: Hex32[][];
+}
+
+/**
+ * Issues one batch attestation token for many results (docs/proof-bundle.md, "Batch attestation token"): one
+ * Key Vault signature whose claims carry the batch-wide values of a per-result token (`iss`, `aud`, `runtime`,
+ * `sandbox`, `platform`, `inputFormat` 2) and `batch: {root, count}`, the root of a StandardMerkleTree over each
+ * result's {@link attestationLeafEncoding}. `sub` is the root.
+ * @param provider - a P-256 {@link KeyProvider}, as {@link createAttestationToken}.
+ * @throws {@link AttestationSigningError} as {@link createAttestationToken}; RangeError for no results;
+ *   {@link AttestationInvalidError} when a result's value is not bytes32.
+ */
+export async function createBatchAttestationToken(
+  provider: KeyProvider,
+  input: CreateBatchAttestationTokenInput,
+): Promise<BatchAttestation> {
+  const key = await provider.getPublicKey();
+  if (key.jwk.kty !== "EC" || key.jwk.crv !== "P-256") {
+    throw new AttestationSigningError(`key ${key.keyId} is not an EC P-256 key`);
+  }
+  const { root, proofs } = buildStandardMerkleTree(input.results.map(attestationLeafEncoding));
+  const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
+  const claims = {
+    iss: input.issuer,
+    sub: root,
+    iat,
+    exp: iat + (input.ttlSeconds ?? DEFAULT_ATTESTATION_TTL_SECONDS),
+    jti: input.jti ?? randomUUID(),
+    aud: input.consortiumId.toLowerCase(),
+    batch: { root, count: input.results.length },
+    inputFormat: INPUT_COMMITMENT_VERSION,
+    runtime: input.runtime,
+    sandbox: { engine: input.sandbox.engine, engineVersion: input.sandbox.engineVersion, limits: input.sandbox.limits },
+    platform: input.platform ?? { type: "software" },
+  };
+  return { token: await signJwt(provider, key, BATCH_ATTESTATION_TOKEN_TYPE, claims), root, proofs };
+}
+
+/**
+ * The claims a token states of one result: a per-result token's own claims; for a batch token, its batch-wide
+ * claims with the result's leaf values from `proof` (`sub` = `resultId`, `batch` kept). Checks the shape of the
+ * batch claims, not the signature.
+ * @throws {@link AttestationInvalidError} for a batch token without a proof or with a malformed `batch` claim, or a
+ *   proof with a per-result token.
+ */
+function resultClaimsOf(typ: unknown, payload: JWTPayload, proof: AttestationLeafProof | undefined): JWTPayload {
+  if (typ !== BATCH_ATTESTATION_TOKEN_TYPE) {
+    if (proof !== undefined) throw new AttestationInvalidError("an attestation proof was given for a per-result token");
+    return payload;
+  }
+  if (proof === undefined) throw new AttestationInvalidError("a batch token needs the result's attestation proof");
+  const batch = (payload as { batch?: { root?: unknown; count?: unknown } }).batch;
+  if (
+    typeof batch?.root !== "string" ||
+    !BYTES32.test(batch.root) ||
+    typeof batch.count !== "number" ||
+    !Number.isInteger(batch.count) ||
+    batch.count < 1
+  ) {
+    throw new AttestationInvalidError("claim batch {root (bytes32), count (integer ≥ 1)} missing");
+  }
+  if (String(payload.sub).toLowerCase() !== batch.root.toLowerCase())
+    throw new AttestationInvalidError("claim sub is not the batch root");
+  const leaf = Object.fromEntries(ATTESTATION_LEAF_FIELDS.map((f) => [f, proof[f]]));
+  return { ...payload, ...leaf, sub: proof.resultId, batch: { root: batch.root, count: batch.count } };
+}
+
+/**
+ * The claims a token states of a result, decoded **without verification** (for display, and for checks that only
+ * read what {@link verifyAttestationToken} verifies separately), or undefined when the token cannot be decoded.
+ * @param proof - the result's attestation proof, for a batch token.
+ */
+export function decodeAttestationClaims(
+  token: string,
+  proof?: AttestationLeafProof,
+): Partial<AttestationClaims> | undefined {
+  try {
+    return resultClaimsOf(decodeProtectedHeader(token).typ, decodeJwt(token), proof) as Partial<AttestationClaims>;
+  } catch {
+    return undefined;
+  }
 }
 
 /** JWA `alg` of a public JWK used for signatures. */
@@ -282,8 +475,6 @@ export interface VerifiedAttestation {
   kid: string;
 }
 
-const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
-
 function assertClaimShape(payload: JWTPayload): asserts payload is AttestationClaims {
   const p = payload as Partial<AttestationClaims>;
   for (const name of ["cryptletId", "codeHash", "resultId", "inputHash", "outputHash"] as const) {
@@ -345,11 +536,16 @@ function localKeySet(jwks: JSONWebKeySet): ReturnType<typeof createLocalJWKSet> 
 /**
  * Verifies an attestation token: ES256 signature against the JWKS key named by the header `kid`, `typ`, the time
  * window at `expected.currentDate`, the claim shapes, and the expected claim values (hex compared case-insensitively).
+ * A batch token ({@link BATCH_ATTESTATION_TOKEN_TYPE}) attests the result of `proof`: the proof must take that
+ * result's leaf to the token's `batch.root`, and the result's claims are then the proof's values with the token's
+ * batch-wide claims (compared with `expected` as a per-result token's).
  *
  * @param token - compact JWS.
  * @param jwks - the accepted keys (from {@link buildJwks} or the runtime's `/.well-known/jwks.json`).
  * @param expected - claim values to compare and the verification time.
- * @returns the claims and the `kid`.
+ * @param proof - the result's attestation proof (a bundle's `attestationProof` with its `result`'s hashes):
+ *   required for a batch token, refused for a per-result token.
+ * @returns the result's claims (with `batch` for a batch token) and the `kid`.
  * @throws {@link AttestationExpiredError} (`ERR_ATTESTATION_EXPIRED`), {@link AttestationUnknownKeyError}
  *   (`ERR_ATTESTATION_UNKNOWN_KID`), {@link AttestationClaimMismatchError} (`ERR_ATTESTATION_CLAIM_MISMATCH`),
  *   {@link AttestationInvalidError} (`ERR_ATTESTATION_INVALID`: malformed, bad signature, wrong alg/typ).
@@ -364,18 +560,21 @@ export async function verifyAttestationToken(
   token: string,
   jwks: JSONWebKeySet,
   expected: ExpectedAttestation = {},
+  proof?: AttestationLeafProof,
 ): Promise<VerifiedAttestation> {
   let kid: string | undefined;
+  let typ: unknown;
   try {
-    kid = decodeProtectedHeader(token).kid;
+    ({ kid, typ } = decodeProtectedHeader(token));
   } catch (cause) {
     throw new AttestationInvalidError("not a compact JWS", cause);
   }
-  let payload: JWTPayload;
+  let verified: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, localKeySet(jwks), {
+    ({ payload: verified } = await jwtVerify(token, localKeySet(jwks), {
       algorithms: ["ES256"],
-      typ: ATTESTATION_TOKEN_TYPE,
+      // Either type; which one decides below whether a proof is needed (jose compares `typ` exactly).
+      typ: typ === BATCH_ATTESTATION_TOKEN_TYPE ? BATCH_ATTESTATION_TOKEN_TYPE : ATTESTATION_TOKEN_TYPE,
       requiredClaims: ["iss", "iat", "exp", "jti"],
       ...(expected.currentDate === undefined ? {} : { currentDate: expected.currentDate }),
       clockTolerance: expected.clockToleranceSeconds ?? 0,
@@ -390,6 +589,10 @@ export async function verifyAttestationToken(
     if (code === jose.JWKSNoMatchingKey.code) throw new AttestationUnknownKeyError(kid, cause);
     if (code === jose.JWSSignatureVerificationFailed.code) throw new AttestationInvalidError("bad signature", cause);
     throw new AttestationInvalidError(code ?? "malformed", cause);
+  }
+  const payload = resultClaimsOf(typ, verified, proof);
+  if (payload.batch !== undefined && !verifyAttestationLeaf((payload.batch as { root: string }).root, proof!)) {
+    throw new AttestationInvalidError("the attestation proof does not reach the batch token's root");
   }
   assertClaimShape(payload);
   const compare = (name: string, want: string | undefined, got: string, hex: boolean): void => {

@@ -13,7 +13,7 @@
  * @module
  */
 import { getBytes, isHexString, keccak256, type Provider } from "ethers";
-import { decodeJwt, type JSONWebKeySet } from "jose";
+import type { JSONWebKeySet } from "jose";
 
 import { checkAnchor } from "../chains/anchorCheck.ts";
 import type { open } from "../sealing/open.ts";
@@ -31,7 +31,12 @@ import { sealedOutputBytes } from "./hashing.ts";
 import { cryptletIdOf } from "./ids.ts";
 import { verifyMerkleProof } from "./merkle.ts";
 import { evaluateSignatures, type SignatureEvaluation } from "./signing.ts";
-import { verifyAttestationToken, type AttestationClaims } from "./token.ts";
+import {
+  decodeAttestationClaims,
+  verifyAttestationToken,
+  type AttestationClaims,
+  type AttestationLeafProof,
+} from "./token.ts";
 
 /** Names of the checks, in report order. */
 export type BundleCheckName =
@@ -280,13 +285,16 @@ function recipientMismatch(jwe: unknown, parties: readonly { kid: string }[]): s
     .join("; ");
 }
 
-/** The token's claims, decoded without verification (the `attestation` check verifies them), or undefined. */
-function tokenClaims(token: string): Partial<AttestationClaims> | undefined {
-  try {
-    return decodeJwt(token) as Partial<AttestationClaims>;
-  } catch {
-    return undefined;
-  }
+/** The result's place in a batch token: the bundle's `attestationProof` with its result's hashes, if any. */
+function attestationProofOf(b: ProofBundle): AttestationLeafProof | undefined {
+  if (b.attestationProof === undefined) return undefined;
+  const { resultId, cryptletId, codeHash, inputHash, outputHash } = b.result;
+  return { resultId, cryptletId, codeHash, inputHash, outputHash, ...b.attestationProof };
+}
+
+/** The token's claims of the result, decoded without verification (the `attestation` check verifies them). */
+function tokenClaims(b: ProofBundle): Partial<AttestationClaims> | undefined {
+  return decodeAttestationClaims(b.attestation, attestationProofOf(b));
 }
 
 function errorReason(e: unknown): string {
@@ -443,20 +451,30 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
   let sandbox: VerificationReport["sandbox"];
   await guarded("attestation", async () => {
     if (options.jwks === undefined) return skipped("not checked (no JWKS)");
-    const { kid, claims } = await verifyAttestationToken(b.attestation, options.jwks, {
-      cryptletId: result.cryptletId,
-      codeHash: result.codeHash,
-      resultId: result.resultId,
-      consortiumId: b.consortiumId,
-      inputHash: result.inputHash,
-      outputHash: result.outputHash,
-      ...(b.evidence === undefined ? {} : { evidenceHash: bundleEvidenceHash(b.evidence) }),
-      ...(options.attestationIssuer === undefined ? {} : { issuer: options.attestationIssuer }),
-      ...(options.now === undefined ? {} : { currentDate: options.now }),
-      ...(options.clockToleranceSeconds === undefined ? {} : { clockToleranceSeconds: options.clockToleranceSeconds }),
-    });
+    const { kid, claims } = await verifyAttestationToken(
+      b.attestation,
+      options.jwks,
+      {
+        cryptletId: result.cryptletId,
+        codeHash: result.codeHash,
+        resultId: result.resultId,
+        consortiumId: b.consortiumId,
+        inputHash: result.inputHash,
+        outputHash: result.outputHash,
+        ...(b.evidence === undefined ? {} : { evidenceHash: bundleEvidenceHash(b.evidence) }),
+        ...(options.attestationIssuer === undefined ? {} : { issuer: options.attestationIssuer }),
+        ...(options.now === undefined ? {} : { currentDate: options.now }),
+        ...(options.clockToleranceSeconds === undefined
+          ? {}
+          : { clockToleranceSeconds: options.clockToleranceSeconds }),
+      },
+      attestationProofOf(b),
+    );
     sandbox = { engine: claims.sandbox.engine, engineVersion: claims.sandbox.engineVersion };
-    return pass(`ES256 token by ${kid}, claims match the result; ran on ${sandbox.engine} ${sandbox.engineVersion}`);
+    const batched = claims.batch === undefined ? "" : `batch token of ${claims.batch.count} result(s), leaf proven; `;
+    return pass(
+      `ES256 ${batched}token by ${kid}, claims match the result; ran on ${sandbox.engine} ${sandbox.engineVersion}`,
+    );
   });
 
   await guarded("recipients", () => {
@@ -475,7 +493,7 @@ export async function verifyBundle(bundle: unknown, options: VerifyBundleOptions
   let opened: RunEvidence | undefined;
   await guarded("evidence", async () => {
     const carried = b.evidence;
-    const claims = tokenClaims(b.attestation);
+    const claims = tokenClaims(b);
     if (carried === undefined) {
       return skipped(
         claims?.inputFormat === 1

@@ -155,6 +155,7 @@ interface LooseBundle {
   signatures?: unknown;
   batch?: { root?: unknown; count?: unknown; timestamp?: unknown; proof?: unknown; signatures?: unknown };
   attestation?: unknown;
+  attestationProof?: unknown;
   payload?: { public?: { abiType?: unknown; data?: unknown }; sealed?: { jwe?: unknown } };
   anchors?: unknown;
 }
@@ -420,7 +421,7 @@ function merkleSection(b: LooseBundle, struct: ReturnType<typeof structOf>): str
 <h3>Proof (leaf to root, ${proof.length} hash${proof.length === 1 ? "" : "es"})</h3>${proof.length === 0 ? '<p class="muted">empty: the leaf is the root</p>' : `<ol class="proof">${steps}</ol>`}`;
 }
 
-function attestationSection(token: unknown): string {
+function attestationSection(token: unknown, proof: unknown): string {
   if (typeof token !== "string") return `<p class="muted">No attestation token.</p>`;
   const [h, p] = token.split(".");
   const header = decodeJwtPart(h);
@@ -437,7 +438,13 @@ function attestationSection(token: unknown): string {
       return row(k, jsonCell(v));
     })
     .join("");
-  return `<p>Decoded from the token (its signature is checked by the <code>attestation</code> check below).</p><h3>Header</h3><table class="kv">${headerRows}</table><h3>Claims</h3><table class="kv" id="claims">${claimRows}</table>`;
+  const proofRows =
+    typeof proof === "object" && proof !== null
+      ? `<h3>This result's leaf in the batch token</h3><table class="kv" id="attestation-proof">${Object.entries(proof)
+          .map(([k, v]) => row(k, jsonCell(v)))
+          .join("")}</table>`
+      : "";
+  return `<p>Decoded from the token (its signature is checked by the <code>attestation</code> check below).</p><h3>Header</h3><table class="kv">${headerRows}</table><h3>Claims</h3><table class="kv" id="claims">${claimRows}</table>${proofRows}`;
 }
 
 function checksSection(v: AuditVerification, index: number): string {
@@ -566,7 +573,7 @@ ${section("event-section", "Event and result", event)}
 ${section("transactions", "Chain transactions", transactionsSection(transactionRows(b, receipt, o), o))}
 ${section("signers", "Signers", signers)}
 ${section("merkle", "Merkle path", merkleSection(b, struct))}
-${section("attestation", "Attestation token", attestationSection(b.attestation))}
+${section("attestation", "Attestation token", attestationSection(b.attestation, b.attestationProof))}
 ${section("reexecution-section", "Re-execution", reexecutionSection(input.verifications))}
 ${section("payload", "Payload", payloadSection(b))}
 ${section("checks", "Checks", checks)}

@@ -2,8 +2,9 @@ import { bundleEvidenceHash } from "../../runtime/attestation/evidence.ts";
 import { Wallet } from "ethers";
 import { decodeJwt, exportJWK, generateKeyPair, type JWK, type JSONWebKeySet } from "jose";
 
+import type { Hex32 } from "../../runtime/attestation/eip712.ts";
 import { assertProofBundle, type ProofBundle } from "../../runtime/attestation/bundle.ts";
-import { buildJwks, createAttestationToken } from "../../runtime/attestation/token.ts";
+import { buildJwks, createAttestationToken, createBatchAttestationToken } from "../../runtime/attestation/token.ts";
 import { verifyBundle, type VerifyBundleOptions } from "../../runtime/attestation/verifyBundle.ts";
 import { isCryptletError } from "../../runtime/errors.ts";
 import { open } from "../../runtime/sealing/open.ts";
@@ -160,6 +161,62 @@ describe("verifyBundle", () => {
       const check = report.checks.find((c) => c.name === "attestation");
       expect({ field, verdict: check?.verdict }).toEqual({ field, verdict: "fail" });
       expect(check?.reason).toContain(field === "consortiumId" ? "aud" : field);
+    }
+  });
+
+  it("passes a result under a batch attestation token, and fails it without or with a wrong attestation proof", async () => {
+    for (const original of [publicBundle, sealedBundle]) {
+      const claims = decodeJwt(original.attestation);
+      const r = original.result;
+      const evidenceHash = bundleEvidenceHash(original.evidence!);
+      // The bundle's result among two others under one batch token (as the attest stage issues in anchor mode).
+      const [first, second] = [1, 2].map((i) => ({
+        ...r,
+        resultId: `0x${String(i).repeat(64)}` as Hex32,
+        evidenceHash,
+      }));
+      const batch = await createBatchAttestationToken(keys.attestation, {
+        issuer: claims.iss!,
+        consortiumId: original.consortiumId,
+        runtime: claims.runtime as { version: string; buildHash: string },
+        sandbox: claims.sandbox as never,
+        now: new Date(Number(claims.iat) * 1000),
+        results: [first!, { ...r, evidenceHash }, second!],
+      });
+      const bundle: ProofBundle = {
+        ...original,
+        attestation: batch.token,
+        attestationProof: { evidenceHash, proof: batch.proofs[1]! },
+      };
+      assertProofBundle(bundle);
+      const report = await verifyBundle(JSON.parse(JSON.stringify(bundle)), { ...options, partyKeys: partyPrivate });
+      expect(report.ok).toBe(true);
+      expect(report.checks.find((c) => c.name === "attestation")?.reason).toMatch(/batch token of 3 result\(s\)/);
+      expect(report.checks.find((c) => c.name === "evidence")?.verdict).toBe("pass");
+
+      const attestationOf = async (b: unknown) =>
+        (await verifyBundle(b, options)).checks.find((c) => c.name === "attestation")!;
+      const { attestationProof: _dropped, ...withoutProof } = bundle;
+      expect(await attestationOf(withoutProof)).toMatchObject({
+        verdict: "fail",
+        reason: expect.stringMatching(/needs the result's attestation proof/),
+      });
+      expect(
+        await attestationOf({ ...bundle, attestationProof: { evidenceHash, proof: batch.proofs[0] } }),
+      ).toMatchObject({ verdict: "fail", reason: expect.stringMatching(/does not reach the batch token's root/) });
+      expect(await attestationOf({ ...original, attestationProof: bundle.attestationProof })).toMatchObject({
+        verdict: "fail",
+        reason: expect.stringMatching(/per-result token/),
+      });
+      // Another evidence than the leaf's: the proof fails with the carried hash, and the evidence check with the leaf's.
+      const otherEvidence = { public: { ...publicBundle.evidence!.public!, input: { changed: true } } };
+      const swapped = await verifyBundle({ ...bundle, evidence: otherEvidence }, options);
+      expect(swapped.checks.find((c) => c.name === "evidence")?.verdict).toBe("fail");
+      const relabelled = await verifyBundle(
+        { ...bundle, attestationProof: { evidenceHash: bundleEvidenceHash(otherEvidence), proof: batch.proofs[1] } },
+        options,
+      );
+      expect(relabelled.checks.find((c) => c.name === "attestation")?.verdict).toBe("fail");
     }
   });
 
