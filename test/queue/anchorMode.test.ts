@@ -1,4 +1,8 @@
+import { decodeProtectedHeader } from "jose";
+
 import { httpEventId } from "../../runtime/attestation/ids.ts";
+import { bundleEvidenceHash } from "../../runtime/attestation/evidence.ts";
+import { BATCH_ATTESTATION_TOKEN_TYPE, buildJwks, verifyAttestationToken } from "../../runtime/attestation/token.ts";
 import { bundleResultToStruct } from "../../runtime/attestation/bundle.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
 import type { CompositeReceipt } from "../../runtime/queue/results.ts";
@@ -53,6 +57,33 @@ describe("pipeline in anchor mode: 1,000 events into two chains", () => {
     expect(receipts.every((r) => r.status === "confirmed")).toBe(true);
     // Anchor-only runs carry no per-result signatures: the batch signature covers them.
     expect(receipts.every((r) => r.bundle.signatures.length === 0)).toBe(true);
+
+    // Their attestation is a batch token shared by the results attested together: fewer Key Vault signatures than
+    // results, and each result's leaf proven under its token's root (jose and StandardMerkleTree.verify inside).
+    const jwks = await buildJwks([stack.ctx.attestationKey]);
+    const tokens = new Map<string, number>();
+    for (const { bundle } of receipts) {
+      expect(decodeProtectedHeader(bundle.attestation).typ).toBe(BATCH_ATTESTATION_TOKEN_TYPE);
+      const { result } = bundle;
+      const { claims } = await verifyAttestationToken(
+        bundle.attestation,
+        jwks,
+        {
+          resultId: result.resultId,
+          inputHash: result.inputHash,
+          outputHash: result.outputHash,
+          evidenceHash: bundleEvidenceHash(bundle.evidence!),
+          consortiumId: bundle.consortiumId,
+        },
+        { ...result, ...bundle.attestationProof! },
+      );
+      tokens.set(bundle.attestation, claims.batch!.count);
+    }
+    // Every token's count is the number of results that carry it.
+    const carried = new Map<string, number>();
+    for (const { bundle } of receipts) carried.set(bundle.attestation, (carried.get(bundle.attestation) ?? 0) + 1);
+    expect([...carried]).toEqual([...tokens]);
+    expect(tokens.size).toBeLessThan(receipts.length / 2);
 
     const anchored = interfaceOf("ResultLedger").getEvent("BatchAnchored")!.topicHash;
     for (const chain of stack.chains) {

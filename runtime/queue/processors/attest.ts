@@ -1,17 +1,19 @@
 /**
  * Stage `attest`: builds the `CryptletResult` from the execute stage's hashes, signs it (M of N result signers,
- * EIP-712) when a target needs a per-result signature, issues the attestation token, stores the proof bundle
+ * EIP-712) when a target needs a per-result signature, issues the attestation token (its own when it was signed; in
+ * anchor mode a batch token shared with the results this process attests meanwhile), stores the proof bundle
  * once, and adds one write job per target as a child of the waiting run.
  *
  * @module
  */
 import type { Job, Queue } from "bullmq";
 
-import { buildProofBundle } from "../../attestation/bundle.ts";
+import { buildProofBundle, type BundleAttestationProof } from "../../attestation/bundle.ts";
 import { bundleEvidenceHash } from "../../attestation/evidence.ts";
 import type { CryptletResult } from "../../attestation/eip712.ts";
 import { signCryptletResult, type ResultSignature } from "../../attestation/signing.ts";
 import { createAttestationToken } from "../../attestation/token.ts";
+import { attestationBatcherFor } from "../../attestation/tokenBatcher.ts";
 import { partyKid } from "../../sealing/seal.ts";
 import type { ReceiptCosigning } from "../../consortium/cosigner.ts";
 import { awaitTurnToLead, leadResult } from "../../consortium/leadership.ts";
@@ -76,15 +78,10 @@ export async function attest(
     } else if (needsSignatures) {
       signatures = await signCryptletResult(ctx.consortiumId, result, ctx.resultSigners);
     }
-    const attestation = await createAttestationToken(ctx.attestationKey, {
+    const evidenceHash = bundleEvidenceHash(executed.evidence);
+    const batchClaims = {
       issuer: ctx.runtime.issuer,
-      cryptletId: result.cryptletId,
-      codeHash: result.codeHash,
-      resultId: result.resultId,
       consortiumId: ctx.consortiumId,
-      inputHash: result.inputHash,
-      outputHash: result.outputHash,
-      evidenceHash: bundleEvidenceHash(executed.evidence),
       runtime: { version: ctx.runtime.version, buildHash: ctx.runtime.buildHash },
       sandbox: {
         engine: executed.engine,
@@ -95,7 +92,25 @@ export async function attest(
           outputBytes: pkg.manifest.limits.maxOutputBytes,
         },
       },
-    });
+    };
+    let attestation: string;
+    let attestationProof: BundleAttestationProof | undefined;
+    if (needsSignatures) {
+      // The result is signed for its own writes anyway: its token is its own too.
+      attestation = await createAttestationToken(ctx.attestationKey, { ...batchClaims, ...result, evidenceHash });
+    } else {
+      // Anchor mode: one token for every result this process attests meanwhile (runtime/attestation/tokenBatcher.ts).
+      const batched = await attestationBatcherFor(ctx.attestationKey).attest(batchClaims, {
+        resultId: result.resultId,
+        cryptletId: result.cryptletId,
+        codeHash: result.codeHash,
+        inputHash: result.inputHash,
+        outputHash: result.outputHash,
+        evidenceHash,
+      });
+      attestation = batched.token;
+      attestationProof = { evidenceHash, proof: batched.proof.proof };
+    }
     const output = pkg.manifest.output;
     const parties =
       "sealed" in output
@@ -108,6 +123,7 @@ export async function attest(
       result,
       signatures,
       attestation,
+      ...(attestationProof ? { attestationProof } : {}),
       evidence: executed.evidence,
       payload:
         "sealed" in output
