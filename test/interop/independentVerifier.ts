@@ -4,6 +4,11 @@
  * and Python jwcrypto (test/interop/jwcrypto_attestation.py) for the ES256 attestation token. It imports nothing
  * from runtime/: where the runtime and this file agree, two readings of the document agree.
  *
+ * A batch attestation token (docs/proof-bundle.md, "Batch attestation token") is checked in two parts: the Merkle
+ * proof of the bundle's `attestationProof` is walked here with viem (leaf = keccak256(keccak256(abi.encode(six
+ * bytes32))), sorted-pair nodes, written from the document, not with @openzeppelin/merkle-tree), and the root it reaches
+ * is given to Python as an expected value, which must equal the token's signed `batch.root`.
+ *
  * Its checks carry the names of the document's "Verification" table so that a disagreement with `verifyBundle` can
  * be located; `ok` is true when no check failed (a skipped check is not verified, as in the document).
  */
@@ -64,6 +69,11 @@ export interface AttestationRequest {
     /** keccak256(JCS(bundle.evidence)) when the bundle carries evidence. */
     evidenceHash?: string;
     iss?: string;
+    /**
+     * When the bundle carries `attestationProof`: its `evidenceHash` (the leaf's last value) and the root that the
+     * leaf of the result's five hashes and that evidenceHash reaches with `attestationProof.proof`.
+     */
+    attestationProof?: { evidenceHash: string; root: string };
   };
 }
 export type AttestationAnswer = { ok: boolean; reason: string; kid?: string };
@@ -86,6 +96,8 @@ const TYPES = {
     { name: "timestamp", type: "uint64" },
   ],
 } as const;
+// docs/proof-bundle.md, "Batch attestation token".
+const BATCH_TOKEN_TYPE = "cryptlet-batch-attestation+jwt";
 /** secp256k1 order n; a signature's s must be ≤ n/2 (EIP-2). */
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -108,9 +120,10 @@ interface Bundle {
   signatures: Sig[];
   batch?: { root: Hex; count: number; timestamp: string; proof: Hex[]; signatures: Sig[] };
   attestation: string;
+  attestationProof?: { evidenceHash: Hex; proof: Hex[] };
   payload: { public?: { abiType: string; data: Hex }; sealed?: { jwe: { [k: string]: Json } } };
   evidence?: { public?: { [k: string]: Json }; sealed?: { jwe: { [k: string]: Json } } };
-  anchors: { chainId: string; mode: "record" | "anchor" | "fulfill" | "submit" }[];
+  anchors: { chainId: string; mode: "record" | "anchor" | "fulfill" | "submit" | "mint" | "release" | "refund" }[];
 }
 
 const eq = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
@@ -185,6 +198,39 @@ async function countSigners(
   return { verdict: counted.size >= trust.threshold ? "pass" : "fail", reason };
 }
 
+/** Sorted-pair node hash: keccak256(min(a, b) ‖ max(a, b)), the two compared as 256-bit unsigned integers. */
+function hashPair(a: Hex, b: Hex): Hex {
+  const [x, y] = BigInt(a) < BigInt(b) ? [a, b] : [b, a];
+  return keccak256(concat([x, y]));
+}
+
+/**
+ * The root a bundle's `attestationProof` reaches (docs/proof-bundle.md, "Batch attestation token"): the
+ * StandardMerkleTree leaf of `[resultId, cryptletId, codeHash, inputHash, outputHash, evidenceHash]` (six bytes32,
+ * `keccak256(keccak256(abi.encode(values)))`, 192 bytes hashed) walked up with each proof element by sorted-pair
+ * hashing. Lower-case hex.
+ */
+export function attestationProofRoot(
+  result: Pick<Bundle["result"], "resultId" | "cryptletId" | "codeHash" | "inputHash" | "outputHash">,
+  attestationProof: { evidenceHash: string; proof: readonly string[] },
+): Hex {
+  const values = [
+    result.resultId,
+    result.cryptletId,
+    result.codeHash,
+    result.inputHash,
+    result.outputHash,
+    attestationProof.evidenceHash,
+  ].map((v) => v.toLowerCase() as Hex);
+  const encoded = encodeAbiParameters(
+    values.map(() => ({ type: "bytes32" })),
+    values,
+  );
+  let node = keccak256(keccak256(encoded));
+  for (const sibling of attestationProof.proof) node = hashPair(node, sibling.toLowerCase() as Hex);
+  return node;
+}
+
 /** The attestation request of a (schema-valid) bundle, or undefined when the check is skipped. */
 function attestationRequest(bundle: Bundle, trust: IndependentTrust): AttestationRequest | undefined {
   if (trust.jwks === undefined) return undefined;
@@ -204,8 +250,38 @@ function attestationRequest(bundle: Bundle, trust: IndependentTrust): Attestatio
         ? {}
         : { evidenceHash: keccak256(stringToBytes(jcs(bundle.evidence as unknown as Json))) }),
       ...(trust.attestationIssuer === undefined ? {} : { iss: trust.attestationIssuer }),
+      ...(bundle.attestationProof === undefined
+        ? {}
+        : {
+            attestationProof: {
+              evidenceHash: bundle.attestationProof.evidenceHash,
+              root: attestationProofRoot(bundle.result, bundle.attestationProof),
+            },
+          }),
     },
   };
+}
+
+/**
+ * What the token states of the result for the evidence check, decoded without verification (the attestation check
+ * verifies it): a per-result token's own `inputFormat` and `evidenceHash`; for a batch token its `inputFormat` with
+ * the leaf's `evidenceHash` from `attestationProof`. Undefined when unreadable, for a batch token without
+ * `attestationProof` and for an `attestationProof` beside a per-result token (no claims of the result then).
+ */
+function resultClaimsOf(b: Bundle): { inputFormat?: unknown; evidenceHash?: unknown } | undefined {
+  const [header, payload] = b.attestation.split(".");
+  let typ: unknown;
+  let claims: { inputFormat?: unknown; evidenceHash?: unknown };
+  try {
+    typ = (JSON.parse(Buffer.from(header ?? "", "base64url").toString("utf8")) as { typ?: unknown }).typ;
+    claims = JSON.parse(Buffer.from(payload ?? "", "base64url").toString("utf8")) as typeof claims;
+  } catch {
+    return undefined;
+  }
+  if (claims === null || typeof claims !== "object") return undefined;
+  if (typ !== BATCH_TOKEN_TYPE) return b.attestationProof === undefined ? claims : undefined;
+  if (b.attestationProof === undefined) return undefined;
+  return { inputFormat: claims.inputFormat, evidenceHash: b.attestationProof.evidenceHash };
 }
 
 /** Asks Python jwcrypto about many tokens in one process. */
@@ -374,13 +450,12 @@ async function offlineChecks(
   // commits to inputHash once every response body is taken out (each body checked against its sha256 and length).
   await guard("evidence", () => {
     if (b.evidence === undefined) return ["skipped", "no evidence"];
-    let claims: { inputFormat?: unknown; evidenceHash?: unknown };
-    try {
-      claims = JSON.parse(
-        Buffer.from(b.attestation.split(".")[1] ?? "", "base64url").toString("utf8"),
-      ) as typeof claims;
-    } catch {
-      return ["fail", "token payload unreadable"];
+    const claims = resultClaimsOf(b);
+    if (claims === undefined) {
+      return [
+        "fail",
+        "the token states no claims of this result (unreadable, or batch token and attestationProof unpaired)",
+      ];
     }
     if (claims.inputFormat !== 2) return ["fail", "evidence with a token of another inputFormat than 2"];
     const carried = keccak256(stringToBytes(jcs(b.evidence as unknown as Json)));

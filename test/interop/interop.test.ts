@@ -5,13 +5,18 @@
  * VALID; then every field of every bundle is flipped once (a hex byte changed, a number + 1, a string altered, an
  * array element removed, an optional member deleted) and both verifiers must give the same verdict on each variant.
  *
+ * Two more bundles carry a batch attestation token (docs/proof-bundle.md, "Batch attestation token") with their
+ * `attestationProof` instead of a per-result token, one sealed in an anchor batch and one public; they go through the
+ * same flips, and targeted variants re-sign or re-pair the batch token (a proof of a sibling result, `sub` ≠ root, a
+ * malformed `batch` claim, a per-result token with an `attestationProof`, ...).
+ *
  * A flip that leaves both VALID is a field no check covers; each such field is in {@link NOT_COVERED} with the
  * reason it may stay unchecked, and the test fails for any other (a missing check) and for an entry that no longer
  * occurs (the list must stay true).
  */
 import { readFileSync } from "node:fs";
 
-import { Wallet } from "ethers";
+import { Wallet, keccak256, toUtf8Bytes } from "ethers";
 import {
   SignJWT,
   decodeJwt,
@@ -23,11 +28,26 @@ import {
   type JWTPayload,
 } from "jose";
 
-import type { ProofBundle } from "../../runtime/attestation/bundle.ts";
-import { buildJwks } from "../../runtime/attestation/token.ts";
+import { buildProofBundle, type ProofBundle } from "../../runtime/attestation/bundle.ts";
+import type { Hex32 } from "../../runtime/attestation/eip712.ts";
+import { bundleEvidenceHash } from "../../runtime/attestation/evidence.ts";
+import {
+  BATCH_ATTESTATION_TOKEN_TYPE,
+  buildJwks,
+  createBatchAttestationToken,
+  type AttestedResult,
+} from "../../runtime/attestation/token.ts";
+import type { KeyProvider } from "../../runtime/keys/KeyProvider.ts";
 import { verifyBundle, type VerifyBundleOptions } from "../../runtime/attestation/verifyBundle.ts";
 import { generateLocalP256 } from "../attestation/localKeys.ts";
-import { CODE_HASH, CONSORTIUM_ID, makeBundle, type FixtureKeys } from "../verify/bundleFixture.ts";
+import {
+  CODE_HASH,
+  CONSORTIUM_ID,
+  RUNTIME_ID,
+  makeBundle,
+  type Fixture,
+  type FixtureKeys,
+} from "../verify/bundleFixture.ts";
 import { verifyIndependently, type IndependentReport, type IndependentTrust } from "./independentVerifier.ts";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -61,6 +81,15 @@ const NOT_COVERED: Record<string, string> = {
   "anchors[].mode mode record→submit":
     "record, fulfill and submit writes all require the per-result signatures this bundle has (Required proofs); " +
     "which contract was written is checked on-chain",
+  "anchors[].mode mode record→mint":
+    "record and mint writes both require the per-result signatures this bundle has (Required proofs); " +
+    "which contract was written is checked on-chain",
+  "anchors[].mode mode record→release":
+    "record and release writes both require the per-result signatures this bundle has (Required proofs); " +
+    "which contract was written is checked on-chain",
+  "anchors[].mode mode record→refund":
+    "record and refund writes both require the per-result signatures this bundle has (Required proofs); " +
+    "which contract was written is checked on-chain",
   "anchors[-]": "removing an anchor removes a claim, it does not forge one",
   "requestId(delete)": "optional: without a request id the resultId check is skipped (the document says so)",
   "signatures[].keyId(delete)": "optional key metadata",
@@ -72,9 +101,10 @@ const NOT_COVERED: Record<string, string> = {
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
 /** Targeted variants the field flips cannot reach (re-signed tokens, equivalent encodings, malleated signatures). */
+type BaseName = "public" | "sealed" | "batched" | "batchToken" | "batchTokenPublic";
 interface Targeted {
   name: string;
-  base: "public" | "sealed" | "batched";
+  base: BaseName;
   /** What docs/proof-bundle.md says the verdict is. */
   expected: "VALID" | "INVALID";
   change: (bundle: ProofBundle) => Promise<void> | void;
@@ -100,6 +130,85 @@ async function resign(bundle: ProofBundle, edit: (claims: JWTPayload) => JWTPayl
 }
 
 const NOW = 1704413100; // 2024-01-05T00:05:00Z, the verification time
+
+const BATCH_TYP = BATCH_ATTESTATION_TOKEN_TYPE;
+const h32 = (s: string): Hex32 => keccak256(toUtf8Bytes(s)) as Hex32;
+/** The batch-wide claims of the batch tokens (the fixture's per-result token has the same). */
+const BATCH_CLAIMS = {
+  issuer: RUNTIME_ID,
+  consortiumId: CONSORTIUM_ID,
+  runtime: { version: "0.1.0", buildHash: h32("runtime 0.1.0") },
+  sandbox: {
+    engine: "isolated-vm",
+    engineVersion: "7.0.1+v8.13.6.233.17-node.53",
+    limits: { memoryBytes: 67_108_864, wallTimeMs: 1000, outputBytes: 65_536 },
+  },
+} as const;
+
+/** The leaf values of a bundle's result in a batch token: its five hashes and the carried evidence's hash. */
+function attestedOf(bundle: ProofBundle): AttestedResult {
+  const { resultId, cryptletId, codeHash, inputHash, outputHash } = bundle.result;
+  return { resultId, cryptletId, codeHash, inputHash, outputHash, evidenceHash: bundleEvidenceHash(bundle.evidence!) };
+}
+/** Another result of the same run's batch (its values are only hashed into sibling nodes). */
+const siblingOf = (tag: string, i: number): AttestedResult => ({
+  resultId: h32(`${tag} result ${i}`),
+  cryptletId: h32("@acme/other-cryptlet"),
+  codeHash: CODE_HASH,
+  inputHash: h32(`${tag} input ${i}`),
+  outputHash: h32(`${tag} output ${i}`),
+  evidenceHash: h32(`${tag} evidence ${i}`),
+});
+
+/** A batch token over `results` (issued at the result's time) and each result's proof. */
+async function batchTokenOver(results: readonly AttestedResult[], bundle: ProofBundle, edit: object = {}) {
+  return createBatchAttestationToken(attestationProvider, {
+    ...BATCH_CLAIMS,
+    now: new Date(Number(bundle.result.timestamp) * 1000),
+    ...edit,
+    results,
+  });
+}
+
+/** How each batch-token base was made: the token's results, this bundle's index among them and every proof. */
+const batchTokens: Partial<Record<BaseName, { results: AttestedResult[]; index: number; proofs: Hex32[][] }>> = {};
+
+/**
+ * Rebuilds a fixture's bundle with a batch token over `count` results, the bundle's at `index`, and its
+ * `attestationProof` (runtime: createBatchAttestationToken, buildProofBundle).
+ */
+async function withBatchToken(
+  name: BaseName,
+  fixture: Fixture,
+  count: number,
+  index: number,
+  anchors: ProofBundle["anchors"],
+): Promise<ProofBundle> {
+  const own = attestedOf(fixture.bundle);
+  const results = Array.from({ length: count }, (_, i) => (i === index ? own : siblingOf(name, i)));
+  const { token, proofs } = await batchTokenOver(results, fixture.bundle);
+  batchTokens[name] = { results, index, proofs };
+  const b = fixture.bundle;
+  return buildProofBundle({
+    consortiumId: b.consortiumId,
+    manifest: b.manifest,
+    requestId: fixture.requestId,
+    result: fixture.result,
+    signatures: b.signatures,
+    ...(b.batch === undefined ? {} : { batch: { ...b.batch, timestamp: BigInt(b.batch.timestamp) } }),
+    attestation: token,
+    attestationProof: { evidenceHash: own.evidenceHash, proof: proofs[index]! },
+    payload: b.payload.public ? { public: b.payload.public } : { sealed: b.payload.sealed },
+    ...(b.evidence === undefined ? {} : { evidence: b.evidence }),
+    anchors,
+  });
+}
+
+const resignBatch = (b: ProofBundle, edit: (claims: JWTPayload) => JWTPayload) => resign(b, edit, BATCH_TYP);
+const withBatch = (c: JWTPayload, batch: Record<string, unknown>): JWTPayload => ({
+  ...c,
+  batch: { ...(c.batch as object), ...batch },
+});
 
 const TARGETED: Targeted[] = [
   {
@@ -287,6 +396,276 @@ const TARGETED: Targeted[] = [
       b.anchors[1]!.chainId = b.anchors[0]!.chainId;
     },
   },
+
+  // Batch attestation tokens (docs/proof-bundle.md, "Batch attestation token").
+  {
+    name: "batch token re-signed unchanged (control)",
+    base: "batchToken",
+    expected: "VALID",
+    change: (b) => resignBatch(b, (c) => c),
+  },
+  {
+    name: "batch token: attestationProof hex in upper case",
+    base: "batchToken",
+    expected: "VALID",
+    change: (b) => {
+      b.attestationProof!.evidenceHash = upperHex(b.attestationProof!.evidenceHash) as Hex32;
+      b.attestationProof!.proof = b.attestationProof!.proof.map((p) => upperHex(p) as Hex32);
+    },
+  },
+  {
+    name: "batch token re-signed with batch.root and sub in upper case",
+    base: "batchTokenPublic",
+    expected: "VALID",
+    change: (b) => resignBatch(b, (c) => withBatch({ ...c, sub: upperHex(c.sub!) }, { root: upperHex(c.sub!) })),
+  },
+  {
+    name: "batch token of this result alone (count 1, empty proof: the leaf is the root)",
+    base: "batchToken",
+    expected: "VALID",
+    change: async (b) => {
+      const { token } = await batchTokenOver([attestedOf(b)], b);
+      b.attestation = token;
+      b.attestationProof!.proof = [];
+    },
+  },
+  {
+    name: "batch token re-signed with a batch.count above its leaves (count is not checked against the proof)",
+    base: "batchToken",
+    expected: "VALID",
+    change: (b) => resignBatch(b, (c) => withBatch(c, { count: 256 })),
+  },
+  {
+    name: "batch-token bundle without its evidence (evidence is optional; the leaf's evidenceHash is still proven)",
+    base: "batchTokenPublic",
+    expected: "VALID",
+    change: (b) => {
+      delete b.evidence;
+    },
+  },
+  {
+    name: "batch token: a proof element replaced",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => {
+      b.attestationProof!.proof[0] = h32("not a sibling");
+    },
+  },
+  {
+    name: "batch token: the proof's elements in reverse order",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => {
+      b.attestationProof!.proof.reverse();
+    },
+  },
+  {
+    name: "batch token: the proof with one more element",
+    base: "batchTokenPublic",
+    expected: "INVALID",
+    change: (b) => {
+      b.attestationProof!.proof.push(h32("extra"));
+    },
+  },
+  {
+    name: "batch token: the proof of a sibling result",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => {
+      const t = batchTokens.batchToken!;
+      b.attestationProof!.proof = [...t.proofs[(t.index + 1) % t.results.length]!];
+    },
+  },
+  {
+    name: "batch token: attestationProof.evidenceHash altered, evidence removed (only the Merkle proof binds it)",
+    base: "batchTokenPublic",
+    expected: "INVALID",
+    change: (b) => {
+      delete b.evidence;
+      b.attestationProof!.evidenceHash = h32("other evidence");
+    },
+  },
+  {
+    name: "batch token: attestationProof.evidenceHash and the evidence both replaced by another run's",
+    base: "batchTokenPublic",
+    expected: "INVALID",
+    change: (b) => {
+      const other = clone(b.evidence!) as { public: { context: { now: number } } };
+      other.public.context.now += 1;
+      b.evidence = other as unknown as ProofBundle["evidence"];
+      b.attestationProof!.evidenceHash = bundleEvidenceHash(b.evidence!);
+    },
+  },
+  {
+    name: "batch token: attestationProof removed",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => {
+      delete b.attestationProof;
+    },
+  },
+  {
+    name: "per-result token with an attestationProof (leaf evidenceHash, empty proof)",
+    base: "public",
+    expected: "INVALID",
+    change: (b) => {
+      b.attestationProof = { evidenceHash: bundleEvidenceHash(b.evidence!), proof: [] };
+    },
+  },
+  {
+    name: "batch token: attestationProof and evidence removed (nothing but the attestation check sees the pairing)",
+    base: "batchTokenPublic",
+    expected: "INVALID",
+    change: (b) => {
+      delete b.attestationProof;
+      delete b.evidence;
+    },
+  },
+  {
+    name: "per-result token with an attestationProof, evidence removed",
+    base: "public",
+    expected: "INVALID",
+    change: (b) => {
+      b.attestationProof = { evidenceHash: bundleEvidenceHash(b.evidence!), proof: [] };
+      delete b.evidence;
+    },
+  },
+  {
+    name: "per-result token replacing the batch token, attestationProof kept",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => {
+      b.attestation = bases.find((x) => x.name === "sealed")!.bundle.attestation;
+    },
+  },
+  {
+    name: "per-result token re-signed with the batch typ",
+    base: "public",
+    expected: "INVALID",
+    change: (b) => resign(b, (c) => c, BATCH_TYP),
+  },
+  {
+    name: "batch token re-signed with the per-result typ",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resign(b, (c) => c),
+  },
+  {
+    name: "batch token re-signed with sub ≠ batch.root",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => ({ ...c, sub: h32("not the root") })),
+  },
+  {
+    name: "batch token re-signed with sub = the result's resultId",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => ({ ...c, sub: b.result.resultId })),
+  },
+  {
+    name: "batch token re-signed with batch.count 0",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => withBatch(c, { count: 0 })),
+  },
+  {
+    name: "batch token re-signed with batch.count −1",
+    base: "batchTokenPublic",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => withBatch(c, { count: -1 })),
+  },
+  {
+    name: "batch token re-signed with batch.count 2.5",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => withBatch(c, { count: 2.5 })),
+  },
+  {
+    name: "batch token re-signed with batch.count as a string",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => withBatch(c, { count: "6" })),
+  },
+  {
+    name: "batch token re-signed with batch.count true",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => withBatch(c, { count: true })),
+  },
+  {
+    name: "batch token re-signed without batch.count",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => withBatch(c, { count: undefined })),
+  },
+  {
+    name: "batch token re-signed without batch",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => ({ ...c, batch: undefined })),
+  },
+  {
+    name: "batch token re-signed with a batch.root (and sub) of 31 bytes",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => withBatch({ ...c, sub: c.sub!.slice(0, -2) }, { root: c.sub!.slice(0, -2) })),
+  },
+  {
+    name: "batch token re-signed with another batch.root (and sub): the proof does not reach it",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => withBatch({ ...c, sub: h32("root") }, { root: h32("root") })),
+  },
+  {
+    name: "batch token of another batch, with this result's proof in its own batch",
+    base: "batchTokenPublic",
+    expected: "INVALID",
+    change: async (b) => {
+      const { token } = await batchTokenOver([siblingOf("x", 0), siblingOf("x", 1), siblingOf("x", 2)], b);
+      b.attestation = token;
+    },
+  },
+  {
+    name: "batch token for another consortium (aud)",
+    base: "batchToken",
+    expected: "INVALID",
+    change: async (b) => {
+      const t = batchTokens.batchToken!;
+      b.attestation = (await batchTokenOver(t.results, b, { consortiumId: h32("another consortium") })).token;
+    },
+  },
+  {
+    name: "batch token re-signed, expiring exactly at the verification time",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => ({ ...c, exp: NOW })),
+  },
+  {
+    name: "batch token re-signed with inputFormat 1 while evidence is carried",
+    base: "batchTokenPublic",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => ({ ...c, inputFormat: 1 })),
+  },
+  {
+    name: "batch token re-signed without sandbox.engineVersion",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => resignBatch(b, (c) => ({ ...c, sandbox: { ...(c.sandbox as object), engineVersion: undefined } })),
+  },
+  {
+    name: "batch token re-signed with a stray resultId claim of another result (the leaf's values are the result's)",
+    base: "batchToken",
+    expected: "VALID",
+    change: (b) => resignBatch(b, (c) => ({ ...c, resultId: h32("another result") })),
+  },
+  {
+    name: "batch token: a record anchor (needs per-result signatures, which a batch token does not replace)",
+    base: "batchToken",
+    expected: "INVALID",
+    change: (b) => {
+      b.anchors[0]!.mode = "record";
+    },
+  },
 ];
 
 /**
@@ -307,7 +686,7 @@ interface Variant {
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 const HEX = /^0x([0-9a-fA-F]{2})+$/;
-const MODES = ["record", "anchor", "fulfill", "submit"];
+const MODES = ["record", "anchor", "fulfill", "submit", "mint", "release", "refund"];
 
 function alterChar(c: string): string {
   if (/[A-Za-z0-9]/.test(c)) return c === "A" ? "B" : "A";
@@ -384,10 +763,17 @@ function setAt(root: Json, path: (string | number)[], value: Json | undefined): 
 
 /** Optional members (per the schema) of a bundle, each deleted once. */
 function deletions(bundle: Json): { path: (string | number)[] }[] {
-  const b = bundle as { requestId?: string; signatures: object[]; batch?: { signatures: object[] } };
+  const b = bundle as {
+    requestId?: string;
+    signatures: object[];
+    batch?: { signatures: object[] };
+    attestationProof?: object;
+    evidence?: object;
+  };
   const out: { path: (string | number)[] }[] = [];
   if (b.requestId !== undefined) out.push({ path: ["requestId"] });
   if (b.batch !== undefined) out.push({ path: ["batch"] });
+  if (b.attestationProof !== undefined) out.push({ path: ["attestationProof"] });
   const sigs = (list: object[], prefix: (string | number)[]): void =>
     list.forEach((s, i) => {
       for (const k of ["keyId", "keyVersion"]) if (k in s) out.push({ path: [...prefix, i, k] });
@@ -428,12 +814,14 @@ let options: VerifyBundleOptions;
 let trust: IndependentTrust;
 let attestationJwk: JWK;
 let attestationKid: string;
-const bases: { name: string; bundle: ProofBundle }[] = [];
+let attestationProvider: KeyProvider;
+const bases: { name: BaseName; bundle: ProofBundle }[] = [];
 
 beforeAll(async () => {
   const wallets = [Wallet.createRandom(), Wallet.createRandom(), Wallet.createRandom()];
   const { provider, privateJwk } = generateLocalP256("attestation");
   attestationJwk = privateJwk;
+  attestationProvider = provider;
   const parties = [];
   for (const [alg, opts] of [
     ["ECDH-ES+A256KW", { crv: "P-256" }],
@@ -484,6 +872,16 @@ beforeAll(async () => {
     },
   ];
   bases.push({ name: "batched", bundle: batched });
+
+  // Anchor mode with a batch attestation token: the sealed batched result, 6th of a 6-result token (an unbalanced
+  // tree), and a public batched result, 1st of a 7-result token, anchored on one chain.
+  const sealedBatched = await makeBundle(keys, { sealed: true, batchSize: 5 });
+  bases.push({ name: "batchToken", bundle: await withBatchToken("batchToken", sealedBatched, 6, 5, batched.anchors) });
+  const publicBatched = await makeBundle(keys, { batchSize: 3 });
+  bases.push({
+    name: "batchTokenPublic",
+    bundle: await withBatchToken("batchTokenPublic", publicBatched, 7, 0, [{ ...batched.anchors[0]! }]),
+  });
 });
 
 async function both(bundles: unknown[]): Promise<{ project: boolean; independent: IndependentReport }[]> {
@@ -526,7 +924,7 @@ describe("independent verification (viem + jwcrypto) agrees with verifyBundle", 
     expect(got).toEqual(Object.fromEntries(vectors.cases.map((c) => [c.name, c.expected.ok])));
   });
 
-  it("both say VALID for a public, a sealed and a batched (anchor-mode) bundle made by the runtime", async () => {
+  it("both say VALID for a public, a sealed, a batched (anchor-mode) and two batch-token bundles made by the runtime", async () => {
     const answers = await both(bases.map((b) => b.bundle));
     for (const [i, a] of answers.entries()) {
       expect({
@@ -553,6 +951,17 @@ describe("independent verification (viem + jwcrypto) agrees with verifyBundle", 
       batchSignatures: "pass",
       recipients: "pass",
     });
+    for (const i of [3, 4]) {
+      expect(bases[i]!.bundle.attestationProof?.proof.length).toBeGreaterThanOrEqual(2);
+      expect(verdicts[i]).toMatchObject({
+        signatures: "skipped",
+        merkleProof: "pass",
+        batchSignatures: "pass",
+        attestation: "pass",
+        evidence: "pass",
+      });
+      expect(answers[i]!.independent.checks.attestation!.reason).toMatch(/^ES256 batch token of [67] result/);
+    }
   });
 
   it("agree on targeted variants, and both give the verdict the document gives", async () => {
@@ -584,6 +993,20 @@ describe("independent verification (viem + jwcrypto) agrees with verifyBundle", 
   it("agree on every single-field flip of every bundle; the fields no check covers are listed", async () => {
     const variants = bases.flatMap((b) => variantsOf(b.name, b.bundle));
     expect(variants.length).toBeGreaterThan(150);
+    // The batch-token bundles' own members and their anchor-mode writes are flipped too.
+    const batchTokenFields = new Set(variants.filter((v) => v.base.startsWith("batchToken")).map((v) => v.field));
+    for (const field of [
+      "attestation",
+      "attestationProof.evidenceHash",
+      "attestationProof.proof[]",
+      "attestationProof.proof[-]",
+      "attestationProof(delete)",
+      "anchors[].mode mode anchor→record",
+      "anchors[].mode mode anchor→mint",
+      "batch.proof[]",
+    ]) {
+      expect([field, batchTokenFields.has(field)]).toEqual([field, true]);
+    }
     const answers = await both(variants.map((v) => v.bundle));
     const disagreements: string[] = [];
     const uncovered = new Set<string>();

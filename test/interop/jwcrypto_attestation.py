@@ -4,8 +4,11 @@ docs/proof-bundle.md ("Attestation token" and the `attestation` row of "Verifica
 
 Reads one JSON request on stdin: {"requests": [{"token", "jwks", "now", "tolerance", "expected"}...]} where `now` is
 the verification time in Unix seconds, `tolerance` the allowed clock skew in seconds and `expected` the claim values
-{cryptletId, codeHash, resultId, inputHash, outputHash, aud, evidenceHash?, iss?} taken from the bundle. Writes {"answers": [{"ok", "reason", "kid"?}...]},
-one per request, in order. Never raises for a bad token (the reason says why).
+{cryptletId, codeHash, resultId, inputHash, outputHash, aud, evidenceHash?, iss?, attestationProof?} taken from the
+bundle. `attestationProof` is {evidenceHash, root} when the bundle carries one ("Batch attestation token"): the leaf's
+evidenceHash as carried and the root its Merkle proof reaches (computed by the TypeScript side with viem: Python here
+has no keccak256). Writes {"answers": [{"ok", "reason", "kid"?}...]}, one per request, in order. Never raises for a
+bad token (the reason says why).
 """
 import json
 import re
@@ -15,7 +18,11 @@ from jwcrypto import jwk, jws
 from jwcrypto.common import base64url_decode
 
 TYP = "cryptlet-attestation+jwt"
-BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+BATCH_TYP = "cryptlet-batch-attestation+jwt"
+# \Z, not $: `$` also matches before a trailing newline, which a bytes32 must not have.
+BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}\Z")
+# The leaf values of a batch token's result, taken from the bundle (docs/proof-bundle.md, "Batch attestation token").
+LEAF_FROM_RESULT = ("resultId", "cryptletId", "codeHash", "inputHash", "outputHash")
 
 
 class Refused(Exception):
@@ -35,8 +42,9 @@ def check(req):
         raise Refused("header is not a JSON object")
     if header.get("alg") != "ES256":
         raise Refused("alg is not ES256")
-    if header.get("typ") != TYP:
-        raise Refused("typ is not " + TYP)
+    typ = header.get("typ")
+    if typ not in (TYP, BATCH_TYP):
+        raise Refused("typ is not %s or %s" % (TYP, BATCH_TYP))
     if "crit" in header:
         raise Refused("crit header not understood")
     kid = header.get("kid")
@@ -69,6 +77,11 @@ def check(req):
     for name in ("iat", "exp"):
         if not isinstance(claims.get(name), (int, float)) or isinstance(claims.get(name), bool):
             raise Refused("claim %s missing" % name)
+    expected = req["expected"]
+    if typ == BATCH_TYP:
+        claims = batch_result_claims(claims, expected)
+    elif expected.get("attestationProof") is not None:
+        raise Refused("attestationProof beside a per-result token")
     for name in ("cryptletId", "codeHash", "resultId"):
         if not isinstance(claims.get(name), str) or not BYTES32.match(claims[name]):
             raise Refused("claim %s missing or not bytes32" % name)
@@ -97,7 +110,6 @@ def check(req):
         raise Refused("not yet valid (nbf)")
 
     # Claims against the bundle: hex case-insensitively; sub is the resultId too.
-    expected = req["expected"]
     for name in ("cryptletId", "codeHash", "resultId"):
         if claims[name].lower() != expected[name].lower():
             raise Refused("claim %s differs from the bundle's" % name)
@@ -120,7 +132,50 @@ def check(req):
         raise Refused("claim sub differs from the bundle's resultId")
     if expected.get("iss") is not None and claims["iss"] != expected["iss"]:
         raise Refused("claim iss differs from the expected issuer")
-    return {"ok": True, "reason": "ES256 by %s, claims match" % kid, "kid": kid}
+    kind = "batch token of %s result(s), leaf proven, " % claims["batch"]["count"] if typ == BATCH_TYP else ""
+    return {"ok": True, "reason": "ES256 %sby %s, claims match" % (kind, kid), "kid": kid}
+
+
+def is_json_integer(value):
+    """A JSON number with an integral value (1 and 1.0 alike, as JSON does not tell them apart); not a bool."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")) and value.is_integer()
+
+
+def batch_result_claims(claims, expected):
+    """The claims a batch token states of the bundle's result (docs/proof-bundle.md, "Batch attestation token").
+
+    The token's `batch` is {root (bytes32), count (integer >= 1)} and its `sub` is the root; the bundle's leaf
+    [result.resultId, cryptletId, codeHash, inputHash, outputHash, attestationProof.evidenceHash] with
+    attestationProof.proof reaches batch.root (the root that leaf and proof reach is `expected.attestationProof.root`).
+    The result's claims are then those leaf values, sub = resultId, with the token's batch-wide claims; they are
+    checked against the bundle afterwards exactly as a per-result token's.
+    """
+    leaf = expected.get("attestationProof")
+    if leaf is None:
+        raise Refused("batch token without attestationProof")
+    batch = claims.get("batch")
+    if not isinstance(batch, dict):
+        raise Refused("claim batch missing")
+    root = batch.get("root")
+    if not isinstance(root, str) or not BYTES32.match(root):
+        raise Refused("claim batch.root missing or not bytes32")
+    count = batch.get("count")
+    if not is_json_integer(count) or count < 1:
+        raise Refused("claim batch.count missing or not an integer >= 1")
+    if claims["sub"].lower() != root.lower():
+        raise Refused("claim sub differs from batch.root")
+    if not isinstance(leaf.get("root"), str) or leaf["root"].lower() != root.lower():
+        raise Refused("attestationProof does not reach the token's batch.root")
+    result = dict(claims)
+    for name in LEAF_FROM_RESULT:
+        result[name] = expected[name]
+    result["evidenceHash"] = leaf["evidenceHash"]
+    result["sub"] = expected["resultId"]
+    return result
 
 
 def main():
