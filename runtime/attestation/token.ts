@@ -8,6 +8,11 @@
  * Header: `{"alg":"ES256","typ":"cryptlet-attestation+jwt","kid":<keyId with version>}` (explicit typing, RFC 8725
  * §3.11). Claims: see {@link AttestationClaims} and docs/proof-bundle.md ("Attestation token").
  *
+ * A batch token (`typ` `cryptlet-batch-attestation+jwt`, {@link createBatchAttestationToken}) attests many results
+ * with one signature: its claim `batch.root` is an OpenZeppelin StandardMerkleTree root over each result's
+ * `(resultId, cryptletId, codeHash, inputHash, outputHash, evidenceHash)`, and a result is verified with its leaf's
+ * Merkle proof (docs/proof-bundle.md, "Batch attestation token").
+ *
  * @module
  */
 import { createHash, randomUUID } from "node:crypto";
@@ -42,7 +47,7 @@ export const ATTESTATION_TOKEN_TYPE = "cryptlet-attestation+jwt";
 
 /**
  * The JWS `typ` header of batch attestation tokens: one token for many results, whose claim `batch.root` is the root
- * of a Merkle tree over the results' attestation leaves ({@link attestationLeaf}); each result's bundle carries its
+ * of a Merkle tree over the results' attestation leaves ({@link attestationLeafEncoding}); each result's bundle carries its
  * leaf's `evidenceHash` and Merkle proof (`attestationProof`). docs/proof-bundle.md, "Batch attestation token".
  */
 export const BATCH_ATTESTATION_TOKEN_TYPE = "cryptlet-batch-attestation+jwt";

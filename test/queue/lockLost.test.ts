@@ -2,8 +2,9 @@
  * A job whose lock this worker lost (a Redis fail-over that lost the lock, or a lock that expired while Redis did
  * not answer, and the stalled-job check gave the job to another worker) is no longer this worker's: its failure
  * is not a dead letter, nor a failed outcome; the worker that holds the job now finishes it. Reproduced here on
- * one Redis server by deleting an anchor write's lock while the write runs, so that its `moveToDelayed` fails as it
- * did after a fail-over (the Redis Cluster test's dead letters).
+ * one Redis server by deleting an anchor write's lock while the write runs (when it looks its result up in the
+ * batcher, then finding it not yet anchored), so that its `moveToDelayed` fails as it did after a fail-over (the
+ * Redis Cluster test's dead letters).
  */
 import { httpEventId } from "../../runtime/attestation/ids.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
@@ -29,16 +30,19 @@ describe("a job whose lock was lost mid-way", () => {
 
   test("is finished by the worker that takes it over: no dead letter, anchored once", async () => {
     const anchors = stack.ctx.chains.get("lock")!.anchors!;
-    const enqueue = anchors.enqueue.bind(anchors);
+    const anchorOf = anchors.anchorOf.bind(anchors);
     let lost = 0;
-    // The first enqueue of each write: its lock disappears (as on a new master that never had it).
-    anchors.enqueue = async (result) => {
+    // The write's first look at its batch (made while it holds its lock): the lock disappears (as on a new master
+    // that never had it), and the batch is not anchored yet, so the write queues the result and sleeps
+    // (`moveToDelayed`, which needs the lock). The attest stage queued the result already; queueing is idempotent.
+    anchors.anchorOf = async (resultId) => {
       if (lost === 0) {
         for await (const keys of scanKeys(stack.redis, `${stack.pipeline.queuePrefix}:${QUEUES.writes}:*:lock`)) {
           for (const key of keys) lost += await stack.redis.del(key);
         }
+        if (lost > 0) return undefined;
       }
-      return enqueue(result);
+      return anchorOf(resultId);
     };
 
     const { minute, input } = (await loadMinuteInputs())[0]!;

@@ -8,7 +8,7 @@
  */
 import type { Job, Queue } from "bullmq";
 
-import { buildProofBundle, type BundleAttestationProof } from "../../attestation/bundle.ts";
+import { buildProofBundle, bundleResultToStruct, type BundleAttestationProof } from "../../attestation/bundle.ts";
 import { bundleEvidenceHash } from "../../attestation/evidence.ts";
 import type { CryptletResult } from "../../attestation/eip712.ts";
 import { signCryptletResult, type ResultSignature } from "../../attestation/signing.ts";
@@ -21,6 +21,7 @@ import { CryptletError } from "../../errors.ts";
 import type { PipelineContext } from "../context.ts";
 import { ERR_RUN_UNKNOWN } from "../errors.ts";
 import type { AttestedRecord } from "../results.ts";
+import { anchorPollDelay } from "./write.ts";
 import { RETENTION, RETRY, jobIds, type AttestJob, type ExecuteOutput, type WriteJob } from "../topology.ts";
 
 /**
@@ -41,7 +42,8 @@ export async function attest(
   const data = job.data;
   const run = await ctx.results.getRun(data.resultId);
   if (!run) throw new CryptletError(ERR_RUN_UNKNOWN, `no run record for result ${data.resultId}`);
-  if (!(await ctx.results.getAttested(data.resultId))) {
+  let attested = await ctx.results.getAttested(data.resultId);
+  if (!attested) {
     const children = Object.values(await job.getChildrenValues<ExecuteOutput>());
     const executed = children[0];
     if (!executed)
@@ -143,11 +145,29 @@ export async function attest(
       attestedAt: Date.now(),
       ...(cosigning ? { cosigning } : {}),
     };
-    await ctx.results.putAttested(data.resultId, record);
+    // The record stored first wins (SET NX): a concurrent attempt's, if it was first.
+    attested = await ctx.results.putAttested(data.resultId, record);
   }
   const parent = job.parent;
   if (!parent?.id) throw new CryptletError(ERR_RUN_UNKNOWN, `attest job ${job.id} has no parent run`);
+  // An anchor target: the result joins the chain's next batch now, and its write job starts delayed until that
+  // batch is due, so that its first run usually finds the result anchored (one job run instead of two). The write
+  // queues it again if not (enqueueing is idempotent per result).
+  const anchored = run.targets.filter((t) => t.mode === "anchor" && ctx.chains.get(t.chain)?.anchors !== undefined);
+  const delays = new Map<string, number>();
+  if (anchored.length > 0) {
+    const struct = bundleResultToStruct(attested.bundle.result);
+    for (const target of anchored) {
+      const chain = ctx.chains.get(target.chain)!;
+      await chain.anchors!.enqueue(struct);
+      delays.set(
+        target.chain,
+        await anchorPollDelay(0, chain.anchors!, data.resultId, chain.config.anchor.pollIntervalMs),
+      );
+    }
+  }
   for (const target of run.targets) {
+    const delay = target.mode === "anchor" ? delays.get(target.chain) : undefined;
     await writes.add(
       "write",
       {
@@ -162,6 +182,7 @@ export async function attest(
         jobId: jobIds.write(target.chain, target.mode, data.resultId),
         parent: { id: parent.id, queue: parent.queueKey },
         ignoreDependencyOnFailure: true,
+        ...(delay === undefined ? {} : { delay }),
         ...RETRY.writes,
         ...RETENTION,
       },

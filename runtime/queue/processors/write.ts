@@ -32,16 +32,18 @@ export const ANCHOR_POLL_MAX_MS = 2000;
  * when the result is still pending, and otherwise a quarter of the time it has waited so far, from `pollMs` (the
  * chain's `anchor.pollIntervalMs`, default 250) to {@link ANCHOR_POLL_MAX_MS}. Each check is a job round trip
  * through Redis, so a fixed short period would make thousands of waiting writes the pipeline's main load; this
- * keeps the added latency under a quarter of the wait.
+ * keeps the added latency under a quarter of the wait. Also the delay an `anchor` write is created with (the attest
+ * stage queues the result in the batch first, so the write's first run usually finds it anchored).
+ * @param waitedMs - how long the write has waited so far (0 when it is created).
  */
-async function anchorPollDelay(
-  job: Job<WriteJob>,
+export async function anchorPollDelay(
+  waitedMs: number,
   anchors: AnchorService,
   resultId: string,
   pollMs: number,
 ): Promise<number> {
   const longest = Math.max(ANCHOR_POLL_MAX_MS, pollMs);
-  let delay = Math.min(longest, Math.max(pollMs, (Date.now() - job.timestamp) / 4));
+  let delay = Math.min(longest, Math.max(pollMs, waitedMs / 4));
   if ((await anchors.statusOf(resultId)) === "pending") {
     const due = await anchors.nextDueInMs();
     if (due !== undefined) delay = Math.max(delay, Math.min(due + pollMs, 10 * longest));
@@ -120,14 +122,17 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
     throw new CryptletError(ERR_CHAIN_UNKNOWN, `chain "${data.chain}" is not configured`, {
       details: { chain: data.chain },
     });
-  const [attested, run] = await Promise.all([
-    ctx.results.getAttested(data.resultId),
-    ctx.results.getRun(data.resultId),
-  ]);
-  if (!attested || !run) {
-    throw new CryptletError(ERR_RUN_UNKNOWN, `result ${data.resultId} is not attested`, { retryable: true });
-  }
-  const result = bundleResultToStruct(attested.bundle.result);
+  /** The attested result and its run, read when needed (an anchored result's write needs neither). */
+  const attestedRun = async () => {
+    const [attested, run] = await Promise.all([
+      ctx.results.getAttested(data.resultId),
+      ctx.results.getRun(data.resultId),
+    ]);
+    if (!attested || !run) {
+      throw new CryptletError(ERR_RUN_UNKNOWN, `result ${data.resultId} is not attested`, { retryable: true });
+    }
+    return { attested, run };
+  };
   let outcome: ChainOutcome;
 
   if (data.mode === "anchor") {
@@ -135,10 +140,12 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
     if (!anchors) throw new CryptletError(ERR_CHAIN_UNKNOWN, `chain "${data.chain}" has no anchor batcher`);
     const record = await anchors.anchorOf(data.resultId);
     if (!record) {
-      await anchors.enqueue(result);
+      const { attested } = await attestedRun();
+      await anchors.enqueue(bundleResultToStruct(attested.bundle.result));
       if (!token) throw new CryptletError(ERR_RUN_UNKNOWN, "anchor writes need a worker token", { retryable: true });
+      const waited = Date.now() - job.timestamp;
       await job.moveToDelayed(
-        Date.now() + (await anchorPollDelay(job, anchors, data.resultId, chain.config.anchor.pollIntervalMs)),
+        Date.now() + (await anchorPollDelay(waited, anchors, data.resultId, chain.config.anchor.pollIntervalMs)),
         token,
       );
       throw new DelayedError();
@@ -152,6 +159,8 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
       updatedAt: Date.now(),
     };
   } else {
+    const { attested, run } = await attestedRun();
+    const result = bundleResultToStruct(attested.bundle.result);
     const target: WriteTarget = data.address
       ? { chain: data.chain, mode: data.mode, address: data.address }
       : targetOf(chain.config, data.mode, run.cryptlet.name);
@@ -237,6 +246,7 @@ export async function write(job: Job<WriteJob>, ctx: PipelineContext, token?: st
   await ctx.results.putOutcome(data.resultId, outcome);
   // A replayed write after the run completed refreshes the run's receipt.
   if (await ctx.results.getReceipt(data.resultId)) {
+    const { run } = await attestedRun();
     await ctx.results.buildReceipt(run.runId, run.resultId, run.cryptlet, run.targets);
   }
   return outcome;
