@@ -9,9 +9,10 @@
  *
  * @module
  */
-import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex } from "@noble/hashes/utils";
 import { AbiCoder, TypedDataEncoder, getBytes, keccak256, type TypedDataDomain } from "ethers";
+
+import { keccak256Bytes } from "./keccak.ts";
 
 /** A 32-byte value as 0x-prefixed lowercase or mixed-case hex (66 characters). */
 export type Hex32 = `0x${string}`;
@@ -116,8 +117,8 @@ const UINT64_MAX = 2n ** 64n - 1n;
 const UINT32_MAX = 2 ** 32 - 1;
 
 const utf8 = new TextEncoder();
-const RESULT_TYPE_HASH = keccak_256(utf8.encode(CRYPTLET_RESULT_TYPE));
-const BATCH_TYPE_HASH = keccak_256(utf8.encode(RESULT_BATCH_TYPE));
+const RESULT_TYPE_HASH = keccak256Bytes(utf8.encode(CRYPTLET_RESULT_TYPE));
+const BATCH_TYPE_HASH = keccak256Bytes(utf8.encode(RESULT_BATCH_TYPE));
 
 /** Value of one hex digit given its char code (the caller has checked it is one of `0-9a-fA-F`). */
 const nibble = (c: number): number => (c <= 57 ? c - 48 : (c | 32) - 87);
@@ -158,14 +159,14 @@ export function hashCryptletResultBytes(result: CryptletResult): Uint8Array {
   writeBytes32(encoded, 128, result.inputHash, "CryptletResult", "inputHash");
   writeBytes32(encoded, 160, result.outputHash, "CryptletResult", "outputHash");
   writeUint64(encoded, 192, result.timestamp, "CryptletResult", "timestamp");
-  return keccak_256(encoded);
+  return keccak256Bytes(encoded);
 }
 
 /**
  * `hashStruct(result)` (EIP-712): the struct hash of a {@link CryptletResult}, also the value a batched result's
  * Merkle leaf is made from.
  *
- * Computed directly over bytes (the type hash and six static words, hashed with @noble/hashes' keccak-256) rather
+ * Computed directly over bytes (the type hash and six static words, hashed with the WebAssembly keccak-256 of runtime/attestation/keccak.ts) rather
  * than with ethers' generic `TypedDataEncoder`; the tests compare the two on random results, and with the contract.
  * @returns the 32-byte struct hash as 0x-prefixed lowercase hex.
  * @throws TypeError when a member is not 32-byte hex or the timestamp is not a uint64.
@@ -198,7 +199,7 @@ function hashResultBatchBytes(batch: ResultBatch): Uint8Array {
   }
   new DataView(encoded.buffer).setUint32(64 + 28, Number(count));
   writeUint64(encoded, 96, batch.timestamp, "ResultBatch", "timestamp");
-  return keccak_256(encoded);
+  return keccak256Bytes(encoded);
 }
 
 /** EIP-712 §"Specification": `keccak256("\x19\x01" ‖ domainSeparator ‖ hashStruct(message))`, as hex. */
@@ -208,7 +209,7 @@ function typedDataDigest(consortiumId: Hex32, structHash: Uint8Array): Hex32 {
   message[1] = 0x01;
   message.set(separatorBytes(consortiumId), 2);
   message.set(structHash, 34);
-  return `0x${bytesToHex(keccak_256(message))}`;
+  return `0x${bytesToHex(keccak256Bytes(message))}`;
 }
 
 /**

@@ -32,7 +32,7 @@ import { seal, type SealingParty } from "../sealing/seal.ts";
 import { EvidenceInvalidError } from "./errors.ts";
 import type { Hex32 } from "./eip712.ts";
 import { canonicalBytes, canonicalJson, type CanonicalValue } from "./hashing.ts";
-import { keccak256 } from "ethers";
+import { keccak256Hex } from "./keccak.ts";
 
 /** The evidence format this runtime writes, and the token's `inputFormat` for it. */
 export const EVIDENCE_FORMAT = 2;
@@ -188,12 +188,12 @@ export function evidenceCommitment(evidence: RunEvidence): CanonicalValue {
  * @throws {@link CanonicalJsonError} when the event or input holds a value JSON cannot represent.
  */
 export function evidenceInputHash(evidence: RunEvidence): Hex32 {
-  return keccak256(canonicalBytes(evidenceCommitment(evidence))) as Hex32;
+  return keccak256Hex(canonicalBytes(evidenceCommitment(evidence))) as Hex32;
 }
 
 /** The token's `evidenceHash`: keccak256 of the UTF-8 of the JCS of the bundle's `evidence` member. */
 export function bundleEvidenceHash(evidence: BundleEvidence): Hex32 {
-  return keccak256(canonicalBytes(evidence)) as Hex32;
+  return keccak256Hex(canonicalBytes(evidence)) as Hex32;
 }
 
 /**

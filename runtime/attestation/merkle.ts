@@ -13,11 +13,11 @@
  * @module
  */
 import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
-import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex } from "@noble/hashes/utils";
 import { keccak256 } from "ethers";
 
 import { hashCryptletResult, hashCryptletResultBytes, type CryptletResult, type Hex32 } from "./eip712.ts";
+import { keccak256Bytes } from "./keccak.ts";
 
 /** A built batch: its root, and each result's Merkle proof in input order. */
 export interface MerkleBatch {
@@ -43,7 +43,7 @@ function hashPair(a: Uint8Array, b: Uint8Array, scratch: Uint8Array): Uint8Array
   const [lo, hi] = compare32(a, b) <= 0 ? [a, b] : [b, a];
   scratch.set(lo, 0);
   scratch.set(hi, 32);
-  return keccak_256(scratch);
+  return keccak256Bytes(scratch);
 }
 
 /**
@@ -72,7 +72,7 @@ export function buildMerkleBatch(results: readonly CryptletResult[]): MerkleBatc
 export function buildStandardMerkleTree(encoded: readonly Uint8Array[]): { root: Hex32; proofs: Hex32[][] } {
   const n = encoded.length;
   if (n === 0) throw new RangeError("a Merkle tree needs at least one leaf");
-  const leafHashes = encoded.map((e) => keccak_256(keccak_256(e)));
+  const leafHashes = encoded.map((e) => keccak256Bytes(keccak256Bytes(e)));
   // Sorted leaf positions; `Array.prototype.sort` is stable, as the library's, so equal leaves keep input order.
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => compare32(leafHashes[a]!, leafHashes[b]!));
   const size = 2 * n - 1;
