@@ -1,31 +1,37 @@
 /**
- * secp256k1 public-key recovery (`ecrecover`) for 65-byte Ethereum signatures, with @noble/curves (1.9, the
- * project's copy, which uses the curve's endomorphism and a precomputed table for the generator) instead of the
- * older copy bundled in ethers; and, for addresses whose public key is already known, an exact check that needs no
- * recovery.
+ * secp256k1 public-key recovery (`ecrecover`) for 65-byte Ethereum signatures by libsecp256k1 through the `secp256k1`
+ * package's N-API binding (its prebuilt Linux, macOS and Windows x64 binaries load without an install script; on
+ * other platforms the package falls back to its own JavaScript implementation, `elliptic`, with the same answers).
+ * A recovery there takes tens of microseconds, where the JavaScript curve arithmetic of @noble/curves took
+ * milliseconds (docs/benchmarks.md, "Proofs"). Points are handed to callers as @noble/curves points.
  *
- * The check: `ecrecover(digest, r, s, v)` yields the public key `P` iff the nonce point `R` (x = `r`, y-parity
- * `v - 27`) equals `u1·G + u2·P` with `u1 = z·s⁻¹`, `u2 = r·s⁻¹ (mod n)`, `z` the digest as an integer mod n
- * (SEC 1 §4.1.6: `P = r⁻¹·(s·R − z·G)`, solved for `R`). With a precomputed window table for `P` this costs a
- * fraction of a recovery, whose variable-base multiplication by the fresh point `R` cannot use a table. Public
- * keys are learned from successful recoveries (or given), always filed under the address computed from them.
+ * Keys already known (given, or recovered from a signature that counted) are remembered by address, so that
+ * {@link recoversToKnownKey} compares a recovery with the key's bytes and skips the address derivation (keccak256
+ * and EIP-55 checksum) of every further signature. Keys are always filed under the address computed from them.
  *
  * @module
  */
-import { invert, mod } from "@noble/curves/abstract/modular.js";
+import { createRequire } from "node:module";
+
 import { secp256k1 } from "@noble/curves/secp256k1.js";
-import { keccak_256 } from "@noble/hashes/sha3";
 import { bytesToHex } from "@noble/hashes/utils";
 import { getAddress } from "ethers";
 
+import { keccak256Bytes } from "./keccak.ts";
+
 type Point = ReturnType<typeof secp256k1.ProjectivePoint.fromHex>;
 
-const N = secp256k1.CURVE.n;
-/** Window of the per-key tables: 2^(7-1)·38 points, ~13 ms to build once per key (here), then ~0.35 ms per product. */
-const KEY_WINDOW = 7;
+/** The part of the `secp256k1` package (v5, docs: its API.md) used here. */
+interface Libsecp256k1 {
+  /** Public key of a compact signature `r ‖ s` (64 bytes) with recovery id 0 or 1 over a 32-byte message. */
+  ecdsaRecover(signature: Uint8Array, recid: number, message: Uint8Array, compressed: boolean): Uint8Array;
+}
+const libsecp256k1 = createRequire(import.meta.url)("secp256k1") as Libsecp256k1;
+
 /** Keys remembered at most (a consortium has a handful of signers; the bound is a guard). */
 const MAX_KNOWN_KEYS = 256;
-const knownKeys = new Map<string, Point>();
+/** Address → uncompressed SEC 1 public key (65 bytes, as hex). */
+const knownKeys = new Map<string, string>();
 
 /** A 65-byte signature's parts: `r` and `s` in [1, n), `recovery` the nonce point's y-parity (`v - 27`). */
 export interface SignatureParts {
@@ -37,12 +43,12 @@ export interface SignatureParts {
 /** The checksummed (EIP-55) Ethereum address of a public point: the last 20 bytes of keccak256(x ‖ y). */
 export function addressOfPoint(point: Point): string {
   const uncompressed = point.toRawBytes(false);
-  return getAddress(`0x${bytesToHex(keccak_256(uncompressed.subarray(1)).subarray(12))}`);
+  return getAddress(`0x${bytesToHex(keccak256Bytes(uncompressed.subarray(1)).subarray(12))}`);
 }
 
 /**
- * Files a public key under its own address (computed here, never taken from the caller) with a precomputed
- * window table, so that {@link recoversToKnownKey} can check signatures of that address without recovery.
+ * Files a public key under its own address, so that {@link recoversToKnownKey} can check signatures of that
+ * address by comparing keys.
  * @param publicKey - a secp256k1 point, or its SEC 1 encoding (33 or 65 bytes, as bytes or hex with or without 0x).
  * @returns the key's checksummed address.
  * @throws Error from @noble/curves when `publicKey` is not a point of the curve.
@@ -55,17 +61,12 @@ export function rememberPublicKey(publicKey: Point | Uint8Array | string): strin
   const address = addressOfPoint(point);
   if (!knownKeys.has(address)) {
     if (knownKeys.size >= MAX_KNOWN_KEYS) knownKeys.clear();
-    // A fresh point object: the window table is attached to the object, not to the coordinates.
-    knownKeys.set(
-      address,
-      secp256k1.utils.precompute(KEY_WINDOW, secp256k1.ProjectivePoint.fromAffine(point.toAffine())),
-    );
+    knownKeys.set(address, bytesToHex(point.toRawBytes(false)));
   }
   return address;
 }
 
-// Addresses recovered once, not yet given a table: the table pays for itself from about the second signature of a
-// key, so a one-off verification (a CLI run) does not pay for it.
+// Addresses recovered once, not yet remembered: a key is remembered from its second signature that counted.
 const recoveredOnce = new Set<string>();
 
 /**
@@ -83,35 +84,63 @@ export function noteRecoveredKey(point: Point, address: string): void {
   rememberPublicKey(point);
 }
 
-/**
- * `ecrecover`: the public key that signed `digest`, as Ethereum (and OpenZeppelin `ECDSA.recover`) recovers it.
- * @param digest - the 32-byte digest that was signed.
- * @throws Error when no key recovers (r is not the x of a curve point, or the result is the point at infinity).
- */
-export function recoverPublicKey(digest: Uint8Array, sig: SignatureParts): Point {
-  return new secp256k1.Signature(sig.r, sig.s).addRecoveryBit(sig.recovery).recoverPublicKey(digest);
+/** The uncompressed public key (65 bytes) that `ecrecover(digest, sig)` yields. @throws when none does. */
+function recoverRaw(digest: Uint8Array, sig: SignatureParts): Uint8Array {
+  const compact = new Uint8Array(64);
+  compact.set(hexBytes32(sig.r), 0);
+  compact.set(hexBytes32(sig.s), 32);
+  return libsecp256k1.ecdsaRecover(compact, sig.recovery, digest, false);
+}
+
+function hexBytes32(n: bigint): Uint8Array {
+  if (n < 0n || n >= 1n << 256n) throw new RangeError("not a 256-bit value");
+  return Buffer.from(n.toString(16).padStart(64, "0"), "hex");
 }
 
 /**
- * Whether `ecrecover(digest, sig)` is the remembered public key of `address`, computed without recovery (see the
- * module comment); `undefined` when no key of `address` is remembered (the caller must then recover).
+ * `ecrecover`: the public key that signed `digest`, as Ethereum (and OpenZeppelin `ECDSA.recover`) recovers it.
+ * @param digest - the 32-byte digest that was signed.
+ * @throws Error when no key recovers (r is not the x of a curve point, r or s is 0 or ≥ n, or the result is the
+ *   point at infinity).
+ */
+export function recoverPublicKey(digest: Uint8Array, sig: SignatureParts): Point {
+  return secp256k1.ProjectivePoint.fromHex(recoverRaw(digest, sig));
+}
+
+/**
+ * Whether `ecrecover(digest, sig)` is the remembered public key of `address`; `undefined` when no key of `address`
+ * is remembered (the caller must then recover and derive the address).
  * @param digest - the 32-byte digest that was signed.
  * @param address - checksummed (EIP-55) address.
  */
 export function recoversToKnownKey(digest: Uint8Array, sig: SignatureParts, address: string): boolean | undefined {
   const key = knownKeys.get(address);
   if (key === undefined) return undefined;
-  const z = mod(BigInt(`0x${bytesToHex(digest)}`), N);
-  const sInv = invert(sig.s, N);
-  const u1 = mod(z * sInv, N);
-  // `multiply` (wNAF over the tables), not `multiplyUnsafe`/`multiplyAndAddUnsafe`: in @noble/curves 1.9.0 the
-  // unsafe path over a precomputed table returns wrong points for some scalars (e.g. n - 5; see the tests).
-  const nonce = (u1 === 0n ? secp256k1.ProjectivePoint.ZERO : secp256k1.ProjectivePoint.BASE.multiply(u1)).add(
-    key.multiply(mod(sig.r * sInv, N)),
-  );
-  if (nonce.equals(secp256k1.ProjectivePoint.ZERO)) return false;
-  const { x, y } = nonce.toAffine();
-  return x === sig.r && Number(y & 1n) === sig.recovery;
+  try {
+    return bytesToHex(recoverRaw(digest, sig)) === key;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The recovery id (the nonce point's y-parity, `v - 27`) with which `ecrecover(digest, r, s)` yields `publicKey`, or
+ * `undefined` when neither does (the signature is not this key's).
+ * @param digest - the 32-byte digest that was signed.
+ * @param r - the signature's `r`, in [1, n).
+ * @param s - the signature's `s`, in [1, n).
+ * @param publicKey - the signer's uncompressed SEC 1 public key (65 bytes).
+ */
+export function recoveryIdOf(digest: Uint8Array, r: bigint, s: bigint, publicKey: Uint8Array): 0 | 1 | undefined {
+  const want = bytesToHex(publicKey);
+  for (const recovery of [0, 1] as const) {
+    try {
+      if (bytesToHex(recoverRaw(digest, { r, s, recovery })) === want) return recovery;
+    } catch {
+      // no key with this parity
+    }
+  }
+  return undefined;
 }
 
 /** Forgets every remembered key (tests). */

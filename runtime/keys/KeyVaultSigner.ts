@@ -20,23 +20,21 @@ import {
   resolveProperties,
 } from "ethers";
 import type { Provider, TransactionRequest, TypedDataDomain, TypedDataField } from "ethers";
-import { invert, mod } from "@noble/curves/abstract/modular.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { recoveryIdOf } from "../attestation/secp256k1.ts";
 import { KeyAlgorithmUnsupportedError, SignerKeyMismatchError } from "./errors.ts";
 import type { KeyProvider, PublicKeyInfo } from "./KeyProvider.ts";
 
 const N = secp256k1.CURVE.n;
 const HALF_N = N >> 1n;
-/** Window of the key's precomputed table: ~13 ms to build once per key version, then ~0.35 ms per product. */
-const KEY_WINDOW = 7;
 
 /**
  * An ethers `AbstractSigner` whose key lives behind a {@link KeyProvider}. Each signature is one `ES256K` sign
  * call over a 32-byte digest; the provider's raw `r‖s` is made Ethereum-canonical here: `s` is normalised to the
  * low half of the curve order (EIP-2: `s' = n − s`), and `v` (the y-parity, 27/28 or EIP-155/EIP-2718 as the
- * format needs) is the parity of the signature's nonce point, computed from the key's public point (one
- * double-scalar multiplication over a precomputed table of the key, which also checks that the signature is the
- * key's) instead of recovering the address with each parity: no recovery at all. Works unchanged with ethers contracts and providers (`contract.connect(signer)`,
+ * format needs) is the parity of the signature's nonce point: the recovery id with which libsecp256k1 recovers the
+ * key's own public key from the signature (at most two recoveries of tens of microseconds, which also check that the
+ * signature is the key's). Works unchanged with ethers contracts and providers (`contract.connect(signer)`,
  * `signer.sendTransaction`).
  *
  * When the provider follows the latest key version, the address changes with a rotation; the address of a
@@ -61,7 +59,7 @@ export class KeyVaultSigner extends AbstractSigner {
   /** The key provider that signs. */
   readonly keyProvider: KeyProvider;
   readonly #addresses = new Map<string, string>();
-  readonly #points = new Map<string, ReturnType<typeof secp256k1.ProjectivePoint.fromHex>>();
+  readonly #publicKeys = new Map<string, Uint8Array>();
 
   /**
    * @param keyProvider - any provider whose key is secp256k1 (`ES256K`).
@@ -126,24 +124,13 @@ export class KeyVaultSigner extends AbstractSigner {
     if (s > HALF_N) s = N - s;
     const sHex = `0x${s.toString(16).padStart(64, "0")}`;
     const address = this.#addressOf(info);
-    // v is the parity of the nonce point R. With the public key Q known, R = s⁻¹·(e·G + r·Q) is one double-scalar
-    // multiplication (what ECDSA verification computes), instead of up to two public-key recoveries; checking
-    // R.x = r also proves the signature is the key's.
-    // The key's point carries a precomputed window table (built at its first signature), so both products are
-    // table lookups; `multiply`, not `multiplyAndAddUnsafe`, whose unsafe path over a table is wrong for some
-    // scalars in @noble/curves 1.9.0.
-    const rInt = BigInt(r);
-    const e = mod(BigInt(hexlify(bytes)), N);
-    const sInv = invert(s, N);
-    const u1 = mod(e * sInv, N);
-    const R = (u1 === 0n ? secp256k1.ProjectivePoint.ZERO : secp256k1.ProjectivePoint.BASE.multiply(u1)).add(
-      this.#pointOf(info).multiply(mod(rInt * sInv, N)),
-    );
-    const affine = R.equals(secp256k1.ProjectivePoint.ZERO) ? undefined : R.toAffine();
-    if (!affine || mod(affine.x, N) !== rInt) {
+    // v is the parity of the nonce point R: the recovery id with which the signature recovers the key's own public
+    // key (libsecp256k1, runtime/attestation/secp256k1.ts). Finding one also proves the signature is the key's.
+    const recovery = recoveryIdOf(bytes, BigInt(r), s, this.#publicKeyOf(info));
+    if (recovery === undefined) {
       throw new SignerKeyMismatchError("the signature does not verify with the key", { keyId: signed.keyId, address });
     }
-    const signature = Signature.from({ r, s: sHex, v: affine.y & 1n ? 28 : 27 });
+    const signature = Signature.from({ r, s: sHex, v: recovery === 1 ? 28 : 27 });
     return { signature, keyId: signed.keyId, address };
   }
 
@@ -189,19 +176,15 @@ export class KeyVaultSigner extends AbstractSigner {
     return (await this.signDigest(TypedDataEncoder.hash(populated.domain, types, populated.value))).serialized;
   }
 
-  #pointOf(info: PublicKeyInfo): ReturnType<typeof secp256k1.ProjectivePoint.fromHex> {
-    let point = this.#points.get(info.keyId);
-    if (point === undefined) {
+  /** The key's uncompressed SEC 1 public key (65 bytes), from its JWK. */
+  #publicKeyOf(info: PublicKeyInfo): Uint8Array {
+    let key = this.#publicKeys.get(info.keyId);
+    if (key === undefined) {
       const { x, y } = info.jwk;
-      point = secp256k1.utils.precompute(
-        KEY_WINDOW,
-        secp256k1.ProjectivePoint.fromHex(
-          `04${Buffer.from(String(x), "base64url").toString("hex")}${Buffer.from(String(y), "base64url").toString("hex")}`,
-        ),
-      );
-      this.#points.set(info.keyId, point);
+      key = Buffer.concat([Buffer.from([4]), Buffer.from(String(x), "base64url"), Buffer.from(String(y), "base64url")]);
+      this.#publicKeys.set(info.keyId, key);
     }
-    return point;
+    return key;
   }
 
   #addressOf(info: PublicKeyInfo): string {
