@@ -249,7 +249,9 @@ writeBenchSection(
   "Pipeline end to end",
   "npm run bench:pipeline",
   `Each event runs price-median (isolated-vm), is attested (attestation token signed through the Key Vault emulator
-over HTTPS; in record mode also two EIP-712 result signatures by two Key Vault keys) and is written to two
+over HTTPS: in anchor mode one batch token for the results a worker process attests together, docs/proof-bundle.md
+"Batch attestation token"; in record mode a token per result and two EIP-712 result signatures by two Key Vault
+keys) and is written to two
 \`hardhat node\` chains (JSON-RPC, automine, 1 confirmation), all jobs in BullMQ on one local Redis. Worker
 processes are separate OS processes (\`runtime/queue/worker.ts\`) sharing the machine's 2 cores with the two
 chains, the Key Vault emulator, Redis and the submitting process. Latencies are measured from the submission of
