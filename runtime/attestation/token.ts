@@ -208,10 +208,7 @@ export async function createAttestationToken(
   provider: KeyProvider,
   input: CreateAttestationTokenInput,
 ): Promise<string> {
-  const key = await provider.getPublicKey();
-  if (key.jwk.kty !== "EC" || key.jwk.crv !== "P-256") {
-    throw new AttestationSigningError(`key ${key.keyId} is not an EC P-256 key`);
-  }
+  const key = await p256KeyOf(provider);
   const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
   const claims: AttestationClaims = {
     iss: input.issuer,
@@ -232,6 +229,15 @@ export async function createAttestationToken(
     platform: input.platform ?? { type: "software" },
   };
   return signJwt(provider, key, ATTESTATION_TOKEN_TYPE, claims);
+}
+
+/** The provider's public key. @throws {@link AttestationSigningError} when it is not an EC P-256 key. */
+async function p256KeyOf(provider: KeyProvider): Promise<PublicKeyInfo> {
+  const key = await provider.getPublicKey();
+  if (key.jwk.kty !== "EC" || key.jwk.crv !== "P-256") {
+    throw new AttestationSigningError(`key ${key.keyId} is not an EC P-256 key`);
+  }
+  return key;
 }
 
 /**
@@ -348,10 +354,7 @@ export async function createBatchAttestationToken(
   provider: KeyProvider,
   input: CreateBatchAttestationTokenInput,
 ): Promise<BatchAttestation> {
-  const key = await provider.getPublicKey();
-  if (key.jwk.kty !== "EC" || key.jwk.crv !== "P-256") {
-    throw new AttestationSigningError(`key ${key.keyId} is not an EC P-256 key`);
-  }
+  const key = await p256KeyOf(provider);
   const { root, proofs } = buildStandardMerkleTree(input.results.map(attestationLeafEncoding));
   const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
   const claims = {
