@@ -39,6 +39,13 @@ export interface ChainContracts {
 export interface CrosschainContracts {
   lockbox?: string;
   wrappedTokens?: string[];
+  /**
+   * The first block of this chain to read the package's cross-chain logs from (the contracts' deployment block), for
+   * transfer receipts (runtime/crosschain/transferReceipt.ts); default 0. A public RPC that caps `eth_getLogs`
+   * ranges answers the receipts' reads only with it set: they scan back from the latest block to it, in ranges of
+   * `TRANSFER_LOG_RANGE_BLOCKS`.
+   */
+  fromBlock?: number;
 }
 
 /** One chain, normalised: defaults applied, gwei converted to wei. */
@@ -201,6 +208,7 @@ export const CHAINS_SCHEMA = {
                   properties: {
                     lockbox: address,
                     wrappedTokens: { type: "array", maxItems: 64, uniqueItems: true, items: address },
+                    fromBlock: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
                   },
                 },
               },
@@ -324,7 +332,10 @@ export function parseChainsConfig(document: unknown, source = "chains config"): 
     if (chain.contracts?.crosschain) {
       contracts.crosschain = Object.fromEntries(
         Object.entries(
-          chain.contracts.crosschain as Record<string, { lockbox?: string; wrappedTokens?: string[] }>,
+          chain.contracts.crosschain as Record<
+            string,
+            { lockbox?: string; wrappedTokens?: string[]; fromBlock?: number }
+          >,
         ).map(([name, value]) => {
           const where = `${at}.contracts.crosschain.${name}`;
           const entry: CrosschainContracts = {};
@@ -334,6 +345,7 @@ export function parseChainsConfig(document: unknown, source = "chains config"): 
               checksum(token, `${where}.wrappedTokens[${i}]`, problems),
             );
           }
+          if (value.fromBlock !== undefined) entry.fromBlock = value.fromBlock;
           return [name, entry];
         }),
       );

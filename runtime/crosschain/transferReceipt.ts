@@ -8,12 +8,14 @@
  * receipts: the status never comes from Redis, and a run whose receipt names another transaction than the chain's
  * event, a lock both minted and refunded, or amounts that differ between the legs are failed checks.
  *
- * Every read is `eth_getLogs` or `eth_call` through each chain's {@link ChainRpc} (deadlines, failover, breaker),
- * logs from block 0 to the latest block: the node must serve logs of the contracts' whole history.
+ * Every read is `eth_getLogs` or `eth_call` through each chain's {@link ChainRpc} (deadlines, failover, breaker).
+ * Logs are read back from the latest block to the package's `fromBlock` on that chain (the contracts' deployment
+ * block in the chain configuration's `contracts.crosschain`, default 0), in ranges of at most
+ * {@link TRANSFER_LOG_RANGE_BLOCKS} blocks, so that an RPC that caps `eth_getLogs` ranges can serve them.
  *
  * @module
  */
-import { Interface, getAddress, isHexString, type Result } from "ethers";
+import { Interface, getAddress, isHexString, toQuantity, type Result } from "ethers";
 
 import { computeResultId, type Hex32 } from "../attestation/eip712.ts";
 import { chainLogEventId, cryptletIdOf } from "../attestation/ids.ts";
@@ -126,23 +128,43 @@ interface FoundLog {
 interface Chain {
   config: ChainConfig;
   rpc: Pick<ChainRpc, "send">;
+  /** Blocks per `eth_getLogs` call ({@link TRANSFER_LOG_RANGE_BLOCKS} unless a caller sets another). */
+  logRangeBlocks: number;
 }
 
 const eq = (a: unknown, b: unknown): boolean => String(a).toLowerCase() === String(b).toLowerCase();
 
-/** `eth_getLogs` of `event` with first indexed argument `subject` emitted by `address`, whole history. */
+/**
+ * Blocks per `eth_getLogs` call of a transfer receipt's reads (the triggers' default `maxBlockRange` too): within
+ * what public RPCs accept.
+ */
+export const TRANSFER_LOG_RANGE_BLOCKS = 2000;
+
+/**
+ * The logs of `event` with first indexed argument `subject` emitted by `address` (`eth_getLogs`): scanned back from
+ * the latest block to the package's `fromBlock` on this chain (default 0) in ranges of `chain.logRangeBlocks`, ending at the
+ * first range that has any (an id's event is emitted once: the latest range holding one has them all).
+ */
 async function logsOf(
   chain: Chain,
+  cryptlet: string,
   address: string | string[],
   event: EventName,
   subject: string,
 ): Promise<FoundLog[]> {
-  const logs = await chain.rpc.send<RpcLog[]>("eth_getLogs", [
-    { address, topics: [TOPIC[event], subject], fromBlock: "0x0", toBlock: "latest" },
-  ]);
-  return logs
-    .filter((l) => l.removed !== true)
-    .map((raw) => ({ raw, args: READS.decodeEventLog(event, raw.data, raw.topics) }));
+  const rangeBlocks = chain.logRangeBlocks;
+  const first = chain.config.contracts.crosschain?.[cryptlet]?.fromBlock ?? 0;
+  const latest = Number(await chain.rpc.send<string>("eth_blockNumber", []));
+  for (let to = latest; to >= first; to -= rangeBlocks) {
+    const from = Math.max(first, to - rangeBlocks + 1);
+    const logs = (
+      await chain.rpc.send<RpcLog[]>("eth_getLogs", [
+        { address, topics: [TOPIC[event], subject], fromBlock: toQuantity(from), toBlock: toQuantity(to) },
+      ])
+    ).filter((l) => l.removed !== true);
+    if (logs.length > 0) return logs.map((raw) => ({ raw, args: READS.decodeEventLog(event, raw.data, raw.topics) }));
+  }
+  return [];
 }
 
 /** `eth_call` of the view `fn(...args)` of `to` at the latest block. */
@@ -252,6 +274,8 @@ function compareRun(
  * @param pipeline - the pipeline (its chains and result store), or any {@link TransferReceiptSource}.
  * @param cryptlet - the package name, e.g. `@cryptlet/xchain-transfer`.
  * @param id - a `lockId` or `burnId` (32-byte hex).
+ * @param options.logRangeBlocks - blocks per `eth_getLogs` call (default {@link TRANSFER_LOG_RANGE_BLOCKS}); the
+ *   logs are read back from the latest block to the package's `contracts.crosschain[…].fromBlock` on each chain.
  * @returns the receipt; its `checks` say what held (a failed check is a finding, not an error).
  * @throws CrosschainEventInvalidError (`ERR_CROSSCHAIN_EVENT_INVALID`, `details.field` `id`) when `id` is not
  *   32-byte hex or no configured contract of the package knows it; CrosschainRouteUnknownError
@@ -268,10 +292,16 @@ export async function transferReceiptOf(
   pipeline: TransferReceiptSource,
   cryptlet: string,
   id: string,
+  options: { logRangeBlocks?: number } = {},
 ): Promise<TransferReceipt> {
   if (!isHexString(id, 32)) throw new CrosschainEventInvalidError("id", "is not a 32-byte hex lock or burn id");
   const key = id.toLowerCase();
-  const chains: Chain[] = [...pipeline.ctx.chains.values()].map((c) => ({ config: c.config, rpc: c.writer.rpc }));
+  const logRangeBlocks = Math.max(1, Math.floor(options.logRangeBlocks ?? TRANSFER_LOG_RANGE_BLOCKS));
+  const chains: Chain[] = [...pipeline.ctx.chains.values()].map((c) => ({
+    config: c.config,
+    rpc: c.writer.rpc,
+    logRangeBlocks,
+  }));
   const entryOf = (chain: Chain) => chain.config.contracts.crosschain?.[cryptlet];
   const configured = chains.filter((c) => entryOf(c) !== undefined);
   if (configured.length === 0) {
@@ -291,7 +321,7 @@ export async function transferReceiptOf(
   for (const chain of configured) {
     const tokens = entryOf(chain)?.wrappedTokens ?? [];
     if (tokens.length === 0) continue;
-    const [burned] = await logsOf(chain, tokens, "Burned", key);
+    const [burned] = await logsOf(chain, cryptlet, tokens, "Burned", key);
     if (burned) return burnReceipt(pipeline, cryptlet, key, chains, chain, burned);
   }
   throw new CrosschainEventInvalidError(
@@ -318,7 +348,7 @@ async function lockReceipt(
   const at = (chain: Chain) => `chain "${chain.config.name}"`;
 
   // The lock leg, and the lock as its event says.
-  const [locked] = await logsOf(source, lockbox, "Locked", lockId);
+  const [locked] = await logsOf(source, cryptlet, lockbox, "Locked", lockId);
   checks.push({ description: `the Locked event of the lock is on ${at(source)} (lockbox ${lockbox})`, ok: !!locked });
   if (locked) {
     legs.push(legOf("lock", source, locked));
@@ -366,7 +396,7 @@ async function lockReceipt(
       description: `the peer ${peer} is a configured wrapped token of ${cryptlet} on ${at(destination)}`,
       ok: tokens.some((t) => eq(t, peer)),
     });
-    [minted] = await logsOf(destination, peer, "Minted", lockId);
+    [minted] = await logsOf(destination, cryptlet, peer, "Minted", lockId);
     isMinted = (await view(destination, cryptlet, peer, "isMinted", [lockId]))[0] === true;
     if (minted || isMinted) {
       checks.push({ description: `isMinted(lockId) true on the wrapped token ${peer}`, ok: isMinted });
@@ -393,7 +423,7 @@ async function lockReceipt(
   }
 
   // The refund leg.
-  const [refunded] = await logsOf(source, lockbox, "Refunded", lockId);
+  const [refunded] = await logsOf(source, cryptlet, lockbox, "Refunded", lockId);
   const statusRefunded = Number(lock.status) === LOCK_STATUS.Refunded;
   if (refunded || statusRefunded) {
     checks.push({ description: "lock status Refunded (lockOf)", ok: statusRefunded });
@@ -492,7 +522,7 @@ async function burnReceipt(
       description: `the burning token ${token} is the lockbox's peer on chain ${origin.config.chainId} (peerOf)`,
       ok: eq(peer, token),
     });
-    [released] = await logsOf(source, lockbox, "Released", burnId);
+    [released] = await logsOf(source, cryptlet, lockbox, "Released", burnId);
     isReleased = (await view(source, cryptlet, lockbox, "isReleased", [burnId]))[0] === true;
     if (released || isReleased) {
       checks.push({ description: `isReleased(burnId) true on the lockbox ${lockbox}`, ok: isReleased });

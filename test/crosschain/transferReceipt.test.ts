@@ -158,12 +158,26 @@ function receiptOf(
 const store = (receipt: CompositeReceipt) => receipts.set(receipt.runId, receipt);
 
 /** The pipeline stand-in: the configured chain with an RPC client on the Hardhat chain, and the receipts. */
-function source(overrides: Map<string, CompositeReceipt> = new Map()): TransferReceiptSource {
+/** `eth_getLogs` calls made through {@link source}'s RPC, with their block ranges. */
+const logCalls: { fromBlock: number; toBlock: number }[] = [];
+
+function source(
+  overrides: Map<string, CompositeReceipt> = new Map(),
+  chainConfig: ChainConfig = config,
+): TransferReceiptSource {
   const provider = bridge.s.ethers.provider;
-  const rpc = { send: async <T>(method: string, params: unknown[]) => (await provider.send(method, params)) as T };
+  const rpc = {
+    send: async <T>(method: string, params: unknown[]) => {
+      if (method === "eth_getLogs") {
+        const [filter] = params as [{ fromBlock: string; toBlock: string }];
+        logCalls.push({ fromBlock: Number(filter.fromBlock), toBlock: Number(filter.toBlock) });
+      }
+      return (await provider.send(method, params)) as T;
+    },
+  };
   return {
     ctx: {
-      chains: new Map([[CHAIN, { config, writer: { rpc } }]]),
+      chains: new Map([[CHAIN, { config: chainConfig, writer: { rpc } }]]),
       results: { getReceipt: async (runId: string) => overrides.get(runId) ?? receipts.get(runId) },
     },
   };
@@ -313,6 +327,30 @@ describe("transferReceiptOf: one receipt per transfer, read from the chains", ()
         "exactly one of mint or refund happened (minted)",
       ]),
     );
+  });
+
+  test("logs are read back from the latest block to the package's fromBlock, in ranges of logRangeBlocks", async () => {
+    const lockBlock = minted.lock.tx.blockNumber;
+    const latest = Number(await bridge.s.ethers.provider.send("eth_blockNumber", []));
+    // Small ranges: the Locked and Minted events are found by walking back, and no range is over 3 blocks.
+    logCalls.length = 0;
+    const walked = await transferReceiptOf(source(), PKG, minted.lock.lockId, { logRangeBlocks: 3 });
+    expect(walked.status).toBe("minted");
+    expect(failed(walked)).toEqual([]);
+    expect(logCalls.every((c) => c.toBlock - c.fromBlock + 1 <= 3 && c.toBlock <= latest)).toBe(true);
+    expect(Math.min(...logCalls.map((c) => c.fromBlock))).toBeLessThanOrEqual(lockBlock);
+    // A fromBlock after the lock's block: its Locked event is outside what may be read, which the checks say.
+    const entry = config.contracts.crosschain![PKG]!;
+    const late = { ...config, contracts: { crosschain: { [PKG]: { ...entry, fromBlock: lockBlock + 1 } } } };
+    logCalls.length = 0;
+    const clipped = await transferReceiptOf(source(new Map(), late), PKG, minted.lock.lockId);
+    expect(logCalls.every((c) => c.fromBlock >= lockBlock + 1)).toBe(true);
+    expect(failed(clipped)).toContain(
+      `the Locked event of the lock is on chain "${CHAIN}" (lockbox ${bridge.route.lockbox})`,
+    );
+    // At the lock's own block, everything holds again.
+    const exact = { ...config, contracts: { crosschain: { [PKG]: { ...entry, fromBlock: lockBlock } } } };
+    expect(failed(await transferReceiptOf(source(new Map(), exact), PKG, minted.lock.lockId))).toEqual([]);
   });
 
   test("a pending lock: status pending, the lock leg only, its mint run not found", async () => {
