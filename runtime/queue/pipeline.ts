@@ -689,6 +689,19 @@ export class Pipeline {
   }
 
   /**
+   * Resolves once every queue, the flow producer and every worker started so far have their Redis connections
+   * (BullMQ `waitUntilReady`; a worker's blocking connection too).
+   * @throws what BullMQ throws when a connection cannot be made.
+   */
+  async waitUntilReady(): Promise<void> {
+    await Promise.all([
+      ...[...this.#queues.values()].map((q) => q.waitUntilReady()),
+      this.#flows.waitUntilReady(),
+      ...this.#workers.map((w) => w.waitUntilReady()),
+    ]);
+  }
+
+  /**
    * Graceful shutdown: workers stop taking jobs and finish the ones they hold (a write in flight completes or
    * stays resumable from its lane record), then connections close.
    */
