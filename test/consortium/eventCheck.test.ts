@@ -23,18 +23,7 @@ import { jest } from "@jest/globals";
 import net from "node:net";
 import path from "node:path";
 
-import {
-  AbiCoder,
-  Contract,
-  EventFragment,
-  MaxUint256,
-  Wallet,
-  getAddress,
-  id,
-  keccak256,
-  toUtf8Bytes,
-  type ContractTransactionResponse,
-} from "ethers";
+import { AbiCoder, Contract, EventFragment, MaxUint256, Wallet, getAddress, id, keccak256, toUtf8Bytes } from "ethers";
 
 import { bundleResultToStruct } from "../../runtime/attestation/bundle.ts";
 import { computeResultId, type CryptletResult, type Hex32 } from "../../runtime/attestation/eip712.ts";
@@ -81,7 +70,14 @@ import type { JsonValue } from "../../runtime/sdk/index.ts";
 import { ChainLogListener } from "../../runtime/triggers/ChainLogListener.ts";
 import { decodeLog, type ChainLogInput, type RpcLog } from "../../runtime/triggers/decodeLog.ts";
 import { oracleEventOf } from "../../runtime/triggers/oracleRequest.ts";
-import { startHardhatNode, type HardhatNode } from "../support/hardhatNode.ts";
+import {
+  latestBlockOf as latest,
+  mineBlockAt as mineAt,
+  mineBlocks as mine,
+  sendAndWait as send,
+  startHardhatNode,
+  type HardhatNode,
+} from "../support/hardhatNode.ts";
 import { startSilentServer } from "../support/tcpProxy.ts";
 
 jest.setTimeout(180_000);
@@ -129,20 +125,6 @@ let lockDeadline: number;
 let routeConfigs: ChainConfig[];
 
 // ---------------------------------------------------------------- helpers
-
-async function send(contract: Contract, method: string, ...args: unknown[]) {
-  const tx = (await contract.getFunction(method)(...args)) as ContractTransactionResponse;
-  return (await tx.wait())!;
-}
-
-const latest = async (node: HardhatNode) => (await node.provider.getBlock("latest"))!;
-const mine = async (node: HardhatNode, blocks = 1) => {
-  for (let i = 0; i < blocks; i += 1) await node.rpc("evm_mine");
-};
-const mineAt = async (node: HardhatNode, t: number) => {
-  await node.rpc("evm_setNextBlockTimestamp", [t]);
-  await node.rpc("evm_mine");
-};
 
 /** A pipeline stand-in over both chains (with `route`'s contracts configured for the package) recording submissions. */
 function standIn(forRoute: DeployedRoute): { pipeline: Pipeline; submitted: CryptletEvent[]; configs: ChainConfig[] } {

@@ -6,7 +6,7 @@
  * test cuts. Every check compares with what the chains themselves answer.
  */
 import { jest } from "@jest/globals";
-import { Contract, MaxUint256, Wallet, id, type ContractTransactionResponse } from "ethers";
+import { Contract, MaxUint256, Wallet, id } from "ethers";
 
 import type { Hex32 } from "../../runtime/attestation/eip712.ts";
 import { computeResultId } from "../../runtime/attestation/eip712.ts";
@@ -33,7 +33,14 @@ import {
   refundPayload,
   crosschainChainConfig,
 } from "../support/crosschain.ts";
-import { startHardhatNode, type HardhatNode } from "../support/hardhatNode.ts";
+import {
+  latestBlockOf as latest,
+  mineBlockAt as mineAt,
+  mineBlocks as mine,
+  sendAndWait as send,
+  startHardhatNode,
+  type HardhatNode,
+} from "../support/hardhatNode.ts";
 import { REDIS_URL } from "../support/pipelineStack.ts";
 import { startSilentServer, startTcpProxy, type TcpProxy } from "../support/tcpProxy.ts";
 
@@ -103,21 +110,6 @@ describe("cross-chain deadline watcher (two hardhat nodes, real Redis)", () => {
 
   // ---------------------------------------------------------------- helpers
 
-  async function send(contract: Contract, method: string, ...args: unknown[]) {
-    const tx = (await contract.getFunction(method)(...args)) as ContractTransactionResponse;
-    return (await tx.wait())!;
-  }
-
-  const latest = async (node: HardhatNode) => (await node.provider.getBlock("latest"))!;
-  const mine = async (node: HardhatNode, blocks = 1) => {
-    for (let i = 0; i < blocks; i += 1) await node.rpc("evm_mine");
-  };
-  /** Mines one block on `node` at exactly `t` (Unix seconds); returns its number. */
-  const mineAt = async (node: HardhatNode, t: number) => {
-    await node.rpc("evm_setNextBlockTimestamp", [t]);
-    await node.rpc("evm_mine");
-    return (await latest(node)).number;
-  };
   /** A deadline `seconds` after the later of both chains' latest block times. */
   const deadlineIn = async (seconds: number) =>
     Math.max((await latest(source)).timestamp, (await latest(destination)).timestamp) + seconds;

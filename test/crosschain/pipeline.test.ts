@@ -57,6 +57,7 @@ import type { CompositeReceipt, RunRecord } from "../../runtime/queue/results.ts
 import { QUEUES, jobIds, type CryptletEvent } from "../../runtime/queue/topology.ts";
 import { decodeLog, type RpcLog } from "../../runtime/triggers/decodeLog.ts";
 import { TriggerService } from "../../runtime/triggers/TriggerService.ts";
+import { revertData } from "../support/contracts.ts";
 import { startWorker, workerOutput } from "../support/workerProcess.ts";
 
 const NAME = "@cryptlet/xchain-transfer";
@@ -488,17 +489,6 @@ async function runsSince(since: number, mode: string): Promise<RunRecord[]> {
     }
   }
   return found;
-}
-
-/** The revert data of a failed call or transaction (ethers wraps it differently per path). */
-function revertData(error: unknown): string | undefined {
-  let e = error as { data?: unknown; error?: unknown; info?: { error?: { data?: unknown } } } | undefined;
-  for (let depth = 0; e && depth < 5; depth += 1) {
-    if (typeof e.data === "string" && e.data.startsWith("0x")) return e.data;
-    if (typeof e.info?.error?.data === "string") return e.info.error.data;
-    e = e.error as typeof e;
-  }
-  return undefined;
 }
 
 /**

@@ -5,7 +5,7 @@
 import http from "node:http";
 import type net from "node:net";
 
-import { Transaction } from "ethers";
+import { Transaction, type Contract, type ContractTransactionResponse } from "ethers";
 
 import { freePort, startLocalChain, type LocalChain } from "../../runtime/devstack/localChain.ts";
 
@@ -16,6 +16,27 @@ export type HardhatNode = LocalChain;
 export const startHardhatNode = (chainId: number): Promise<HardhatNode> => startLocalChain(chainId);
 
 export { freePort };
+
+/** Calls the state-changing `method` of `contract` and waits for its receipt (one confirmation). */
+export async function sendAndWait(contract: Contract, method: string, ...args: unknown[]) {
+  const tx = (await contract.getFunction(method)(...args)) as ContractTransactionResponse;
+  return (await tx.wait())!;
+}
+
+/** The latest block of `node`. */
+export const latestBlockOf = async (node: HardhatNode) => (await node.provider.getBlock("latest"))!;
+
+/** Mines `blocks` empty blocks on `node` (`evm_mine`). */
+export const mineBlocks = async (node: HardhatNode, blocks = 1) => {
+  for (let i = 0; i < blocks; i += 1) await node.rpc("evm_mine");
+};
+
+/** Mines one block on `node` at exactly `t` (Unix seconds); returns its number. */
+export const mineBlockAt = async (node: HardhatNode, t: number) => {
+  await node.rpc("evm_setNextBlockTimestamp", [t]);
+  await node.rpc("evm_mine");
+  return (await latestBlockOf(node)).number;
+};
 
 /** A JSON-RPC proxy that misbehaves on purpose. */
 export interface FlakyProxy {
