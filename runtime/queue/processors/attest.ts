@@ -20,7 +20,7 @@ import { awaitTurnToLead, leadResult } from "../../consortium/leadership.ts";
 import { CryptletError } from "../../errors.ts";
 import type { PipelineContext } from "../context.ts";
 import { ERR_RUN_UNKNOWN } from "../errors.ts";
-import type { AttestedRecord } from "../results.ts";
+import type { AttestedRecord, RunRecord } from "../results.ts";
 import { anchorPollDelay } from "./write.ts";
 import { RETENTION, RETRY, jobIds, type AttestJob, type ExecuteOutput, type WriteJob } from "../topology.ts";
 
@@ -50,103 +50,9 @@ export async function attest(
       throw new CryptletError(ERR_RUN_UNKNOWN, `execute produced no output for ${data.resultId}`, {
         retryable: true,
       });
-    const pkg = await ctx.packages.getByCodeHash(data.codeHash);
-    const consortium = ctx.consortium;
-    const result: CryptletResult = {
-      resultId: data.resultId,
-      cryptletId: pkg.cryptletId,
-      codeHash: pkg.codeHash,
-      inputHash: executed.inputHash,
-      outputHash: executed.outputHash,
-      // A consortium's members must all sign the same struct: the event's time, not this member's clock.
-      timestamp: BigInt(consortium ? (run.event?.time ?? executed.producedAt) : executed.producedAt),
-    };
-    const needsSignatures = run.targets.some((t) => t.mode !== "anchor");
-    let signatures: ResultSignature[] = [];
-    let cosigning: ReceiptCosigning | undefined;
-    if (needsSignatures && consortium && executed.cosigned) {
-      ({ signatures, cosigning } = executed.cosigned); // sealed: co-signed in the execute stage
-    } else if (needsSignatures && consortium) {
-      if (!executed.evidence.public) {
-        // A sealed result is co-signed in execute, where its content key was; without that, it cannot be here.
-        throw new CryptletError(ERR_RUN_UNKNOWN, `sealed result ${data.resultId} reached attest without co-signatures`);
-      }
-      await awaitTurnToLead(job, token, consortium.settings, run.event?.type);
-      ({ signatures, cosigning } = await leadResult(ctx, run, {
-        result,
-        evidence: executed.evidence.public,
-        payload: executed.payload as `0x${string}`,
-      }));
-    } else if (needsSignatures) {
-      signatures = await signCryptletResult(ctx.consortiumId, result, ctx.resultSigners);
-    }
-    const evidenceHash = bundleEvidenceHash(executed.evidence);
-    const batchClaims = {
-      issuer: ctx.runtime.issuer,
-      consortiumId: ctx.consortiumId,
-      runtime: { version: ctx.runtime.version, buildHash: ctx.runtime.buildHash },
-      sandbox: {
-        engine: executed.engine,
-        engineVersion: executed.engineVersion,
-        limits: {
-          memoryBytes: pkg.manifest.limits.memoryMb * 1024 * 1024,
-          wallTimeMs: pkg.manifest.limits.timeoutMs,
-          outputBytes: pkg.manifest.limits.maxOutputBytes,
-        },
-      },
-    };
-    let attestation: string;
-    let attestationProof: BundleAttestationProof | undefined;
-    if (needsSignatures) {
-      // The result is signed for its own writes anyway: its token is its own too.
-      attestation = await createAttestationToken(ctx.attestationKey, { ...batchClaims, ...result, evidenceHash });
-    } else {
-      // Anchor mode: one token for every result this process attests meanwhile (runtime/attestation/tokenBatcher.ts).
-      const batched = await attestationBatcherFor(ctx.attestationKey).attest(batchClaims, {
-        resultId: result.resultId,
-        cryptletId: result.cryptletId,
-        codeHash: result.codeHash,
-        inputHash: result.inputHash,
-        outputHash: result.outputHash,
-        evidenceHash,
-      });
-      attestation = batched.token;
-      attestationProof = { evidenceHash, proof: batched.proof.proof };
-    }
-    const output = pkg.manifest.output;
-    const parties =
-      "sealed" in output
-        ? await Promise.all(output.parties.map(async (p) => ({ name: p.name, kid: await partyKid(p) })))
-        : [];
-    const bundle = buildProofBundle({
-      consortiumId: ctx.consortiumId,
-      manifest: { cryptletId: pkg.cryptletId, name: pkg.manifest.name, version: pkg.manifest.version, parties },
-      requestId: data.requestId,
-      result,
-      signatures,
-      attestation,
-      ...(attestationProof ? { attestationProof } : {}),
-      evidence: executed.evidence,
-      payload:
-        "sealed" in output
-          ? { sealed: { jwe: JSON.parse(Buffer.from(executed.payload.slice(2), "hex").toString("utf8")) } }
-          : {
-              public: {
-                // An execute output from before `abiType` was recorded can only be of a single-`abi` manifest.
-                abiType: executed.abiType ?? (output as { abi: string }).abi,
-                data: executed.payload,
-              },
-            },
+    attested = await attestResult(data, run, executed, ctx, async (eventType) => {
+      await awaitTurnToLead(job, token, ctx.consortium!.settings, eventType);
     });
-    const record: AttestedRecord = {
-      bundle,
-      payload: executed.payload,
-      signatures: signatures.map((s) => s.signature),
-      attestedAt: Date.now(),
-      ...(cosigning ? { cosigning } : {}),
-    };
-    // The record stored first wins (SET NX): a concurrent attempt's, if it was first.
-    attested = await ctx.results.putAttested(data.resultId, record);
   }
   const parent = job.parent;
   if (!parent?.id) throw new CryptletError(ERR_RUN_UNKNOWN, `attest job ${job.id} has no parent run`);
@@ -189,4 +95,120 @@ export async function attest(
     );
   }
   return { writes: run.targets.length };
+}
+
+/**
+ * The attest stage's work on one executed result, outside a job: builds the `CryptletResult`, signs it when a
+ * target needs a per-result signature, issues its attestation token (a batch token in anchor mode), and stores the
+ * proof bundle once (SET NX: a concurrent attempt's record wins if it was first). Used by {@link attest} for one
+ * `attest` job and by the micro-batch stage (runtime/queue/processors/batch.ts) for each result of its batch.
+ * @param awaitTurn - consortium mode: waits for this member's turn to lead (delays the job); absent outside a job.
+ * @returns the stored attested record.
+ * @throws CosignThresholdNotMetError (`ERR_COSIGN_THRESHOLD_NOT_MET`, retryable) when fewer than M members signed.
+ */
+export async function attestResult(
+  data: AttestJob,
+  run: RunRecord,
+  executed: ExecuteOutput,
+  ctx: PipelineContext,
+  awaitTurn?: (eventType: string | undefined) => Promise<void>,
+): Promise<AttestedRecord> {
+  const pkg = await ctx.packages.getByCodeHash(data.codeHash);
+  const consortium = ctx.consortium;
+  const result: CryptletResult = {
+    resultId: data.resultId,
+    cryptletId: pkg.cryptletId,
+    codeHash: pkg.codeHash,
+    inputHash: executed.inputHash,
+    outputHash: executed.outputHash,
+    // A consortium's members must all sign the same struct: the event's time, not this member's clock.
+    timestamp: BigInt(consortium ? (run.event?.time ?? executed.producedAt) : executed.producedAt),
+  };
+  const needsSignatures = run.targets.some((t) => t.mode !== "anchor");
+  let signatures: ResultSignature[] = [];
+  let cosigning: ReceiptCosigning | undefined;
+  if (needsSignatures && consortium && executed.cosigned) {
+    ({ signatures, cosigning } = executed.cosigned); // sealed: co-signed in the execute stage
+  } else if (needsSignatures && consortium) {
+    if (!executed.evidence.public) {
+      // A sealed result is co-signed in execute, where its content key was; without that, it cannot be here.
+      throw new CryptletError(ERR_RUN_UNKNOWN, `sealed result ${data.resultId} reached attest without co-signatures`);
+    }
+    if (!awaitTurn) throw new CryptletError(ERR_RUN_UNKNOWN, `a co-signed result ${data.resultId} needs its own job`);
+    await awaitTurn(run.event?.type);
+    ({ signatures, cosigning } = await leadResult(ctx, run, {
+      result,
+      evidence: executed.evidence.public,
+      payload: executed.payload as `0x${string}`,
+    }));
+  } else if (needsSignatures) {
+    signatures = await signCryptletResult(ctx.consortiumId, result, ctx.resultSigners);
+  }
+  const evidenceHash = bundleEvidenceHash(executed.evidence);
+  const batchClaims = {
+    issuer: ctx.runtime.issuer,
+    consortiumId: ctx.consortiumId,
+    runtime: { version: ctx.runtime.version, buildHash: ctx.runtime.buildHash },
+    sandbox: {
+      engine: executed.engine,
+      engineVersion: executed.engineVersion,
+      limits: {
+        memoryBytes: pkg.manifest.limits.memoryMb * 1024 * 1024,
+        wallTimeMs: pkg.manifest.limits.timeoutMs,
+        outputBytes: pkg.manifest.limits.maxOutputBytes,
+      },
+    },
+  };
+  let attestation: string;
+  let attestationProof: BundleAttestationProof | undefined;
+  if (needsSignatures) {
+    // The result is signed for its own writes anyway: its token is its own too.
+    attestation = await createAttestationToken(ctx.attestationKey, { ...batchClaims, ...result, evidenceHash });
+  } else {
+    // Anchor mode: one token for every result this process attests meanwhile (runtime/attestation/tokenBatcher.ts).
+    const batched = await attestationBatcherFor(ctx.attestationKey).attest(batchClaims, {
+      resultId: result.resultId,
+      cryptletId: result.cryptletId,
+      codeHash: result.codeHash,
+      inputHash: result.inputHash,
+      outputHash: result.outputHash,
+      evidenceHash,
+    });
+    attestation = batched.token;
+    attestationProof = { evidenceHash, proof: batched.proof.proof };
+  }
+  const output = pkg.manifest.output;
+  const parties =
+    "sealed" in output
+      ? await Promise.all(output.parties.map(async (p) => ({ name: p.name, kid: await partyKid(p) })))
+      : [];
+  const bundle = buildProofBundle({
+    consortiumId: ctx.consortiumId,
+    manifest: { cryptletId: pkg.cryptletId, name: pkg.manifest.name, version: pkg.manifest.version, parties },
+    requestId: data.requestId,
+    result,
+    signatures,
+    attestation,
+    ...(attestationProof ? { attestationProof } : {}),
+    evidence: executed.evidence,
+    payload:
+      "sealed" in output
+        ? { sealed: { jwe: JSON.parse(Buffer.from(executed.payload.slice(2), "hex").toString("utf8")) } }
+        : {
+            public: {
+              // An execute output from before `abiType` was recorded can only be of a single-`abi` manifest.
+              abiType: executed.abiType ?? (output as { abi: string }).abi,
+              data: executed.payload,
+            },
+          },
+  });
+  const record: AttestedRecord = {
+    bundle,
+    payload: executed.payload,
+    signatures: signatures.map((s) => s.signature),
+    attestedAt: Date.now(),
+    ...(cosigning ? { cosigning } : {}),
+  };
+  // The record stored first wins (SET NX): a concurrent attempt's, if it was first.
+  return ctx.results.putAttested(data.resultId, record);
 }

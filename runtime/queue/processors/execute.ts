@@ -40,7 +40,24 @@ import type { ExecuteJob, ExecuteOutput } from "../topology.ts";
  *   fewer than M members signed.
  */
 export async function execute(job: Job<ExecuteJob>, ctx: PipelineContext, token?: string): Promise<ExecuteOutput> {
-  const data = job.data;
+  return executeRun(job.data, ctx, async (eventType) => {
+    await awaitTurnToLead(job, token, ctx.consortium!.settings, eventType);
+  });
+}
+
+/**
+ * The execute stage's work on one run, outside a job: {@link execute} for one `execute` job, the micro-batch stage
+ * (runtime/queue/processors/batch.ts) for each result of its batch.
+ * @param awaitTurn - consortium mode, sealed result: waits for this member's turn to lead (delays the job);
+ *   absent outside a job, where consortium mode is not used.
+ * @throws CosignThresholdNotMetError (`ERR_COSIGN_THRESHOLD_NOT_MET`, retryable): consortium mode, sealed result,
+ *   fewer than M members signed.
+ */
+export async function executeRun(
+  data: ExecuteJob,
+  ctx: PipelineContext,
+  awaitTurn?: (eventType: string | undefined) => Promise<void>,
+): Promise<ExecuteOutput> {
   // A sealed Cryptlet's input is encrypted at rest: it is opened here only, and never stored or logged.
   const { event, input } = await openRunInput(data, ctx);
   const pkg = await ctx.packages.getByCodeHash(data.codeHash);
@@ -51,7 +68,10 @@ export async function execute(job: Job<ExecuteJob>, ctx: PipelineContext, token?
   if (ctx.consortium && "sealed" in manifest.output && !runRecord) {
     throw new CryptletError(ERR_RUN_UNKNOWN, `no run record for result ${data.resultId}`, { retryable: true });
   }
-  if (cosigns) await awaitTurnToLead(job, token, ctx.consortium!.settings, runRecord.event?.type);
+  if (cosigns) {
+    if (!awaitTurn) throw new CryptletError(ERR_RUN_UNKNOWN, `a co-signed result ${data.resultId} needs its own job`);
+    await awaitTurn(runRecord.event?.type);
+  }
   // Refuses (ERR_SANDBOX_ENGINE_VERSION_MISMATCH) a package pinned to another engine version than the installed one.
   const { engine, engineVersion, load } = sandboxOptionsFromManifest(manifest);
   const context = { requestId: data.requestId, resultId: data.resultId, now: data.time };
