@@ -3,7 +3,8 @@
  * and the environment: an `api` process and a `worker` process on one Redis, a `hardhat node` chain and the Key
  * Vault emulator. An invocation through the API is written on-chain by the worker (checked on the chain); the
  * worker's `/readyz` follows a frozen chain (SIGSTOP); both processes log JSON only and exit 0 on SIGTERM within
- * the deadline; an unknown role is a usage error (exit 2); an api role without token settings does not start.
+ * the deadline; an unknown role or stage is a usage error (exit 2); an api role without token settings does not
+ * start.
  */
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
@@ -66,10 +67,15 @@ describe("cryptlet serve: api and worker as separate processes", () => {
     await stack?.close();
   });
 
-  test("an unknown role is a usage error; an api role without token settings does not start", async () => {
+  test("an unknown role or stage is a usage error; an api role without token settings does not start", async () => {
     const bogus = await serveExit(["bogus", "--config", configFile], env);
     expect(bogus.code).toBe(2);
     expect(bogus.stderr).toContain('unknown role "bogus"');
+    const stage = await serveExit(["worker", "--stages", "events,bogus", "--config", configFile], env);
+    expect(stage.code).toBe(2);
+    expect(stage.stderr).toContain(
+      'unknown stage "bogus": give one or more of events, execute, attest, writes, runs, batches',
+    );
 
     const document = JSON.parse(await readFile(configFile, "utf8")) as Record<string, unknown>;
     const noAuth = path.join(path.dirname(configFile), "no-auth.config.json");

@@ -24,6 +24,7 @@ import pino from "pino";
 import { ensureContractsBuilt } from "../../chains/contractsBuild.ts";
 import { errorToJSON, redactSecrets } from "../../errors.ts";
 import type { WorkerOptions } from "../../queue/pipeline.ts";
+import { QUEUES } from "../../queue/topology.ts";
 import { SERVE_ROLES, startRoles, type ServeRole } from "../../serve/roles.ts";
 import { startTracing } from "../../telemetry/tracing.ts";
 import { configFileFor, configFor } from "../config.ts";
@@ -47,6 +48,27 @@ export function parseRoles(arg: string): ServeRole[] {
   return SERVE_ROLES.filter((r) => names.includes(r));
 }
 
+/** The stages a worker can run (`--stages`, `CRYPTLET_STAGES`): every queue of the pipeline but `dead-letter`. */
+export const WORKER_STAGES = Object.values(QUEUES).filter(
+  (q): q is NonNullable<WorkerOptions["stages"]>[number] => q !== QUEUES.deadLetter,
+);
+
+/**
+ * Parses `--stages` (comma-separated).
+ * @throws {@link CliUsageError} naming every unknown stage, and the stages there are.
+ */
+export function parseStages(arg: string): NonNullable<WorkerOptions["stages"]> {
+  const names = arg.split(",").map((s) => s.trim());
+  const unknown = names.filter((s) => !(WORKER_STAGES as readonly string[]).includes(s));
+  if (unknown.length > 0) {
+    throw new CliUsageError(
+      `unknown stage ${unknown.map((s) => JSON.stringify(s)).join(", ")}: give one or more of ${WORKER_STAGES.join(", ")} (comma-separated)`,
+      "stages",
+    );
+  }
+  return WORKER_STAGES.filter((s) => names.includes(s));
+}
+
 /** Options of {@link serveCommand}. */
 export interface ServeCommandOptions {
   /** `--config`. */
@@ -59,10 +81,11 @@ export interface ServeCommandOptions {
  * Runs the roles until SIGTERM or SIGINT (this is the process: it installs signal handlers and may call
  * `process.exit(1)` when the shutdown deadline passes).
  * @returns the exit code once stopped.
- * @throws {@link CliUsageError} for an unknown role or no configuration; `ERR_RUNTIME_CONFIG_INVALID`.
+ * @throws {@link CliUsageError} for an unknown role or stage, or no configuration; `ERR_RUNTIME_CONFIG_INVALID`.
  */
 export async function serveCommand(roleArg: string, options: ServeCommandOptions): Promise<number> {
   const roles = parseRoles(roleArg);
+  const stages = options.stages === undefined ? undefined : parseStages(options.stages);
   const configFile = configFileFor(options.config);
   const config = configFor(options.config);
   const logger = pino(
@@ -71,7 +94,6 @@ export async function serveCommand(roleArg: string, options: ServeCommandOptions
   );
   // The chain writer needs the contracts' ABIs: compile them first on a checkout that has none (or stale ones).
   await ensureContractsBuilt({ onProgress: (detail) => logger.info({ step: "contracts" }, detail) });
-  const stages = options.stages?.split(",").map((s) => s.trim()) as WorkerOptions["stages"] | undefined;
   const worker: WorkerOptions = {
     ...(stages ? { stages } : {}),
     ...(process.env.CRYPTLET_LOCK_MS ? { lockDurationMs: Number(process.env.CRYPTLET_LOCK_MS) } : {}),
