@@ -218,6 +218,7 @@ export async function createPipelineContext(config: RuntimeConfig, logger?: Pipe
       ...(config.retention.archive ? { archive: new DirectoryBundleArchive(config.retention.archive.path) } : {}),
     }),
     backlog: config.backlog,
+    ...(config.microBatch ? { microBatch: config.microBatch } : {}),
     ...(logger ? { logger } : {}),
     ...(consortium
       ? {

@@ -19,6 +19,7 @@ import { CONSORTIUM_CONFIG_SCHEMA, checkConsortiumSettings, type ConsortiumConfi
 import { CryptletError, ERR_RUNTIME_CONFIG_INVALID } from "./errors.ts";
 import { redactUrl } from "./redact.ts";
 import type { BacklogLimits } from "./queue/backlog.ts";
+import { MAX_MICRO_BATCH, type MicroBatchSettings } from "./queue/microBatch.ts";
 import type { RedisClusterSettings } from "./queue/redisClient.ts";
 import { DEFAULT_RETENTION_SECONDS } from "./queue/results.ts";
 import { DEFAULT_DEPENDENCY_POLICIES, type DependencyPolicy } from "./resilience/dependency.ts";
@@ -45,6 +46,11 @@ export interface RuntimeConfig {
   issuer: string;
   /** Bounds of the pipeline's backlog, in runs in flight (runtime/queue/backlog.ts); unset fields take defaults. */
   backlog: BacklogLimits;
+  /**
+   * Micro-batching of anchor-only runs (runtime/queue/microBatch.ts, docs/pipeline.md "Micro-batches"): absent,
+   * every run has its own jobs.
+   */
+  microBatch?: MicroBatchSettings;
   /** How long results stay in Redis and where receipts are archived beyond that (docs/pipeline.md "Retention"). */
   retention: {
     /** Seconds after a run's last change. Default 604800 (7 days). */
@@ -241,6 +247,14 @@ const SCHEMA = {
         staleAfterSeconds: { type: "integer", minimum: 60 },
       },
     },
+    microBatch: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        maxResults: { type: "integer", minimum: 1, maximum: MAX_MICRO_BATCH },
+        windowMs: { type: "integer", minimum: 0, maximum: 10_000 },
+      },
+    },
     retention: {
       type: "object",
       additionalProperties: false,
@@ -428,6 +442,7 @@ export function parseRuntimeConfig(
     consortiumId: raw.consortiumId,
     issuer: raw.issuer ?? "cryptlet-runtime",
     backlog: raw.backlog ?? {},
+    ...(raw.microBatch ? { microBatch: raw.microBatch } : {}),
     retention: {
       seconds: raw.retention?.seconds ?? DEFAULT_RETENTION_SECONDS,
       ...(raw.retention?.archive

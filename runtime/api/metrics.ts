@@ -8,7 +8,7 @@
  * | `cryptlet_api_http_request_duration_seconds` | histogram | method, route, status | time to the response's end, seconds |
  * | `cryptlet_api_invocations_total` | counter | cryptlet, outcome (`accepted`, `replayed`) | HTTP trigger calls |
  * | `cryptlet_queue_jobs` | gauge | queue, state | BullMQ job counts per queue and state, read at scrape time |
- * | `cryptlet_runs` | gauge | status (`running`, `complete`, `failed`) | run parents by state (the `runs` queue) |
+ * | `cryptlet_runs` | gauge | status (`running`, `complete`, `failed`) | run parents by state (the `runs` queue; runs carried by micro-batches have none: `cryptlet_queue_jobs{queue="batches"}` counts their batches) |
  * | `cryptlet_dead_letters` | gauge | | entries waiting in the dead-letter queue |
  * | `cryptlet_dependency_circuit_state` | gauge | dependency | circuit breaker of a dependency of this process: 0 closed, 1 open, 2 half-open (runtime/resilience/dependency.ts) |
  *
@@ -93,7 +93,7 @@ export function createApiMetrics(queues: ReadonlyMap<string, Pick<Queue, "getJob
   });
   new Gauge({
     name: "cryptlet_runs",
-    help: "Runs by status (from the runs queue): running (waiting for its stages), complete, failed.",
+    help: 'Runs by status (from the runs queue): running (waiting for its stages), complete, failed. Runs carried by micro-batches have no run job: cryptlet_queue_jobs{queue="batches"} counts their batches.',
     labelNames: ["status"] as const,
     registers: [registry],
     async collect() {

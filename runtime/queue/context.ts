@@ -7,6 +7,7 @@
 
 import type { Hex32 } from "../attestation/eip712.ts";
 import type { ResultSigner } from "../attestation/signing.ts";
+import type { MicroBatchSettings } from "./microBatch.ts";
 import type { AnchorBatcher } from "../chains/anchor.ts";
 import type { ChainConfig } from "../chains/config.ts";
 import type { ChainWriter } from "../chains/writer.ts";
@@ -35,7 +36,10 @@ export interface PipelineChain {
 }
 
 /** The part of the anchor batcher (runtime/chains/anchor.ts) the pipeline uses. */
-export type AnchorService = Pick<AnchorBatcher, "enqueue" | "anchorOf" | "run" | "statusOf" | "nextDueInMs">;
+export type AnchorService = Pick<
+  AnchorBatcher,
+  "enqueue" | "enqueueMany" | "anchorOf" | "run" | "statusOf" | "nextDueInMs"
+>;
 
 /** The pipeline's dependencies. */
 export interface PipelineContext {
@@ -76,4 +80,9 @@ export interface PipelineContext {
    * M members before it is written. Absent: a single runtime signing with all of `resultSigners`.
    */
   consortium?: PipelineConsortium;
+  /**
+   * Micro-batching of anchor-only runs (runtime/queue/microBatch.ts): one `batches` job for many runs of a package.
+   * Absent: every run has its own jobs.
+   */
+  microBatch?: MicroBatchSettings;
 }

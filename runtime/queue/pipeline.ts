@@ -37,7 +37,9 @@ import {
   ERR_DEAD_LETTER_NOT_REPLAYABLE,
   ERR_RUN_TIMEOUT,
 } from "./errors.ts";
+import { DEFAULT_MICRO_BATCH, isMicroBatched, MicroBatchStore, type BatchEntry } from "./microBatch.ts";
 import { attest } from "./processors/attest.ts";
+import { runBatch, type BatchHost } from "./processors/batch.ts";
 import { execute } from "./processors/execute.ts";
 import { finalizeRun } from "./processors/finalize.ts";
 import { write } from "./processors/write.ts";
@@ -58,6 +60,7 @@ import {
   jobIds,
   jobRetention,
   type AttestJob,
+  type BatchJob,
   type CryptletEvent,
   type ExecuteJob,
   type QueueName,
@@ -92,7 +95,7 @@ export function isJobLockLost(error: unknown): boolean {
 export interface WorkerOptions {
   /** Stages this process works on. Default: all. */
   stages?: Exclude<QueueName, "dead-letter">[];
-  /** Concurrent jobs per stage. Defaults: events 16, execute 4, attest 8, writes 64, runs 16. */
+  /** Concurrent jobs per stage. Defaults: events 16, execute 4, attest 8, writes 64, runs 16, batches 4. */
   concurrency?: Partial<Record<Exclude<QueueName, "dead-letter">, number>>;
   /** A job whose worker stops renewing its lock for this long is re-queued (crash recovery). Default 30000. */
   lockDurationMs?: number;
@@ -134,7 +137,7 @@ export type RunOutcome =
  */
 const WORKER_CLOSE_GRACE_MS = 10_000;
 
-const DEFAULT_CONCURRENCY = { events: 16, execute: 4, attest: 8, writes: 64, runs: 16 } as const;
+const DEFAULT_CONCURRENCY = { events: 16, execute: 4, attest: 8, writes: 64, runs: 16, batches: 4 } as const;
 
 /** How often a process running workers removes dead letters older than the retention, in ms. */
 const DEAD_LETTER_SWEEP_MS = 60_000;
@@ -182,11 +185,21 @@ export class Pipeline {
 
   readonly #telemetry: { telemetry?: NonNullable<ReturnType<typeof bullmqTelemetry>> };
 
+  /**
+   * The micro-batch queues and settings (runtime/queue/microBatch.ts). Every worker can run `batches` jobs; runs
+   * are routed to them only when `ctx.microBatch` is set.
+   */
+  readonly #microBatches: Pick<BatchHost, "store" | "settings">;
+
   constructor(ctx: PipelineContext) {
     this.ctx = ctx;
     const connection = this.#connection();
     this.backlog = new Backlog(ctx.redis, ctx.prefix, ctx.backlog);
     this.#retention = jobRetention(ctx.results.retentionSeconds);
+    this.#microBatches = {
+      store: new MicroBatchStore(ctx.redis, ctx.prefix, ctx.results.retentionSeconds),
+      settings: { ...DEFAULT_MICRO_BATCH, ...ctx.microBatch },
+    };
     // Tracing (runtime/telemetry/tracing.ts): spans per job and the trace context carried in jobs, when started.
     const telemetry = bullmqTelemetry();
     this.#telemetry = telemetry ? { telemetry } : {};
@@ -259,6 +272,15 @@ export class Pipeline {
   }
 
   /**
+   * Withdraws a run from its package's micro-batch queue while no `batches` job has claimed it (runtime/queue/
+   * microBatch.ts): for a trigger cancelling a run after a reorg.
+   * @returns `withdrawn`, `claimed` (a job holds it: it will run), or `absent` (not micro-batched, or settled).
+   */
+  async withdrawBatchedRun(resultId: Hex32, codeHash: Hex32): Promise<"withdrawn" | "claimed" | "absent"> {
+    return this.#microBatches.store.withdraw(codeHash, resultId);
+  }
+
+  /**
    * Takes a run out of the backlog: for a run that ends outside the pipeline's stages (a trigger cancelled it
    * after a reorg). Idempotent.
    * @param cryptlet - the run's Cryptlet name.
@@ -289,7 +311,7 @@ export class Pipeline {
 
   /** Starts workers for the configured stages in this process. */
   startWorkers(options: WorkerOptions = {}): void {
-    const stages = options.stages ?? ["events", "execute", "attest", "writes", "runs"];
+    const stages = options.stages ?? ["events", "execute", "attest", "writes", "runs", "batches"];
     const concurrency = { ...DEFAULT_CONCURRENCY, ...options.concurrency };
     const ctx = this.ctx;
     const processors: Record<(typeof stages)[number], (job: Job, token?: string) => Promise<unknown>> = {
@@ -298,6 +320,7 @@ export class Pipeline {
       attest: (job, token) => attest(job as Job<AttestJob>, ctx, this.queue<WriteJob>(QUEUES.writes), token),
       writes: (job, token) => write(job as Job<WriteJob>, ctx, token),
       runs: (job) => finalizeRun(job as Job<RunJob>, ctx),
+      batches: (job, token) => runBatch(job as Job<BatchJob>, ctx, this.#batchHost(), token),
     };
     for (const stage of stages) {
       const processor = processors[stage];
@@ -342,8 +365,9 @@ export class Pipeline {
       this.#workers.push(worker);
       this.#inFlight.set(worker, inFlight);
     }
-    if (stages.includes("writes")) {
-      // Anchor batches are closed and written by every process that runs writes; batch locks keep them apart.
+    if (stages.includes("writes") || stages.includes("batches")) {
+      // Anchor batches are closed and written by every process that runs writes or micro-batches (which wait for
+      // them); batch locks keep them apart.
       for (const chain of ctx.chains.values()) {
         if (chain.anchors) this.#anchorLoops.push(chain.anchors.run(this.#stopAnchors.signal));
       }
@@ -425,6 +449,33 @@ export class Pipeline {
       acceptedAt: Date.now(),
       event: { type: event.source.type, time: event.time },
     });
+    const normalisedEvent = { eventId: event.eventId, requestId, source: event.source, time: event.time };
+    const callbackGasLimit = event.source.type === "oracle" ? event.source.callbackGasLimit : undefined;
+    const attestJob: AttestJob = {
+      runId,
+      resultId,
+      requestId,
+      codeHash: pkg.codeHash,
+      ...(callbackGasLimit === undefined ? {} : { callbackGasLimit }),
+    };
+    const executeJob: ExecuteJob = {
+      runId,
+      resultId,
+      requestId,
+      eventId: event.eventId,
+      cryptletId: pkg.cryptletId,
+      codeHash: pkg.codeHash,
+      event: normalisedEvent,
+      ...(await executeInputOf(event, pkg, this.ctx)),
+      time: event.time,
+    };
+    if (isMicroBatched(this.ctx.microBatch, this.ctx.consortium !== undefined, targets)) {
+      // Anchor-only: the run joins its package's open micro-batch (runtime/queue/microBatch.ts), whose job is made
+      // sure to exist here, also for a duplicate (a first accept may have died between the two).
+      const { joined, generation } = await this.#microBatches.store.join({ execute: executeJob, attest: attestJob });
+      await this.#scheduleBatch(pkg, generation, this.#microBatches.settings.windowMs);
+      return { runId, resultId, duplicate: !joined };
+    }
     const existing = await this.queue(QUEUES.runs).getJob(jobIds.run(resultId));
     if (existing) {
       // The same event again after its events job was removed: the run exists. If it already finished, this
@@ -433,32 +484,107 @@ export class Pipeline {
       if (state === "completed" || state === "failed") await this.backlog.release(resultId, pkg.cryptletId);
       return { runId, resultId, duplicate: true };
     }
-    const normalisedEvent = { eventId: event.eventId, requestId, source: event.source, time: event.time };
-    const callbackGasLimit = event.source.type === "oracle" ? event.source.callbackGasLimit : undefined;
     await this.#addRunFlow(
       "",
       { runId, resultId, eventId: event.eventId, cryptlet },
-      {
-        runId,
-        resultId,
-        requestId,
-        codeHash: pkg.codeHash,
-        ...(callbackGasLimit === undefined ? {} : { callbackGasLimit }),
-      },
-      {
-        runId,
-        resultId,
-        requestId,
-        eventId: event.eventId,
-        cryptletId: pkg.cryptletId,
-        codeHash: pkg.codeHash,
-        event: normalisedEvent,
-        ...(await executeInputOf(event, pkg, this.ctx)),
-        time: event.time,
-      },
+      attestJob,
+      executeJob,
       "sealed" in pkg.manifest.output,
     );
     return { runId, resultId, duplicate: false };
+  }
+
+  /**
+   * Makes sure the `batches` job of a package's micro-batch generation exists (its id derives from the generation:
+   * adding it again is a no-op).
+   * @param delayMs - how long the job waits before it claims its runs.
+   */
+  async #scheduleBatch(
+    pkg: Pick<BatchJob, "codeHash" | "cryptletId">,
+    generation: number,
+    delayMs: number,
+  ): Promise<void> {
+    const data: BatchJob = { codeHash: pkg.codeHash, cryptletId: pkg.cryptletId, generation };
+    await this.queue<BatchJob>(QUEUES.batches).add("batch", data, {
+      jobId: jobIds.batch(pkg.codeHash, generation),
+      ...(delayMs > 0 ? { delay: delayMs } : {}),
+      ...RETRY.batches,
+    });
+  }
+
+  /** What the `batches` stage needs from this pipeline (runtime/queue/processors/batch.ts). */
+  #batchHost(): BatchHost {
+    return {
+      ...this.#microBatches,
+      schedule: (pkg, generation, delayMs) => this.#scheduleBatch(pkg, generation, delayMs),
+      failRun: (job, entry, stage, error) => this.#failBatchedRun(job, entry, stage, error),
+      release: (resultId, cryptletId) => this.backlog.release(resultId, cryptletId),
+    };
+  }
+
+  /**
+   * A run of a micro-batch that failed for good: logged, dead-lettered on its own (the entry names the batch job
+   * and the run), its run record failed, and out of the backlog. A sealed Cryptlet's error keeps its code only.
+   */
+  async #failBatchedRun(
+    job: Job<BatchJob>,
+    entry: BatchEntry,
+    stage: "execute" | "attest",
+    error: unknown,
+  ): Promise<void> {
+    const { resultId, cryptletId, codeHash } = entry.execute;
+    const { withheld: _withheld, ...described } = await this.#describeFailure(stage, codeHash, error);
+    this.ctx.logger?.warn(
+      { stage: QUEUES.batches, jobId: job.id, resultId, code: described.code, final: true, error: described },
+      "run of a micro-batch failed",
+    );
+    const dead: DeadLetter = {
+      queue: QUEUES.batches,
+      jobId: `${job.id}:${resultId}`,
+      name: stage,
+      data: entry,
+      error: described,
+      attemptsMade: job.attemptsMade + 1,
+      failedAt: Date.now(),
+    };
+    await this.queue<DeadLetter>(QUEUES.deadLetter).add("dead-letter", dead, {
+      jobId: `dlq-${job.id}-${resultId}`,
+      removeOnComplete: false,
+      removeOnFail: false,
+    });
+    await this.ctx.results.failRun(resultId, { code: described.code, message: described.message, stage });
+    await this.backlog.release(resultId, cryptletId);
+  }
+
+  /**
+   * A failure as dead letters and run records keep it ({@link errorToJSON}, secrets redacted). An `execute`
+   * failure of a sealed Cryptlet keeps its code only: a Cryptlet's error text may echo its input.
+   * @param codeHash - the run's package, when known.
+   */
+  async #describeFailure(
+    stage: string,
+    codeHash: string | undefined,
+    error: unknown,
+  ): Promise<DeadLetter["error"] & { withheld: boolean }> {
+    const json = errorToJSON(error);
+    const described: DeadLetter["error"] & { withheld: boolean } = {
+      code: json.code,
+      message: json.message,
+      retryable: json.retryable,
+      ...(json.details === undefined ? {} : { details: json.details }),
+      ...(json.cause === undefined ? {} : { cause: json.cause }),
+      withheld: false,
+    };
+    if (stage === "execute" && codeHash) {
+      const pkg = await this.ctx.packages.getByCodeHash(codeHash).catch(() => undefined);
+      if (pkg && "sealed" in pkg.manifest.output) {
+        described.message = "(withheld: sealed Cryptlet)";
+        described.withheld = true;
+        delete described.details;
+        delete described.cause;
+      }
+    }
+    return described;
   }
 
   /**
@@ -537,29 +663,9 @@ export class Pipeline {
     const retry = classifyError(error) === "retry";
     const final = !retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     // Everything recorded below (log, dead letter, run record, receipt, BullMQ's failedReason) is redacted.
-    const json = errorToJSON(error);
-    const described: DeadLetter["error"] = {
-      code: json.code,
-      message: json.message,
-      retryable: json.retryable,
-      ...(json.details === undefined ? {} : { details: json.details }),
-      ...(json.cause === undefined ? {} : { cause: json.cause }),
-    };
     const data = job.data as { resultId?: Hex32; chain?: string; mode?: WriteJob["mode"] };
-    let withheld = false;
-    if (stage === "execute" && data.resultId) {
-      // A Cryptlet's error text may echo its input; for sealed Cryptlets keep the code only.
-      const run = await this.ctx.results.getRun(data.resultId);
-      if (run) {
-        const pkg = await this.ctx.packages.getByCodeHash(run.cryptlet.codeHash).catch(() => undefined);
-        if (pkg && "sealed" in pkg.manifest.output) {
-          described.message = "(withheld: sealed Cryptlet)";
-          withheld = true;
-          delete described.details;
-          delete described.cause;
-        }
-      }
-    }
+    const run = stage === "execute" && data.resultId ? await this.ctx.results.getRun(data.resultId) : undefined;
+    const { withheld, ...described } = await this.#describeFailure(stage, run?.cryptlet.codeHash, error);
     this.ctx.logger?.warn({ stage, jobId: job.id, code: described.code, final, error: described }, "job failed");
     // Redis that lost its data fails every job ("Missing key for job"): the guard stops the runtime, no dead letter.
     const lost = final ? await this.ctx.durability?.check() : undefined;
@@ -595,9 +701,29 @@ export class Pipeline {
           await this.ctx.results.failRun(data.resultId, { code: described.code, message: described.message, stage });
         }
       }
+      if (stage === "batches") await this.#failBatch(job as Job<BatchJob>, described);
     }
     if (!retry) return new UnrecoverableError(`${described.code}: ${described.message}`);
     return withheld ? new Error(`${described.code}: ${described.message}`) : redactedError(error);
+  }
+
+  /**
+   * A `batches` job that failed for good as a whole (its runs' own failures are handled inside it): every run it
+   * claimed that has not settled fails with the job's error (the job's dead-letter entry names the batch) and
+   * leaves the backlog.
+   */
+  async #failBatch(job: Job<BatchJob>, error: { code: string; message: string }): Promise<void> {
+    const { codeHash, generation } = job.data;
+    const { store, settings } = this.#microBatches;
+    const { entries } = await store.claim(codeHash, generation, settings.maxResults);
+    for (const { execute: run } of entries) {
+      if (!(await this.ctx.results.isSettled(run.resultId))) {
+        await this.ctx.results.failRun(run.resultId, { code: error.code, message: error.message, stage: "batches" });
+        await this.backlog.release(run.resultId, run.cryptletId);
+      }
+      await store.settle(codeHash, run.resultId);
+    }
+    await store.release(codeHash, generation);
   }
 
   /** Takes a run that failed for good in `stage` out of the backlog (a failed write does not end its run). */

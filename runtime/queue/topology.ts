@@ -16,6 +16,9 @@
  * composite receipt. Every job id is derived from the `resultId`, so accepting the same event twice, or
  * retrying any stage, never creates a second result or a second transaction.
  *
+ * With micro-batching configured, an anchor-only run has none of these jobs: it joins its package's micro-batch,
+ * and one `batches` job (`batch-<codeHash>-<generation>`) does the work of many runs (runtime/queue/microBatch.ts).
+ *
  * @module
  */
 import type { JobsOptions } from "bullmq";
@@ -37,6 +40,11 @@ export const QUEUES = {
   writes: "writes",
   /** Run parents: complete when every write has, and return the composite receipt. */
   runs: "runs",
+  /**
+   * Micro-batches (runtime/queue/microBatch.ts): one job executes, attests, anchors and finishes many anchor-only
+   * runs of one package, in place of their execute, attest, write and run jobs. Used when `microBatch` is configured.
+   */
+  batches: "batches",
   /** Jobs that failed for good, kept for inspection and replay. */
   deadLetter: "dead-letter",
 } as const;
@@ -185,12 +193,25 @@ export interface RunJob {
   cryptlet: { name: string; version: string; cryptletId: Hex32; codeHash: Hex32 };
 }
 
+/**
+ * `batches` job payload: one generation of a package's micro-batch queue (runtime/queue/microBatch.ts). Its
+ * results are not in the payload: the job claims them from Redis when it first runs.
+ */
+export interface BatchJob {
+  codeHash: Hex32;
+  cryptletId: Hex32;
+  /** The generation this job claims (0, 1, 2, … per code hash). */
+  generation: number;
+}
+
 /** Job ids: one per stage and result, so that duplicates are no-ops. */
 export const jobIds = {
   run: (resultId: string) => `run-${resultId}`,
   execute: (resultId: string) => `execute-${resultId}`,
   attest: (resultId: string) => `attest-${resultId}`,
   write: (chain: string, mode: string, resultId: string) => `write-${chain}-${mode}-${resultId}`,
+  /** One per package and generation of its micro-batch queue. */
+  batch: (codeHash: string, generation: number) => `batch-${codeHash}-${generation}`,
 };
 
 /**
@@ -198,7 +219,7 @@ export const jobIds = {
  * `UnrecoverableError`); others retry with exponential backoff (delay in ms doubles from `delay`).
  */
 export const RETRY: Record<
-  "events" | "execute" | "attest" | "writes" | "runs",
+  "events" | "execute" | "attest" | "writes" | "runs" | "batches",
   Pick<JobsOptions, "attempts" | "backoff">
 > = {
   events: { attempts: 5, backoff: { type: "exponential", delay: 200 } },
@@ -206,6 +227,8 @@ export const RETRY: Record<
   attest: { attempts: 8, backoff: { type: "exponential", delay: 500 } },
   writes: { attempts: 12, backoff: { type: "exponential", delay: 1000 } },
   runs: { attempts: 5, backoff: { type: "exponential", delay: 500 } },
+  /** A batch retries the results that failed with a retryable error (the others are kept or already failed). */
+  batches: { attempts: 8, backoff: { type: "exponential", delay: 500 } },
 };
 
 /** Completed or failed jobs kept per queue at most (BullMQ `KeepJobs.count`), whatever their age. */

@@ -44,9 +44,10 @@ async function removeUnlessLocked(job: { remove(): Promise<void> } | undefined |
  *    (`recorded/in-flight` while a worker is accepting it);
  * 2. a write outcome or a write job exists for any target → `recorded/written`;
  * 3. the run already failed before its writes → `cancelled/already-failed`;
- * 4. otherwise the run's flow (run, attest, execute jobs) is removed → `cancelled/not-written`, and for a chain
- *    log the run record gets `ERR_TRIGGER_LOG_REORGED` so that waiters learn it; if a worker holds one of
- *    the jobs → `recorded/in-flight`.
+ * 4. otherwise the run's flow (run, attest, execute jobs) is removed, or a micro-batched run withdrawn from its
+ *    batch (runtime/queue/microBatch.ts) → `cancelled/not-written`, and for a chain log the run record gets
+ *    `ERR_TRIGGER_LOG_REORGED` so that waiters learn it; if a worker holds one of the jobs, or a `batches` job
+ *    has claimed the run → `recorded/in-flight`.
  *
  * An oracle request's run keeps no error: its `resultId` comes from the oracle's request id, which the same
  * request keeps when it is mined again on the new branch, so a new event for it must be able to run.
@@ -87,6 +88,9 @@ export async function cancelRemovedRun(pipeline: Pipeline, removed: RemovedLog):
   if (run.error) return { ...base, action: "cancelled", reason: "already-failed" };
   const runJob = await pipeline.queue(QUEUES.runs).getJob(jobIds.run(run.resultId));
   if (!(await removeUnlessLocked(runJob))) return { ...base, action: "recorded", reason: "in-flight" };
+  // A micro-batched run has no run job: it is withdrawn from its batch unless a job has claimed it already.
+  const withdrawn = runJob ? "absent" : await pipeline.withdrawBatchedRun(run.resultId as Hex32, run.cryptlet.codeHash);
+  if (withdrawn === "claimed") return { ...base, action: "recorded", reason: "in-flight" };
   if (event.kind === "chain-log") {
     const error = new TriggerLogReorgedError({
       eventId: event.eventId,

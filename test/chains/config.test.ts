@@ -173,3 +173,31 @@ describe("chains configuration: latency settings (docs/chains.md)", () => {
     expect(runtime([chain(rpc)]).triggers.pollIntervalMs).toBeUndefined();
   });
 });
+
+describe("runtime configuration: microBatch (docs/pipeline.md, Micro-batches)", () => {
+  const base = {
+    consortiumId: `0x${"11".repeat(32)}`,
+    keys: { resultSigners: [signer], attestation: signer },
+    chains: [chain({ rpcUrl: "http://127.0.0.1:8545" })],
+  };
+
+  it("is off unless set; keeps the values given", () => {
+    expect(parseRuntimeConfig(base).microBatch).toBeUndefined();
+    expect(parseRuntimeConfig({ ...base, microBatch: {} }).microBatch).toEqual({});
+    expect(parseRuntimeConfig({ ...base, microBatch: { maxResults: 256, windowMs: 0 } }).microBatch).toEqual({
+      maxResults: 256,
+      windowMs: 0,
+    });
+  });
+
+  it.each([
+    [{ maxResults: 257 }, "microBatch.maxResults"],
+    [{ maxResults: 0 }, "microBatch.maxResults"],
+    [{ windowMs: -1 }, "microBatch.windowMs"],
+    [{ windowMs: 10_001 }, "microBatch.windowMs"],
+    [{ maxResult: 10 }, "microBatch.maxResult"],
+  ])("refuses %j, naming %s", (microBatch, path) => {
+    const { errors } = problemsOf(() => parseRuntimeConfig({ ...base, microBatch }));
+    expect(errors.map((e) => e.path)).toEqual([path]);
+  });
+});

@@ -5,11 +5,19 @@ import { bundleEvidenceHash } from "../../runtime/attestation/evidence.ts";
 import { BATCH_ATTESTATION_TOKEN_TYPE, buildJwks, verifyAttestationToken } from "../../runtime/attestation/token.ts";
 import { bundleResultToStruct } from "../../runtime/attestation/bundle.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
+import type { MicroBatchSettings } from "../../runtime/queue/microBatch.ts";
 import type { CompositeReceipt } from "../../runtime/queue/results.ts";
+import { QUEUES } from "../../runtime/queue/topology.ts";
 import { loadMinuteInputs } from "../../cryptlets/price-median/data/loadObservations.ts";
 import { startPipelineStack, type PipelineStack } from "../support/pipelineStack.ts";
 
-describe("pipeline in anchor mode: 1,000 events into two chains", () => {
+/** Per-result jobs (the default), and micro-batches (runtime/queue/microBatch.ts): the same checks hold for both. */
+const VARIANTS: { name: string; microBatch?: MicroBatchSettings }[] = [
+  { name: "a job per stage and result" },
+  { name: "micro-batches of at most 64 runs", microBatch: { maxResults: 64, windowMs: 20 } },
+];
+
+describe.each(VARIANTS)("pipeline in anchor mode: 1,000 events into two chains, $name", ({ microBatch }) => {
   let stack: PipelineStack;
 
   beforeAll(async () => {
@@ -23,6 +31,7 @@ describe("pipeline in anchor mode: 1,000 events into two chains", () => {
         { chain: "public", mode: "anchor" },
       ],
       workers: { concurrency: { execute: 8, attest: 16, writes: 256 } },
+      ...(microBatch ? { microBatch } : {}),
     });
   }, 120_000);
 
@@ -55,6 +64,22 @@ describe("pipeline in anchor mode: 1,000 events into two chains", () => {
       if (outcome.status === "complete") receipts.push(outcome.receipt);
     }
     expect(receipts.every((r) => r.status === "confirmed")).toBe(true);
+    // Which jobs carried them: five per run (execute, attest, a write per chain, the run), or a few batches.
+    const jobs = Object.fromEntries(
+      await Promise.all(
+        [QUEUES.execute, QUEUES.attest, QUEUES.writes, QUEUES.runs, QUEUES.batches].map(
+          async (name) => [name, (await stack.pipeline.queue(name).getJobCounts("completed")).completed ?? 0] as const,
+        ),
+      ),
+    );
+    if (microBatch) {
+      expect(jobs).toMatchObject({ execute: 0, attest: 0, writes: 0, runs: 0 });
+      // At least 1,000 / 64 batches (none larger than its maximum), and far fewer than runs.
+      expect(jobs.batches).toBeGreaterThanOrEqual(Math.ceil(1000 / microBatch.maxResults!));
+      expect(jobs.batches).toBeLessThan(1000 / 4);
+    } else {
+      expect(jobs).toEqual({ execute: 1000, attest: 1000, writes: 2000, runs: 1000, batches: 0 });
+    }
     // Anchor-only runs carry no per-result signatures: the batch signature covers them.
     expect(receipts.every((r) => r.bundle.signatures.length === 0)).toBe(true);
 

@@ -27,6 +27,7 @@ import type { Party } from "../../runtime/packages/manifest.ts";
 import type { PipelineChain, PipelineContext, PipelineLogger } from "../../runtime/queue/context.ts";
 import { Pipeline, type WorkerOptions } from "../../runtime/queue/pipeline.ts";
 import type { BacklogLimits } from "../../runtime/queue/backlog.ts";
+import type { MicroBatchSettings } from "../../runtime/queue/microBatch.ts";
 import { DirectoryBundleArchive } from "../../runtime/archive/DirectoryBundleArchive.ts";
 import { openRedis, scanKeys, type RedisClient } from "../../runtime/queue/redisClient.ts";
 import { ResultStore } from "../../runtime/queue/results.ts";
@@ -89,6 +90,8 @@ export async function startPipelineStack(options: {
   archiveDirectory?: string;
   /** Backlog bounds (runtime/queue/backlog.ts). */
   backlog?: BacklogLimits;
+  /** Micro-batching of anchor-only runs (runtime/queue/microBatch.ts), in the context and the written configuration. */
+  microBatch?: MicroBatchSettings;
   /** More fields of each chain's configuration (e.g. `wsUrl`), given its node once started. */
   chainSettings?: (node: HardhatNode) => Promise<Record<string, unknown>> | Record<string, unknown>;
 }): Promise<PipelineStack> {
@@ -226,6 +229,7 @@ export async function startPipelineStack(options: {
       ...(options.archiveDirectory ? { archive: new DirectoryBundleArchive(options.archiveDirectory) } : {}),
     }),
     ...(options.backlog ? { backlog: options.backlog } : {}),
+    ...(options.microBatch ? { microBatch: options.microBatch } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   };
   const pipeline = new Pipeline(ctx);
@@ -254,6 +258,7 @@ export async function startPipelineStack(options: {
           prefix,
           consortiumId: STACK_CONSORTIUM_ID,
           issuer: "test-runtime",
+          ...(options.microBatch ? { microBatch: options.microBatch } : {}),
           keys: {
             resultSigners: [key("result-signer-1"), key("result-signer-2")],
             attestation: key("attestation"),
