@@ -346,11 +346,15 @@ export class AnchorBatcher {
   /** Milliseconds until the next flush has something to close, or `undefined` when nothing is queued. */
   async nextDueInMs(): Promise<number | undefined> {
     const { maxBatchSize, maxBatchDelayMs } = this.writer.chain.anchor;
-    const [count, oldest] = await Promise.all([
-      this.#redis.zcard(this.#key("pending")),
-      this.#redis.zrange(this.#key("pending"), 0, 0, "WITHSCORES"),
-    ]);
-    if (count === 0) return undefined;
+    // One transaction: read apart, a flush between the two reads left a count without an oldest member (NaN).
+    const replies = await this.#redis
+      .multi()
+      .zcard(this.#key("pending"))
+      .zrange(this.#key("pending"), 0, 0, "WITHSCORES")
+      .exec();
+    const count = Number(replies?.[0]?.[1] ?? 0);
+    const oldest = (replies?.[1]?.[1] ?? []) as string[];
+    if (count === 0 || oldest.length < 2) return undefined;
     if (count >= maxBatchSize) return 0;
     return Math.max(0, Number(oldest[1]) + maxBatchDelayMs - Date.now());
   }
