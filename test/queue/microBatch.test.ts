@@ -284,7 +284,7 @@ describe("a worker process killed with SIGKILL in the middle of micro-batches, t
     const caFile = path.join(path.dirname(configFile), "ca.pem");
     const first = await startWorker(configFile, caFile);
     children.push(first);
-    const minutes = (await loadMinuteInputs()).slice(0, 300);
+    const minutes = (await loadMinuteInputs()).slice(0, 200);
     const runs = await Promise.all(
       minutes.map(({ minute, input }) =>
         stack.pipeline.submit({

@@ -20,7 +20,7 @@ import { DelayedError, type Job } from "bullmq";
 
 import { bundleResultToStruct } from "../../attestation/bundle.ts";
 import type { CryptletResult } from "../../attestation/eip712.ts";
-import { classifyError, CryptletError } from "../../errors.ts";
+import { classifyError, CryptletError, errorToJSON } from "../../errors.ts";
 import { circuitOpenRetryAfterMs } from "../../resilience/dependency.ts";
 import type { PipelineContext } from "../context.ts";
 import { ERR_CHAIN_UNKNOWN, ERR_RUN_UNKNOWN } from "../errors.ts";
@@ -55,6 +55,11 @@ export interface BatchSummary {
   completed: number;
   /** Runs that failed for good (each has its dead-letter entry). */
   failed: number;
+}
+
+/** A retryable failure of a sealed Cryptlet's run, its code kept and its text withheld. */
+function withheld(error: unknown): CryptletError {
+  return new CryptletError(errorToJSON(error).code, "(withheld: sealed Cryptlet)", { retryable: true });
 }
 
 /** One run of the batch as the job sees it now. */
@@ -108,7 +113,10 @@ export async function runBatch(
   /** A run's failure: for good now (it fails alone), or retried with the job. */
   const onFailure = async (member: Member, stage: "execute" | "attest", error: unknown) => {
     if (classifyError(error) === "retry" && !final) {
-      retrying.push(error);
+      // The job's error is logged and kept by BullMQ: a sealed Cryptlet's execute error keeps its code only (its
+      // text may echo the input), as in the execute stage. A dependency's open circuit says nothing of the input.
+      const sealed = stage === "execute" && member.entry.execute.sealedInput !== undefined;
+      retrying.push(sealed && circuitOpenRetryAfterMs(error) === undefined ? withheld(error) : error);
       return;
     }
     await host.failRun(job, member.entry, stage, error);
