@@ -139,6 +139,25 @@ describe("micro-batch queue (Redis, lua/joinBatch-4.lua and lua/claimBatch-4.lua
   }, 60_000);
 });
 
+/** The event id of a minute's HTTP event submitted by {@link submitMinutes}. */
+const eventIdOf = (stack: PipelineStack, tag: string, minute: number) =>
+  httpEventId(`${stack.prefix}-${tag}-${minute}`);
+
+/** Submits one HTTP event per minute of price-median's data (idempotency key `<tag>-<minute>`). */
+function submitMinutes(stack: PipelineStack, minutes: MinuteInput[], tag: string) {
+  return Promise.all(
+    minutes.map(({ minute, input }) =>
+      stack.pipeline.submit({
+        eventId: eventIdOf(stack, tag, minute),
+        cryptlet: { name: stack.pkg.manifest.name },
+        source: { type: "http", idempotencyKey: `${tag}-${minute}` },
+        input,
+        time: minute + 59,
+      }),
+    ),
+  );
+}
+
 /** Anchored results per chain, read from the ledger's `BatchAnchored` events: root → count. */
 async function anchoredBatches(chain: StackChain): Promise<Map<string, number>> {
   const ledger = interfaceOf("ResultLedger");
@@ -285,17 +304,7 @@ describe("a worker process killed with SIGKILL in the middle of micro-batches, t
     const first = await startWorker(configFile, caFile);
     children.push(first);
     const minutes = (await loadMinuteInputs()).slice(0, 200);
-    const runs = await Promise.all(
-      minutes.map(({ minute, input }) =>
-        stack.pipeline.submit({
-          eventId: httpEventId(`${stack.prefix}-mb-crash-${minute}`),
-          cryptlet: { name: stack.pkg.manifest.name },
-          source: { type: "http", idempotencyKey: `mb-crash-${minute}` },
-          input,
-          time: minute + 59,
-        }),
-      ),
-    );
+    const runs = await submitMinutes(stack, minutes, "mb-crash");
     // Kill the worker once some runs have their receipts and others are attested or waiting for their anchors.
     const deadline = Date.now() + 90_000;
     let done = 0;
@@ -350,17 +359,7 @@ describe("a reorg cancelling micro-batched runs (runtime/triggers/cancelRun.ts)"
 
   test("a run not yet claimed is withdrawn and never anchored; a claimed or written one is left to finish", async () => {
     const minutes = (await loadMinuteInputs()).slice(0, 4);
-    const runs = await Promise.all(
-      minutes.map(({ minute, input }) =>
-        stack.pipeline.submit({
-          eventId: httpEventId(`${stack.prefix}-mb-reorg-${minute}`),
-          cryptlet: { name: stack.pkg.manifest.name },
-          source: { type: "http", idempotencyKey: `mb-reorg-${minute}` },
-          input,
-          time: minute + 59,
-        }),
-      ),
-    );
+    const runs = await submitMinutes(stack, minutes, "mb-reorg");
     const deadline = Date.now() + 30_000;
     while ((await Promise.all(runs.map((r) => stack.ctx.results.getRun(r.resultId)))).some((r) => !r)) {
       if (Date.now() > deadline) throw new Error("runs not accepted");
@@ -372,7 +371,7 @@ describe("a reorg cancelling micro-batched runs (runtime/triggers/cancelRun.ts)"
       blockNumber: 1,
       blockHash: `0x${"ab".repeat(32)}`,
       event: {
-        eventId: httpEventId(`${stack.prefix}-mb-reorg-${minutes[index]!.minute}`),
+        eventId: eventIdOf(stack, "mb-reorg", minutes[index]!.minute),
         runId: runs[index]!.runId,
         cryptlet: stack.pkg.manifest.name,
         kind: "chain-log" as const,
