@@ -3,11 +3,11 @@ import path from "node:path";
 
 import fc from "fast-check";
 
-import type { Hex32 } from "../../runtime/attestation/eip712.ts";
+import { computeResultId, type Hex32 } from "../../runtime/attestation/eip712.ts";
 import { httpEventId } from "../../runtime/attestation/ids.ts";
 import { interfaceOf } from "../../runtime/chains/contracts.ts";
 import { CryptletError } from "../../runtime/errors.ts";
-import { ERR_RUN_UNKNOWN } from "../../runtime/queue/errors.ts";
+import { ERR_CHAIN_UNKNOWN, ERR_RUN_UNKNOWN } from "../../runtime/queue/errors.ts";
 import { MicroBatchStore, type BatchEntry } from "../../runtime/queue/microBatch.ts";
 import { openRedis, scanKeys, type RedisClient } from "../../runtime/queue/redisClient.ts";
 import type { CompositeReceipt } from "../../runtime/queue/results.ts";
@@ -265,6 +265,40 @@ describe("micro-batches in the pipeline (one chain, in-process workers)", () => 
       sandbox.run = run;
     }
   }, 120_000);
+
+  test("a batch job that fails for good as a whole fails each of its runs, with the job's error, and nothing stays in flight", async () => {
+    // A failure outside any run's own handling (here the result store refusing a read, not retryable).
+    const results = stack.ctx.results;
+    const getAttested = results.getAttested.bind(results);
+    const doomed = new Set<string>();
+    results.getAttested = async (resultId: string) => {
+      if (doomed.has(resultId)) throw new CryptletError(ERR_CHAIN_UNKNOWN, "injected: the store refused a read");
+      return getAttested(resultId);
+    };
+    try {
+      const events = [50, 51, 52].map((i) => event(i, `mb-doomed-${i}`));
+      for (const e of events) doomed.add(computeResultId(stack.pkg.cryptletId, e.eventId));
+      const runs = await Promise.all(events.map((e) => stack.pipeline.submit(e)));
+      for (const run of runs) {
+        const outcome = await stack.pipeline.waitForRun(run.runId, 30_000);
+        expect(outcome.status === "failed" && outcome.error).toMatchObject({
+          stage: "batches",
+          code: "ERR_CHAIN_UNKNOWN",
+        });
+      }
+      const dead = (await stack.pipeline.deadLetters()).filter(
+        (d) => d.queue === QUEUES.batches && d.error.code === "ERR_CHAIN_UNKNOWN",
+      );
+      expect(dead).toHaveLength(1);
+      expect(dead[0]!.jobId).toMatch(/^batch-0x[0-9a-f]{64}-\d+$/);
+      expect((await stack.pipeline.backlog.size()).runs).toBe(0);
+      const claimed = [];
+      for await (const keys of scanKeys(stack.redis, `${stack.prefix}:{batch:*}:claimed:*`)) claimed.push(...keys);
+      expect(claimed).toEqual([]);
+    } finally {
+      results.getAttested = getAttested;
+    }
+  }, 60_000);
 
   test("per-result job ids are not used: a micro-batched run has no execute, attest, write or run job", async () => {
     const { runId, resultId } = await stack.pipeline.submit(event(40, "mb-jobs"));
