@@ -7,7 +7,6 @@
 
 import type { Hex32 } from "../attestation/eip712.ts";
 import type { ResultSigner } from "../attestation/signing.ts";
-import type { MicroBatchSettings } from "./microBatch.ts";
 import type { AnchorBatcher } from "../chains/anchor.ts";
 import type { ChainConfig } from "../chains/config.ts";
 import type { ChainWriter } from "../chains/writer.ts";
@@ -17,6 +16,7 @@ import type { PackageStore } from "../packages/PackageStore.ts";
 import type { SandboxPool } from "../sandbox/pool.ts";
 import type { RedisDurabilityGuard } from "./redisDurability.ts";
 import type { BacklogLimits } from "./backlog.ts";
+import type { MicroBatchSettings } from "./microBatch.ts";
 import type { ResultStore } from "./results.ts";
 import type { RedisClient, RedisClusterSettings } from "./redisClient.ts";
 

@@ -11,6 +11,7 @@
  * ({@link MicroBatchStore.claim}); it adds the next generation's job itself when runs are left over. A retried or
  * taken-over job claims the same runs again, so a crash never loses or duplicates one: every step of a run is
  * idempotent on its `resultId` (stored attested record, the anchor batcher's queue, outcomes, receipt).
+ * A trigger cancelling a run after a reorg withdraws it while no job has claimed it ({@link MicroBatchStore.withdraw}).
  *
  * Redis layout (prefix `P`, code hash `C`; the `{batch:C}` hash tag keeps a package's keys in one Redis Cluster
  * slot, as the scripts need):
