@@ -102,7 +102,7 @@ export function writeChaosSection(report: ChaosReport, command: string, file = R
     "Receipts and dead letters come from the runtime; latency runs from the accepted submission to the composite",
     "receipt. The run fails on any accepted event not written on a chain, any result with more than one write",
     "transaction, a nonce mismatch or a pending transaction, a missing or partial receipt, a dead letter, or a fault",
-    "that never hit a request.",
+    "that never hit a request (a fault that has not hit one stays on past its time, up to 60 s).",
     "",
     formatChaosSummary(report),
     end,

@@ -87,11 +87,23 @@ export interface FaultRecord {
 const hitsOf = (proxies: FaultProxy[]) =>
   proxies.reduce((sum, p) => sum + p.stats.refused + p.stats.blackHoled + p.stats.answered502, 0);
 
-/** Waits `holdMs`, then longer (up to 3 × `holdMs` in all) while the proxies' fault counters stay at `before`. */
+/**
+ * The longest a fault that has hit no request stays on, in ms: above a lane lock's longest wait (30 s,
+ * runtime/chains/lane.ts), so that a chain whose writes wait for their lane (a writer held it across the whole fault,
+ * seen in fresh-clone CI runs: `ERR_CHAIN_LANE_BUSY`) still sends a transaction into a `502-after-forward` fault.
+ */
+const HOLD_UNTIL_HIT_MAX_MS = 60_000;
+
+/**
+ * Waits `holdMs`, then longer (up to 3 × `holdMs`, or {@link HOLD_UNTIL_HIT_MAX_MS} if that is longer) while the
+ * proxies' fault counters stay at `before`.
+ * @returns the fault's hits.
+ */
 async function holdUntilHit(proxies: FaultProxy[], before: number, holdMs: number): Promise<number> {
   const began = Date.now();
   await sleep(holdMs);
-  while (hitsOf(proxies) === before && Date.now() - began < 3 * holdMs) await sleep(250);
+  const longest = Math.max(3 * holdMs, HOLD_UNTIL_HIT_MAX_MS);
+  while (hitsOf(proxies) === before && Date.now() - began < longest) await sleep(250);
   return hitsOf(proxies) - before;
 }
 
