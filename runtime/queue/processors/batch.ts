@@ -5,7 +5,8 @@
  * 1. claims its runs (the same ones on every attempt);
  * 2. runs each Cryptlet in the sandbox (a new isolate per run, as always; sealed outputs sealed here);
  * 3. attests them together: their attestation tokens are one batch token (one Key Vault signature, its Merkle root
- *    over every result), their proof bundles stored once each;
+ *    over their results), or a few when some reach the token batcher while it signs; each proof bundle is stored
+ *    once;
  * 4. queues them in each target chain's anchor batcher, then waits without holding a worker slot (the job is
  *    delayed and checked again) until every run is anchored, recording each run's outcomes and composite receipt
  *    as soon as its own batches are confirmed.
@@ -125,8 +126,9 @@ export async function runBatch(
     member.failed = true;
   };
 
-  // Execute every run not yet attested, then attest them all in one turn of the event loop: the attestation
-  // token batcher (runtime/attestation/tokenBatcher.ts) signs the results asked for in one turn as one token.
+  // Execute every run not yet attested, then attest them all together: the attestation token batcher
+  // (runtime/attestation/tokenBatcher.ts) signs the results asked for in one turn as one token, and those asked for
+  // while it signs as the next.
   const toRun = members.filter((m) => !m.settled && !m.attested);
   const executed = await Promise.allSettled(toRun.map((m) => executeRun(m.entry.execute, ctx)));
   const toAttest: { member: Member; output: ExecuteOutput }[] = [];
