@@ -1,9 +1,9 @@
 /**
  * Keccak-256 (the Ethereum hash: Keccak with the original `0x01` padding, not NIST SHA3-256's `0x06`) over bytes,
- * computed by `hash-wasm`'s WebAssembly Keccak. Node's OpenSSL offers SHA3-256 but not Keccak-256; this is about ten
- * times faster per 64-byte hash than the JavaScript permutation of `@noble/hashes` that ethers uses (docs/benchmarks.md,
- * "Proofs"), which matters where thousands of small hashes are made: Merkle trees, EIP-712 struct hashes and
- * digests. test/attestation/keccak.test.ts compares it with ethers' `keccak256` on random inputs of many lengths.
+ * computed by `hash-wasm`'s WebAssembly Keccak. Node's OpenSSL offers SHA3-256 but not Keccak-256; this is faster
+ * per small hash than the JavaScript permutation of `@noble/hashes` that ethers uses, which matters where thousands
+ * of small hashes are made: Merkle trees, EIP-712 struct hashes and digests (the Merkle batch row of
+ * docs/benchmarks.md, "Proofs", measures the effect). test/attestation/keccak.test.ts compares it with ethers' `keccak256` on random inputs of many lengths.
  *
  * One hasher instance serves the process: every call is synchronous (init, update, digest), so calls never
  * interleave.

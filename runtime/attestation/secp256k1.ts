@@ -2,8 +2,8 @@
  * secp256k1 public-key recovery (`ecrecover`) for 65-byte Ethereum signatures by libsecp256k1 through the `secp256k1`
  * package's N-API binding (its prebuilt Linux, macOS and Windows x64 binaries load without an install script; on
  * other platforms the package falls back to its own JavaScript implementation, `elliptic`, with the same answers).
- * A recovery there takes tens of microseconds, where the JavaScript curve arithmetic of @noble/curves took
- * milliseconds (docs/benchmarks.md, "Proofs"). Points are handed to callers as @noble/curves points.
+ * It is much faster than the JavaScript curve arithmetic of @noble/curves (the verifyBundle row of docs/benchmarks.md,
+ * "Proofs", measures the effect). Points are handed to callers as @noble/curves points.
  *
  * Keys already known (given, or recovered from a signature that counted) are remembered by address, so that
  * {@link recoversToKnownKey} compares a recovery with the key's bytes and skips the address derivation (keccak256

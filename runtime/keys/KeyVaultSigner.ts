@@ -33,8 +33,8 @@ const HALF_N = N >> 1n;
  * call over a 32-byte digest; the provider's raw `r‖s` is made Ethereum-canonical here: `s` is normalised to the
  * low half of the curve order (EIP-2: `s' = n − s`), and `v` (the y-parity, 27/28 or EIP-155/EIP-2718 as the
  * format needs) is the parity of the signature's nonce point: the recovery id with which libsecp256k1 recovers the
- * key's own public key from the signature (at most two recoveries of tens of microseconds, which also check that the
- * signature is the key's). Works unchanged with ethers contracts and providers (`contract.connect(signer)`,
+ * key's own public key from the signature (at most two recoveries, which also check that the signature is the
+ * key's). Works unchanged with ethers contracts and providers (`contract.connect(signer)`,
  * `signer.sendTransaction`).
  *
  * When the provider follows the latest key version, the address changes with a rotation; the address of a

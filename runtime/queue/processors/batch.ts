@@ -23,7 +23,7 @@ import { bundleResultToStruct } from "../../attestation/bundle.ts";
 import type { CryptletResult } from "../../attestation/eip712.ts";
 import { classifyError, CryptletError, errorToJSON } from "../../errors.ts";
 import { circuitOpenRetryAfterMs } from "../../resilience/dependency.ts";
-import type { PipelineContext } from "../context.ts";
+import type { AnchorService, PipelineContext } from "../context.ts";
 import { ERR_CHAIN_UNKNOWN, ERR_RUN_UNKNOWN } from "../errors.ts";
 import type { BatchEntry, MicroBatchSettings, MicroBatchStore } from "../microBatch.ts";
 import type { AttestedRecord, ChainOutcome, RunRecord } from "../results.ts";
@@ -144,18 +144,11 @@ export async function runBatch(
     else await onFailure(toAttest[i]!.member, "attest", outcome.reason);
   }
 
-  // Anchors: queue every attested run in its chains' batches (idempotent per result), then record the runs whose
-  // batches are confirmed on every target chain.
+  // Anchors: a run whose batches are confirmed on every target chain is recorded; one that is not is queued in the
+  // batches of the chains that have not anchored it (idempotent per result), so that a run already anchored is not
+  // queued again each time the job checks.
   const open = members.filter((m) => !m.settled && m.attested);
-  const byChain = new Map<string, CryptletResult[]>();
-  for (const member of open) {
-    for (const target of member.run.targets) {
-      const list = byChain.get(target.chain) ?? [];
-      list.push(bundleResultToStruct(member.attested!.bundle.result));
-      byChain.set(target.chain, list);
-    }
-  }
-  for (const [name, results] of byChain) await ctx.chains.get(name)?.anchors?.enqueueMany(results);
+  const toQueue = new Map<AnchorService, CryptletResult[]>();
   let waiting: Member | undefined;
   await Promise.all(
     open.map(async (member) => {
@@ -176,8 +169,10 @@ export async function runBatch(
         }
         const record = await anchors.anchorOf(resultId);
         if (!record) {
-          waiting ??= member;
-          return;
+          const queued = toQueue.get(anchors) ?? [];
+          queued.push(bundleResultToStruct(member.attested!.bundle.result));
+          toQueue.set(anchors, queued);
+          continue;
         }
         outcomes.push({
           chain: target.chain,
@@ -188,6 +183,10 @@ export async function runBatch(
           updatedAt: Date.now(),
         });
       }
+      if (outcomes.length < member.run.targets.length) {
+        waiting ??= member;
+        return;
+      }
       for (const outcome of outcomes) await ctx.results.putOutcome(resultId, outcome);
       const { run } = member;
       await ctx.results.buildReceipt(run.runId, run.resultId, run.cryptlet, run.targets);
@@ -196,6 +195,7 @@ export async function runBatch(
       member.settled = true;
     }),
   );
+  for (const [anchors, results] of toQueue) await anchors.enqueueMany(results);
 
   if (retrying.length > 0) {
     // A dependency whose circuit is open first: the pipeline then delays the job without spending an attempt.
